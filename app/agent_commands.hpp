@@ -1,0 +1,16 @@
+// The `tether` binary's subcommands.
+#pragma once
+
+#include "app/dispatch.hpp"
+#include "auth/state_paths.hpp"
+
+namespace tether::app {
+
+std::span<const subcommand> agent_commands();
+
+/// --state-dir, TETHER_STATE_DIR, or the per-user default.
+auth::state_paths resolve_state_dir(const invocation& inv);
+
+int agent_run(invocation& inv);
+
+}  // namespace tether::app

@@ -1,0 +1,165 @@
+#include "app/dispatch.hpp"
+
+#include "app/exit_status.hpp"
+
+#include <unistd.h>
+
+#include <charconv>
+#include <iostream>
+
+namespace tether::app {
+
+log::logger make_logger(const cli::arguments& args)
+{
+    auto lvl = log::level::info;
+    if (const auto v = args.value("log-level")) {
+        const auto parsed = log::parse_level(*v);
+        if (!parsed)
+            throw cli::usage_error(args.origin("log-level") + " must be debug, info, warn or error, not '" +
+                                   *v + "'");
+        lvl = *parsed;
+    }
+    auto fmt = ::isatty(STDERR_FILENO) ? log::format::text : log::format::json;
+    if (const auto v = args.value("log-format")) {
+        const auto parsed = log::parse_format(*v);
+        if (!parsed)
+            throw cli::usage_error(args.origin("log-format") + " must be text or json, not '" + *v + "'");
+        fmt = *parsed;
+    }
+    return log::logger(lvl, fmt);
+}
+
+std::chrono::milliseconds parse_duration(std::string_view text, std::string_view what)
+{
+    std::uint64_t n = 0;
+    const auto* first = text.data();
+    const auto* last = text.data() + text.size();
+    const auto [ptr, ec] = std::from_chars(first, last, n);
+    const std::string_view unit(ptr, static_cast<std::size_t>(last - ptr));
+    const auto bad = [&] {
+        return cli::usage_error(std::string(what) + ": '" + std::string(text) +
+                                "' is not a duration (use 500ms, 30s, 5m, 1h)");
+    };
+    if (ec != std::errc{} || ptr == first || n > 10'000'000) throw bad();
+    using namespace std::chrono;
+    if (unit.empty() || unit == "s") return seconds(n);
+    if (unit == "ms") return milliseconds(n);
+    if (unit == "m") return minutes(n);
+    if (unit == "h") return hours(n);
+    throw bad();
+}
+
+unsigned long parse_count(std::string_view text, std::string_view what, unsigned long lo, unsigned long hi)
+{
+    unsigned long n = 0;
+    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc{} || ptr != text.data() + text.size() || n < lo || n > hi)
+        throw cli::usage_error(std::string(what) + ": '" + std::string(text) +
+                               "' is not a whole number from " + std::to_string(lo) + " to " +
+                               std::to_string(hi));
+    return n;
+}
+
+int not_implemented(const invocation& inv, std::string_view command)
+{
+    std::cerr << inv.program << ": '" << command << "' is not implemented yet\n";
+    return to_int(exit_status::usage);
+}
+
+namespace {
+
+const subcommand* find(std::span<const subcommand> cmds, std::string_view name)
+{
+    for (const auto& c : cmds)
+        if (c.spec.name == name) return &c;
+    return nullptr;
+}
+
+std::vector<cli::command> specs_of(std::span<const subcommand> cmds)
+{
+    std::vector<cli::command> out;
+    for (const auto& c : cmds) out.push_back(c.spec);
+    return out;
+}
+
+int run_command(const std::string& program, const subcommand& cmd, std::span<const std::string> rest,
+                const cli::env_lookup& env, cli::arguments outer)
+{
+    const std::string full = program + " " + std::string(cmd.spec.name);
+    if (!cmd.children.empty()) {
+        std::size_t at = 0;
+        auto args = cli::parse(cmd.spec, rest, nullptr, &at);
+        if (args.help_requested() || at >= rest.size()) {
+            const auto specs = specs_of(cmd.children);
+            (at >= rest.size() && !args.help_requested() ? std::cerr : std::cout)
+                << cli::render_overview(full, cmd.spec.summary, specs);
+            return args.help_requested() ? 0 : to_int(exit_status::usage);
+        }
+        const subcommand* child = find(cmd.children, rest[at]);
+        if (!child) throw cli::usage_error("unknown command '" + rest[at] + "' (see '" + full + " --help')");
+        outer.merge(args);
+        // The child accepts its parent's flags too, so flag order is free.
+        subcommand merged = *child;
+        for (const auto& f : cmd.spec.flags) merged.spec.flags.push_back(f);
+        return run_command(full, merged, rest.subspan(at + 1), env, outer);
+    }
+    auto args = cli::parse(cmd.spec, rest, env);
+    if (args.help_requested()) {
+        std::cout << cli::render_help(program, cmd.spec);
+        return 0;
+    }
+    outer.merge(args);
+    const auto logger = make_logger(outer);
+    invocation inv{program, outer, logger, env};
+    return cmd.run(inv);
+}
+
+}  // namespace
+
+int dispatch(const program_spec& program, int argc, char** argv, const cli::env_lookup& env)
+{
+    const std::string name(program.name);
+    std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
+    const auto specs = specs_of(program.commands);
+    try {
+        // Common flags may stand before the command name: `tether --log-level debug run`.
+        std::vector<std::string> leading;
+        while (!args.empty() && args.front().rfind("--log-", 0) == 0) {
+            leading.push_back(args.front());
+            args.erase(args.begin());
+            if (leading.back().find('=') == std::string::npos && !args.empty()) {
+                leading.push_back(args.front());
+                args.erase(args.begin());
+            }
+        }
+        if (args.empty()) {
+            std::cerr << cli::render_overview(name, program.summary, specs);
+            return to_int(exit_status::usage);
+        }
+        if (args.front() == "--help" || args.front() == "-h" || args.front() == "help") {
+            std::cout << cli::render_overview(name, program.summary, specs);
+            return 0;
+        }
+        if (args.front() == "--version") {
+            std::cout << name << " " << TETHER_VERSION << "\n";
+            return 0;
+        }
+        const subcommand* cmd = find(program.commands, args.front());
+        if (!cmd)
+            throw cli::usage_error("unknown command '" + args.front() + "' (see '" + name + " --help')");
+        std::vector<std::string> rest(leading);
+        rest.insert(rest.end(), args.begin() + 1, args.end());
+        return run_command(name, *cmd, rest, env, cli::arguments{});
+    } catch (const cli::usage_error& e) {
+        std::cerr << name << ": " << e.what() << "\n";
+        return to_int(exit_status::usage);
+    } catch (const fatal_exit& e) {
+        std::cerr << name << ": " << e.what() << "\n";
+        return to_int(e.status);
+    } catch (const std::exception& e) {
+        std::cerr << name << ": " << e.what() << "\n";
+        return to_int(exit_status::failure);
+    }
+}
+
+}  // namespace tether::app

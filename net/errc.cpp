@@ -1,0 +1,48 @@
+#include "net/errc.hpp"
+
+#include <string>
+
+namespace tether::net {
+
+namespace {
+
+class category final : public boost::system::error_category {
+public:
+    const char* name() const noexcept override { return "tether.net"; }
+    std::string message(int ev) const override
+    {
+        switch (static_cast<errc>(ev)) {
+            case errc::event_too_large:
+                return "event exceeds the maximum event size";
+            case errc::body_too_large:
+                return "body exceeds its size limit";
+            case errc::header_too_large:
+                return "header exceeds its size limit";
+            case errc::url_refused:
+                return "URL refused by policy";
+            case errc::bad_status:
+                return "unexpected HTTP status";
+            case errc::not_event_stream:
+                return "response is not text/event-stream";
+            case errc::stream_ended:
+                return "server ended the stream (204): do not reconnect";
+            case errc::redirect_refused:
+                return "redirect refused";
+            case errc::timeout:
+                return "timed out";
+            case errc::unreachable:
+                return "no candidate URL is reachable";
+        }
+        return "unknown tether.net error";
+    }
+};
+
+}  // namespace
+
+const boost::system::error_category& net_category() noexcept
+{
+    static const category instance;
+    return instance;
+}
+
+}  // namespace tether::net

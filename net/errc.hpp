@@ -1,0 +1,35 @@
+// Error codes of the net layer, with their own category so callers can
+// compare (`ec == net::errc::event_too_large`) and logs show a name.
+#pragma once
+
+#include <boost/system/error_code.hpp>
+
+#include <type_traits>
+
+namespace tether::net {
+
+enum class errc {
+    event_too_large = 1,  ///< an SSE event (or line) exceeded the configured maximum
+    body_too_large,       ///< a response or request body exceeded its limit
+    header_too_large,
+    url_refused,       ///< the URL policy refused the URL (details in the diagnostic)
+    bad_status,        ///< an HTTP status the caller cannot use
+    not_event_stream,  ///< 200 but not text/event-stream
+    stream_ended,      ///< 204: the server says "do not reconnect"
+    redirect_refused,  ///< too many, missing Location, or https -> http
+    timeout,           ///< a deadline we set ran out
+    unreachable,       ///< no candidate realtime URL answered
+};
+
+const boost::system::error_category& net_category() noexcept;
+
+inline boost::system::error_code make_error_code(errc e) noexcept
+{
+    return {static_cast<int>(e), net_category()};
+}
+
+}  // namespace tether::net
+
+template <>
+struct boost::system::is_error_code_enum<tether::net::errc> : std::true_type {
+};

@@ -1,0 +1,62 @@
+#include "net/host_port.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstring>
+
+namespace tether::net {
+
+namespace {
+boost::system::result<host_port, std::string> fail(const char* why)
+{
+    return {boost::system::in_place_error, why};
+}
+}  // namespace
+
+boost::system::result<host_port, std::string> parse_host_port(std::string_view text)
+{
+    host_port out;
+    std::string_view port_text;
+    if (text.starts_with('[')) {
+        const auto close = text.find(']');
+        if (close == std::string_view::npos) return fail("missing ']' after an IPv6 address");
+        out.host = std::string(text.substr(1, close - 1));
+        if (close + 1 >= text.size() || text[close + 1] != ':') return fail("missing ':PORT'");
+        port_text = text.substr(close + 2);
+    } else {
+        const auto colon = text.rfind(':');
+        if (colon == std::string_view::npos) return fail("missing ':PORT'");
+        out.host = std::string(text.substr(0, colon));
+        if (out.host.find(':') != std::string::npos)
+            return fail("an IPv6 address needs brackets: [::1]:PORT");
+        port_text = text.substr(colon + 1);
+    }
+    if (out.host.empty()) return fail("missing host");
+    unsigned long port = 0;
+    const auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (port_text.empty() || ec != std::errc{} || ptr != port_text.data() + port_text.size() || port > 65535)
+        return fail("port must be a number from 0 to 65535");
+    out.port = static_cast<std::uint16_t>(port);
+    return out;
+}
+
+bool is_loopback_host(std::string_view host) noexcept
+{
+    std::string h(host);
+    if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+    std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (h == "localhost" || h == "localhost.") return true;
+    in_addr v4{};
+    if (::inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+    in6_addr v6{};
+    if (::inet_pton(AF_INET6, h.c_str(), &v6) == 1) {
+        if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+        if (IN6_IS_ADDR_V4MAPPED(&v6)) return v6.s6_addr[12] == 127;
+    }
+    return false;
+}
+
+}  // namespace tether::net

@@ -1,0 +1,62 @@
+// Leveled, structured logging: one event name plus fields per line.
+#pragma once
+
+#include <boost/json/object.hpp>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tether::log {
+
+enum class level { debug, info, warn, error };
+enum class format { text, json };
+
+using fields = boost::json::object;
+
+std::optional<level> parse_level(std::string_view s) noexcept;
+std::optional<format> parse_format(std::string_view s) noexcept;
+std::string_view to_string(level l) noexcept;
+
+/// Where finished lines go. Production: stderr. Tests: a capture buffer.
+using sink = std::function<void(std::string_view line)>;
+
+/// Writes one line to stderr per call (a single write(2), so lines from
+/// several processes sharing a terminal do not interleave mid-line).
+sink stderr_sink();
+
+/// Thread-safe: several strands log through one logger. It is passed by
+/// reference to whoever needs it, never reached through a global.
+///
+/// Field values are data: a server-supplied string is quoted in text format
+/// and escaped in JSON, never interpolated into the message. Secrets go in
+/// as `tether::secret` and come out as `[redacted]`.
+class logger {
+public:
+    explicit logger(level min = level::info, format fmt = format::text, sink out = stderr_sink());
+
+    void debug(std::string_view event, fields f = {}) const { write(level::debug, event, std::move(f)); }
+    void info(std::string_view event, fields f = {}) const { write(level::info, event, std::move(f)); }
+    void warn(std::string_view event, fields f = {}) const { write(level::warn, event, std::move(f)); }
+    void error(std::string_view event, fields f = {}) const { write(level::error, event, std::move(f)); }
+
+    void write(level l, std::string_view event, fields f) const;
+    [[nodiscard]] bool enabled(level l) const noexcept { return l >= min_; }
+
+    [[nodiscard]] level min_level() const noexcept { return min_; }
+    [[nodiscard]] format line_format() const noexcept { return fmt_; }
+
+private:
+    level min_;
+    format fmt_;
+    sink out_;
+    std::unique_ptr<std::mutex> mutex_ = std::make_unique<std::mutex>();
+};
+
+/// Renders one line (without the trailing newline). Exposed for tests.
+std::string render(format fmt, std::string_view timestamp, level l, std::string_view event, const fields& f);
+
+}  // namespace tether::log

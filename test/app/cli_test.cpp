@@ -1,0 +1,104 @@
+#include "app/cli.hpp"
+
+#include "app/dispatch.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <map>
+
+namespace cli = tether::app::cli;
+
+namespace {
+
+const cli::command cmd{
+    "run",
+    "test command",
+    {{"state-dir", "DIR", "where"}, {"realtime-url", "URL", "candidates", {}, true}, {"force", "", "switch"}},
+    {}};
+
+cli::env_lookup env_of(std::map<std::string, std::string> m)
+{
+    return [m = std::move(m)](std::string_view k) -> std::optional<std::string> {
+        const auto it = m.find(std::string(k));
+        if (it == m.end()) return std::nullopt;
+        return it->second;
+    };
+}
+
+cli::arguments parse(std::vector<std::string> args, std::map<std::string, std::string> env = {})
+{
+    return cli::parse(cmd, args, env_of(std::move(env)));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(cli_suite)
+
+BOOST_AUTO_TEST_CASE(flag_forms)
+{
+    auto a = parse({"--state-dir", "/a", "--force"});
+    BOOST_TEST(*a.value("state-dir") == "/a");
+    BOOST_TEST(a.enabled("force"));
+    auto b = parse({"--state-dir=/b", "--force=false"});
+    BOOST_TEST(*b.value("state-dir") == "/b");
+    BOOST_TEST(!b.enabled("force"));
+}
+
+BOOST_AUTO_TEST_CASE(environment_fills_unset_flags_and_the_flag_wins)
+{
+    auto a = parse({}, {{"TETHER_STATE_DIR", "/env"}, {"TETHER_FORCE", "1"}});
+    BOOST_TEST(*a.value("state-dir") == "/env");
+    BOOST_TEST(a.origin("state-dir") == "TETHER_STATE_DIR");
+    BOOST_TEST(a.enabled("force"));
+    auto b = parse({"--state-dir", "/flag"}, {{"TETHER_STATE_DIR", "/env"}});
+    BOOST_TEST(*b.value("state-dir") == "/flag");
+    BOOST_TEST(b.origin("state-dir") == "--state-dir");
+}
+
+BOOST_AUTO_TEST_CASE(repeatable_flags_and_comma_lists)
+{
+    auto a = parse({"--realtime-url", "https://a", "--realtime-url", "https://b"});
+    BOOST_TEST(a.values("realtime-url").size() == 2u);
+    auto b = parse({}, {{"TETHER_REALTIME_URL", "https://a,https://b,"}});
+    BOOST_TEST((b.values("realtime-url") == std::vector<std::string>{"https://a", "https://b"}));
+}
+
+BOOST_AUTO_TEST_CASE(bad_input_is_a_usage_error_that_names_it)
+{
+    auto expect = [](std::vector<std::string> args, std::map<std::string, std::string> env,
+                     std::string needle) {
+        try {
+            (void)parse(std::move(args), std::move(env));
+            BOOST_ERROR("no usage_error for " + needle);
+        } catch (const cli::usage_error& e) {
+            BOOST_TEST(std::string(e.what()).find(needle) != std::string::npos, e.what());
+        }
+    };
+    expect({"--nope"}, {}, "--nope");
+    expect({"--state-dir"}, {}, "needs a value");
+    expect({"stray"}, {}, "stray");
+    expect({}, {{"TETHER_FORCE", "maybe"}}, "TETHER_FORCE");
+    expect({"--force=maybe"}, {}, "--force");
+}
+
+BOOST_AUTO_TEST_CASE(help_lists_flags_with_their_variables)
+{
+    const auto text = cli::render_help("tether", cmd);
+    BOOST_TEST(text.find("--state-dir DIR") != std::string::npos);
+    BOOST_TEST(text.find("TETHER_STATE_DIR") != std::string::npos);
+    BOOST_TEST(text.find("TETHER_LOG_LEVEL") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(durations)
+{
+    using tether::app::parse_duration;
+    using namespace std::chrono_literals;
+    BOOST_TEST(parse_duration("30", "x").count() == 30000);
+    BOOST_TEST(parse_duration("250ms", "x").count() == 250);
+    BOOST_TEST(parse_duration("2m", "x").count() == 120000);
+    BOOST_CHECK_THROW(parse_duration("2 m", "x"), cli::usage_error);
+    BOOST_CHECK_THROW(parse_duration("-1s", "x"), cli::usage_error);
+    BOOST_CHECK_THROW(parse_duration("", "x"), cli::usage_error);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

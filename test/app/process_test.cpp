@@ -1,0 +1,105 @@
+// The binaries as an operator meets them: real processes, real signals.
+#include "support/child_process.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <csignal>
+
+using namespace std::chrono_literals;
+using tether::test::binary;
+using tether::test::child_process;
+using tether::test::temp_dir;
+
+namespace {
+bool contains(const std::string& hay, const std::string& needle)
+{
+    return hay.find(needle) != std::string::npos;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(process_suite)
+
+BOOST_AUTO_TEST_CASE(help_prints_usage_and_exits_zero)
+{
+    for (const char* exe : {"tether", "tether-gateway"}) {
+        const auto r = tether::test::run(binary(exe), {"--help"});
+        BOOST_TEST(r.status == 0);
+        BOOST_TEST(contains(r.out, std::string("Usage: ") + exe), r.out);
+    }
+    for (const char* sub : {"enroll", "run", "status", "exec", "sse-decode"}) {
+        const auto r = tether::test::run(binary("tether"), {sub, "--help"});
+        BOOST_TEST(r.status == 0, sub);
+        BOOST_TEST(contains(r.out, std::string("tether ") + sub), r.out);
+    }
+    const auto admin = tether::test::run(binary("tether-gateway"), {"admin", "--help"});
+    BOOST_TEST(admin.status == 0);
+    BOOST_TEST(contains(admin.out, "create-enrollment-code"), admin.out);
+    const auto serve = tether::test::run(binary("tether-gateway"), {"serve", "--help"});
+    BOOST_TEST(contains(serve.out, "TETHER_DATA_DIR"), serve.out);
+}
+
+BOOST_AUTO_TEST_CASE(usage_errors_exit_two)
+{
+    const auto none = tether::test::run(binary("tether"), {});
+    BOOST_TEST(none.status == 2);
+    const auto unknown = tether::test::run(binary("tether"), {"frobnicate"});
+    BOOST_TEST(unknown.status == 2);
+    BOOST_TEST(contains(unknown.err, "frobnicate"), unknown.err);
+    const auto bad_flag = tether::test::run(binary("tether"), {"run", "--bogus"});
+    BOOST_TEST(bad_flag.status == 2);
+    BOOST_TEST(contains(bad_flag.err, "--bogus"), bad_flag.err);
+    const auto bad_level = tether::test::run(binary("tether"), {"run", "--log-level", "loud"});
+    BOOST_TEST(bad_level.status == 2);
+    const auto plain_public = tether::test::run(binary("tether-gateway"), {"serve", "--listen", "0.0.0.0:0"});
+    BOOST_TEST(plain_public.status == 2);
+    BOOST_TEST(contains(plain_public.err, "refusing plain HTTP"), plain_public.err);
+}
+
+BOOST_AUTO_TEST_CASE(run_without_state_names_the_file_and_the_enroll_command)
+{
+    temp_dir dir;
+    const auto state = dir.path() / "state";
+    const auto r = tether::test::run(binary("tether"), {"run", "--state-dir", state.string()});
+    BOOST_TEST(r.status == 2);
+    BOOST_TEST(contains(r.err, (state / "state.json").string()), r.err);
+    BOOST_TEST(contains(r.err, "tether enroll"), r.err);
+    BOOST_TEST(!std::filesystem::exists(state), "nothing is created when there is no state");
+
+    // The same through the environment.
+    child_process::options env_only;
+    env_only.env_extra = {"TETHER_STATE_DIR=" + state.string()};
+    const auto e = tether::test::run(binary("tether"), {"run"}, env_only);
+    BOOST_TEST(e.status == 2);
+    BOOST_TEST(contains(e.err, (state / "state.json").string()), e.err);
+}
+
+BOOST_AUTO_TEST_CASE(sigterm_to_gateway_serve_exits_zero_within_two_seconds)
+{
+    temp_dir dir;
+    child_process gw(binary("tether-gateway"), {"serve", "--listen", "127.0.0.1:0", "--data-dir",
+                                                (dir.path() / "data").string(), "--log-format", "json"});
+    BOOST_TEST_REQUIRE(
+        gw.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s), gw.err());
+    const auto sent = std::chrono::steady_clock::now();
+    gw.signal(SIGTERM);
+    const auto status = gw.wait_for(2s);
+    BOOST_TEST_REQUIRE(status.has_value(), "gateway still running 2 s after SIGTERM:\n" + gw.err());
+    BOOST_TEST(*status == 0, gw.err());
+    BOOST_TEST((std::chrono::steady_clock::now() - sent) < 2s);
+    BOOST_TEST(contains(gw.err(), "supervisor.signal"), gw.err());
+}
+
+BOOST_AUTO_TEST_CASE(sigint_works_like_sigterm)
+{
+    temp_dir dir;
+    child_process gw(binary("tether-gateway"),
+                     {"serve", "--listen", "127.0.0.1:0", "--data-dir", (dir.path() / "data").string()});
+    BOOST_TEST_REQUIRE(
+        gw.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s), gw.err());
+    gw.signal(SIGINT);
+    const auto status = gw.wait_for(2s);
+    BOOST_TEST_REQUIRE(status.has_value());
+    BOOST_TEST(*status == 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,48 @@
+#include "net/host_port.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+using tether::net::is_loopback_host;
+using tether::net::parse_host_port;
+
+BOOST_AUTO_TEST_SUITE(host_port_suite)
+
+BOOST_AUTO_TEST_CASE(parses_v4_v6_and_names)
+{
+    auto a = parse_host_port("127.0.0.1:8443");
+    BOOST_TEST_REQUIRE(a.has_value());
+    BOOST_TEST(a->host == "127.0.0.1");
+    BOOST_TEST(a->port == 8443);
+    auto b = parse_host_port("[::1]:0");
+    BOOST_TEST_REQUIRE(b.has_value());
+    BOOST_TEST(b->host == "::1");
+    BOOST_TEST(b->port == 0);
+    auto c = parse_host_port("localhost:9464");
+    BOOST_TEST_REQUIRE(c.has_value());
+    BOOST_TEST(c->host == "localhost");
+}
+
+BOOST_AUTO_TEST_CASE(rejects_malformed_with_a_reason)
+{
+    for (const char* bad :
+         {"127.0.0.1", "::1:80", "[::1]80", "[::1", ":80", "host:", "host:65536", "host:-1", "host:80x"}) {
+        BOOST_TEST_CONTEXT(bad)
+        {
+            const auto r = parse_host_port(bad);
+            BOOST_TEST(!r.has_value());
+            if (!r) BOOST_TEST(!r.error().empty());
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(loopback_rule)
+{
+    for (const char* yes : {"127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST", "localhost.",
+                            "::ffff:127.0.0.1"})
+        BOOST_TEST(is_loopback_host(yes), yes);
+    for (const char* no : {"128.0.0.1", "10.0.0.1", "0.0.0.0", "::", "example.com", "localhost.example.com",
+                           "127.0.0.1.nip.io", "::ffff:10.0.0.1", ""})
+        BOOST_TEST(!is_loopback_host(no), no);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
