@@ -1,0 +1,58 @@
+// The Connect protocol's unary JSON conventions (PROTOCOL.md section 1),
+// sans-IO: codes, the code <-> HTTP status tables, error bodies.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tether::net::connect {
+
+enum class code {
+    canceled,
+    unknown,
+    invalid_argument,
+    deadline_exceeded,
+    not_found,
+    already_exists,
+    permission_denied,
+    resource_exhausted,
+    failed_precondition,
+    aborted,
+    out_of_range,
+    unimplemented,
+    internal,
+    unavailable,
+    data_loss,
+    unauthenticated,
+};
+
+std::string_view to_string(code c) noexcept;
+std::optional<code> parse_code(std::string_view s) noexcept;
+
+/// The status a server sends for `c`.
+unsigned http_status(code c) noexcept;
+
+/// What a client infers from a status when the body is not a Connect error:
+/// 400 internal, 401 unauthenticated, 403 permission_denied,
+/// 404 unimplemented, 429/502/503/504 unavailable, anything else unknown.
+code code_from_status(unsigned status) noexcept;
+
+/// A failed RPC as the caller sees it. `message` is the peer's text (data,
+/// never to be interpolated into markup) or ours for transport failures.
+struct error {
+    code c = code::unknown;
+    std::string message;
+};
+
+/// Decodes a non-200 response: the JSON error body when there is one,
+/// otherwise the status fallback table.
+error decode_error(unsigned status, std::string_view body);
+
+/// {"code":"...","message":"..."}
+std::string encode_error(const error& e);
+
+inline constexpr std::string_view protocol_version_header = "Connect-Protocol-Version";
+inline constexpr std::string_view timeout_header = "Connect-Timeout-Ms";
+
+}  // namespace tether::net::connect

@@ -1,0 +1,175 @@
+#include "net/url.hpp"
+
+#include "net/host_port.hpp"
+
+#include <boost/url/parse.hpp>
+#include <boost/url/url.hpp>
+#include <boost/url/url_view.hpp>
+
+#include <algorithm>
+
+namespace tether::net {
+
+namespace {
+
+using url_result = boost::system::result<url, std::string>;
+
+url_result refuse(std::string_view text, std::string_view rule)
+{
+    return {boost::system::in_place_error, "refusing URL '" + redact_url(text) + "': " + std::string(rule)};
+}
+
+std::string lower(std::string_view s)
+{
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+    return out;
+}
+
+std::string redact_query(std::string_view q)
+{
+    std::string out;
+    std::size_t start = 0;
+    while (start <= q.size()) {
+        const auto amp = q.find('&', start);
+        const auto part =
+            q.substr(start, amp == std::string_view::npos ? std::string_view::npos : amp - start);
+        if (!out.empty()) out.push_back('&');
+        const auto eq = part.find('=');
+        out.append(part.substr(0, eq));
+        if (eq != std::string_view::npos) out.append("=[redacted]");
+        if (amp == std::string_view::npos) break;
+        start = amp + 1;
+    }
+    return out;
+}
+
+url_result from_view(std::string_view text, const boost::urls::url_view& u)
+{
+    if (!u.has_scheme()) return refuse(text, "no scheme (use https://HOST[:PORT])");
+    const std::string scheme = lower(u.scheme());
+    if (scheme != "http" && scheme != "https")
+        return refuse(text, "only https (or http to loopback) is allowed");
+    if (u.has_userinfo())
+        return refuse(text, "credentials in the URL are not allowed (userinfo); pass them separately");
+    if (!u.has_authority() || u.encoded_host().empty()) return refuse(text, "no host");
+    // Boost.URL 1.81 reads "http://127.0.0.1.nip.io/" as host 127.0.0.1 with
+    // path ".nip.io/": after an authority, RFC 3986 only allows an empty path
+    // or one starting with '/', so that shape means the host was misread.
+    if (!u.encoded_path().empty() && u.encoded_path().front() != '/') return refuse(text, "malformed host");
+    url out;
+    out.scheme = scheme;
+    switch (u.host_type()) {
+        case boost::urls::host_type::ipv4:
+        case boost::urls::host_type::ipv6:
+            out.host = u.host_address();
+            break;
+        case boost::urls::host_type::name:
+            out.host = lower(u.host_name());
+            break;
+        default:
+            return refuse(text, "unsupported host form");
+    }
+    if (u.has_port()) {
+        if (u.port().empty() || u.port_number() == 0) return refuse(text, "bad port");
+        out.port = u.port_number();
+    } else {
+        out.port = scheme == "https" ? 443 : 80;
+    }
+    if (scheme == "http" && !is_loopback_host(out.host))
+        return refuse(text,
+                      "plain http is allowed only to loopback (127.0.0.0/8, ::1, localhost); use https");
+    out.path = std::string(u.encoded_path());
+    if (u.has_query()) out.query = std::string(u.encoded_query());
+    return out;
+}
+
+}  // namespace
+
+std::string url::origin() const
+{
+    const bool v6 = host.find(':') != std::string::npos;
+    return scheme + "://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::string url::target() const
+{
+    std::string t = path.empty() ? "/" : path;
+    if (!query.empty()) t += "?" + query;
+    return t;
+}
+
+std::string url::host_header() const
+{
+    const bool v6 = host.find(':') != std::string::npos;
+    std::string h = v6 ? "[" + host + "]" : host;
+    const bool default_port = (scheme == "https" && port == 443) || (scheme == "http" && port == 80);
+    if (!default_port) h += ":" + std::to_string(port);
+    return h;
+}
+
+std::string url::redacted() const
+{
+    const bool v6 = host.find(':') != std::string::npos;
+    std::string s = scheme + "://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port) + path;
+    if (!query.empty()) s += "?" + redact_query(query);
+    return s;
+}
+
+url url::with_path(std::string_view suffix) const
+{
+    url out = *this;
+    std::string base = path;
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    out.path = base + std::string(suffix);
+    out.query.clear();
+    return out;
+}
+
+url_result parse_url(std::string_view text)
+{
+    const auto parsed = boost::urls::parse_uri(text);
+    if (!parsed) return refuse(text, "not a valid absolute URL");
+    return from_view(text, *parsed);
+}
+
+std::string redact_url(std::string_view text)
+{
+    std::string_view rest = text;
+    std::string out;
+    // Drop userinfo: everything between "://" and the last '@' before the path.
+    if (const auto scheme_end = rest.find("://"); scheme_end != std::string_view::npos) {
+        out.append(rest.substr(0, scheme_end + 3));
+        rest.remove_prefix(scheme_end + 3);
+        const auto path_start = rest.find_first_of("/?#");
+        const auto at = rest.substr(0, path_start).rfind('@');
+        if (at != std::string_view::npos) {
+            out.append("[redacted]@");
+            rest.remove_prefix(at + 1);
+        }
+    }
+    const auto hash = rest.find('#');
+    if (hash != std::string_view::npos) rest = rest.substr(0, hash);
+    const auto q = rest.find('?');
+    if (q == std::string_view::npos) return out + std::string(rest);
+    out.append(rest.substr(0, q + 1));
+    out.append(redact_query(rest.substr(q + 1)));
+    return out;
+}
+
+url_result resolve_location(const url& base, std::string_view location)
+{
+    const auto ref = boost::urls::parse_uri_reference(location);
+    if (!ref) return refuse(location, "redirect Location is not a valid URL");
+    boost::urls::url base_url;
+    base_url.set_scheme(base.scheme);
+    base_url.set_host_address(base.host);
+    base_url.set_port_number(base.port);
+    base_url.set_encoded_path(base.path.empty() ? "/" : base.path);
+    boost::urls::url resolved;
+    if (const auto rv = boost::urls::resolve(base_url, *ref, resolved); !rv)
+        return refuse(location, "redirect Location cannot be resolved");
+    return from_view(resolved.buffer(), resolved);
+}
+
+}  // namespace tether::net

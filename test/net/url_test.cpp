@@ -1,0 +1,92 @@
+#include "net/url.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+using tether::net::parse_url;
+
+namespace {
+tether::net::url must(std::string_view text)
+{
+    auto r = parse_url(text);
+    BOOST_TEST_REQUIRE(r.has_value(), text);
+    return *r;
+}
+
+bool has(const std::string& s, const std::string& needle)
+{
+    return s.find(needle) != std::string::npos;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(url_suite)
+
+BOOST_AUTO_TEST_CASE(https_anywhere_http_only_to_loopback)
+{
+    for (const char* ok :
+         {"https://gw.example.com", "https://gw.example.com:8443/base", "http://127.0.0.1:8443",
+          "http://127.9.9.9", "http://[::1]:9000/x", "http://localhost:1", "HTTP://LOCALHOST"})
+        BOOST_TEST(parse_url(ok).has_value(), ok);
+    for (const char* no : {"http://gw.example.com", "http://10.0.0.1:80", "http://0.0.0.0", "http://[::]:80",
+                           "http://localhost.evil.com", "http://127.0.0.1.nip.io"}) {
+        const auto r = parse_url(no);
+        BOOST_TEST_REQUIRE(!r.has_value(), no);
+    }
+    BOOST_TEST(has(parse_url("http://example.com").error(), "loopback"));
+    // Boost.URL 1.81 misreads these hosts as 127.0.0.1; they must not pass as loopback.
+    BOOST_TEST(!parse_url("http://127.0.0.1x:80/"));
+    BOOST_TEST(!parse_url("https://127.0.0.1.attacker.example/"));
+}
+
+BOOST_AUTO_TEST_CASE(other_schemes_and_userinfo_refused)
+{
+    const auto ftp = parse_url("ftp://example.com");
+    BOOST_TEST_REQUIRE(!ftp);
+    BOOST_TEST(has(ftp.error(), "https"));
+    const auto user = parse_url("https://bob:hunter2@example.com/x");
+    BOOST_TEST_REQUIRE(!user);
+    BOOST_TEST(has(user.error(), "userinfo"));
+    BOOST_TEST(!has(user.error(), "hunter2"), user.error());
+    BOOST_TEST(!parse_url("not a url"));
+    BOOST_TEST(!parse_url("/relative/path"));
+    BOOST_TEST(!parse_url("https://"));
+}
+
+BOOST_AUTO_TEST_CASE(refusal_names_the_url_with_query_values_redacted)
+{
+    const auto r = parse_url("http://example.com/v1/events?token=abc123&x=1");
+    BOOST_TEST_REQUIRE(!r);
+    BOOST_TEST(has(r.error(), "http://example.com/v1/events?token=[redacted]&x=[redacted]"), r.error());
+    BOOST_TEST(!has(r.error(), "abc123"));
+}
+
+BOOST_AUTO_TEST_CASE(parts)
+{
+    const auto u = must("https://GW.example.com:8443/base/?a=b");
+    BOOST_TEST(u.host == "gw.example.com");
+    BOOST_TEST(u.port == 8443);
+    BOOST_TEST(u.tls());
+    BOOST_TEST(u.origin() == "https://gw.example.com:8443");
+    BOOST_TEST(u.target() == "/base/?a=b");
+    BOOST_TEST(u.host_header() == "gw.example.com:8443");
+    BOOST_TEST(u.with_path("/v1/events").target() == "/base/v1/events");
+    const auto v6 = must("http://[::1]/");
+    BOOST_TEST(v6.host == "::1");
+    BOOST_TEST(v6.port == 80);
+    BOOST_TEST(v6.host_header() == "[::1]");
+    BOOST_TEST(v6.origin() == "http://[::1]:80");
+}
+
+BOOST_AUTO_TEST_CASE(redirect_resolution_keeps_the_policy)
+{
+    const auto base = must("https://a.example.com/v1/events");
+    const auto rel = tether::net::resolve_location(base, "/v2/events?x=1");
+    BOOST_TEST_REQUIRE(rel.has_value());
+    BOOST_TEST(rel->origin() == "https://a.example.com:443");
+    BOOST_TEST(rel->target() == "/v2/events?x=1");
+    const auto abs = tether::net::resolve_location(base, "https://b.example.com/e");
+    BOOST_TEST_REQUIRE(abs.has_value());
+    BOOST_TEST(abs->host == "b.example.com");
+    BOOST_TEST(!tether::net::resolve_location(base, "http://b.example.com/e"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
