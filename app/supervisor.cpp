@@ -169,7 +169,9 @@ awaitable<void> supervisor::supervise(task& t)
         const auto delay = delays.next();
         log_.warn("task.restart",
                   {{"task", t.name}, {"error", describe(failure)}, {"delay_ms", delay.count()}});
-        timer pause{co_await asio::this_coro::executor, delay};
+        const auto ex_pause =
+            co_await asio::this_coro::executor;  // bound first: GCC 12 coroutine temporaries
+        timer pause{ex_pause, delay};
         co_await pause.async_wait();
         if (cs.cancelled() != asio::cancellation_type::none) co_return;
     }

@@ -31,14 +31,16 @@ supervisor_options quiet(std::chrono::milliseconds drain = 2s)
 /// Waits until cancelled; records that it saw the cancellation.
 awaitable<void> wait_forever(std::atomic<int>& cancelled)
 {
-    timer t{co_await asio::this_coro::executor, std::chrono::hours(1)};
+    const auto ex_t = co_await asio::this_coro::executor;  // bound first: GCC 12 coroutine temporaries
+    timer t{ex_t, std::chrono::hours(1)};
     auto [ec] = co_await t.async_wait();
     if (ec == asio::error::operation_aborted) ++cancelled;
 }
 
 awaitable<void> after(std::chrono::milliseconds d)
 {
-    timer t{co_await asio::this_coro::executor, d};
+    const auto ex_t = co_await asio::this_coro::executor;  // bound first: GCC 12 coroutine temporaries
+    timer t{ex_t, d};
     co_await t.async_wait();
 }
 
@@ -48,7 +50,8 @@ awaitable<void> stubborn()
     co_await asio::this_coro::reset_cancellation_state(
         [](asio::cancellation_type) { return asio::cancellation_type::none; });
     for (;;) {
-        timer t{co_await asio::this_coro::executor, 20ms};
+        const auto ex_t = co_await asio::this_coro::executor;  // bound first: GCC 12 coroutine temporaries
+        timer t{ex_t, 20ms};
         co_await t.async_wait();
     }
 }

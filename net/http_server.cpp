@@ -1,0 +1,308 @@
+#include "net/http_server.hpp"
+
+#include "net/connect.hpp"
+#include "net/errc.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include <list>
+
+namespace tether::net {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+
+reply error_reply(unsigned status, std::string_view code, std::string_view message)
+{
+    reply r;
+    r.head.status = status;
+    r.head.headers.set("Content-Type", "application/json");
+    const auto c = connect::parse_code(code).value_or(connect::code::unknown);
+    r.head.body = connect::encode_error({c, std::string(message)});
+    return r;
+}
+
+reply json_reply(std::string body)
+{
+    reply r;
+    r.head.headers.set("Content-Type", "application/json");
+    r.head.body = std::move(body);
+    return r;
+}
+
+namespace {
+
+template <class Stream>
+beast::tcp_stream& lowest(Stream& s)
+{
+    return beast::get_lowest_layer(s);
+}
+
+template <class Stream>
+class chunk_writer final : public body_writer {
+public:
+    chunk_writer(Stream& s, std::chrono::milliseconds timeout) : stream_(s), timeout_(timeout) {}
+    awaitable<error_code> write(std::string_view bytes) override
+    {
+        if (bytes.empty()) co_return error_code{};
+        lowest(stream_).expires_after(timeout_);
+        auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk(asio::buffer(bytes)), nothrow);
+        if (ec == beast::error::timeout) ec = errc::timeout;
+        co_return ec;
+    }
+
+private:
+    Stream& stream_;
+    std::chrono::milliseconds timeout_;
+};
+
+http::request to_request(bhttp::request<bhttp::string_body>&& r)
+{
+    http::request out;
+    out.method = std::string(r.method_string());
+    out.target = std::string(r.target());
+    for (const auto& f : r) out.headers.add(f.name_string(), f.value());
+    out.body = std::move(r.body());
+    return out;
+}
+
+template <class Stream>
+awaitable<error_code> write_reply(Stream& stream, reply& rep, bool keep_alive, unsigned version,
+                                  const server_options& opts)
+{
+    if (rep.stream) {
+        bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(rep.head.status), version};
+        for (const auto& f : rep.head.headers) res.set(f.name, f.value);
+        res.chunked(true);
+        res.keep_alive(false);
+        bhttp::response_serializer<bhttp::empty_body> sr{res};
+        lowest(stream).expires_after(opts.write_timeout);
+        auto [ec, n] = co_await bhttp::async_write_header(stream, sr, nothrow);
+        if (ec) co_return ec;
+        chunk_writer<Stream> w(stream, opts.write_timeout);
+        co_await rep.stream(w);
+        lowest(stream).expires_after(opts.write_timeout);
+        auto [ec2, n2] = co_await asio::async_write(stream, bhttp::make_chunk_last(), nothrow);
+        co_return ec2 ? ec2 : error_code(asio::error::eof);  // streamed replies end the connection
+    }
+    bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(rep.head.status), version};
+    for (const auto& f : rep.head.headers) res.set(f.name, f.value);
+    res.body() = std::move(rep.head.body);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    lowest(stream).expires_after(opts.write_timeout);
+    auto [ec, n] = co_await bhttp::async_write(stream, res, nothrow);
+    co_return ec;
+}
+
+reply limit_reply(error_code ec, const server_options& opts)
+{
+    if (ec == bhttp::error::body_limit)
+        return error_reply(429, "resource_exhausted",
+                           "request body exceeds " + std::to_string(opts.max_body_bytes) + " bytes");
+    if (ec == bhttp::error::header_limit) {
+        auto r = error_reply(431, "resource_exhausted",
+                             "request header exceeds " + std::to_string(opts.max_header_bytes) + " bytes");
+        return r;
+    }
+    return error_reply(400, "invalid_argument", "malformed HTTP request: " + ec.message());
+}
+
+template <class Stream>
+awaitable<void> serve_requests(Stream& stream, const handler& h, const peer_info& peer,
+                               const server_options& opts, const log::logger& log)
+{
+    beast::flat_buffer buffer;
+    bool first = true;
+    for (;;) {
+        bhttp::request_parser<bhttp::string_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(opts.max_header_bytes));
+        parser.body_limit(opts.max_body_bytes);
+        // Idle wait for the first byte of the next request, then the header
+        // timeout for the rest of it.
+        lowest(stream).expires_after(first ? opts.header_timeout : opts.idle_timeout);
+        first = false;
+        if (buffer.size() == 0) {
+            auto [ec, n] = co_await bhttp::async_read_some(stream, buffer, parser, nothrow);
+            if (ec && ec != bhttp::error::need_more) {
+                if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+                    ec == beast::error::timeout || ec == asio::error::operation_aborted)
+                    co_return;
+                auto r = limit_reply(ec, opts);
+                co_await write_reply(stream, r, false, 11, opts);
+                co_return;
+            }
+        }
+        lowest(stream).expires_after(opts.header_timeout);
+        if (!parser.is_done()) {
+            auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, nothrow);
+            if (ec) {
+                if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
+                    ec == asio::error::operation_aborted)
+                    co_return;
+                auto r = limit_reply(ec, opts);
+                co_await write_reply(stream, r, false, 11, opts);
+                co_return;
+            }
+        }
+        auto msg = parser.release();
+        const bool keep_alive = msg.keep_alive();
+        const unsigned version = msg.version();
+        reply rep;
+        std::exception_ptr failure;
+        try {
+            rep = co_await h(to_request(std::move(msg)), peer);
+        } catch (const boost::system::system_error& e) {
+            if (e.code() == asio::error::operation_aborted) throw;
+            failure = std::current_exception();
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        if (failure) {
+            try {
+                std::rethrow_exception(failure);
+            } catch (const std::exception& e) {
+                log.error("http.handler_failed", {{"error", e.what()}});
+            }
+            rep = error_reply(500, "internal", "internal error");
+        }
+        if (auto ec = co_await write_reply(stream, rep, keep_alive, version, opts); ec || !keep_alive)
+            co_return;
+    }
+}
+
+}  // namespace
+
+struct http_server::impl {
+    struct connection {
+        asio::cancellation_signal cancel;
+        asio::strand<asio::io_context::executor_type> strand;
+        explicit connection(asio::strand<asio::io_context::executor_type> s) : strand(std::move(s)) {}
+    };
+
+    impl(asio::any_io_executor ex, const asio::ip::tcp::endpoint& ep, handler hd, const log::logger& lg,
+         server_options o, std::shared_ptr<asio::ssl::context> t)
+        : acceptor(ex), h(std::move(hd)), log(lg), opts(o), tls(std::move(t)), drained(ex)
+    {
+        acceptor.open(ep.protocol());
+        acceptor.set_option(asio::socket_base::reuse_address(true));
+        acceptor.bind(ep);
+        acceptor.listen();
+    }
+
+    awaitable<void> session(asio::ip::tcp::socket socket, peer_info peer)
+    {
+        if (tls) {
+            beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *tls);
+            lowest(stream).expires_after(opts.header_timeout);
+            auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, nothrow);
+            if (ec) {
+                log.debug("http.tls_handshake_failed", {{"peer", peer.address}, {"error", ec.message()}});
+                co_return;
+            }
+            co_await serve_requests(stream, h, peer, opts, log);
+            // Bounded: peers often never answer close_notify.
+            lowest(stream).expires_after(std::chrono::seconds(2));
+            co_await stream.async_shutdown(nothrow);
+        } else {
+            beast::tcp_stream stream(std::move(socket));
+            co_await serve_requests(stream, h, peer, opts, log);
+            error_code ignored;
+            stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+        }
+    }
+
+    asio::ip::tcp::acceptor acceptor;
+    handler h;
+    const log::logger& log;
+    server_options opts;
+    std::shared_ptr<asio::ssl::context> tls;
+    std::list<std::shared_ptr<connection>> connections;  // touched only on run()'s executor
+    timer drained;  // condition variable: cancelled when a connection ends
+};
+
+http_server::http_server(asio::any_io_executor ex, const asio::ip::tcp::endpoint& ep, handler h,
+                         const log::logger& log, server_options opts, std::shared_ptr<asio::ssl::context> tls)
+    : impl_(std::make_unique<impl>(std::move(ex), ep, std::move(h), log, opts, std::move(tls)))
+{
+}
+
+http_server::~http_server() = default;
+
+asio::ip::tcp::endpoint http_server::local_endpoint() const
+{
+    return impl_->acceptor.local_endpoint();
+}
+
+awaitable<void> http_server::run()
+{
+    auto& s = *impl_;
+    const auto home = co_await asio::this_coro::executor;
+    co_await asio::this_coro::reset_cancellation_state(asio::enable_terminal_cancellation());
+    co_await asio::this_coro::throw_if_cancelled(false);  // the drain below must still co_await
+
+    // Connections get strands of the underlying io_context, not of the
+    // server's own strand, so they can run in parallel on several threads.
+    auto& ctx = static_cast<asio::io_context&>(asio::query(home, asio::execution::context));
+    for (;;) {
+        auto conn_strand = asio::make_strand(ctx);
+        auto [ec, socket] = co_await s.acceptor.async_accept(conn_strand, nothrow);
+        if (ec == asio::error::operation_aborted) break;
+        if (ec) {
+            // EMFILE and friends: pause instead of spinning on the error.
+            s.log.warn("http.accept_failed", {{"error", ec.message()}});
+            timer pause{home, std::chrono::milliseconds(100)};
+            if (auto [wec] = co_await pause.async_wait(); wec) break;
+            continue;
+        }
+        error_code pec;
+        const auto remote = socket.remote_endpoint(pec);
+        if (pec) continue;
+        socket.set_option(asio::ip::tcp::no_delay(true), pec);
+        peer_info peer{remote.address().to_string(), remote.port()};
+        auto& c = *s.connections.emplace_back(std::make_shared<impl::connection>(conn_strand));
+        const auto it = std::prev(s.connections.end());
+        asio::ip::tcp::socket sock(std::move(socket));
+        asio::co_spawn(
+            c.strand, s.session(std::move(sock), std::move(peer)),
+            asio::bind_cancellation_slot(
+                c.cancel.slot(), asio::bind_executor(c.strand, [&s, it, home](std::exception_ptr e) {
+                    asio::post(home, [&s, it, e] {
+                        if (e) {
+                            try {
+                                std::rethrow_exception(e);
+                            } catch (const std::exception& x) {
+                                s.log.debug("http.session_ended", {{"error", x.what()}});
+                            }
+                        }
+                        s.connections.erase(it);
+                        s.drained.cancel();
+                    });
+                })));
+    }
+
+    error_code ignored;
+    s.acceptor.close(ignored);
+    // Each posted emit holds its connection: the session may finish (and be
+    // erased from the list) before the emit runs.
+    for (const auto& c : s.connections)
+        asio::post(c->strand, [c] { c->cancel.emit(asio::cancellation_type::terminal); });
+    while (!s.connections.empty()) {
+        s.drained.expires_at(timer::time_point::max());
+        co_await s.drained.async_wait();
+    }
+}
+
+}  // namespace tether::net

@@ -1,0 +1,87 @@
+// A small coroutine HTTP/1.1 server: accept loop, one task per connection,
+// header/body limits, header-read and idle timeouts, streamed (chunked)
+// responses for event streams, graceful close on cancellation.
+#pragma once
+
+#include "net/asio.hpp"
+#include "net/http.hpp"
+#include "net/log.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace boost::asio::ssl {
+class context;
+}
+
+namespace tether::net {
+
+struct server_options {
+    std::size_t max_header_bytes = 16 * 1024;
+    std::size_t max_body_bytes = 64 * 1024;
+    /// From the first byte of a request to its complete header and body.
+    std::chrono::milliseconds header_timeout{10'000};
+    /// A kept-alive connection with no new request for this long is closed.
+    std::chrono::milliseconds idle_timeout{60'000};
+    /// One write (a response, one streamed chunk) must complete within this.
+    std::chrono::milliseconds write_timeout{10'000};
+};
+
+struct peer_info {
+    std::string address;
+    std::uint16_t port = 0;
+};
+
+/// Writes a streamed response body chunk by chunk.
+class body_writer {
+public:
+    virtual ~body_writer() = default;
+    /// Fails with errc::timeout when the peer does not take the bytes within
+    /// the write timeout (a slow consumer), or with the socket's error.
+    virtual awaitable<error_code> write(std::string_view bytes) = 0;
+};
+
+struct reply {
+    http::response head;
+    /// When set, the body is streamed (chunked) by this function after the
+    /// header; `head.body` is ignored and the connection closes afterwards.
+    std::function<awaitable<void>(body_writer&)> stream;
+};
+
+/// Runs on the connection's strand. Throwing answers 500 (and is logged);
+/// cancellation of the server cancels it.
+using handler = std::function<awaitable<reply>(http::request, peer_info)>;
+
+/// A Connect error reply: status from the code, JSON body.
+reply error_reply(unsigned status, std::string_view code, std::string_view message);
+reply json_reply(std::string body);
+
+/// Thread safety: construct, then co_await run() once, on one strand.
+class http_server {
+public:
+    /// Binds and listens now, so a bad address or a port in use is a start-up
+    /// error (throws boost::system::system_error). TLS when `tls` is set.
+    http_server(asio::any_io_executor ex, const asio::ip::tcp::endpoint& ep, handler h,
+                const log::logger& log, server_options opts = {},
+                std::shared_ptr<asio::ssl::context> tls = nullptr);
+    ~http_server();
+    http_server(const http_server&) = delete;
+    http_server& operator=(const http_server&) = delete;
+
+    [[nodiscard]] asio::ip::tcp::endpoint local_endpoint() const;
+
+    /// Accepts until cancelled; then closes the listener, cancels every
+    /// connection and returns once they have all finished.
+    awaitable<void> run();
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace tether::net

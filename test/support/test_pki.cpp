@@ -1,0 +1,137 @@
+#include "support/test_pki.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <cstdio>
+#include <memory>
+#include <stdexcept>
+
+namespace tether::test {
+
+namespace {
+
+struct pkey_free {
+    void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+struct x509_free {
+    void operator()(X509* p) const { X509_free(p); }
+};
+using pkey_ptr = std::unique_ptr<EVP_PKEY, pkey_free>;
+using x509_ptr = std::unique_ptr<X509, x509_free>;
+
+void check(bool ok, const char* what)
+{
+    if (!ok) throw std::runtime_error(std::string("test PKI: ") + what);
+}
+
+pkey_ptr new_key()
+{
+    pkey_ptr k(EVP_EC_gen("P-256"));
+    check(k != nullptr, "EVP_EC_gen");
+    return k;
+}
+
+void add_ext(X509* cert, X509* issuer, int nid, const std::string& value)
+{
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
+    check(ext != nullptr, "X509V3_EXT_conf_nid");
+    X509_add_ext(cert, ext, -1);
+    X509_EXTENSION_free(ext);
+}
+
+x509_ptr new_cert(EVP_PKEY* key, const std::string& cn, X509* issuer, EVP_PKEY* issuer_key, long serial)
+{
+    x509_ptr c(X509_new());
+    X509_set_version(c.get(), 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(c.get()), serial);
+    X509_gmtime_adj(X509_getm_notBefore(c.get()), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(c.get()), 7L * 24 * 3600);
+    X509_set_pubkey(c.get(), key);
+    X509_NAME* name = X509_get_subject_name(c.get());
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()),
+                               -1, -1, 0);
+    X509_set_issuer_name(c.get(), issuer ? X509_get_subject_name(issuer) : name);
+    (void)issuer_key;
+    return c;
+}
+
+void write_pem(const std::filesystem::path& p, X509* cert)
+{
+    FILE* f = std::fopen(p.c_str(), "w");
+    check(f != nullptr, "fopen");
+    PEM_write_X509(f, cert);
+    std::fclose(f);
+}
+
+void write_key(const std::filesystem::path& p, EVP_PKEY* key)
+{
+    FILE* f = std::fopen(p.c_str(), "w");
+    check(f != nullptr, "fopen");
+    PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
+    std::fclose(f);
+}
+
+pkey_ptr read_key(const std::filesystem::path& p)
+{
+    FILE* f = std::fopen(p.c_str(), "r");
+    check(f != nullptr, "fopen key");
+    pkey_ptr k(PEM_read_PrivateKey(f, nullptr, nullptr, nullptr));
+    std::fclose(f);
+    check(k != nullptr, "read key");
+    return k;
+}
+
+x509_ptr read_cert(const std::filesystem::path& p)
+{
+    FILE* f = std::fopen(p.c_str(), "r");
+    check(f != nullptr, "fopen cert");
+    x509_ptr c(PEM_read_X509(f, nullptr, nullptr, nullptr));
+    std::fclose(f);
+    check(c != nullptr, "read cert");
+    return c;
+}
+
+}  // namespace
+
+pki_files make_pki(const std::filesystem::path& dir, const std::string& leaf_name,
+                   const std::vector<std::string>& dns_names, const std::vector<std::string>& ip_addresses)
+{
+    std::filesystem::create_directories(dir);
+    const auto ca_cert_path = dir / "ca.pem";
+    const auto ca_key_path = dir / "ca.key";
+    if (!std::filesystem::exists(ca_cert_path)) {
+        auto key = new_key();
+        auto ca = new_cert(key.get(), "tether test CA", nullptr, nullptr, 1);
+        add_ext(ca.get(), ca.get(), NID_basic_constraints, "critical,CA:TRUE");
+        add_ext(ca.get(), ca.get(), NID_key_usage, "critical,keyCertSign,cRLSign");
+        add_ext(ca.get(), ca.get(), NID_subject_key_identifier, "hash");
+        check(X509_sign(ca.get(), key.get(), EVP_sha256()) > 0, "sign CA");
+        write_pem(ca_cert_path, ca.get());
+        write_key(ca_key_path, key.get());
+    }
+    auto ca_key = read_key(ca_key_path);
+    auto ca = read_cert(ca_cert_path);
+
+    auto key = new_key();
+    auto leaf = new_cert(key.get(), dns_names.empty() ? leaf_name : dns_names.front(), ca.get(), ca_key.get(),
+                         static_cast<long>(std::hash<std::string>{}(leaf_name)&0x7fffffff));
+    std::string san;
+    for (const auto& d : dns_names) san += (san.empty() ? "" : ",") + std::string("DNS:") + d;
+    for (const auto& ip : ip_addresses) san += (san.empty() ? "" : ",") + std::string("IP:") + ip;
+    if (!san.empty()) add_ext(leaf.get(), ca.get(), NID_subject_alt_name, san);
+    add_ext(leaf.get(), ca.get(), NID_basic_constraints, "critical,CA:FALSE");
+    add_ext(leaf.get(), ca.get(), NID_ext_key_usage, "serverAuth");
+    check(X509_sign(leaf.get(), ca_key.get(), EVP_sha256()) > 0, "sign leaf");
+    pki_files out{ca_cert_path, dir / (leaf_name + ".pem"), dir / (leaf_name + ".key")};
+    write_pem(out.cert, leaf.get());
+    write_key(out.key, key.get());
+    return out;
+}
+
+}  // namespace tether::test

@@ -1,0 +1,22 @@
+// Certificates made by the test (OpenSSL API): a CA and leaves signed by it,
+// written as PEM files into a directory.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace tether::test {
+
+struct pki_files {
+    std::filesystem::path ca_cert;
+    std::filesystem::path cert;  ///< leaf chain (leaf only; the CA is the trust anchor)
+    std::filesystem::path key;
+};
+
+/// Creates (once per directory) a CA, and a leaf valid for `dns_names` and
+/// `ip_addresses`, named `leaf_name`.pem / `leaf_name`.key.
+pki_files make_pki(const std::filesystem::path& dir, const std::string& leaf_name,
+                   const std::vector<std::string>& dns_names, const std::vector<std::string>& ip_addresses);
+
+}  // namespace tether::test
