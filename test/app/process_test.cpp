@@ -103,3 +103,31 @@ BOOST_AUTO_TEST_CASE(sigint_works_like_sigterm)
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(sse_decode_suite)
+
+BOOST_AUTO_TEST_CASE(decodes_a_captured_stream_into_json_lines)
+{
+    child_process::options in;
+    in.stdin_data = std::string(
+        "\xEF\xBB\xBF: hi\r\nid: 7\r\nevent: config-updated\r\ndata: {\"configUpdatedAt\": 5}\r\n\r\n"
+        "data: a\ndata: b\n\nretry: 2500\ndata: unterminated");
+    const auto r = tether::test::run(binary("tether"), {"sse-decode"}, in);
+    BOOST_TEST(r.status == 0, r.err);
+    BOOST_TEST(r.out ==
+                   "{\"type\":\"config-updated\",\"data\":\"{\\\"configUpdatedAt\\\": 5}\",\"id\":\"7\"}\n"
+                   "{\"type\":\"message\",\"data\":\"a\\nb\",\"id\":\"7\"}\n"
+                   "{\"retry\":2500}\n",
+               r.out);
+}
+
+BOOST_AUTO_TEST_CASE(oversized_event_is_a_clear_error)
+{
+    child_process::options in;
+    in.stdin_data = "data: " + std::string(100, 'x') + "\n\n";
+    const auto r = tether::test::run(binary("tether"), {"sse-decode", "--max-event-size", "16"}, in);
+    BOOST_TEST(r.status == 1);
+    BOOST_TEST(contains(r.err, "maximum event size"), r.err);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -305,3 +305,66 @@ BOOST_AUTO_TEST_CASE(server_drains_open_connections_on_cancel)
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+#include "net/rpc_client.hpp"
+
+#include <boost/json/parse.hpp>
+
+BOOST_AUTO_TEST_SUITE(rpc_suite)
+
+BOOST_AUTO_TEST_CASE(unary_calls_follow_the_connect_conventions)
+{
+    asio::io_context ioc;
+    std::vector<http::request> seen;
+    loopback_server srv(ioc, [&](http::request req, net::peer_info) -> awaitable<reply> {
+        seen.push_back(req);
+        if (req.target == "/tether.v1.NodeService/BeginAuth")
+            co_return net::error_reply(403, "permission_denied", "unknown node");
+        if (req.target == "/tether.v1.NodeService/Broken") {
+            reply r;
+            r.head.body = "not json";
+            co_return r;
+        }
+        co_return net::json_reply(R"({"configUpdatedAt":"42"})");
+    });
+    run_for(ioc, [&]() -> awaitable<void> {
+        const auto ex = co_await asio::this_coro::executor;
+        http_client http(ex, nullptr);
+        net::rpc_client rpc(http, srv.base());
+        const tether::secret token{"sess-abc"};
+        boost::json::object beat;
+        beat["uptimeSeconds"] = "5";
+        auto ok = co_await rpc.call("tether.v1.NodeService", "Heartbeat", beat, token, 5s);
+        BOOST_TEST_REQUIRE(ok.has_value());
+        BOOST_TEST(ok->at("configUpdatedAt").as_string() == "42");
+
+        const boost::json::object empty;
+        const tether::secret none;
+        auto denied = co_await rpc.call("tether.v1.NodeService", "BeginAuth", empty, none, 5s);
+        BOOST_TEST_REQUIRE(!denied.has_value());
+        BOOST_TEST((denied.error().c == net::connect::code::permission_denied));
+        BOOST_TEST(denied.error().message == "unknown node");
+
+        auto broken = co_await rpc.call("tether.v1.NodeService", "Broken", empty, none, 5s);
+        BOOST_TEST_REQUIRE(!broken.has_value());
+        BOOST_TEST((broken.error().c == net::connect::code::internal));
+
+        // Nothing listens on port 1: a transport failure is `unavailable`.
+        net::rpc_client nowhere(http, *net::parse_url("http://127.0.0.1:1"));
+        auto down = co_await nowhere.call("tether.v1.NodeService", "Heartbeat", empty, token, 2s);
+        BOOST_TEST_REQUIRE(!down.has_value());
+        BOOST_TEST((down.error().c == net::connect::code::unavailable));
+        BOOST_TEST(down.error().message.find("sess-abc") == std::string::npos);
+    }());
+    BOOST_TEST_REQUIRE(seen.size() == 3u);
+    BOOST_TEST(seen[0].method == "POST");
+    BOOST_TEST(*seen[0].headers.get("Content-Type") == "application/json");
+    BOOST_TEST(*seen[0].headers.get("Connect-Protocol-Version") == "1");
+    BOOST_TEST(*seen[0].headers.get("Connect-Timeout-Ms") == "5000");
+    BOOST_TEST(*seen[0].headers.get("Authorization") == "Bearer sess-abc");
+    BOOST_TEST(boost::json::parse(seen[0].body).at("uptimeSeconds").as_string() == "5");
+    BOOST_TEST(!seen[1].headers.get("Authorization").has_value());
+    BOOST_TEST(seen[1].body == "{}");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
