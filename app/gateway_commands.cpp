@@ -5,13 +5,11 @@ namespace tether::app {
 namespace {
 
 constexpr cli::flag server{"server", "URL", "gateway base URL", "http://127.0.0.1:8443"};
-constexpr cli::flag admin_token_file{"admin-token-file", "FILE", "file holding the admin token"};
+constexpr cli::flag admin_token_file{"admin-token-file", "FILE", "file holding the admin token",
+                                     "./tether-data/admin.token"};
+constexpr cli::flag ca_file{"ca-file", "FILE",
+                            "PEM bundle of CAs trusted for https (instead of the system store)"};
 constexpr cli::flag json{"json", "", "print JSON"};
-
-int unimplemented(invocation& inv, std::string_view name)
-{
-    return not_implemented(inv, name);
-}
 
 const std::vector<subcommand>& table()
 {
@@ -24,33 +22,25 @@ const std::vector<subcommand>& table()
            {"tls-key", "FILE", "PEM private key for --tls-cert"},
            {"admin-token-file", "FILE", "admin token file, created 0600 when absent", "DIR/admin.token"},
            {"threads", "N", "event-loop threads", "1"},
+           {"stream-limit-per-ip", "N", "open event streams allowed per client address", "20"},
+           {"stream-limit", "N", "open event streams allowed in total", "10000"},
            {"drain-timeout", "DURATION", "how long connections may take to close on SIGINT/SIGTERM", "10s"}}},
          gateway_serve},
-        {{"admin", "Operator commands against a running gateway.", {server, admin_token_file}},
+        {{"admin", "Operator commands against a running gateway.", {server, admin_token_file, ca_file}},
          nullptr,
          {
              {{"create-enrollment-code",
                "Create a single-use enrollment code; prints the code alone.",
                {{"org", "ORG", "organisation the node will belong to"},
                 {"ttl", "DURATION", "how long the code stays valid", "1h"}}},
-              [](invocation& inv) {
-                  return unimplemented(inv, "admin create-enrollment-code");
-              }},
+              admin_create_enrollment_code},
              {{"publish-config",
                "Publish an org's runtime config from FILE (or - for stdin); prints configUpdatedAt.",
                {{"org", "ORG", "organisation"}},
                "FILE|-"},
-              [](invocation& inv) {
-                  return unimplemented(inv, "admin publish-config");
-              }},
-             {{"nodes", "List nodes.", {{"org", "ORG", "only this organisation"}, json}},
-              [](invocation& inv) {
-                  return unimplemented(inv, "admin nodes");
-              }},
-             {{"revoke", "Revoke a node; its agent exits with status 3.", {}, "NODE_ID"},
-              [](invocation& inv) {
-                  return unimplemented(inv, "admin revoke");
-              }},
+              admin_publish_config},
+             {{"nodes", "List nodes.", {{"org", "ORG", "only this organisation"}, json}}, admin_nodes},
+             {{"revoke", "Revoke a node; its agent exits with status 3.", {}, "NODE_ID"}, admin_revoke},
          }},
     };
     return cmds;

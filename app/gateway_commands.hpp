@@ -8,5 +8,9 @@ namespace tether::app {
 std::span<const subcommand> gateway_commands();
 
 int gateway_serve(invocation& inv);
+int admin_create_enrollment_code(invocation& inv);
+int admin_publish_config(invocation& inv);
+int admin_nodes(invocation& inv);
+int admin_revoke(invocation& inv);
 
 }  // namespace tether::app

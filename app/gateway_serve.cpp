@@ -1,11 +1,18 @@
+#include "app/admin_token.hpp"
 #include "app/exit_status.hpp"
 #include "app/gateway_commands.hpp"
 #include "app/supervisor.hpp"
+#include "gateway/service.hpp"
+#include "gateway/sqlite_storage.hpp"
 #include "net/host_port.hpp"
+#include "net/http_server.hpp"
+#include "net/tls.hpp"
 
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <sys/stat.h>
 
 #include <filesystem>
 
@@ -13,19 +20,21 @@ namespace tether::app {
 
 namespace {
 
-/// Placeholder listener until the HTTP server core lands: it binds, so
-/// start-up errors (port in use, bad address) surface now, and accepts and
-/// closes connections until cancelled.
-awaitable<void> accept_and_close(asio::ip::tcp::endpoint ep, const log::logger& log)
+std::int64_t wall_ms()
 {
-    auto ex = co_await asio::this_coro::executor;
-    asio::ip::tcp::acceptor acceptor(ex, ep);
-    log.info("gateway.listening", {{"address", acceptor.local_endpoint().address().to_string()},
-                                   {"port", acceptor.local_endpoint().port()}});
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+/// Forgets expired challenges, sessions and stream tokens now and then.
+awaitable<void> housekeeping(gateway::session_registry& sessions)
+{
+    const auto ex = co_await asio::this_coro::executor;
     for (;;) {
-        auto socket = co_await acceptor.async_accept(use_awaitable);
-        error_code ignored;
-        socket.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+        timer t{ex, std::chrono::seconds(30)};
+        co_await t.async_wait(use_awaitable);
+        sessions.prune();
     }
 }
 
@@ -43,24 +52,59 @@ int gateway_serve(invocation& inv)
     if (!tls && !net::is_loopback_host(listen->host))
         throw cli::usage_error("refusing plain HTTP on non-loopback address '" + listen_text +
                                "': give --tls-cert and --tls-key, or listen on 127.0.0.1 / [::1]");
-
-    const std::filesystem::path data_dir = inv.args.value("data-dir").value_or("./tether-data");
-    std::filesystem::create_directories(data_dir);
-    std::filesystem::permissions(data_dir, std::filesystem::perms::owner_all);
+    error_code ec;
+    const auto address = asio::ip::make_address(listen->host == "localhost" ? "127.0.0.1" : listen->host, ec);
+    if (ec) throw cli::usage_error("--listen needs an IP address, not '" + listen->host + "'");
 
     supervisor_options opts;
     if (auto v = inv.args.value("threads"))
         opts.threads = static_cast<unsigned>(parse_count(*v, "--threads", 1, 64));
     if (auto v = inv.args.value("drain-timeout")) opts.drain = parse_duration(*v, "--drain-timeout");
+    gateway::gateway_options gw;
+    if (auto v = inv.args.value("stream-limit-per-ip"))
+        gw.hub.per_ip = parse_count(*v, "--stream-limit-per-ip", 1, 1'000'000);
+    if (auto v = inv.args.value("stream-limit"))
+        gw.hub.global = parse_count(*v, "--stream-limit", 1, 10'000'000);
 
-    error_code ec;
-    const auto address = asio::ip::make_address(listen->host == "localhost" ? "127.0.0.1" : listen->host, ec);
-    if (ec) throw cli::usage_error("--listen needs an IP address, not '" + listen->host + "'");
-    const asio::ip::tcp::endpoint ep(address, listen->port);
+    // Everything the gateway creates (database, WAL, token file) is for its
+    // own user only.
+    ::umask(077);
+    const std::filesystem::path data_dir = inv.args.value("data-dir").value_or("./tether-data");
+    std::filesystem::create_directories(data_dir);
+    std::filesystem::permissions(data_dir, std::filesystem::perms::owner_all);
+    const std::filesystem::path token_file =
+        inv.args.value("admin-token-file").value_or((data_dir / "admin.token").string());
+    bool created = false;
+    const secret admin_token = load_admin_token(token_file, true, &created);
+    inv.log.info("gateway.admin_token",
+                 {{"file", std::filesystem::absolute(token_file).string()}, {"created", created}});
 
+    std::shared_ptr<asio::ssl::context> tls_ctx;
+    if (tls) tls_ctx = net::make_server_tls(*inv.args.value("tls-cert"), *inv.args.value("tls-key"));
+
+    gateway::sqlite_storage storage(data_dir / "tether.db");
+
+    // Order matters: the supervisor (and its io_context) outlives the
+    // storage thread, which joins before anything it completes into dies.
     supervisor sup(inv.log, opts);
-    sup.add("http", [ep, &log = inv.log] { return accept_and_close(ep, log); });
-    return sup.run();
+    asio::thread_pool storage_thread(1);
+    gateway::service svc(storage, storage_thread.get_executor(), admin_token, gw, inv.log, wall_ms);
+    net::http_server server(
+        sup.context().get_executor(), {address, listen->port},
+        [&svc](net::http::request req, net::peer_info peer) {
+            return svc.handle(std::move(req), std::move(peer));
+        },
+        inv.log, {}, tls_ctx);
+    const auto ep = server.local_endpoint();
+    inv.log.info("gateway.listening", {{"address", ep.address().to_string()},
+                                       {"port", ep.port()},
+                                       {"tls", tls},
+                                       {"data_dir", std::filesystem::absolute(data_dir).string()}});
+    sup.add("http", [&server] { return server.run(); });
+    sup.add("housekeeping", [&svc] { return housekeeping(svc.sessions()); });
+    const int status = sup.run();
+    storage_thread.join();
+    return status;
 }
 
 }  // namespace tether::app

@@ -1,0 +1,80 @@
+// The gateway's HTTP surface: Connect unary RPCs of NodeService and
+// AdminService, and the event streams.
+#pragma once
+
+#include "gateway/event_hub.hpp"
+#include "gateway/sessions.hpp"
+#include "gateway/storage.hpp"
+#include "net/http_server.hpp"
+#include "net/log.hpp"
+#include "net/secret.hpp"
+
+#include <boost/json/object.hpp>
+#include <boost/system/result.hpp>
+
+#include <chrono>
+#include <functional>
+
+namespace tether::gateway {
+
+struct gateway_options {
+    session_limits sessions{};
+    hub_limits hub{};
+    std::size_t history = 1024;                      ///< events kept per org for replay
+    std::chrono::milliseconds idle_comment{15'000};  ///< comment on an idle stream this often
+    std::int32_t heartbeat_interval_seconds = 0;     ///< CompleteAuth default; 0 = agent's own
+};
+
+struct rpc_error {
+    std::string code;
+    std::string message;
+};
+using rpc_result = boost::system::result<boost::json::object, rpc_error>;
+
+/// Thread-safe: handlers run on each connection's strand; shared state is
+/// the session registry and hub (internally locked) and storage, reached only
+/// through `db_executor` (one thread, so the storage needs no locking).
+class service {
+public:
+    service(storage& db, asio::any_io_executor db_executor, secret admin_token, gateway_options opts,
+            const log::logger& log, session_registry::clock_fn now);
+
+    /// The net::handler for http_server.
+    awaitable<net::reply> handle(net::http::request req, net::peer_info peer);
+
+    [[nodiscard]] event_hub& hub() noexcept { return hub_; }
+    [[nodiscard]] session_registry& sessions() noexcept { return sessions_; }
+
+private:
+    template <class R>
+    awaitable<R> db(std::function<R(storage&)> fn);
+
+    awaitable<net::reply> unary(const net::http::request& req, std::string_view service_name,
+                                std::string_view method);
+    awaitable<net::reply> stream(const net::http::request& req, const net::peer_info& peer, bool admin);
+
+    awaitable<rpc_result> enroll(const boost::json::object& in);
+    awaitable<rpc_result> begin_auth(const boost::json::object& in);
+    awaitable<rpc_result> complete_auth(const boost::json::object& in);
+    awaitable<rpc_result> heartbeat(const boost::json::object& in, const session_info& s);
+    awaitable<rpc_result> get_runtime_config(const session_info& s);
+    awaitable<rpc_result> create_stream_token(const session_info& s);
+    awaitable<rpc_result> create_enrollment_code(const boost::json::object& in);
+    awaitable<rpc_result> publish_config(const boost::json::object& in);
+    awaitable<rpc_result> list_nodes(const boost::json::object& in);
+    awaitable<rpc_result> revoke_node(const boost::json::object& in);
+
+    /// Appends and fans out on the storage thread, so streams see id order.
+    event_record append_and_publish(storage& st, const std::string& org, const std::string& type,
+                                    const std::string& data);
+
+    storage& db_;
+    asio::any_io_executor db_exec_;
+    secret admin_token_;
+    gateway_options opts_;
+    const log::logger& log_;
+    session_registry sessions_;
+    event_hub hub_;
+};
+
+}  // namespace tether::gateway

@@ -1,0 +1,367 @@
+#include "gateway/sqlite_storage.hpp"
+
+#include <boost/json/array.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace tether::gateway {
+
+namespace {
+
+// Versioned in code: entry N takes the schema from version N to N+1. Never
+// edit an entry that has shipped; append a new one.
+constexpr const char* migrations[] = {
+    R"sql(
+CREATE TABLE enrollment_codes(
+  code_hash  TEXT PRIMARY KEY,
+  org_id     TEXT NOT NULL,
+  expires_ms INTEGER NOT NULL,
+  used       INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE nodes(
+  node_id      TEXT PRIMARY KEY,
+  org_id       TEXT NOT NULL,
+  node_name    TEXT NOT NULL,
+  capabilities TEXT NOT NULL,
+  public_key   BLOB NOT NULL,
+  api_key_hash TEXT NOT NULL,
+  revoked      INTEGER NOT NULL DEFAULT 0,
+  last_seen_ms INTEGER NOT NULL DEFAULT 0,
+  created_ms   INTEGER NOT NULL);
+CREATE INDEX nodes_by_org ON nodes(org_id, node_id);
+CREATE TABLE configs(
+  org_id     TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  document   TEXT NOT NULL,
+  PRIMARY KEY(org_id, updated_at));
+CREATE TABLE events(
+  id     INTEGER PRIMARY KEY AUTOINCREMENT,
+  org_id TEXT NOT NULL,
+  type   TEXT NOT NULL,
+  data   TEXT NOT NULL);
+CREATE INDEX events_by_org ON events(org_id, id);
+CREATE TABLE event_horizon(
+  org_id      TEXT PRIMARY KEY,
+  pruned_upto INTEGER NOT NULL);
+)sql",
+};
+
+std::string caps_to_json(const std::vector<std::string>& caps)
+{
+    boost::json::array a;
+    for (const auto& c : caps) a.emplace_back(c);
+    return boost::json::serialize(a);
+}
+
+std::vector<std::string> caps_from_json(std::string_view text)
+{
+    std::vector<std::string> out;
+    boost::system::error_code ec;
+    const auto v = boost::json::parse(text, ec);
+    if (ec || !v.is_array()) return out;
+    for (const auto& c : v.get_array())
+        if (c.is_string()) out.emplace_back(c.get_string());
+    return out;
+}
+
+}  // namespace
+
+/// RAII prepared statement with 1-based binds and 0-based columns.
+class sqlite_storage::statement {
+public:
+    statement(sqlite3* db, const char* sql) : db_(db)
+    {
+        if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK)
+            throw std::runtime_error(std::string("sqlite prepare: ") + sqlite3_errmsg(db));
+    }
+    ~statement() { sqlite3_finalize(stmt_); }
+    statement(const statement&) = delete;
+    statement& operator=(const statement&) = delete;
+
+    statement& bind(int i, const std::string& v)
+    {
+        check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+        return *this;
+    }
+    statement& bind_blob(int i, const std::string& v)
+    {
+        check(sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+        return *this;
+    }
+    statement& bind(int i, std::int64_t v)
+    {
+        check(sqlite3_bind_int64(stmt_, i, v));
+        return *this;
+    }
+    /// True while there is a row.
+    bool step()
+    {
+        const int rc = sqlite3_step(stmt_);
+        if (rc == SQLITE_ROW) return true;
+        if (rc == SQLITE_DONE) return false;
+        throw std::runtime_error(std::string("sqlite step: ") + sqlite3_errmsg(db_));
+    }
+    std::string text(int col) const
+    {
+        const auto* p = reinterpret_cast<const char*>(sqlite3_column_blob(stmt_, col));
+        return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();
+    }
+    std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
+
+private:
+    void check(int rc) const
+    {
+        if (rc != SQLITE_OK) throw std::runtime_error(std::string("sqlite bind: ") + sqlite3_errmsg(db_));
+    }
+    sqlite3* db_;
+    sqlite3_stmt* stmt_ = nullptr;
+};
+
+int sqlite_storage::schema_version() noexcept
+{
+    return static_cast<int>(std::size(migrations));
+}
+
+sqlite_storage::sqlite_storage(const std::filesystem::path& path) : path_(path)
+{
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK) {
+        const std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+        sqlite3_close(db_);
+        db_ = nullptr;
+        throw std::runtime_error("cannot open database " + path.string() + ": " + why);
+    }
+    sqlite3_busy_timeout(db_, 5000);
+    try {
+        exec("PRAGMA journal_mode=WAL");
+        exec("PRAGMA synchronous=NORMAL");  // WAL + NORMAL: durable across process crashes
+        exec("PRAGMA foreign_keys=ON");
+        migrate();
+    } catch (const std::exception& e) {
+        sqlite3_close(db_);
+        db_ = nullptr;
+        throw std::runtime_error("database " + path.string() + ": " + e.what());
+    }
+}
+
+sqlite_storage::~sqlite_storage()
+{
+    sqlite3_close(db_);
+}
+
+void sqlite_storage::exec(const char* sql)
+{
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+        const std::string why = err ? err : "unknown error";
+        sqlite3_free(err);
+        throw std::runtime_error(why);
+    }
+}
+
+void sqlite_storage::migrate()
+{
+    exec("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)");
+    std::int64_t version = 0;
+    {
+        statement s(db_, "SELECT version FROM schema_version");
+        if (s.step()) version = s.integer(0);
+    }
+    if (version > schema_version())
+        throw std::runtime_error("schema version " + std::to_string(version) + " is newer than this build (" +
+                                 std::to_string(schema_version()) +
+                                 "); refusing to run an older gateway on it");
+    for (auto v = version; v < schema_version(); ++v) {
+        exec("BEGIN IMMEDIATE");
+        try {
+            exec(migrations[v]);
+            exec("DELETE FROM schema_version");
+            statement s(db_, "INSERT INTO schema_version(version) VALUES(?)");
+            s.bind(1, v + 1).step();
+            exec("COMMIT");
+        } catch (...) {
+            exec("ROLLBACK");
+            throw;
+        }
+    }
+}
+
+void sqlite_storage::add_enrollment_code(const std::string& code_hash, const std::string& org_id,
+                                         std::int64_t expires_ms)
+{
+    statement s(db_, "INSERT INTO enrollment_codes(code_hash, org_id, expires_ms) VALUES(?,?,?)");
+    s.bind(1, code_hash).bind(2, org_id).bind(3, expires_ms).step();
+}
+
+std::optional<std::string> sqlite_storage::consume_enrollment_code(const std::string& code_hash,
+                                                                   std::int64_t now_ms)
+{
+    // One UPDATE decides: two enrollments racing for one code cannot both win.
+    statement s(db_,
+                "UPDATE enrollment_codes SET used = 1 WHERE code_hash = ? AND used = 0 AND expires_ms > ? "
+                "RETURNING org_id");
+    s.bind(1, code_hash).bind(2, now_ms);
+    if (!s.step()) return std::nullopt;
+    auto org = s.text(0);
+    while (s.step()) {}
+    return org;
+}
+
+void sqlite_storage::insert_node(const node_record& n)
+{
+    statement s(
+        db_,
+        "INSERT INTO nodes(node_id, org_id, node_name, capabilities, public_key, api_key_hash, revoked, "
+        "last_seen_ms, created_ms) VALUES(?,?,?,?,?,?,?,?,?)");
+    s.bind(1, n.node_id)
+        .bind(2, n.org_id)
+        .bind(3, n.node_name)
+        .bind(4, caps_to_json(n.capabilities))
+        .bind_blob(5, n.public_key)
+        .bind(6, n.api_key_hash)
+        .bind(7, std::int64_t{n.revoked ? 1 : 0})
+        .bind(8, n.last_seen_ms)
+        .bind(9, n.created_ms)
+        .step();
+}
+
+namespace {
+constexpr const char* node_columns =
+    "node_id, org_id, node_name, capabilities, public_key, api_key_hash, revoked, last_seen_ms, created_ms";
+}
+
+std::optional<node_record> sqlite_storage::find_node(const std::string& node_id)
+{
+    statement s(db_, (std::string("SELECT ") + node_columns + " FROM nodes WHERE node_id = ?").c_str());
+    s.bind(1, node_id);
+    if (!s.step()) return std::nullopt;
+    return node_record{s.text(0),   s.text(1), s.text(2),         caps_from_json(s.text(3)),
+                       s.text(4),   s.text(5), s.integer(6) != 0, s.integer(7),
+                       s.integer(8)};
+}
+
+void sqlite_storage::touch_node(const std::string& node_id, std::int64_t last_seen_ms)
+{
+    statement s(db_, "UPDATE nodes SET last_seen_ms = ? WHERE node_id = ?");
+    s.bind(1, last_seen_ms).bind(2, node_id).step();
+    ++node_writes_;
+}
+
+bool sqlite_storage::revoke_node(const std::string& node_id)
+{
+    statement s(db_, "UPDATE nodes SET revoked = 1 WHERE node_id = ?");
+    s.bind(1, node_id).step();
+    return sqlite3_changes(db_) > 0;
+}
+
+std::vector<node_record> sqlite_storage::list_nodes(const std::string& org_id, const std::string& after_id,
+                                                    std::size_t limit)
+{
+    std::vector<node_record> out;
+    statement s(db_, (std::string("SELECT ") + node_columns +
+                      " FROM nodes WHERE (?1 = '' OR org_id = ?1) AND node_id > ?2 ORDER BY node_id LIMIT ?3")
+                         .c_str());
+    s.bind(1, org_id).bind(2, after_id).bind(3, static_cast<std::int64_t>(limit));
+    while (s.step())
+        out.push_back(node_record{s.text(0), s.text(1), s.text(2), caps_from_json(s.text(3)), s.text(4),
+                                  s.text(5), s.integer(6) != 0, s.integer(7), s.integer(8)});
+    return out;
+}
+
+std::int64_t sqlite_storage::publish_config(const std::string& org_id, const std::string& document,
+                                            std::int64_t now_ms)
+{
+    exec("BEGIN IMMEDIATE");
+    try {
+        std::int64_t previous = 0;
+        {
+            statement s(db_, "SELECT MAX(updated_at) FROM configs WHERE org_id = ?");
+            s.bind(1, org_id);
+            if (s.step()) previous = s.integer(0);
+        }
+        const std::int64_t at = std::max(now_ms, previous + 1);
+        statement s(db_, "INSERT INTO configs(org_id, updated_at, document) VALUES(?,?,?)");
+        s.bind(1, org_id).bind(2, at).bind(3, document).step();
+        exec("COMMIT");
+        return at;
+    } catch (...) {
+        exec("ROLLBACK");
+        throw;
+    }
+}
+
+std::optional<config_record> sqlite_storage::latest_config(const std::string& org_id)
+{
+    statement s(db_,
+                "SELECT updated_at, document FROM configs WHERE org_id = ? ORDER BY updated_at DESC LIMIT 1");
+    s.bind(1, org_id);
+    if (!s.step()) return std::nullopt;
+    return config_record{s.integer(0), s.text(1)};
+}
+
+std::int64_t sqlite_storage::append_event(const std::string& org_id, const std::string& type,
+                                          const std::string& data, std::size_t keep)
+{
+    exec("BEGIN IMMEDIATE");
+    try {
+        std::int64_t id = 0;
+        {
+            statement s(db_, "INSERT INTO events(org_id, type, data) VALUES(?,?,?) RETURNING id");
+            s.bind(1, org_id).bind(2, type).bind(3, data);
+            if (s.step()) id = s.integer(0);
+            while (s.step()) {}
+        }
+        // Prune beyond `keep`, remembering how far: replay needs to know
+        // whether a client's Last-Event-ID fell off the end.
+        std::int64_t cut = 0;
+        {
+            statement s(db_, "SELECT id FROM events WHERE org_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?");
+            s.bind(1, org_id).bind(2, static_cast<std::int64_t>(keep));
+            if (s.step()) cut = s.integer(0);
+        }
+        if (cut > 0) {
+            statement d(db_, "DELETE FROM events WHERE org_id = ? AND id <= ?");
+            d.bind(1, org_id).bind(2, cut).step();
+            statement h(db_,
+                        "INSERT INTO event_horizon(org_id, pruned_upto) VALUES(?1, ?2) "
+                        "ON CONFLICT(org_id) DO UPDATE SET pruned_upto = MAX(pruned_upto, ?2)");
+            h.bind(1, org_id).bind(2, cut).step();
+        }
+        exec("COMMIT");
+        return id;
+    } catch (...) {
+        exec("ROLLBACK");
+        throw;
+    }
+}
+
+std::vector<event_record> sqlite_storage::events_after(const std::string& org_id, std::int64_t after_id)
+{
+    std::vector<event_record> out;
+    statement s(
+        db_,
+        "SELECT id, org_id, type, data FROM events WHERE (?1 = '' OR org_id = ?1) AND id > ?2 ORDER BY id");
+    s.bind(1, org_id).bind(2, after_id);
+    while (s.step()) out.push_back(event_record{s.integer(0), s.text(1), s.text(2), s.text(3)});
+    return out;
+}
+
+std::int64_t sqlite_storage::pruned_upto(const std::string& org_id)
+{
+    statement s(db_, org_id.empty() ? "SELECT COALESCE(MAX(pruned_upto), 0) FROM event_horizon"
+                                    : "SELECT pruned_upto FROM event_horizon WHERE org_id = ?");
+    if (!org_id.empty()) s.bind(1, org_id);
+    return s.step() ? s.integer(0) : 0;
+}
+
+std::int64_t sqlite_storage::last_event_id()
+{
+    statement s(db_, "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'events'");
+    return s.step() ? s.integer(0) : 0;
+}
+
+}  // namespace tether::gateway

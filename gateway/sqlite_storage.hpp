@@ -1,0 +1,53 @@
+// The embedded default backend: one SQLite file, WAL mode.
+#pragma once
+
+#include "gateway/storage.hpp"
+
+#include <filesystem>
+#include <memory>
+
+struct sqlite3;
+
+namespace tether::gateway {
+
+/// Opens (creating if needed) `path` and applies pending schema migrations.
+/// Throws std::runtime_error naming the file on any failure.
+class sqlite_storage final : public storage {
+public:
+    explicit sqlite_storage(const std::filesystem::path& path);
+    ~sqlite_storage() override;
+
+    void add_enrollment_code(const std::string& code_hash, const std::string& org_id,
+                             std::int64_t expires_ms) override;
+    std::optional<std::string> consume_enrollment_code(const std::string& code_hash,
+                                                       std::int64_t now_ms) override;
+    void insert_node(const node_record& n) override;
+    std::optional<node_record> find_node(const std::string& node_id) override;
+    void touch_node(const std::string& node_id, std::int64_t last_seen_ms) override;
+    bool revoke_node(const std::string& node_id) override;
+    std::vector<node_record> list_nodes(const std::string& org_id, const std::string& after_id,
+                                        std::size_t limit) override;
+    std::int64_t publish_config(const std::string& org_id, const std::string& document,
+                                std::int64_t now_ms) override;
+    std::optional<config_record> latest_config(const std::string& org_id) override;
+    std::int64_t append_event(const std::string& org_id, const std::string& type, const std::string& data,
+                              std::size_t keep) override;
+    std::vector<event_record> events_after(const std::string& org_id, std::int64_t after_id) override;
+    std::int64_t pruned_upto(const std::string& org_id) override;
+    std::int64_t last_event_id() override;
+    [[nodiscard]] std::uint64_t node_writes() const noexcept override { return node_writes_; }
+
+    /// The schema version this build migrates to.
+    static int schema_version() noexcept;
+
+private:
+    class statement;
+    void exec(const char* sql);
+    void migrate();
+
+    sqlite3* db_ = nullptr;
+    std::filesystem::path path_;
+    std::uint64_t node_writes_ = 0;
+};
+
+}  // namespace tether::gateway

@@ -1,0 +1,81 @@
+// What the gateway persists, behind an interface so a distributed backend
+// can replace SQLite without touching the RPC handlers.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tether::gateway {
+
+struct node_record {
+    std::string node_id;
+    std::string org_id;
+    std::string node_name;
+    std::vector<std::string> capabilities;
+    std::string public_key;    ///< raw 32-byte Ed25519 key
+    std::string api_key_hash;  ///< hex SHA-256; the key itself is never stored
+    bool revoked = false;
+    std::int64_t last_seen_ms = 0;
+    std::int64_t created_ms = 0;
+};
+
+struct config_record {
+    std::int64_t updated_at = 0;  ///< configUpdatedAt: strictly increasing per org
+    std::string document;         ///< JSON object text
+};
+
+struct event_record {
+    std::int64_t id = 0;  ///< increasing per gateway, never reused
+    std::string org_id;
+    std::string type;
+    std::string data;
+};
+
+/// Every call is synchronous and may block on disk: the gateway calls it
+/// from its storage thread only (see storage_executor), never from an
+/// io_context thread. Implementations need not be thread-safe.
+/// Failures (disk full, corruption) throw std::runtime_error.
+class storage {
+public:
+    virtual ~storage() = default;
+
+    virtual void add_enrollment_code(const std::string& code_hash, const std::string& org_id,
+                                     std::int64_t expires_ms) = 0;
+    /// Marks the code used and returns its org, atomically; nullopt when the
+    /// code is unknown, expired or already used.
+    virtual std::optional<std::string> consume_enrollment_code(const std::string& code_hash,
+                                                               std::int64_t now_ms) = 0;
+
+    virtual void insert_node(const node_record& n) = 0;
+    virtual std::optional<node_record> find_node(const std::string& node_id) = 0;
+    virtual void touch_node(const std::string& node_id, std::int64_t last_seen_ms) = 0;
+    /// False when there is no such node.
+    virtual bool revoke_node(const std::string& node_id) = 0;
+    /// Nodes ordered by id, after `after_id` (exclusive), at most `limit`.
+    virtual std::vector<node_record> list_nodes(const std::string& org_id, const std::string& after_id,
+                                                std::size_t limit) = 0;
+
+    /// Stores a new config version; returns its configUpdatedAt, greater than
+    /// every earlier one of the org (max(now_ms, previous + 1)).
+    virtual std::int64_t publish_config(const std::string& org_id, const std::string& document,
+                                        std::int64_t now_ms) = 0;
+    virtual std::optional<config_record> latest_config(const std::string& org_id) = 0;
+
+    /// Appends to the org's history, keeping the newest `keep` events.
+    virtual std::int64_t append_event(const std::string& org_id, const std::string& type,
+                                      const std::string& data, std::size_t keep) = 0;
+    /// Events after `after_id`, in id order; `org_id` empty = every org.
+    virtual std::vector<event_record> events_after(const std::string& org_id, std::int64_t after_id) = 0;
+    /// The highest id removed from the org's history (0 if none): a client
+    /// whose Last-Event-ID is below it missed events that are gone.
+    virtual std::int64_t pruned_upto(const std::string& org_id) = 0;
+    virtual std::int64_t last_event_id() = 0;
+
+    /// How many node writes (`touch_node`) happened: heartbeat debounce is
+    /// observable in tests and metrics through this.
+    [[nodiscard]] virtual std::uint64_t node_writes() const noexcept = 0;
+};
+
+}  // namespace tether::gateway

@@ -1,0 +1,66 @@
+#include "gateway/event_hub.hpp"
+
+#include "support/run_for.hpp"
+
+#include <boost/asio/strand.hpp>
+#include <boost/test/unit_test.hpp>
+
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+using tether::gateway::event_hub;
+using tether::gateway::event_record;
+using tether::gateway::subscription;
+
+BOOST_AUTO_TEST_SUITE(event_hub_suite)
+
+BOOST_AUTO_TEST_CASE(slow_consumer_is_evicted_while_a_fast_one_keeps_up)
+{
+    asio::io_context ioc;
+    event_hub hub({.queue = 4, .per_ip = 20, .global = 100});
+    event_hub::refusal why{};
+    auto slow = hub.subscribe("acme", "n1", "10.0.0.1", asio::make_strand(ioc), &why);
+    auto fast = hub.subscribe("acme", "n2", "10.0.0.2", asio::make_strand(ioc), &why);
+    BOOST_TEST_REQUIRE((slow && fast));
+    std::size_t fast_got = 0;
+    for (std::int64_t i = 1; i <= 10; ++i) {
+        hub.publish(event_record{i, "acme", "config-updated", "{}"});  // never waits for anyone
+        const auto b = tether::test::run_for(ioc, fast->next(1s));
+        BOOST_TEST((b.st == subscription::state::open));
+        for (const auto& e : b.events) BOOST_TEST(e.id == static_cast<std::int64_t>(++fast_got));
+    }
+    BOOST_TEST(fast_got == 10u);
+    const auto s = tether::test::run_for(ioc, slow->next(1s));
+    BOOST_TEST((s.st == subscription::state::evicted));
+    BOOST_TEST(hub.evictions() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(org_filter_idle_and_limits)
+{
+    asio::io_context ioc;
+    event_hub hub({.queue = 16, .per_ip = 1, .global = 2});
+    event_hub::refusal why{};
+    auto a = hub.subscribe("acme", "n1", "10.0.0.1", asio::make_strand(ioc), &why);
+    BOOST_TEST(!hub.subscribe("acme", "n1", "10.0.0.1", asio::make_strand(ioc), &why));
+    BOOST_TEST((why == event_hub::refusal::per_ip));
+    auto admin = hub.subscribe("", "", "10.0.0.2", asio::make_strand(ioc), &why);
+    BOOST_TEST(!hub.subscribe("acme", "n3", "10.0.0.3", asio::make_strand(ioc), &why));
+    BOOST_TEST((why == event_hub::refusal::global));
+
+    hub.publish(event_record{1, "beta", "config-updated", "{}"});
+    const auto idle = tether::test::run_for(ioc, a->next(50ms));
+    BOOST_TEST(idle.idle);
+    BOOST_TEST(idle.events.empty());
+    BOOST_TEST(tether::test::run_for(ioc, admin->next(1s)).events.size() == 1u);
+
+    a.reset();  // releasing a stream frees its slot
+    BOOST_TEST(hub.connections() == 1u);
+    BOOST_TEST(hub.subscribe("acme", "n1", "10.0.0.1", asio::make_strand(ioc), &why) != nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(event_format_splits_multiline_data)
+{
+    BOOST_TEST(tether::gateway::format_event({7, "acme", "x", "a\nb"}) ==
+               "id: 7\nevent: x\ndata: a\ndata: b\n\n");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

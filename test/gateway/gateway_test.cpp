@@ -1,0 +1,397 @@
+// The gateway against its contract: every RPC's success and error codes,
+// storage effects, and the event streams, over real HTTP on loopback.
+#include "gateway_fixture.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <set>
+
+using namespace std::chrono_literals;
+using tether::secret;
+using tether::test::gateway_fixture;
+namespace json = boost::json;
+namespace net = tether::net;
+using code = net::connect::code;
+
+namespace {
+
+template <class R>
+code code_of(const R& r)
+{
+    BOOST_TEST_REQUIRE(!r.has_value(), "expected an error");
+    return r.error().c;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(gateway_rpc_suite)
+
+BOOST_AUTO_TEST_CASE(enrollment_codes_are_single_use_and_scoped)
+{
+    gateway_fixture g;
+    const auto n = g.enroll("acme");
+    BOOST_TEST(n.org_id == "acme");
+    BOOST_TEST(n.node_id.starts_with("node-"));
+    BOOST_TEST(n.api_key.size() >= 32u);
+
+    const auto code = g.new_code("acme");
+    const auto key = tether::auth::generate_key();
+    const json::object req{{"enrollmentCode", code},
+                           {"nodeName", "a"},
+                           {"publicKey", net::protojson::base64_encode(key.public_raw)}};
+    BOOST_TEST(g.node("Enroll", req).has_value());
+    BOOST_TEST((code_of(g.node("Enroll", req)) == code::permission_denied));  // reused
+
+    BOOST_TEST((code_of(g.node("Enroll", {{"enrollmentCode", "made-up"},
+                                          {"nodeName", "a"},
+                                          {"publicKey", net::protojson::base64_encode(key.public_raw)}})) ==
+                code::permission_denied));
+    // Expired code.
+    auto ttl = g.admin_call("CreateEnrollmentCode", {{"orgId", "acme"}, {"ttlSeconds", 60}});
+    BOOST_TEST_REQUIRE(ttl.has_value());
+    g.now += 61'000;
+    BOOST_TEST((code_of(g.node("Enroll", {{"enrollmentCode", ttl->at("code")},
+                                          {"nodeName", "a"},
+                                          {"publicKey", net::protojson::base64_encode(key.public_raw)}})) ==
+                code::permission_denied));
+    // Malformed key: invalid_argument naming the field.
+    auto bad =
+        g.node("Enroll", {{"enrollmentCode", g.new_code("acme")}, {"nodeName", "a"}, {"publicKey", "AAAA"}});
+    BOOST_TEST((code_of(bad) == code::invalid_argument));
+    BOOST_TEST(bad.error().message.find("publicKey") != std::string::npos, bad.error().message);
+    // Only hashes are stored.
+    const auto db_bytes = tether::test::read_file(g.dir.path() / "tether.db") +
+                          tether::test::read_file(g.dir.path() / "tether.db-wal");
+    BOOST_TEST(db_bytes.find(std::string(n.api_key.reveal())) == std::string::npos);
+    BOOST_TEST(db_bytes.find(code) == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(login_rejects_with_the_contract_codes)
+{
+    gateway_fixture g;
+    const auto n = g.enroll("acme");
+    // Unknown node, wrong api key: the same permission_denied.
+    auto unknown = g.node("BeginAuth", {{"nodeId", "node-nope"}, {"apiKey", "x"}});
+    auto wrong = g.node("BeginAuth", {{"nodeId", n.node_id}, {"apiKey", "x"}});
+    BOOST_TEST((code_of(unknown) == code::permission_denied));
+    BOOST_TEST((code_of(wrong) == code::permission_denied));
+    BOOST_TEST(unknown.error().message == wrong.error().message);
+
+    auto begin = g.node("BeginAuth", {{"nodeId", n.node_id}, {"apiKey", std::string(n.api_key.reveal())}});
+    BOOST_TEST_REQUIRE(begin.has_value());
+    const auto challenge = *net::protojson::base64_decode(begin->at("challenge").as_string(), "c");
+    BOOST_TEST(challenge.size() == 32u);
+    const auto other_key = tether::auth::generate_key();
+    const auto bad_sig =
+        tether::auth::sign(other_key.private_pem, tether::auth::login_message(n.node_id, challenge));
+    auto complete = [&](const std::string& sig) {
+        return g.node("CompleteAuth", {{"nodeId", n.node_id},
+                                       {"challenge", net::protojson::base64_encode(challenge)},
+                                       {"signature", net::protojson::base64_encode(sig)}});
+    };
+    BOOST_TEST((code_of(complete(bad_sig)) == code::unauthenticated));
+    // The challenge was consumed by the failed attempt: single use.
+    const auto good_sig =
+        tether::auth::sign(n.key.private_pem, tether::auth::login_message(n.node_id, challenge));
+    BOOST_TEST((code_of(complete(good_sig)) == code::unauthenticated));
+
+    // A challenge older than 30 s.
+    auto late = g.node("BeginAuth", {{"nodeId", n.node_id}, {"apiKey", std::string(n.api_key.reveal())}});
+    const auto c2 = *net::protojson::base64_decode(late->at("challenge").as_string(), "c");
+    g.now += 31'000;
+    auto expired = g.node(
+        "CompleteAuth", {{"nodeId", n.node_id},
+                         {"challenge", net::protojson::base64_encode(c2)},
+                         {"signature", net::protojson::base64_encode(tether::auth::sign(
+                                           n.key.private_pem, tether::auth::login_message(n.node_id, c2)))}});
+    BOOST_TEST((code_of(expired) == code::unauthenticated));
+
+    auto ok = g.login(n);
+    BOOST_TEST_REQUIRE(ok.has_value(), ok.error().message);
+    const auto expires = net::protojson::parse_timestamp(ok->at("expiresAt").as_string(), "e").value();
+    const auto server = net::protojson::parse_timestamp(ok->at("serverTime").as_string(), "s").value();
+    BOOST_TEST((expires - server).count() == 24LL * 3600 * 1000);
+}
+
+BOOST_AUTO_TEST_CASE(heartbeat_config_and_session_expiry)
+{
+    gateway_fixture g;
+    const auto n = g.enroll("acme");
+    const auto s = g.session(n);
+    auto hb = g.node("Heartbeat", {{"agentVersion", "t"}, {"uptimeSeconds", "1"}}, s);
+    BOOST_TEST_REQUIRE(hb.has_value(), hb.error().message);
+    BOOST_TEST(hb->at("configUpdatedAt").as_string() == "0");
+
+    const auto at = g.publish("acme", {{"heartbeatIntervalSeconds", 12}, {"flags", {{"beta", true}}}});
+    hb = g.node("Heartbeat", {{"configUpdatedAt", "0"}}, s);
+    BOOST_TEST_REQUIRE(hb.has_value());
+    BOOST_TEST(hb->at("configUpdatedAt").as_string() == std::to_string(at));
+    BOOST_TEST(hb->at("heartbeatIntervalSeconds").as_int64() == 12);
+    auto cfg = g.node("GetRuntimeConfig", {}, s);
+    BOOST_TEST_REQUIRE(cfg.has_value());
+    BOOST_TEST(cfg->at("config").at("flags").at("beta").as_bool());
+    // A second publish is strictly newer even within the same millisecond.
+    BOOST_TEST(g.publish("acme", {}) > at);
+
+    BOOST_TEST((code_of(g.node("Heartbeat", {}, secret{})) == code::unauthenticated));
+    BOOST_TEST((code_of(g.node("Heartbeat", {}, secret{"made-up"})) == code::unauthenticated));
+    BOOST_TEST((code_of(g.node("Heartbeat", {{"uptimeSeconds", "x"}}, s)) == code::invalid_argument));
+    g.now += 24LL * 3600 * 1000;
+    BOOST_TEST((code_of(g.node("Heartbeat", {}, s)) == code::unauthenticated));
+}
+
+BOOST_AUTO_TEST_CASE(heartbeat_storm_writes_storage_once_per_5_seconds)
+{
+    gateway_fixture g;
+    const auto n = g.enroll("acme");
+    const auto s = g.session(n);
+    const auto before = g.storage().node_writes();
+    for (int i = 0; i < 10; ++i) BOOST_TEST(g.node("Heartbeat", {}, s).has_value());
+    BOOST_TEST(g.storage().node_writes() - before == 1u);
+    // The 11th within the same second is refused.
+    BOOST_TEST((code_of(g.node("Heartbeat", {}, s)) == code::resource_exhausted));
+    g.now += 4'000;
+    BOOST_TEST(g.node("Heartbeat", {}, s).has_value());
+    BOOST_TEST(g.storage().node_writes() - before == 1u);
+    g.now += 1'000;
+    BOOST_TEST(g.node("Heartbeat", {}, s).has_value());
+    BOOST_TEST(g.storage().node_writes() - before == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(revocation_is_permanent_and_visible)
+{
+    gateway_fixture g;
+    const auto n = g.enroll("acme");
+    const auto s = g.session(n);
+    BOOST_TEST(g.admin_call("RevokeNode", {{"nodeId", n.node_id}}).has_value());
+    // The session is gone with the node; a new login is refused for good.
+    BOOST_TEST((code_of(g.node("Heartbeat", {}, s)) == code::unauthenticated));
+    BOOST_TEST((code_of(g.login(n)) == code::permission_denied));
+    BOOST_TEST((code_of(g.admin_call("RevokeNode", {{"nodeId", "node-nope"}})) == code::not_found));
+    auto list = g.admin_call("ListNodes", {{"orgId", "acme"}});
+    BOOST_TEST_REQUIRE(list.has_value());
+    BOOST_TEST(list->at("nodes").as_array()[0].at("revoked").as_bool());
+}
+
+BOOST_AUTO_TEST_CASE(list_nodes_pages_with_tokens)
+{
+    gateway_fixture g;
+    for (int i = 0; i < 5; ++i) g.enroll("acme", "n" + std::to_string(i));
+    g.enroll("other");
+    std::set<std::string> seen;
+    std::string token;
+    int pages = 0;
+    do {
+        json::object req{{"orgId", "acme"}, {"pageSize", 2}};
+        if (!token.empty()) req["pageToken"] = token;
+        auto r = g.admin_call("ListNodes", req);
+        BOOST_TEST_REQUIRE(r.has_value(), r.error().message);
+        for (const auto& v : r->at("nodes").as_array()) {
+            BOOST_TEST(v.at("orgId").as_string() == "acme");
+            seen.insert(std::string(v.at("nodeId").as_string()));
+        }
+        const auto* next = r->if_contains("nextPageToken");
+        token = next ? std::string(next->as_string()) : std::string();
+        ++pages;
+    } while (!token.empty() && pages < 10);
+    BOOST_TEST(seen.size() == 5u);
+    BOOST_TEST(pages == 3);
+    BOOST_TEST((code_of(g.admin_call("ListNodes", {{"pageToken", "garbage!"}})) == code::invalid_argument));
+    auto all = g.admin_call("ListNodes", {});
+    BOOST_TEST(all->at("nodes").as_array().size() == 6u);
+}
+
+BOOST_AUTO_TEST_CASE(admin_requests_need_the_admin_token_and_valid_input)
+{
+    gateway_fixture g;
+    auto no = g.call("tether.v1.AdminService", "CreateEnrollmentCode", {{"orgId", "acme"}}, secret{"wrong"});
+    BOOST_TEST((code_of(no) == code::unauthenticated));
+    BOOST_TEST((code_of(g.admin_call("CreateEnrollmentCode", {{"orgId", ""}})) == code::invalid_argument));
+    BOOST_TEST((code_of(g.admin_call("CreateEnrollmentCode", {{"orgId", "a b"}})) == code::invalid_argument));
+    BOOST_TEST((code_of(g.admin_call("PublishConfig", {{"orgId", "acme"}, {"config", "x"}})) ==
+                code::invalid_argument));
+    // A node session is no admin token.
+    const auto n = g.enroll("acme");
+    auto as_node = g.call("tether.v1.AdminService", "ListNodes", {}, g.session(n));
+    BOOST_TEST((code_of(as_node) == code::unauthenticated));
+}
+
+BOOST_AUTO_TEST_CASE(http_level_errors_follow_connect)
+{
+    gateway_fixture g;
+    auto raw = [&](std::string method, std::string target, std::string content_type, std::string body) {
+        net::http::request req;
+        req.method = std::move(method);
+        req.target = std::move(target);
+        if (!content_type.empty()) req.headers.set("Content-Type", content_type);
+        req.body = std::move(body);
+        auto r = tether::test::run_for(g.ioc, g.http().request(g.server().base(), req, 5s));
+        BOOST_TEST_REQUIRE(r.has_value());
+        return *r;
+    };
+    const auto unknown = raw("POST", "/tether.v1.NodeService/Nope", "application/json", "{}");
+    BOOST_TEST(unknown.status == 404u);
+    BOOST_TEST((net::connect::decode_error(unknown.status, unknown.body).c == code::unimplemented));
+    const auto malformed = raw("POST", "/tether.v1.NodeService/Enroll", "application/json", "{\"a\":");
+    BOOST_TEST(malformed.status == 400u);
+    const auto e = net::connect::decode_error(malformed.status, malformed.body);
+    BOOST_TEST((e.c == code::invalid_argument));
+    BOOST_TEST(e.message.find("malformed JSON") != std::string::npos, e.message);
+    BOOST_TEST(raw("GET", "/tether.v1.NodeService/Enroll", "", "").status == 405u);
+    BOOST_TEST(raw("POST", "/tether.v1.NodeService/Enroll", "text/plain", "{}").status == 415u);
+    const auto big =
+        raw("POST", "/tether.v1.NodeService/Enroll", "application/json", std::string(70 * 1024, ' '));
+    BOOST_TEST(big.status == 429u);
+}
+
+BOOST_AUTO_TEST_CASE(restart_keeps_nodes_configs_and_history)
+{
+    gateway_fixture g;
+    const auto n = g.enroll("acme");
+    const auto at = g.publish("acme", {{"flags", {{"x", true}}}});
+    const auto old_session = g.session(n);
+    g.restart();
+    // Sessions live in memory only: the old one is gone, a new login works.
+    BOOST_TEST((code_of(g.node("Heartbeat", {}, old_session)) == code::unauthenticated));
+    const auto s = g.session(n);
+    auto cfg = g.node("GetRuntimeConfig", {}, s);
+    BOOST_TEST_REQUIRE(cfg.has_value());
+    BOOST_TEST(cfg->at("configUpdatedAt").as_string() == std::to_string(at));
+    auto [status, stream] = g.open_stream(g.stream_token(s), "0");
+    BOOST_TEST(status == 200u);
+    const auto events = g.read_events(*stream, 1);
+    BOOST_TEST_REQUIRE(events.size() == 1u);
+    BOOST_TEST(events[0].type == "config-updated");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(gateway_stream_suite)
+
+BOOST_AUTO_TEST_CASE(stream_tokens_are_limited_single_use_and_short_lived)
+{
+    gateway_fixture g;
+    const auto n = g.enroll("acme");
+    const auto s = g.session(n);
+    std::vector<secret> tokens;
+    for (int i = 0; i < 10; ++i) tokens.push_back(g.stream_token(s));
+    BOOST_TEST((code_of(g.node("CreateStreamToken", {}, s)) == code::resource_exhausted));
+    {
+        auto [ok, stream] = g.open_stream(tokens[0]);
+        BOOST_TEST(ok == 200u);
+        BOOST_TEST(*stream->head().headers.get("Content-Type") == "text/event-stream");
+        BOOST_TEST(*stream->head().headers.get("Cache-Control") == "no-store");
+        BOOST_TEST(*stream->head().headers.get("X-Accel-Buffering") == "no");
+    }
+    auto [reused, s2] = g.open_stream(tokens[0]);
+    BOOST_TEST(reused == 401u);
+    // Consumed tokens no longer count against the limit.
+    BOOST_TEST(g.node("CreateStreamToken", {}, s).has_value());
+    g.now += 5 * 60 * 1000 + 1;
+    auto [expired, s3] = g.open_stream(tokens[1]);
+    BOOST_TEST(expired == 401u);
+}
+
+BOOST_AUTO_TEST_CASE(live_events_filtered_per_org_and_admin_sees_all)
+{
+    gateway_fixture g;
+    const auto a = g.enroll("acme");
+    const auto b = g.enroll("beta");
+    auto [sa, stream_a] = g.open_stream(g.stream_token(g.session(a)));
+    auto [sb, stream_b] = g.open_stream(g.stream_token(g.session(b)));
+    auto [sc, admin] = g.open_stream(g.admin, {}, true);
+    BOOST_TEST_REQUIRE((sa == 200u && sb == 200u && sc == 200u));
+    const auto at = g.publish("acme", {});
+    g.publish("beta", {});
+    const auto ea = g.read_events(*stream_a, 1);
+    BOOST_TEST_REQUIRE(ea.size() == 1u);
+    BOOST_TEST(ea[0].type == "config-updated");
+    BOOST_TEST(json::parse(ea[0].data).at("configUpdatedAt").as_int64() == at);
+    const auto eb = g.read_events(*stream_b, 1);
+    BOOST_TEST_REQUIRE(eb.size() == 1u);
+    BOOST_TEST(eb[0].last_event_id != ea[0].last_event_id);  // beta saw only its own
+    BOOST_TEST(g.read_events(*admin, 2).size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(replay_without_gap_and_reset_when_history_is_gone)
+{
+    tether::gateway::gateway_options o;
+    o.history = 3;
+    gateway_fixture g(o);
+    const auto n = g.enroll("acme");
+    const auto s = g.session(n);
+    for (int i = 0; i < 2; ++i) g.publish("acme", {});
+    auto [st, first] = g.open_stream(g.stream_token(s), "0");
+    const auto two = g.read_events(*first, 2);
+    BOOST_TEST_REQUIRE(two.size() == 2u);
+    first.reset();
+
+    g.publish("acme", {});  // missed while disconnected
+    auto [st2, again] = g.open_stream(g.stream_token(s), two[1].last_event_id);
+    g.publish("acme", {});  // live
+    const auto next = g.read_events(*again, 2);
+    BOOST_TEST_REQUIRE(next.size() == 2u);
+    BOOST_TEST(std::stoll(next[0].last_event_id) > std::stoll(two[1].last_event_id));
+    BOOST_TEST(std::stoll(next[1].last_event_id) > std::stoll(next[0].last_event_id));
+    again.reset();
+
+    for (int i = 0; i < 5; ++i) g.publish("acme", {});  // pushes id 1.. out of the 3-event history
+    auto [st3, gap] = g.open_stream(g.stream_token(s), two[0].last_event_id);
+    const auto after_gap = g.read_events(*gap, 4);
+    BOOST_TEST_REQUIRE(after_gap.size() == 4u);
+    BOOST_TEST(after_gap[0].type == "reset");
+    for (std::size_t i = 2; i < after_gap.size(); ++i)
+        BOOST_TEST(std::stoll(after_gap[i].last_event_id) > std::stoll(after_gap[i - 1].last_event_id));
+}
+
+BOOST_AUTO_TEST_CASE(revocation_sends_node_revoked_then_closes)
+{
+    gateway_fixture g;
+    const auto n = g.enroll("acme");
+    const auto other = g.enroll("acme");
+    auto [s1, mine] = g.open_stream(g.stream_token(g.session(n)));
+    auto [s2, theirs] = g.open_stream(g.stream_token(g.session(other)));
+    BOOST_TEST(g.admin_call("RevokeNode", {{"nodeId", n.node_id}}).has_value());
+    const auto got = g.read_events(*mine, 2);
+    BOOST_TEST_REQUIRE(got.size() == 1u);  // the stream ended after it
+    BOOST_TEST(got[0].type == "node-revoked");
+    BOOST_TEST(json::parse(got[0].data).at("nodeId").as_string() == n.node_id);
+    // The other node of the org sees the event and stays connected.
+    BOOST_TEST(g.read_events(*theirs, 1).size() == 1u);
+    g.publish("acme", {});
+    BOOST_TEST(g.read_events(*theirs, 1).size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(connection_limits_answer_429_and_503)
+{
+    tether::gateway::gateway_options o;
+    o.hub.per_ip = 2;
+    o.hub.global = 3;
+    gateway_fixture g(o);
+    const auto n = g.enroll("acme");
+    const auto s = g.session(n);
+    auto [a, s1] = g.open_stream(g.stream_token(s));
+    auto [b, s2] = g.open_stream(g.stream_token(s));
+    auto [c, s3] = g.open_stream(g.stream_token(s));
+    BOOST_TEST(a == 200u);
+    BOOST_TEST(b == 200u);
+    BOOST_TEST(c == 429u);
+    auto [d, s4] = g.open_stream(g.admin, {}, true);  // admin streams count against the limits too
+    BOOST_TEST(d == 429u);
+    BOOST_TEST(g.service().hub().connections() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(idle_streams_get_comments)
+{
+    tether::gateway::gateway_options o;
+    o.idle_comment = 100ms;
+    gateway_fixture g(o);
+    const auto n = g.enroll("acme");
+    auto [st, stream] = g.open_stream(g.stream_token(g.session(n)));
+    auto chunk = tether::test::run_for(g.ioc, stream->read_some(2s));
+    BOOST_TEST_REQUIRE(chunk.has_value());
+    BOOST_TEST(chunk->starts_with(":"), *chunk);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
