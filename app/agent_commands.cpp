@@ -63,9 +63,7 @@ const std::vector<subcommand>& table()
            state_dir,
            ca_file,
            {"force", "", "replace an existing enrolled identity"}}},
-         [](invocation& inv) {
-             return unimplemented(inv, "enroll");
-         }},
+         agent_enroll},
         {{"run",
           "Keep a session, send heartbeats, follow the event stream, apply runtime config.",
           {state_dir,
@@ -117,20 +115,6 @@ auth::state_paths resolve_state_dir(const invocation& inv)
         return {*v};
     }
     return {auth::default_state_dir(::geteuid() == 0, inv.env("XDG_STATE_HOME"), inv.env("HOME"))};
-}
-
-int agent_run(invocation& inv)
-{
-    const auto paths = resolve_state_dir(inv);
-    std::error_code ec;
-    if (!std::filesystem::exists(paths.state_file(), ec)) {
-        throw fatal_exit(
-            exit_status::usage,
-            "no enrolled identity: " + paths.state_file().string() +
-                " does not exist. Enroll this node first: tether enroll --server URL --code CODE" +
-                (inv.args.has("state-dir") ? " --state-dir " + paths.dir.string() : ""));
-    }
-    return not_implemented(inv, "run");
 }
 
 }  // namespace tether::app

@@ -12,5 +12,6 @@ std::span<const subcommand> agent_commands();
 auth::state_paths resolve_state_dir(const invocation& inv);
 
 int agent_run(invocation& inv);
+int agent_enroll(invocation& inv);
 
 }  // namespace tether::app

@@ -31,6 +31,13 @@ struct field_error {
 template <class T>
 using result = boost::system::result<T, field_error>;
 
+/// boost::system::result in 1.81 has no value_or.
+template <class T, class U>
+T value_or(const result<T>& r, U&& fallback)
+{
+    return r ? *r : T(std::forward<U>(fallback));
+}
+
 /// Lets result<T, field_error>::value() throw (found by ADL): a decode
 /// failure where the caller asserted success is a bug.
 [[noreturn]] void throw_exception_from_error(const field_error& e, const boost::source_location& loc);

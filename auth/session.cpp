@@ -1,0 +1,167 @@
+#include "auth/session.hpp"
+
+#include "auth/keys.hpp"
+#include "net/http_client.hpp"
+#include "net/protojson.hpp"
+#include "net/rpc_client.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/this_coro.hpp>
+
+namespace tether::auth {
+
+namespace pj = net::protojson;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+std::int64_t wall_ms()
+{
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+template <class R>
+awaitable<R> run_blocking(std::function<R()> fn)
+{
+    R out = fn();
+    co_return out;
+}
+
+session_result<secret> transient(net::connect::error e)
+{
+    return session_error{std::move(e), false};
+}
+
+}  // namespace
+
+std::string session_manager::reenroll_hint(const std::string& detail)
+{
+    return "the gateway refused this node's identity permanently (" + detail +
+           "). Likely causes: the node was revoked or deleted by an operator, the gateway's database was "
+           "reset, "
+           "or state.json belongs to another gateway. Re-enroll: tether enroll --server URL --code CODE "
+           "--force";
+}
+
+session_manager::session_manager(asio::any_io_executor ex, asio::any_io_executor blocking, net::url server,
+                                 std::shared_ptr<asio::ssl::context> tls, state_paths paths, node_state state,
+                                 secret key_pem, const log::logger& log)
+    : strand_(asio::make_strand(ex)),
+      blocking_(std::move(blocking)),
+      http_(std::make_unique<net::http_client>(strand_, std::move(tls))),
+      rpc_(std::make_unique<net::rpc_client>(*http_, std::move(server))),
+      paths_(std::move(paths)),
+      state_(std::move(state)),
+      key_(std::move(key_pem)),
+      log_(log),
+      refreshed_(strand_, timer::time_point::max())
+{
+    // A persisted token is only trusted with more than an hour left,
+    // measured once on the wall clock and from then on on the steady clock.
+    const auto remaining = state_.session_expires_ms - (wall_ms() + state_.server_offset_ms);
+    if (!state_.session_token.empty() && remaining > 0)
+        expires_ = steady::now() + std::chrono::milliseconds(remaining);
+}
+
+session_manager::~session_manager() = default;
+
+bool session_manager::due() const
+{
+    return state_.session_token.empty() || steady::now() >= expires_ - refresh_margin_;
+}
+
+awaitable<session_result<secret>> session_manager::token()
+{
+    auto r = co_await asio::co_spawn(strand_, get(false, secret{}), use_awaitable);
+    co_return r;
+}
+
+awaitable<session_result<secret>> session_manager::refresh(secret rejected)
+{
+    auto r = co_await asio::co_spawn(strand_, get(true, std::move(rejected)), use_awaitable);
+    co_return r;
+}
+
+awaitable<session_result<secret>> session_manager::get(bool force, secret rejected)
+{
+    for (;;) {
+        const bool replaced = force && !(state_.session_token == rejected);
+        if ((!force || replaced) && !due()) {
+            session_result<secret> current = state_.session_token;
+            co_return current;
+        }
+        if (refreshing_) {
+            // Someone is logging in: wait for it, then look again.
+            refreshed_.expires_at(timer::time_point::max());
+            co_await refreshed_.async_wait();
+            force = force && state_.session_token == rejected;
+            continue;
+        }
+        refreshing_ = true;
+        auto r = co_await login();
+        refreshing_ = false;
+        refreshed_.cancel();
+        co_return r;
+    }
+}
+
+awaitable<session_result<secret>> session_manager::login()
+{
+    const auto timeout = std::chrono::seconds(15);
+    const boost::json::object begin_req{{"nodeId", state_.node_id}, {"apiKey", state_.api_key.reveal()}};
+    const secret none;
+    auto begin = co_await rpc_->call(std::string(net::node_service), "BeginAuth", begin_req, none, timeout);
+    if (!begin) {
+        const bool permanent = begin.error().c == net::connect::code::permission_denied;
+        session_result<secret> out = session_error{begin.error(), permanent};
+        co_return out;
+    }
+    auto challenge = pj::get_bytes(*begin, "challenge");
+    if (!challenge || challenge->empty()) {
+        co_return transient({net::connect::code::internal, "BeginAuth answered without a challenge"});
+    }
+    const std::string sig = sign(key_, login_message(state_.node_id, *challenge));
+    const boost::json::object complete_req{{"nodeId", state_.node_id},
+                                           {"challenge", pj::base64_encode(*challenge)},
+                                           {"signature", pj::base64_encode(sig)}};
+    auto done =
+        co_await rpc_->call(std::string(net::node_service), "CompleteAuth", complete_req, none, timeout);
+    if (!done) {
+        const bool permanent = done.error().c == net::connect::code::permission_denied;
+        session_result<secret> out = session_error{done.error(), permanent};
+        co_return out;
+    }
+    auto tok = pj::get_string(*done, "sessionToken");
+    auto exp = pj::get_timestamp(*done, "expiresAt");
+    auto srv = pj::get_timestamp(*done, "serverTime");
+    if (!tok || tok->empty() || !exp || !srv) {
+        co_return transient({net::connect::code::internal, "CompleteAuth answered without a usable session"});
+    }
+    // The lifetime the server granted, applied to our steady clock: a wrong
+    // wall clock or a suspended process cannot make us trust a dead token.
+    const auto lifetime = *exp - *srv;
+    expires_ = steady::now() + lifetime;
+    refresh_margin_ = std::max<std::chrono::milliseconds>(std::chrono::hours(1), lifetime / 3);
+    state_.session_token = secret(std::move(*tok));
+    state_.session_expires_ms = exp->time_since_epoch().count();
+    state_.server_offset_ms = srv->time_since_epoch().count() - wall_ms();
+    ++refreshes_;
+    log_.info("session.refreshed", {{"node", state_.node_id}, {"lifetime_s", lifetime.count() / 1000}});
+
+    std::function<int()> persist = [paths = paths_, st = state_] {
+        save_state(paths, st);
+        return 0;
+    };
+    try {
+        co_await asio::co_spawn(blocking_, run_blocking<int>(std::move(persist)), use_awaitable);
+    } catch (const std::exception& e) {
+        // Not fatal: the token still works in memory; the next start logs in.
+        log_.warn("session.persist_failed", {{"error", e.what()}});
+    }
+    session_result<secret> out = state_.session_token;
+    co_return out;
+}
+
+}  // namespace tether::auth

@@ -1,0 +1,171 @@
+#include "auth/state_store.hpp"
+
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace tether::auth {
+
+namespace json = boost::json;
+
+namespace {
+
+std::string errno_text()
+{
+    return std::strerror(errno);
+}
+
+void write_all(int fd, std::string_view data, const std::filesystem::path& what)
+{
+    while (!data.empty()) {
+        const ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) throw std::runtime_error("cannot write " + what.string() + ": " + errno_text());
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+}
+
+std::string read_private_file(const std::filesystem::path& file)
+{
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) throw state_error("no enrolled identity: " + file.string() + " does not exist");
+        throw state_error("cannot read " + file.string() + ": " + errno_text());
+    }
+    std::string out;
+    char buf[4096];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return out;
+}
+
+}  // namespace
+
+void write_atomically(const std::filesystem::path& file, std::string_view content)
+{
+    const auto dir = file.parent_path();
+    auto tmp = file;
+    tmp += ".tmp-" + std::to_string(::getpid());
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) throw std::runtime_error("cannot create " + tmp.string() + ": " + errno_text());
+    try {
+        write_all(fd, content, tmp);
+        if (::fsync(fd) != 0) throw std::runtime_error("cannot fsync " + tmp.string() + ": " + errno_text());
+    } catch (...) {
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw;
+    }
+    ::close(fd);
+    if (::rename(tmp.c_str(), file.c_str()) != 0) {
+        const auto why = errno_text();
+        ::unlink(tmp.c_str());
+        throw std::runtime_error("cannot replace " + file.string() + ": " + why);
+    }
+    // The rename is durable only once the directory entry is.
+    const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+}
+
+node_state load_state(const state_paths& p)
+{
+    const auto file = p.state_file();
+    const auto text = read_private_file(file);
+    boost::system::error_code ec;
+    auto v = json::parse(text, ec);
+    if (ec || !v.is_object()) throw state_error(file.string() + " is not valid JSON; re-enroll with --force");
+    const auto& o = v.get_object();
+    const auto str = [&](const char* k) {
+        const auto* x = o.if_contains(k);
+        return x && x->is_string() ? std::string(x->get_string()) : std::string();
+    };
+    const auto num = [&](const char* k) -> std::int64_t {
+        const auto* x = o.if_contains(k);
+        return x && x->is_int64() ? x->get_int64() : 0;
+    };
+    node_state s;
+    s.server_url = str("serverUrl");
+    s.node_id = str("nodeId");
+    s.org_id = str("orgId");
+    s.node_name = str("nodeName");
+    s.api_key = secret(str("apiKey"));
+    s.session_token = secret(str("sessionToken"));
+    s.session_expires_ms = num("sessionExpiresMs");
+    s.server_offset_ms = num("serverOffsetMs");
+    if (s.api_key.empty() || s.node_id.empty() || s.server_url.empty())
+        throw state_error(file.string() +
+                          " holds no enrolled identity (no api key); enroll with tether enroll");
+    return s;
+}
+
+void save_state(const state_paths& p, const node_state& s)
+{
+    json::object o{{"serverUrl", s.server_url},
+                   {"nodeId", s.node_id},
+                   {"orgId", s.org_id},
+                   {"nodeName", s.node_name},
+                   {"apiKey", s.api_key.reveal()},
+                   {"sessionToken", s.session_token.reveal()},
+                   {"sessionExpiresMs", s.session_expires_ms},
+                   {"serverOffsetMs", s.server_offset_ms}};
+    std::string text = json::serialize(o);
+    write_atomically(p.state_file(), text + "\n");
+    explicit_bzero(text.data(), text.size());
+}
+
+secret load_key(const state_paths& p)
+{
+    return secret(read_private_file(p.key_file()));
+}
+
+void save_key(const state_paths& p, const secret& pem)
+{
+    write_atomically(p.key_file(), pem.reveal());
+}
+
+state_lock::state_lock(const state_paths& p, bool create_dir)
+{
+    if (create_dir) {
+        std::error_code ec;
+        std::filesystem::create_directories(p.dir, ec);
+        if (ec) throw state_error("cannot create state directory " + p.dir.string() + ": " + ec.message());
+        ::chmod(p.dir.c_str(), 0700);
+    }
+    fd_ = ::open(p.lock_file().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) throw state_error("cannot open lock file " + p.lock_file().string() + ": " + errno_text());
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+        char buf[32] = {};
+        const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+        ::close(fd_);
+        fd_ = -1;
+        std::string pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string("unknown");
+        while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+        throw state_error("state directory " + p.dir.string() + " is in use by another tether process (PID " +
+                          pid + "); two agents must never share one identity");
+    }
+    const std::string me = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd_, 0) == 0) (void)::pwrite(fd_, me.data(), me.size(), 0);
+}
+
+state_lock::~state_lock()
+{
+    if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+}
+
+}  // namespace tether::auth

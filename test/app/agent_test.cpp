@@ -1,0 +1,209 @@
+// The agent as an operator runs it: real gateway and agent processes.
+#include "support/child_process.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <csignal>
+#include <fstream>
+
+using namespace std::chrono_literals;
+using tether::test::binary;
+using tether::test::child_process;
+using tether::test::temp_dir;
+
+namespace {
+
+bool contains(const std::string& hay, const std::string& needle)
+{
+    return hay.find(needle) != std::string::npos;
+}
+
+/// A real tether-gateway on an OS-chosen loopback port.
+struct gateway_process {
+    temp_dir dir;
+    std::unique_ptr<child_process> proc;
+    std::string url;
+
+    gateway_process()
+    {
+        proc = std::make_unique<child_process>(
+            binary("tether-gateway"),
+            std::vector<std::string>{"serve", "--listen", "127.0.0.1:0", "--data-dir",
+                                     (dir.path() / "gw").string(), "--log-format", "json"});
+        BOOST_TEST_REQUIRE(
+            proc->wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s),
+            proc->err());
+        const auto err = proc->err();
+        const auto line = err.substr(err.find("{\"ts\"", err.find("gateway.listening") - 80));
+        const auto v = boost::json::parse(line.substr(0, line.find('\n')));
+        url = "http://127.0.0.1:" + std::to_string(v.at("port").as_int64());
+    }
+
+    std::vector<std::string> admin(std::vector<std::string> rest) const
+    {
+        std::vector<std::string> a{"admin", "--server", url, "--admin-token-file",
+                                   (dir.path() / "gw" / "admin.token").string()};
+        a.insert(a.end(), rest.begin(), rest.end());
+        return a;
+    }
+
+    std::string code(const std::string& org) const
+    {
+        const auto r =
+            tether::test::run(binary("tether-gateway"), admin({"create-enrollment-code", "--org", org}));
+        BOOST_TEST_REQUIRE(r.status == 0, r.err);
+        return r.out.substr(0, r.out.find('\n'));
+    }
+};
+
+std::string enroll(const gateway_process& gw, const std::filesystem::path& state)
+{
+    const auto r =
+        tether::test::run(binary("tether"), {"enroll", "--server", gw.url, "--code", gw.code("acme"),
+                                             "--state-dir", state.string(), "--name", "t1"});
+    BOOST_TEST_REQUIRE(r.status == 0, r.err);
+    const auto s = boost::json::parse(tether::test::read_file(state / "state.json"));
+    return std::string(s.at("nodeId").as_string());
+}
+
+std::unique_ptr<child_process> run_agent(const std::filesystem::path& state)
+{
+    return std::make_unique<child_process>(
+        binary("tether"), std::vector<std::string>{"run", "--state-dir", state.string(),
+                                                   "--heartbeat-interval", "5s", "--log-format", "json"});
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(agent_suite)
+
+BOOST_AUTO_TEST_CASE(enroll_run_heartbeat_apply_config_and_stop)
+{
+    gateway_process gw;
+    temp_dir dir;
+    const auto state = dir.path() / "state";
+    const auto node = enroll(gw, state);
+    // 0700 directory, 0600 files.
+    const auto mode = [](const std::filesystem::path& p) {
+        return static_cast<unsigned>(std::filesystem::status(p).permissions() & std::filesystem::perms::all);
+    };
+    BOOST_TEST(mode(state) == 0700u);
+    BOOST_TEST(mode(state / "state.json") == 0600u);
+    BOOST_TEST(mode(state / "node.key") == 0600u);
+
+    auto agent = run_agent(state);
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return contains(e, "heartbeat.ok"); }, 15s),
+        agent->err());
+
+    // A second agent on the same identity is refused, naming the holder.
+    const auto second = tether::test::run(binary("tether"), {"run", "--state-dir", state.string()});
+    BOOST_TEST(second.status == 2);
+    BOOST_TEST(contains(second.err, "PID " + std::to_string(agent->pid())), second.err);
+
+    child_process::options in;
+    in.stdin_data = R"({"heartbeatIntervalSeconds": 5, "flags": {"x": true}})";
+    const auto pub =
+        tether::test::run(binary("tether-gateway"), gw.admin({"publish-config", "--org", "acme", "-"}), in);
+    BOOST_TEST_REQUIRE(pub.status == 0, pub.err);
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return contains(e, "config.applied"); }, 15s),
+        agent->err());
+    BOOST_TEST(contains(tether::test::read_file(state / "config.json"), "\"x\":true"));
+
+    const auto sent = std::chrono::steady_clock::now();
+    agent->signal(SIGTERM);
+    const auto status = agent->wait_for(2s);
+    BOOST_TEST_REQUIRE(status.has_value(), "agent still running 2 s after SIGTERM");
+    BOOST_TEST(*status == 0);
+    BOOST_TEST((std::chrono::steady_clock::now() - sent < 2s));
+
+    // No secret in any log.
+    const auto st = boost::json::parse(tether::test::read_file(state / "state.json"));
+    const std::string api_key(st.at("apiKey").as_string());
+    const std::string session(st.at("sessionToken").as_string());
+    BOOST_TEST_REQUIRE(!api_key.empty());
+    BOOST_TEST_REQUIRE(!session.empty());
+    for (const auto& log : {agent->err(), agent->out(), gw.proc->err()}) {
+        BOOST_TEST(!contains(log, api_key));
+        BOOST_TEST(!contains(log, session));
+    }
+    BOOST_TEST(contains(gw.proc->err(), node));
+}
+
+BOOST_AUTO_TEST_CASE(revoked_node_exits_3_within_a_heartbeat)
+{
+    gateway_process gw;
+    temp_dir dir;
+    const auto state = dir.path() / "state";
+    const auto node = enroll(gw, state);
+    auto agent = run_agent(state);
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return contains(e, "heartbeat.ok"); }, 15s),
+        agent->err());
+    const auto r = tether::test::run(binary("tether-gateway"), gw.admin({"revoke", node}));
+    BOOST_TEST_REQUIRE(r.status == 0, r.err);
+    const auto status = agent->wait_for(8s);
+    BOOST_TEST_REQUIRE(status.has_value(), agent->err());
+    BOOST_TEST(*status == 3, agent->err());
+    const bool hint = contains(agent->err(), "Re-enroll");
+    BOOST_TEST(hint, agent->err());
+}
+
+BOOST_AUTO_TEST_CASE(gateway_down_then_back_the_agent_keeps_running)
+{
+    auto gw = std::make_unique<gateway_process>();
+    temp_dir dir;
+    const auto state = dir.path() / "state";
+    enroll(*gw, state);
+    auto agent = run_agent(state);
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return contains(e, "heartbeat.ok"); }, 15s));
+    // Stop the gateway: heartbeats fail, the agent stays.
+    gw->proc->signal(SIGTERM);
+    BOOST_TEST_REQUIRE(gw->proc->wait_for(5s).has_value());
+    BOOST_TEST(agent->wait_output([](const std::string& e) { return contains(e, "heartbeat.failed"); }, 15s),
+               agent->err());
+    BOOST_TEST(!agent->wait_for(10ms).has_value(), "the agent must keep running while the gateway is down");
+    agent->signal(SIGTERM);
+    const auto stopped = agent->wait_for(2s);
+    BOOST_TEST_REQUIRE(stopped.has_value());
+    BOOST_TEST(*stopped == 0);
+}
+
+BOOST_AUTO_TEST_CASE(enroll_guards)
+{
+    gateway_process gw;
+    temp_dir dir;
+    const auto state = dir.path() / "state";
+    enroll(gw, state);
+    const auto again = tether::test::run(binary("tether"), {"enroll", "--server", gw.url, "--code",
+                                                            gw.code("acme"), "--state-dir", state.string()});
+    BOOST_TEST(again.status == 2);
+    BOOST_TEST(contains(again.err, "--force"), again.err);
+    const auto reused = tether::test::run(binary("tether"), {"enroll", "--server", gw.url, "--code", "bogus",
+                                                             "--state-dir", (dir.path() / "other").string()});
+    BOOST_TEST(reused.status == 2);
+    BOOST_TEST(contains(reused.err, "refused"), reused.err);
+    const auto plain =
+        tether::test::run(binary("tether"), {"enroll", "--server", "http://example.com", "--code", "x",
+                                             "--state-dir", (dir.path() / "p").string()});
+    BOOST_TEST(plain.status == 2);
+    BOOST_TEST(contains(plain.err, "loopback"), plain.err);
+    BOOST_TEST(!std::filesystem::exists(dir.path() / "p"), "a refused enroll creates nothing");
+}
+
+BOOST_AUTO_TEST_CASE(state_without_api_key_exits_2_without_locking)
+{
+    temp_dir dir;
+    const auto state = dir.path() / "state";
+    std::filesystem::create_directories(state);
+    tether::test::write_file(state / "state.json", R"({"serverUrl":"http://127.0.0.1:1","nodeId":"n"})");
+    const auto r = tether::test::run(binary("tether"), {"run", "--state-dir", state.string()});
+    BOOST_TEST(r.status == 2);
+    BOOST_TEST(contains(r.err, "api key"), r.err);
+    BOOST_TEST(!std::filesystem::exists(state / "lock"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
