@@ -80,9 +80,7 @@ const std::vector<subcommand>& table()
           {state_dir,
            {"json", "", "print one JSON object"},
            {"health-listen", "ADDR", "where a running agent serves its health endpoint"}}},
-         [](invocation& inv) {
-             return unimplemented(inv, "status");
-         }},
+         agent_show_status},
         {{"exec",
           "Run a command with an egress-auth credential broker on fd 3.",
           {{"upstream", "URL", "upstream API base URL", "the node's gateway"},

@@ -1,4 +1,6 @@
 // The agent as an operator runs it: real gateway and agent processes.
+#include "auth/keys.hpp"
+#include "auth/state_store.hpp"
 #include "support/child_process.hpp"
 
 #include <boost/json/parse.hpp>
@@ -204,6 +206,162 @@ BOOST_AUTO_TEST_CASE(state_without_api_key_exits_2_without_locking)
     BOOST_TEST(r.status == 2);
     BOOST_TEST(contains(r.err, "api key"), r.err);
     BOOST_TEST(!std::filesystem::exists(state / "lock"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <random>
+#include <thread>
+
+namespace {
+
+/// A loopback port nobody listens on right now (bind 0, read, close).
+int free_port()
+{
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+std::size_t count(const std::string& hay, const std::string& needle)
+{
+    std::size_t n = 0;
+    for (auto p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++n;
+    return n;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(agent_drills)
+
+BOOST_AUTO_TEST_CASE(state_survives_kill_9_during_writes)
+{
+    temp_dir dir;
+    const auto state = dir.path() / "state";
+    std::filesystem::create_directories(state);
+    std::mt19937 rng(std::random_device{}());
+    for (int round = 0; round < 25; ++round) {
+        child_process writer(binary("../test/state_writer"), {state.string()});
+        std::this_thread::sleep_for(std::chrono::milliseconds(5 + rng() % 40));
+        writer.signal(SIGKILL);
+        BOOST_TEST_REQUIRE(writer.wait_for(5s).has_value());
+        if (!std::filesystem::exists(state / "state.json")) continue;  // killed before the first rename
+        const auto text = tether::test::read_file(state / "state.json");
+        boost::system::error_code ec;
+        const auto v = boost::json::parse(text, ec);
+        BOOST_TEST_REQUIRE(!ec, "round " << round << ": torn state.json: " << text.substr(0, 80));
+        BOOST_TEST(v.at("nodeName").as_string().starts_with("writer-"));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(unauthenticated_gets_exactly_one_refresh_and_one_retry)
+{
+    // A gateway restart forgets every session: the next heartbeat is
+    // answered unauthenticated, and the agent must log in once and retry.
+    temp_dir dir;
+    const auto port = std::to_string(free_port());
+    const auto data = (dir.path() / "gw").string();
+    const std::vector<std::string> serve{"serve", "--listen", "127.0.0.1:" + port, "--data-dir", data};
+    auto gw = std::make_unique<child_process>(binary("tether-gateway"), serve);
+    BOOST_TEST_REQUIRE(
+        gw->wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s));
+    const std::string url = "http://127.0.0.1:" + port;
+    const auto code = tether::test::run(
+        binary("tether-gateway"), {"admin", "--server", url, "--admin-token-file", data + "/admin.token",
+                                   "create-enrollment-code", "--org", "acme"});
+    const auto state = dir.path() / "state";
+    const auto e = tether::test::run(
+        binary("tether"), {"enroll", "--server", url, "--code", code.out.substr(0, code.out.find('\n')),
+                           "--state-dir", state.string()});
+    BOOST_TEST_REQUIRE(e.status == 0, e.err);
+    auto agent = run_agent(state);
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& s) { return contains(s, "heartbeat.ok"); }, 15s));
+    const auto refreshes_before = count(agent->err(), "session.refreshed");
+
+    gw->signal(SIGTERM);
+    BOOST_TEST_REQUIRE(gw->wait_for(5s).has_value());
+    gw = std::make_unique<child_process>(binary("tether-gateway"), serve);
+    BOOST_TEST_REQUIRE(
+        gw->wait_output([](const std::string& s) { return contains(s, "gateway.listening"); }, 20s));
+    const auto oks = count(agent->err(), "heartbeat.ok");
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([&](const std::string& s) { return count(s, "heartbeat.ok") > oks; }, 15s),
+        agent->err());
+    BOOST_TEST(count(agent->err(), "session.refreshed") == refreshes_before + 1, agent->err());
+    BOOST_TEST(count(agent->err(), "heartbeat.failed") == 0u, agent->err());
+    agent->signal(SIGTERM);
+    BOOST_TEST(agent->wait_for(2s).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(sigterm_during_a_hanging_login_exits_0_promptly)
+{
+    // A server that accepts connections and never answers.
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_TEST_REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    BOOST_TEST_REQUIRE(::listen(fd, 16) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+
+    temp_dir dir;
+    const auto state = dir.path() / "state";
+    std::filesystem::create_directories(state);
+    tether::auth::save_key({state}, tether::auth::generate_key().private_pem);
+    tether::test::write_file(state / "state.json", R"({"serverUrl":"http://127.0.0.1:)" +
+                                                       std::to_string(ntohs(a.sin_port)) +
+                                                       R"(","nodeId":"node-x","orgId":"acme","apiKey":"k"})");
+    std::filesystem::permissions(state / "state.json",
+                                 std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    child_process agent(binary("tether"), {"run", "--state-dir", state.string(), "--heartbeat-interval", "5s",
+                                           "--log-format", "json"});
+    std::this_thread::sleep_for(5500ms);  // first beat (random within 5 s) is now stuck in BeginAuth
+    const auto sent = std::chrono::steady_clock::now();
+    agent.signal(SIGTERM);
+    const auto status = agent.wait_for(2s);
+    BOOST_TEST_REQUIRE(status.has_value(), agent.err());
+    BOOST_TEST(*status == 0, agent.err());
+    BOOST_TEST((std::chrono::steady_clock::now() - sent < 2s));
+    ::close(fd);
+}
+
+BOOST_AUTO_TEST_CASE(status_reports_identity_and_running_agent)
+{
+    gateway_process gw;
+    temp_dir dir;
+    const auto state = dir.path() / "state";
+    const auto node = enroll(gw, state);
+    const auto idle =
+        tether::test::run(binary("tether"), {"status", "--state-dir", state.string(), "--json"});
+    BOOST_TEST_REQUIRE(idle.status == 0, idle.err);
+    const auto v = boost::json::parse(idle.out);
+    BOOST_TEST(v.at("nodeId").as_string() == node);
+    BOOST_TEST(v.at("sessionValid").as_bool());
+    BOOST_TEST(!v.at("agentRunning").as_bool());
+    BOOST_TEST(idle.out.find("apiKey") == std::string::npos);
+    auto agent = run_agent(state);
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return contains(e, "agent.start"); }, 15s));
+    const auto running =
+        tether::test::run(binary("tether"), {"status", "--state-dir", state.string(), "--json"});
+    const auto r = boost::json::parse(running.out);
+    BOOST_TEST(r.at("agentRunning").as_bool());
+    BOOST_TEST(r.at("agentPid").as_int64() == agent->pid());
+    agent->signal(SIGTERM);
+    BOOST_TEST(agent->wait_for(2s).has_value());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,95 @@
+// `tether status`: what this node is, from its state directory. Reads only;
+// never takes the lock, so it works next to a running agent.
+#include "app/agent_commands.hpp"
+#include "app/exit_status.hpp"
+#include "auth/state_store.hpp"
+#include "net/protojson.hpp"
+
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace tether::app {
+
+namespace {
+
+/// The PID holding the state lock, or 0 when no agent runs on this directory.
+long running_pid(const auth::state_paths& p)
+{
+    const int fd = ::open(p.lock_file().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    long pid = 0;
+    if (::flock(fd, LOCK_SH | LOCK_NB) != 0) {
+        char buf[32] = {};
+        if (::pread(fd, buf, sizeof buf - 1, 0) > 0) pid = std::strtol(buf, nullptr, 10);
+        if (pid == 0) pid = -1;  // locked, PID unreadable
+    }
+    ::close(fd);
+    return pid;
+}
+
+}  // namespace
+
+int agent_show_status(invocation& inv)
+{
+    const auto paths = resolve_state_dir(inv);
+    auth::node_state st;
+    try {
+        st = auth::load_state(paths);
+    } catch (const auth::state_error& e) {
+        throw fatal_exit(exit_status::usage, e.what());
+    }
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    const bool session_valid = !st.session_token.empty() && st.session_expires_ms > now + st.server_offset_ms;
+    std::int64_t config_at = 0;
+    {
+        std::ifstream in(paths.config_file());
+        std::stringstream ss;
+        ss << in.rdbuf();
+        boost::system::error_code ec;
+        const auto v = boost::json::parse(ss.str(), ec);
+        if (!ec && v.is_object())
+            config_at =
+                net::protojson::value_or(net::protojson::get_int64(v.get_object(), "configUpdatedAt"), 0);
+    }
+    const long pid = running_pid(paths);
+    boost::json::object out{{"nodeId", st.node_id},           {"orgId", st.org_id},
+                            {"nodeName", st.node_name},       {"server", st.server_url},
+                            {"stateDir", paths.dir.string()}, {"sessionValid", session_valid},
+                            {"configUpdatedAt", config_at},   {"agentRunning", pid != 0}};
+    if (st.session_expires_ms > 0)
+        out["sessionExpiresAt"] = net::protojson::format_timestamp(
+            net::protojson::sys_time{std::chrono::milliseconds(st.session_expires_ms)});
+    if (pid > 0) out["agentPid"] = pid;
+    if (inv.args.enabled("json")) {
+        std::cout << boost::json::serialize(out) << "\n";
+        return 0;
+    }
+    std::cout << "node:      " << st.node_id << " (" << st.node_name << ")\n"
+              << "org:       " << st.org_id << "\n"
+              << "server:    " << st.server_url << "\n"
+              << "session:   " << (session_valid ? "valid until " : "none or expired")
+              << (session_valid ? std::string(out["sessionExpiresAt"].as_string()) : std::string()) << "\n"
+              << "config:    "
+              << (config_at ? "configUpdatedAt " + std::to_string(config_at) : std::string("none applied"))
+              << "\n"
+              << "agent:     "
+              << (pid > 0   ? "running, PID " + std::to_string(pid)
+                  : pid < 0 ? std::string("running")
+                            : std::string("not running"))
+              << "\n";
+    return 0;
+}
+
+}  // namespace tether::app
