@@ -1,12 +1,15 @@
 // `tether enroll` and `tether run`.
 #include "app/agent_commands.hpp"
 #include "app/exit_status.hpp"
+#include "app/health_endpoint.hpp"
 #include "app/heartbeat_task.hpp"
 #include "app/supervisor.hpp"
 #include "auth/keys.hpp"
 #include "auth/session.hpp"
 #include "auth/state_store.hpp"
+#include "net/host_port.hpp"
 #include "net/http_client.hpp"
+#include "net/http_server.hpp"
 #include "net/protojson.hpp"
 #include "net/rpc_client.hpp"
 #include "net/tls.hpp"
@@ -198,7 +201,25 @@ int agent_run(invocation& inv)
                                   rand);
         },
         restart);
+    std::unique_ptr<net::http_server> health;
+    if (auto v = inv.args.value("health-listen")) {
+        const auto hp = net::parse_host_port(*v);
+        if (!hp) throw cli::usage_error(inv.args.origin("health-listen") + " '" + *v + "': " + hp.error());
+        error_code aec;
+        const auto addr = asio::ip::make_address(hp->host == "localhost" ? "127.0.0.1" : hp->host, aec);
+        if (aec || !addr.is_loopback())
+            throw cli::usage_error(inv.args.origin("health-listen") +
+                                   " must be a loopback IP address, not '" + *v +
+                                   "': health and metrics are not for the network");
+        health = std::make_unique<net::http_server>(
+            sup.context().get_executor(), asio::ip::tcp::endpoint{addr, hp->port},
+            health_handler({&status, [&session] { return session.refreshes(); }, st.node_id}), inv.log);
+        const auto ep = health->local_endpoint();
+        inv.log.info("health.listening", {{"address", ep.address().to_string()}, {"port", ep.port()}});
+        sup.add("health", [&health] { return health->run(); });
+    }
     const int code = sup.run();
+    health.reset();
     blocking.join();
     return code;
 }

@@ -3,8 +3,11 @@
 #include "app/agent_commands.hpp"
 #include "app/exit_status.hpp"
 #include "auth/state_store.hpp"
+#include "net/http_client.hpp"
 #include "net/protojson.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -35,6 +38,30 @@ long running_pid(const auth::state_paths& p)
     }
     ::close(fd);
     return pid;
+}
+
+/// GET http://ADDR/status from a running agent; nullopt when it does not answer.
+std::optional<boost::json::object> live_status(const std::string& addr)
+{
+    auto u = net::parse_url("http://" + addr + "/status");
+    if (!u) throw cli::usage_error("--health-listen: " + u.error());
+    asio::io_context ioc;
+    net::http_client http(ioc.get_executor(), nullptr);
+    std::optional<boost::json::object> out;
+    asio::co_spawn(
+        ioc,
+        [&]() -> awaitable<void> {
+            net::http::request req;
+            req.target = u->target();
+            auto r = co_await http.request(*u, req, std::chrono::seconds(2));
+            if (!r || r->status != 200) co_return;
+            boost::system::error_code ec;
+            auto v = boost::json::parse(r->body, ec);
+            if (!ec && v.is_object()) out = std::move(v.get_object());
+        },
+        [](std::exception_ptr) {});
+    ioc.run();
+    return out;
 }
 
 }  // namespace
@@ -72,6 +99,15 @@ int agent_show_status(invocation& inv)
         out["sessionExpiresAt"] = net::protojson::format_timestamp(
             net::protojson::sys_time{std::chrono::milliseconds(st.session_expires_ms)});
     if (pid > 0) out["agentPid"] = pid;
+    std::optional<boost::json::object> live;
+    if (auto addr = inv.args.value("health-listen")) {
+        live = live_status(*addr);
+        out["health"] = live ? "reachable" : "unreachable";
+        if (live)
+            for (const char* k :
+                 {"heartbeatsSent", "heartbeatsFailed", "lastHeartbeatOkMs", "realtimeConnected"})
+                if (const auto* v = live->if_contains(k)) out[k] = *v;
+    }
     if (inv.args.enabled("json")) {
         std::cout << boost::json::serialize(out) << "\n";
         return 0;

@@ -79,11 +79,15 @@ awaitable<void> run_heartbeats(heartbeat_options opts, auth::session_manager& se
     // The first beat lands at a random point of the first interval, so a
     // fleet restarted together does not beat in lockstep.
     auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(interval * rand());
+    status.last_loop_ms = wall_ms();
+    status.interval_ms = interval.count();
 
     for (;;) {
         tick.expires_after(delay);
         co_await tick.async_wait(use_awaitable);  // cancellation ends the task here
         delay = std::chrono::duration_cast<std::chrono::milliseconds>(interval * (0.9 + 0.2 * rand()));
+        status.last_loop_ms = wall_ms();
+        status.interval_ms = interval.count();
 
         auto tok = co_await session.token();
         if (!tok) {

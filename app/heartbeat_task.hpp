@@ -29,6 +29,8 @@ struct agent_status {
     std::atomic<std::int64_t> heartbeats_failed{0};
     std::atomic<std::int64_t> config_updated_at{0};
     std::atomic<std::int64_t> config_applies{0};
+    std::atomic<std::int64_t> last_loop_ms{0};  ///< the loop came round (liveness)
+    std::atomic<std::int64_t> interval_ms{30'000};
 };
 
 std::chrono::milliseconds clamp_interval(std::chrono::milliseconds d);

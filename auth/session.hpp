@@ -11,6 +11,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/system/result.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 
@@ -53,7 +54,8 @@ public:
     awaitable<session_result<secret>> refresh(secret rejected);
 
     [[nodiscard]] const std::string& node_id() const noexcept { return state_.node_id; }
-    [[nodiscard]] std::uint64_t refreshes() const noexcept { return refreshes_; }
+    /// Thread-safe (read by the health endpoint from its own strand).
+    [[nodiscard]] std::uint64_t refreshes() const noexcept { return refreshes_.load(); }
 
     /// Message for the operator when a permanent failure ends the agent.
     static std::string reenroll_hint(const std::string& detail);
@@ -75,7 +77,7 @@ private:
     timer refreshed_;  // condition variable: cancelled when a login finishes
     std::chrono::steady_clock::time_point expires_{};
     std::chrono::milliseconds refresh_margin_{std::chrono::hours(1)};
-    std::uint64_t refreshes_ = 0;
+    std::atomic<std::uint64_t> refreshes_{0};
 };
 
 }  // namespace tether::auth

@@ -365,3 +365,74 @@ BOOST_AUTO_TEST_CASE(status_reports_identity_and_running_agent)
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(agent_health)
+
+BOOST_AUTO_TEST_CASE(health_endpoints_and_readyz_flipping_when_heartbeats_fail)
+{
+    auto gw = std::make_unique<gateway_process>();
+    temp_dir dir;
+    const auto state = dir.path() / "state";
+    enroll(*gw, state);
+    const auto addr = "127.0.0.1:" + std::to_string(free_port());
+    child_process agent(binary("tether"), {"run", "--state-dir", state.string(), "--heartbeat-interval", "5s",
+                                           "--health-listen", addr, "--log-format", "json"});
+    BOOST_TEST_REQUIRE(
+        agent.wait_output([](const std::string& e) { return contains(e, "heartbeat.ok"); }, 15s),
+        agent.err());
+    const auto status = tether::test::run(
+        binary("tether"), {"status", "--state-dir", state.string(), "--json", "--health-listen", addr});
+    BOOST_TEST_REQUIRE(status.status == 0, status.err);
+    const auto s = boost::json::parse(status.out);
+    BOOST_TEST(s.at("health").as_string() == "reachable");
+    BOOST_TEST(s.at("heartbeatsSent").to_number<int>() >= 1);
+    BOOST_TEST(s.at("lastHeartbeatOkMs").to_number<std::int64_t>() > 0);
+    BOOST_TEST(!s.at("realtimeConnected").as_bool());
+
+    // Raw endpoints, read with a plain HTTP/1.0 client over a socket.
+    const auto fetch = [&](const std::string& path) {
+        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(addr.substr(addr.find(':') + 1))));
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        std::string out;
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+            const std::string req = "GET " + path + " HTTP/1.0\r\n\r\n";
+            (void)::write(fd, req.data(), req.size());
+            char buf[4096];
+            for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
+                out.append(buf, static_cast<std::size_t>(n));
+        }
+        ::close(fd);
+        return out;
+    };
+    BOOST_TEST(fetch("/livez").starts_with("HTTP/1.0 200"), fetch("/livez"));
+    BOOST_TEST(fetch("/readyz").starts_with("HTTP/1.0 200"));
+    const auto metrics = fetch("/metrics");
+    BOOST_TEST(contains(metrics, "tether_heartbeats_total{result=\"ok\"}"), metrics);
+    BOOST_TEST(contains(metrics, "process_resident_memory_bytes"), metrics);
+    // 0: run reuses the session enroll persisted, with far more than an hour left.
+    BOOST_TEST(contains(metrics, "tether_session_refreshes_total 0"), metrics);
+
+    // Gateway gone: after two intervals without a good heartbeat, not ready.
+    gw.reset();
+    bool flipped = false;
+    for (int i = 0; i < 150 && !flipped; ++i) {
+        flipped = fetch("/readyz").starts_with("HTTP/1.0 503");
+        if (!flipped) std::this_thread::sleep_for(100ms);
+    }
+    BOOST_TEST(flipped, "readyz still 200 15 s after the gateway went away");
+    BOOST_TEST(fetch("/livez").starts_with("HTTP/1.0 200"), "alive, just not ready");
+    agent.signal(SIGTERM);
+    const auto st = agent.wait_for(2s);
+    BOOST_TEST_REQUIRE(st.has_value());
+    BOOST_TEST(*st == 0);
+
+    const auto refused = tether::test::run(
+        binary("tether"), {"run", "--state-dir", state.string(), "--health-listen", "0.0.0.0:9464"});
+    BOOST_TEST(refused.status == 2);
+    BOOST_TEST(contains(refused.err, "loopback"), refused.err);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
