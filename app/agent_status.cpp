@@ -120,6 +120,12 @@ int agent_show_status(invocation& inv)
               << "config:    "
               << (config_at ? "configUpdatedAt " + std::to_string(config_at) : std::string("none applied"))
               << "\n"
+              << (live ? "heartbeats: " +
+                             std::to_string(live->at("heartbeatsSent").to_number<std::int64_t>()) + " ok, " +
+                             std::to_string(live->at("heartbeatsFailed").to_number<std::int64_t>()) +
+                             " failed; realtime " +
+                             (live->at("realtimeConnected").as_bool() ? "connected" : "not connected") + "\n"
+                       : std::string())
               << "agent:     "
               << (pid > 0   ? "running, PID " + std::to_string(pid)
                   : pid < 0 ? std::string("running")
