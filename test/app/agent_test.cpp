@@ -1,6 +1,7 @@
 // The agent as an operator runs it: real gateway and agent processes.
 #include "auth/keys.hpp"
 #include "auth/state_store.hpp"
+#include "net/protojson.hpp"
 #include "support/child_process.hpp"
 
 #include <boost/json/parse.hpp>
@@ -8,6 +9,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <sstream>
 
 using namespace std::chrono_literals;
 using tether::test::binary;
@@ -19,6 +21,13 @@ namespace {
 bool contains(const std::string& hay, const std::string& needle)
 {
     return hay.find(needle) != std::string::npos;
+}
+
+std::size_t count(const std::string& hay, const std::string& needle)
+{
+    std::size_t n = 0;
+    for (auto p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++n;
+    return n;
 }
 
 /// A real tether-gateway on an OS-chosen loopback port.
@@ -113,6 +122,26 @@ BOOST_AUTO_TEST_CASE(enroll_run_heartbeat_apply_config_and_stop)
         agent->wait_output([](const std::string& e) { return contains(e, "config.applied"); }, 15s),
         agent->err());
     BOOST_TEST(contains(tether::test::read_file(state / "config.json"), "\"x\":true"));
+
+    // Cadence: consecutive beats 5 s apart, +-10 % jitter (plus scheduling slack).
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return count(e, "heartbeat.ok") >= 4; }, 25s),
+        agent->err());
+    std::vector<std::int64_t> beats;
+    {
+        std::istringstream lines(agent->err());
+        for (std::string line; std::getline(lines, line);) {
+            if (!contains(line, "heartbeat.ok")) continue;
+            const auto ts = boost::json::parse(line).at("ts").as_string();
+            const auto t = tether::net::protojson::parse_timestamp(ts, "ts");
+            BOOST_TEST_REQUIRE(t.has_value());
+            beats.push_back(t->time_since_epoch().count());
+        }
+    }
+    for (std::size_t i = 2; i < beats.size(); ++i) {  // from the second gap: the first follows a config fetch
+        const auto gap = beats[i] - beats[i - 1];
+        BOOST_TEST((gap >= 4400 && gap <= 5700), "heartbeat gap " << gap << " ms");
+    }
 
     const auto sent = std::chrono::steady_clock::now();
     agent->signal(SIGTERM);
@@ -232,13 +261,6 @@ int free_port()
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
     ::close(fd);
     return ntohs(a.sin_port);
-}
-
-std::size_t count(const std::string& hay, const std::string& needle)
-{
-    std::size_t n = 0;
-    for (auto p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++n;
-    return n;
 }
 
 }  // namespace
