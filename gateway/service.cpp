@@ -549,7 +549,14 @@ awaitable<net::reply> service::stream(const net::http::request& req, const net::
                 sent = e.id;
             }
             if (b.idle) chunk = ": keep-alive\n\n";
-            if (!chunk.empty() && co_await w.write(chunk)) co_return;  // write timeout: a slow consumer
+            if (!chunk.empty()) {
+                if (const auto wec = co_await w.write(chunk)) {
+                    // Write timeout: a consumer that stopped reading.
+                    log_.warn("gateway.stream_write_failed",
+                              {{"node", sub->node_id()}, {"error", wec.message()}});
+                    co_return;
+                }
+            }
             if (const auto ca = sub->close_after(); ca > 0 && sent >= ca) co_return;
         }
     };

@@ -271,6 +271,8 @@ awaitable<void> http_server::run()
         const auto remote = socket.remote_endpoint(pec);
         if (pec) continue;
         socket.set_option(asio::ip::tcp::no_delay(true), pec);
+        if (s.opts.send_buffer_bytes > 0)
+            socket.set_option(asio::socket_base::send_buffer_size(s.opts.send_buffer_bytes), pec);
         peer_info peer{remote.address().to_string(), remote.port()};
         auto& c = *s.connections.emplace_back(std::make_shared<impl::connection>(conn_strand));
         const auto it = std::prev(s.connections.end());

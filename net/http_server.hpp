@@ -30,6 +30,9 @@ struct server_options {
     std::chrono::milliseconds idle_timeout{60'000};
     /// One write (a response, one streamed chunk) must complete within this.
     std::chrono::milliseconds write_timeout{10'000};
+    /// SO_SNDBUF for accepted sockets; 0 leaves the kernel's autotuning.
+    /// Bounds the kernel memory one slow stream can pin.
+    int send_buffer_bytes = 0;
 };
 
 struct peer_info {

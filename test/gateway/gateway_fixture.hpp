@@ -29,7 +29,11 @@ struct enrolled_node {
 
 class gateway_fixture {
 public:
-    explicit gateway_fixture(gateway::gateway_options opts = {}) : opts_(opts) { start(); }
+    explicit gateway_fixture(gateway::gateway_options opts = {}, net::server_options server_opts = {})
+        : opts_(opts), server_opts_(server_opts)
+    {
+        start();
+    }
     ~gateway_fixture() { stop(); }
 
     void start()
@@ -37,9 +41,12 @@ public:
         db_ = std::make_unique<gateway::sqlite_storage>(dir.path() / "tether.db");
         svc_ = std::make_unique<gateway::service>(*db_, pool_.get_executor(), admin, opts_, logs.logger(),
                                                   [this] { return now.load(); });
-        srv_ = std::make_unique<loopback_server>(ioc, [this](net::http::request req, net::peer_info peer) {
-            return svc_->handle(std::move(req), std::move(peer));
-        });
+        srv_ = std::make_unique<loopback_server>(
+            ioc,
+            [this](net::http::request req, net::peer_info peer) {
+                return svc_->handle(std::move(req), std::move(peer));
+            },
+            nullptr, server_opts_);
         http_ = std::make_unique<net::http_client>(ioc.get_executor(), nullptr);
         rpc_ = std::make_unique<net::rpc_client>(*http_, srv_->base());
     }
@@ -175,6 +182,7 @@ public:
 
 private:
     gateway::gateway_options opts_;
+    net::server_options server_opts_;
     asio::thread_pool pool_{1};
     std::unique_ptr<gateway::sqlite_storage> db_;
     std::unique_ptr<gateway::service> svc_;

@@ -2,8 +2,14 @@
 // storage effects, and the event streams, over real HTTP on loopback.
 #include "gateway_fixture.hpp"
 
+#include <boost/asio/this_coro.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <set>
 
@@ -380,6 +386,57 @@ BOOST_AUTO_TEST_CASE(connection_limits_answer_429_and_503)
     auto [d, s4] = g.open_stream(g.admin, {}, true);  // admin streams count against the limits too
     BOOST_TEST(d == 429u);
     BOOST_TEST(g.service().hub().connections() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(client_that_stops_reading_is_dropped_while_a_fast_one_keeps_receiving)
+{
+    tether::gateway::gateway_options o;
+    o.hub.queue = 8;
+    net::server_options so;
+    so.write_timeout = 500ms;     // production: 10 s
+    so.send_buffer_bytes = 4096;  // so ~100-byte events fill the path quickly
+    gateway_fixture g(o, so);
+    const auto n = g.enroll("acme");
+    const auto s = g.session(n);
+    // The slow consumer: a raw socket with a small receive buffer that sends
+    // its request and never reads (autotuning would otherwise let the
+    // kernel buffer tens of megabytes on loopback).
+    const int slow = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int small = 4096;
+    ::setsockopt(slow, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(g.server().port());
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_TEST_REQUIRE(::connect(slow, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    const std::string req = "GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                            std::string(g.stream_token(s).reveal()) + "\r\n\r\n";
+    BOOST_TEST_REQUIRE(::write(slow, req.data(), req.size()) == static_cast<ssize_t>(req.size()));
+    auto [b, fast] = g.open_stream(g.stream_token(s));
+    BOOST_TEST_REQUIRE(b == 200u);
+    BOOST_TEST_REQUIRE(g.service().hub().connections() == 2u);
+    std::size_t fast_got = 0;
+    const int publishes = 600;  // ~60 KB of events: far more than both small buffers hold
+    for (int i = 0; i < publishes; ++i) {
+        g.publish("acme", {});
+        fast_got += g.read_events(*fast, 1).size();
+    }
+    // The slow stream is gone (queue overflow or write timeout), the fast one is not.
+    bool dropped = false;
+    for (int i = 0; i < 60 && !dropped; ++i) {
+        dropped = g.service().hub().connections() == 1;
+        if (!dropped)
+            tether::test::run_for(g.ioc, [](std::chrono::milliseconds d) -> tether::awaitable<void> {
+                const auto ex = co_await boost::asio::this_coro::executor;
+                tether::timer t{ex, d};
+                co_await t.async_wait();
+            }(100ms));
+    }
+    BOOST_TEST(dropped, "the consumer that stopped reading is still connected");
+    // Dropped by the write timeout or by its queue overflowing, both logged.
+    BOOST_TEST((g.logs.has("gateway.stream_write_failed") || g.logs.has("gateway.stream_evicted")));
+    BOOST_TEST(fast_got == static_cast<std::size_t>(publishes));
+    ::close(slow);
 }
 
 BOOST_AUTO_TEST_CASE(idle_streams_get_comments)
