@@ -328,8 +328,20 @@ awaitable<rpc_result> service::heartbeat(const json::object& in, const session_i
     co_return out;
 }
 
+awaitable<bool> service::node_alive(const std::string& node_id)
+{
+    std::function<bool(storage&)> q = [node_id](storage& st) {
+        const auto n = st.find_node(node_id);
+        return n && !n->revoked;
+    };
+    const bool alive = co_await db(std::move(q));
+    co_return alive;
+}
+
 awaitable<rpc_result> service::get_runtime_config(const session_info& s)
 {
+    if (!co_await node_alive(s.node_id))
+        co_return fail("not_found", "this node was deleted or revoked; re-enroll it");
     const std::string org = s.org_id;
     std::function<std::optional<config_record>(storage&)> query6 = [org](storage& st) {
         return st.latest_config(org);
@@ -349,6 +361,8 @@ awaitable<rpc_result> service::get_runtime_config(const session_info& s)
 
 awaitable<rpc_result> service::create_stream_token(const session_info& s)
 {
+    if (!co_await node_alive(s.node_id))
+        co_return fail("not_found", "this node was deleted or revoked; re-enroll it");
     auto t = sessions_.new_stream_token(s);
     if (!t) co_return fail("resource_exhausted", "at most 10 unexpired stream tokens per node");
     json::object out{{"token", std::string(t->token.reveal())}, {"expiresAt", ts(t->expires_ms)}};

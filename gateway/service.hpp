@@ -56,6 +56,8 @@ private:
     awaitable<rpc_result> enroll(const boost::json::object& in);
     awaitable<rpc_result> begin_auth(const boost::json::object& in);
     awaitable<rpc_result> complete_auth(const boost::json::object& in);
+    /// False when the node was deleted or revoked after its session began.
+    awaitable<bool> node_alive(const std::string& node_id);
     awaitable<rpc_result> heartbeat(const boost::json::object& in, const session_info& s);
     awaitable<rpc_result> get_runtime_config(const session_info& s);
     awaitable<rpc_result> create_stream_token(const session_info& s);

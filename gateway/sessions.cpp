@@ -83,7 +83,8 @@ std::optional<session_info> session_registry::take_stream_token(const secret& to
 void session_registry::drop_node(const std::string& node_id)
 {
     const std::lock_guard lock(m_);
-    std::erase_if(sessions_, [&](const auto& kv) { return kv.second.node_id == node_id; });
+    // Sessions stay: the contract answers a revoked node's session calls with
+    // not_found (permanent), which the handlers do after checking storage.
     for (auto it = stream_tokens_.begin(); it != stream_tokens_.end();) {
         if (it->second.node_id == node_id) {
             stream_session_.erase(it->first);

@@ -58,7 +58,8 @@ public:
     /// Single use; the grant carries the session's expiry (streams end with it).
     std::optional<session_info> take_stream_token(const secret& token);
 
-    /// Revocation: every session and stream token of the node is gone.
+    /// Revocation: the node's stream tokens and challenges are gone; its
+    /// sessions remain so that calls with them get not_found.
     void drop_node(const std::string& node_id);
 
     /// Sliding one-second window per node.

@@ -171,8 +171,11 @@ BOOST_AUTO_TEST_CASE(revocation_is_permanent_and_visible)
     const auto n = g.enroll("acme");
     const auto s = g.session(n);
     BOOST_TEST(g.admin_call("RevokeNode", {{"nodeId", n.node_id}}).has_value());
-    // The session is gone with the node; a new login is refused for good.
-    BOOST_TEST((code_of(g.node("Heartbeat", {}, s)) == code::unauthenticated));
+    // The contract: a node revoked after its session was issued gets
+    // not_found on every session call; a new login is refused for good.
+    BOOST_TEST((code_of(g.node("Heartbeat", {}, s)) == code::not_found));
+    BOOST_TEST((code_of(g.node("GetRuntimeConfig", {}, s)) == code::not_found));
+    BOOST_TEST((code_of(g.node("CreateStreamToken", {}, s)) == code::not_found));
     BOOST_TEST((code_of(g.login(n)) == code::permission_denied));
     BOOST_TEST((code_of(g.admin_call("RevokeNode", {{"nodeId", "node-nope"}})) == code::not_found));
     auto list = g.admin_call("ListNodes", {{"orgId", "acme"}});
