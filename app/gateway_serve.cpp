@@ -4,6 +4,7 @@
 #include "app/supervisor.hpp"
 #include "gateway/service.hpp"
 #include "gateway/sqlite_storage.hpp"
+#include "net/blocking_call.hpp"
 #include "net/host_port.hpp"
 #include "net/http_server.hpp"
 #include "net/tls.hpp"
@@ -19,13 +20,6 @@
 namespace tether::app {
 
 namespace {
-
-std::int64_t wall_ms()
-{
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 /// Forgets expired challenges, sessions and stream tokens now and then.
 awaitable<void> housekeeping(gateway::session_registry& sessions)
@@ -88,7 +82,7 @@ int gateway_serve(invocation& inv)
     // storage thread, which joins before anything it completes into dies.
     supervisor sup(inv.log, opts);
     asio::thread_pool storage_thread(1);
-    gateway::service svc(storage, storage_thread.get_executor(), admin_token, gw, inv.log, wall_ms);
+    gateway::service svc(storage, storage_thread.get_executor(), admin_token, gw, inv.log, net::wall_ms);
     net::http_server server(
         sup.context().get_executor(), {address, listen->port},
         [&svc](net::http::request req, net::peer_info peer) {

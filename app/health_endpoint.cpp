@@ -1,5 +1,7 @@
 #include "app/health_endpoint.hpp"
 
+#include "net/blocking_call.hpp"
+
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -12,13 +14,6 @@
 namespace tether::app {
 
 namespace {
-
-std::int64_t wall_ms()
-{
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 net::reply text(unsigned status, std::string body, std::string type = "text/plain; charset=utf-8")
 {
@@ -44,7 +39,7 @@ net::handler health_handler(health_sources src)
 {
     return [src](net::http::request req, net::peer_info) -> awaitable<net::reply> {
         const auto& st = *src.status;
-        const auto now = wall_ms();
+        const auto now = net::wall_ms();
         const auto interval = std::max<std::int64_t>(st.interval_ms.load(), 1000);
         const std::string path = req.target.substr(0, req.target.find('?'));
         if (req.method != "GET") co_return text(405, "GET only\n");

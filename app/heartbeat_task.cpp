@@ -2,6 +2,7 @@
 
 #include "app/exit_status.hpp"
 #include "auth/state_store.hpp"
+#include "net/blocking_call.hpp"
 #include "net/http_client.hpp"
 #include "net/protojson.hpp"
 #include "net/rpc_client.hpp"
@@ -22,20 +23,6 @@ namespace json = boost::json;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::int64_t wall_ms()
-{
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-template <class R>
-awaitable<R> run_blocking(std::function<R()> fn)
-{
-    R out = fn();
-    co_return out;
-}
 
 [[noreturn]] void permanent(const std::string& detail)
 {
@@ -79,14 +66,14 @@ awaitable<void> run_heartbeats(heartbeat_options opts, auth::session_manager& se
     // The first beat lands at a random point of the first interval, so a
     // fleet restarted together does not beat in lockstep.
     auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(interval * rand());
-    status.last_loop_ms = wall_ms();
+    status.last_loop_ms = net::wall_ms();
     status.interval_ms = interval.count();
 
     for (;;) {
         tick.expires_after(delay);
         co_await tick.async_wait(use_awaitable);  // cancellation ends the task here
         delay = std::chrono::duration_cast<std::chrono::milliseconds>(interval * (0.9 + 0.2 * rand()));
-        status.last_loop_ms = wall_ms();
+        status.last_loop_ms = net::wall_ms();
         status.interval_ms = interval.count();
 
         auto tok = co_await session.token();
@@ -124,7 +111,7 @@ awaitable<void> run_heartbeats(heartbeat_options opts, auth::session_manager& se
             continue;
         }
         ++status.heartbeats_sent;
-        status.last_heartbeat_ok_ms = wall_ms();
+        status.last_heartbeat_ok_ms = net::wall_ms();
         const auto server_cfg = pj::value_or(pj::get_int64(*r, "configUpdatedAt"), 0);
         const auto server_interval = pj::value_or(pj::get_int32(*r, "heartbeatIntervalSeconds"), 0);
         if (server_interval > 0) interval = clamp_interval(std::chrono::seconds(server_interval));
@@ -145,7 +132,7 @@ awaitable<void> run_heartbeats(heartbeat_options opts, auth::session_manager& se
                 auth::write_atomically(file, text + "\n");
                 return 0;
             };
-            co_await asio::co_spawn(blocking, run_blocking<int>(std::move(persist)), use_awaitable);
+            co_await net::blocking_call(blocking, std::move(persist));
             status.config_updated_at = at;
             ++status.config_applies;
             json::array keys;

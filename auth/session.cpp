@@ -1,6 +1,7 @@
 #include "auth/session.hpp"
 
 #include "auth/keys.hpp"
+#include "net/blocking_call.hpp"
 #include "net/http_client.hpp"
 #include "net/protojson.hpp"
 #include "net/rpc_client.hpp"
@@ -14,20 +15,6 @@ namespace pj = net::protojson;
 using steady = std::chrono::steady_clock;
 
 namespace {
-
-std::int64_t wall_ms()
-{
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-template <class R>
-awaitable<R> run_blocking(std::function<R()> fn)
-{
-    R out = fn();
-    co_return out;
-}
 
 session_result<secret> transient(net::connect::error e)
 {
@@ -60,7 +47,7 @@ session_manager::session_manager(asio::any_io_executor ex, asio::any_io_executor
 {
     // A persisted token is only trusted with more than an hour left,
     // measured once on the wall clock and from then on on the steady clock.
-    const auto remaining = state_.session_expires_ms - (wall_ms() + state_.server_offset_ms);
+    const auto remaining = state_.session_expires_ms - (net::wall_ms() + state_.server_offset_ms);
     if (!state_.session_token.empty() && remaining > 0)
         expires_ = steady::now() + std::chrono::milliseconds(remaining);
 }
@@ -146,7 +133,7 @@ awaitable<session_result<secret>> session_manager::login()
     refresh_margin_ = std::max<std::chrono::milliseconds>(std::chrono::hours(1), lifetime / 3);
     state_.session_token = secret(std::move(*tok));
     state_.session_expires_ms = exp->time_since_epoch().count();
-    state_.server_offset_ms = srv->time_since_epoch().count() - wall_ms();
+    state_.server_offset_ms = srv->time_since_epoch().count() - net::wall_ms();
     ++refreshes_;
     log_.info("session.refreshed", {{"node", state_.node_id}, {"lifetime_s", lifetime.count() / 1000}});
 
@@ -155,7 +142,7 @@ awaitable<session_result<secret>> session_manager::login()
         return 0;
     };
     try {
-        co_await asio::co_spawn(blocking_, run_blocking<int>(std::move(persist)), use_awaitable);
+        co_await net::blocking_call(blocking_, std::move(persist));
     } catch (const std::exception& e) {
         // Not fatal: the token still works in memory; the next start logs in.
         log_.warn("session.persist_failed", {{"error", e.what()}});

@@ -1,6 +1,7 @@
 #include "gateway/service.hpp"
 
 #include "auth/keys.hpp"
+#include "net/blocking_call.hpp"
 #include "net/connect.hpp"
 #include "net/protojson.hpp"
 #include "net/random_bytes.hpp"
@@ -78,13 +79,6 @@ std::int32_t interval_of(const std::optional<config_record>& cfg, std::int32_t f
     return static_cast<std::int32_t>(std::clamp(n, 5.0, 3600.0));
 }
 
-template <class R>
-awaitable<R> run_blocking(std::function<R()> fn)
-{
-    R out = fn();
-    co_return out;
-}
-
 }  // namespace
 
 service::service(storage& db, asio::any_io_executor db_executor, secret admin_token, gateway_options opts,
@@ -108,7 +102,7 @@ awaitable<R> service::db(std::function<R(storage&)> fn)
     std::function<R()> bound = [this, fn = std::move(fn)] {
         return fn(db_);
     };
-    R out = co_await asio::co_spawn(db_exec_, run_blocking<R>(std::move(bound)), use_awaitable);
+    R out = co_await net::blocking_call(db_exec_, std::move(bound));
     co_return out;
 }
 
