@@ -95,13 +95,17 @@ awaitable<void> run_heartbeats(heartbeat_options opts, auth::session_manager& se
                                {"capabilities", caps}};
         const auto deadline = std::min<std::chrono::milliseconds>(interval, 30s);
         const std::string svc(net::node_service);
-        auto r = co_await rpc.call(svc, "Heartbeat", req, *tok, deadline);
+        secret bearer = *tok;  // the token in force for this beat, replaced by a refresh
+        auto r = co_await rpc.call(svc, "Heartbeat", req, bearer, deadline);
         if (!r && r.error().c == net::connect::code::unauthenticated) {
             // The session died under us (gateway restart, expiry): one new
             // login, one retry.
-            auto fresh = co_await session.refresh(*tok);
+            auto fresh = co_await session.refresh(bearer);
             if (!fresh && fresh.error().permanent) permanent(fresh.error().error.message);
-            if (fresh) r = co_await rpc.call(svc, "Heartbeat", req, *fresh, deadline);
+            if (fresh) {
+                bearer = *fresh;
+                r = co_await rpc.call(svc, "Heartbeat", req, bearer, deadline);
+            }
         }
         if (!r) {
             if (r.error().c == net::connect::code::not_found) permanent("not_found: " + r.error().message);
@@ -119,7 +123,8 @@ awaitable<void> run_heartbeats(heartbeat_options opts, auth::session_manager& se
 
         if (server_cfg > status.config_updated_at.load()) {
             // A missed config event is caught here: fetch and apply.
-            auto cfg = co_await rpc.call(svc, "GetRuntimeConfig", json::object{}, *tok, deadline);
+            const json::object no_fields;  // named: see the GCC 12 rules in net/asio.hpp
+            auto cfg = co_await rpc.call(svc, "GetRuntimeConfig", no_fields, bearer, deadline);
             if (!cfg) {
                 log.warn("config.fetch_failed", {{"code", net::connect::to_string(cfg.error().c)}});
                 continue;

@@ -61,7 +61,8 @@ bool session_manager::due() const
 
 awaitable<session_result<secret>> session_manager::token()
 {
-    auto r = co_await asio::co_spawn(strand_, get(false, secret{}), use_awaitable);
+    secret none;  // named: see the GCC 12 rules in net/asio.hpp
+    auto r = co_await asio::co_spawn(strand_, get(false, std::move(none)), use_awaitable);
     co_return r;
 }
 
