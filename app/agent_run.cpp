@@ -1,5 +1,6 @@
 // `tether enroll` and `tether run`.
 #include "app/agent_commands.hpp"
+#include "app/cli_io.hpp"
 #include "app/exit_status.hpp"
 #include "app/health_endpoint.hpp"
 #include "app/heartbeat_task.hpp"
@@ -14,7 +15,6 @@
 #include "net/rpc_client.hpp"
 #include "net/tls.hpp"
 
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 
@@ -82,18 +82,12 @@ int agent_enroll(invocation& inv)
                            {"nodeName", name},
                            {"publicKey", pj::base64_encode(key.public_raw)},
                            {"capabilities", json::array{"heartbeat", "config", "events"}}};
-    asio::co_spawn(
-        ioc,
-        [&]() -> awaitable<void> {
-            const secret none;
-            auto r = co_await rpc.call(std::string(net::node_service), "Enroll", req, none,
-                                       std::chrono::seconds(30));
-            out = std::move(r);
-        },
-        [](std::exception_ptr e) {
-            if (e) std::rethrow_exception(e);
-        });
-    ioc.run();
+    run_to_completion(ioc, [&]() -> awaitable<void> {
+        const secret none;
+        auto r =
+            co_await rpc.call(std::string(net::node_service), "Enroll", req, none, std::chrono::seconds(30));
+        out = std::move(r);
+    }());
     if (!*out) {
         const auto& e = out->error();
         if (e.c == net::connect::code::permission_denied || e.c == net::connect::code::invalid_argument)
@@ -123,12 +117,9 @@ int agent_enroll(invocation& inv)
     {
         auth::session_manager session(ioc2.get_executor(), blocking.get_executor(), server, tls, paths, st,
                                       key.private_pem, inv.log);
-        asio::co_spawn(
-            ioc2, [&]() -> awaitable<void> { login = co_await session.token(); },
-            [](std::exception_ptr e) {
-                if (e) std::rethrow_exception(e);
-            });
-        ioc2.run();
+        run_to_completion(ioc2, [&]() -> awaitable<void> {
+            login = co_await session.token();
+        }());
     }
     blocking.join();
     if (!*login)
@@ -203,16 +194,13 @@ int agent_run(invocation& inv)
         restart);
     std::unique_ptr<net::http_server> health;
     if (auto v = inv.args.value("health-listen")) {
-        const auto hp = net::parse_host_port(*v);
-        if (!hp) throw cli::usage_error(inv.args.origin("health-listen") + " '" + *v + "': " + hp.error());
-        error_code aec;
-        const auto addr = asio::ip::make_address(hp->host == "localhost" ? "127.0.0.1" : hp->host, aec);
-        if (aec || !addr.is_loopback())
+        const auto listen = parse_listen(inv, "health-listen", *v);
+        if (!listen.endpoint.address().is_loopback())
             throw cli::usage_error(inv.args.origin("health-listen") +
                                    " must be a loopback IP address, not '" + *v +
                                    "': health and metrics are not for the network");
         health = std::make_unique<net::http_server>(
-            sup.context().get_executor(), asio::ip::tcp::endpoint{addr, hp->port},
+            sup.context().get_executor(), listen.endpoint,
             health_handler({&status, [&session] { return session.refreshes(); }, st.node_id}), inv.log);
         const auto ep = health->local_endpoint();
         inv.log.info("health.listening", {{"address", ep.address().to_string()}, {"port", ep.port()}});

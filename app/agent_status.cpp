@@ -1,12 +1,13 @@
 // `tether status`: what this node is, from its state directory. Reads only;
 // never takes the lock, so it works next to a running agent.
 #include "app/agent_commands.hpp"
+#include "app/cli_io.hpp"
 #include "app/exit_status.hpp"
+#include "app/heartbeat_task.hpp"
 #include "auth/state_store.hpp"
 #include "net/http_client.hpp"
 #include "net/protojson.hpp"
 
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
@@ -17,9 +18,7 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 namespace tether::app {
 
@@ -48,19 +47,15 @@ std::optional<boost::json::object> live_status(const std::string& addr)
     asio::io_context ioc;
     net::http_client http(ioc.get_executor(), nullptr);
     std::optional<boost::json::object> out;
-    asio::co_spawn(
-        ioc,
-        [&]() -> awaitable<void> {
-            net::http::request req;
-            req.target = u->target();
-            auto r = co_await http.request(*u, req, std::chrono::seconds(2));
-            if (!r || r->status != 200) co_return;
-            boost::system::error_code ec;
-            auto v = boost::json::parse(r->body, ec);
-            if (!ec && v.is_object()) out = std::move(v.get_object());
-        },
-        [](std::exception_ptr) {});
-    ioc.run();
+    run_to_completion(ioc, [&]() -> awaitable<void> {
+        net::http::request req;
+        req.target = u->target();
+        auto r = co_await http.request(*u, req, std::chrono::seconds(2));
+        if (!r || r->status != 200) co_return;
+        boost::system::error_code ec;
+        auto v = boost::json::parse(r->body, ec);
+        if (!ec && v.is_object()) out = std::move(v.get_object());
+    }());
     return out;
 }
 
@@ -79,17 +74,7 @@ int agent_show_status(invocation& inv)
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
     const bool session_valid = !st.session_token.empty() && st.session_expires_ms > now + st.server_offset_ms;
-    std::int64_t config_at = 0;
-    {
-        std::ifstream in(paths.config_file());
-        std::stringstream ss;
-        ss << in.rdbuf();
-        boost::system::error_code ec;
-        const auto v = boost::json::parse(ss.str(), ec);
-        if (!ec && v.is_object())
-            config_at =
-                net::protojson::value_or(net::protojson::get_int64(v.get_object(), "configUpdatedAt"), 0);
-    }
+    const std::int64_t config_at = load_applied_config(paths, inv.log);
     const long pid = running_pid(paths);
     boost::json::object out{{"nodeId", st.node_id},           {"orgId", st.org_id},
                             {"nodeName", st.node_name},       {"server", st.server_url},

@@ -1,5 +1,6 @@
 // `tether-gateway admin ...`: operator commands over AdminService.
 #include "app/admin_token.hpp"
+#include "app/cli_io.hpp"
 #include "app/exit_status.hpp"
 #include "app/gateway_commands.hpp"
 #include "net/http_client.hpp"
@@ -7,7 +8,6 @@
 #include "net/rpc_client.hpp"
 #include "net/tls.hpp"
 
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -54,17 +54,11 @@ json::object call(const invocation& inv, const std::string& method, json::object
     net::http_client http(ioc.get_executor(), tls);
     net::rpc_client rpc(http, target.server);
     std::optional<net::rpc_result<json::object>> out;
-    asio::co_spawn(
-        ioc,
-        [&]() -> awaitable<void> {
-            auto r = co_await rpc.call(std::string(net::admin_service), method, request, target.token,
-                                       std::chrono::seconds(15));
-            out = std::move(r);
-        },
-        [](std::exception_ptr e) {
-            if (e) std::rethrow_exception(e);
-        });
-    ioc.run();
+    run_to_completion(ioc, [&]() -> awaitable<void> {
+        auto r = co_await rpc.call(std::string(net::admin_service), method, request, target.token,
+                                   std::chrono::seconds(15));
+        out = std::move(r);
+    }());
     if (!out) throw std::runtime_error("no answer");
     if (!*out) {
         const auto& e = out->error();

@@ -1,4 +1,5 @@
 #include "app/admin_token.hpp"
+#include "app/cli_io.hpp"
 #include "app/exit_status.hpp"
 #include "app/gateway_commands.hpp"
 #include "app/supervisor.hpp"
@@ -37,18 +38,13 @@ awaitable<void> housekeeping(gateway::session_registry& sessions)
 int gateway_serve(invocation& inv)
 {
     const auto listen_text = inv.args.value("listen").value_or("127.0.0.1:8443");
-    const auto listen = net::parse_host_port(listen_text);
-    if (!listen)
-        throw cli::usage_error(inv.args.origin("listen") + " '" + listen_text + "': " + listen.error());
+    const auto listen = parse_listen(inv, "listen", listen_text);
     const bool tls = inv.args.has("tls-cert") || inv.args.has("tls-key");
     if (tls && !(inv.args.has("tls-cert") && inv.args.has("tls-key")))
         throw cli::usage_error("--tls-cert and --tls-key go together");
-    if (!tls && !net::is_loopback_host(listen->host))
+    if (!tls && !net::is_loopback_host(listen.text.host))
         throw cli::usage_error("refusing plain HTTP on non-loopback address '" + listen_text +
                                "': give --tls-cert and --tls-key, or listen on 127.0.0.1 / [::1]");
-    error_code ec;
-    const auto address = asio::ip::make_address(listen->host == "localhost" ? "127.0.0.1" : listen->host, ec);
-    if (ec) throw cli::usage_error("--listen needs an IP address, not '" + listen->host + "'");
 
     supervisor_options opts;
     if (auto v = inv.args.value("threads"))
@@ -84,7 +80,7 @@ int gateway_serve(invocation& inv)
     asio::thread_pool storage_thread(1);
     gateway::service svc(storage, storage_thread.get_executor(), admin_token, gw, inv.log, net::wall_ms);
     net::http_server server(
-        sup.context().get_executor(), {address, listen->port},
+        sup.context().get_executor(), listen.endpoint,
         [&svc](net::http::request req, net::peer_info peer) {
             return svc.handle(std::move(req), std::move(peer));
         },

@@ -21,6 +21,13 @@ session_result<secret> transient(net::connect::error e)
     return session_error{std::move(e), false};
 }
 
+/// A failed login RPC: permission_denied is the contract's "re-enroll".
+session_result<secret> rejected(net::connect::error e)
+{
+    const bool permanent = e.c == net::connect::code::permission_denied;
+    return session_error{std::move(e), permanent};
+}
+
 }  // namespace
 
 std::string session_manager::reenroll_hint(const std::string& detail)
@@ -102,13 +109,13 @@ awaitable<session_result<secret>> session_manager::login()
     const secret none;
     auto begin = co_await rpc_->call(std::string(net::node_service), "BeginAuth", begin_req, none, timeout);
     if (!begin) {
-        const bool permanent = begin.error().c == net::connect::code::permission_denied;
-        session_result<secret> out = session_error{begin.error(), permanent};
+        auto out = rejected(begin.error());
         co_return out;
     }
     auto challenge = pj::get_bytes(*begin, "challenge");
     if (!challenge || challenge->empty()) {
-        co_return transient({net::connect::code::internal, "BeginAuth answered without a challenge"});
+        auto out = transient({net::connect::code::internal, "BeginAuth answered without a challenge"});
+        co_return out;
     }
     const std::string sig = sign(key_, login_message(state_.node_id, *challenge));
     const boost::json::object complete_req{{"nodeId", state_.node_id},
@@ -117,15 +124,16 @@ awaitable<session_result<secret>> session_manager::login()
     auto done =
         co_await rpc_->call(std::string(net::node_service), "CompleteAuth", complete_req, none, timeout);
     if (!done) {
-        const bool permanent = done.error().c == net::connect::code::permission_denied;
-        session_result<secret> out = session_error{done.error(), permanent};
+        auto out = rejected(done.error());
         co_return out;
     }
     auto tok = pj::get_string(*done, "sessionToken");
     auto exp = pj::get_timestamp(*done, "expiresAt");
     auto srv = pj::get_timestamp(*done, "serverTime");
     if (!tok || tok->empty() || !exp || !srv) {
-        co_return transient({net::connect::code::internal, "CompleteAuth answered without a usable session"});
+        auto out =
+            transient({net::connect::code::internal, "CompleteAuth answered without a usable session"});
+        co_return out;
     }
     // The lifetime the server granted, applied to our steady clock: a wrong
     // wall clock or a suspended process cannot make us trust a dead token.

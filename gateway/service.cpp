@@ -59,12 +59,16 @@ std::optional<std::string> query_token(std::string_view target)
     return std::nullopt;
 }
 
-bool valid_org(std::string_view org)
+/// The orgId an admin request names: required, 1 to 128 of [A-Za-z0-9._-].
+pj::result<std::string> get_org_id(const json::object& in)
 {
-    if (org.empty() || org.size() > 128) return false;
-    return std::all_of(org.begin(), org.end(), [](char c) {
+    auto org = pj::get_string(in, "orgId");
+    if (!org) return org;
+    const bool ok = !org->empty() && org->size() <= 128 && std::all_of(org->begin(), org->end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
     });
+    if (!ok) return pj::field_error("orgId", "1 to 128 of A-Z a-z 0-9 . _ -");
+    return org;
 }
 
 std::int32_t interval_of(const std::optional<config_record>& cfg, std::int32_t fallback)
@@ -318,7 +322,7 @@ awaitable<rpc_result> service::heartbeat(const json::object& in, const session_i
     auto f = co_await db(std::move(query5));
     if (!f.alive) co_return fail("not_found", "this node was deleted or revoked; re-enroll it");
     json::object out{{"configUpdatedAt", std::to_string(f.cfg ? f.cfg->updated_at : 0)},
-                     {"heartbeatIntervalSeconds", f.cfg ? interval_of(f.cfg, 0) : 0}};
+                     {"heartbeatIntervalSeconds", interval_of(f.cfg, 0)}};
     co_return out;
 }
 
@@ -367,9 +371,8 @@ awaitable<rpc_result> service::create_stream_token(const session_info& s)
 
 awaitable<rpc_result> service::create_enrollment_code(const json::object& in)
 {
-    auto org = pj::get_string(in, "orgId");
+    auto org = get_org_id(in);
     if (!org) co_return invalid(org.error());
-    if (!valid_org(*org)) co_return fail("invalid_argument", "orgId: 1 to 128 of A-Z a-z 0-9 . _ -");
     auto ttl = pj::get_int32(in, "ttlSeconds");
     if (!ttl) co_return invalid(ttl.error());
     const std::int64_t seconds = *ttl == 0 ? 3600 : *ttl;
@@ -389,9 +392,8 @@ awaitable<rpc_result> service::create_enrollment_code(const json::object& in)
 
 awaitable<rpc_result> service::publish_config(const json::object& in)
 {
-    auto org = pj::get_string(in, "orgId");
+    auto org = get_org_id(in);
     if (!org) co_return invalid(org.error());
-    if (!valid_org(*org)) co_return fail("invalid_argument", "orgId: 1 to 128 of A-Z a-z 0-9 . _ -");
     const auto* cfg = in.if_contains("config");
     if (!cfg || !cfg->is_object()) co_return fail("invalid_argument", "config: must be a JSON object");
     const std::string doc = json::serialize(*cfg), o = *org;

@@ -1,0 +1,25 @@
+#include "app/cli_io.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+
+namespace tether::app {
+
+void run_to_completion(asio::io_context& ioc, awaitable<void> op)
+{
+    std::exception_ptr failure;
+    asio::co_spawn(ioc, std::move(op), [&failure](std::exception_ptr e) { failure = e; });
+    ioc.run();
+    if (failure) std::rethrow_exception(failure);
+}
+
+listen_address parse_listen(const invocation& inv, std::string_view flag, const std::string& text)
+{
+    const auto hp = net::parse_host_port(text);
+    if (!hp) throw cli::usage_error(inv.args.origin(flag) + " '" + text + "': " + hp.error());
+    error_code ec;
+    const auto addr = asio::ip::make_address(hp->host == "localhost" ? "127.0.0.1" : hp->host, ec);
+    if (ec) throw cli::usage_error(inv.args.origin(flag) + " needs an IP address, not '" + hp->host + "'");
+    return {*hp, {addr, hp->port}};
+}
+
+}  // namespace tether::app
