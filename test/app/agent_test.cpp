@@ -3,6 +3,7 @@
 #include "auth/state_store.hpp"
 #include "net/protojson.hpp"
 #include "support/child_process.hpp"
+#include "support/text.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
@@ -14,21 +15,11 @@
 using namespace std::chrono_literals;
 using tether::test::binary;
 using tether::test::child_process;
+using tether::test::contains;
+using tether::test::count;
 using tether::test::temp_dir;
 
 namespace {
-
-bool contains(const std::string& hay, const std::string& needle)
-{
-    return hay.find(needle) != std::string::npos;
-}
-
-std::size_t count(const std::string& hay, const std::string& needle)
-{
-    std::size_t n = 0;
-    for (auto p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++n;
-    return n;
-}
 
 /// A real tether-gateway on an OS-chosen loopback port.
 struct gateway_process {

@@ -1,5 +1,6 @@
 // The binaries as an operator meets them: real processes, real signals.
 #include "support/child_process.hpp"
+#include "support/text.hpp"
 
 #include <boost/test/unit_test.hpp>
 
@@ -10,12 +11,7 @@ using tether::test::binary;
 using tether::test::child_process;
 using tether::test::temp_dir;
 
-namespace {
-bool contains(const std::string& hay, const std::string& needle)
-{
-    return hay.find(needle) != std::string::npos;
-}
-}  // namespace
+using tether::test::contains;
 
 BOOST_AUTO_TEST_SUITE(process_suite)
 

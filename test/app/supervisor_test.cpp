@@ -1,6 +1,7 @@
 #include "app/supervisor.hpp"
 
 #include "support/log_capture.hpp"
+#include "support/run_for.hpp"
 
 #include <boost/asio/this_coro.hpp>
 #include <boost/test/unit_test.hpp>
@@ -37,13 +38,6 @@ awaitable<void> wait_forever(std::atomic<int>& cancelled)
     if (ec == asio::error::operation_aborted) ++cancelled;
 }
 
-awaitable<void> after(std::chrono::milliseconds d)
-{
-    const auto ex_t = co_await asio::this_coro::executor;  // bound first: GCC 12 coroutine temporaries
-    timer t{ex_t, d};
-    co_await t.async_wait();
-}
-
 /// Filters out every cancellation: the task a drain deadline exists for.
 awaitable<void> stubborn()
 {
@@ -72,7 +66,7 @@ BOOST_AUTO_TEST_CASE(sigterm_cancels_every_task_and_exits_zero)
         sup.add("one", [&] { return wait_forever(cancelled); });
         sup.add("two", [&] { return wait_forever(cancelled); });
         sup.add("raiser", []() -> awaitable<void> {
-            co_await after(50ms);
+            co_await tether::test::sleep_for(50ms);
             std::raise(SIGTERM);
         });
         status = sup.run();
@@ -95,7 +89,7 @@ BOOST_AUTO_TEST_CASE(task_ignoring_cancellation_is_abandoned_after_the_drain)
         sup.add("polite", [&] { return wait_forever(cancelled); });
         sup.add("stubborn", [] { return stubborn(); });
         sup.add("stopper", [&]() -> awaitable<void> {
-            co_await after(10ms);
+            co_await tether::test::sleep_for(10ms);
             sup.request_stop(exit_status::ok, "test");
         });
         status = sup.run();
@@ -119,7 +113,7 @@ BOOST_AUTO_TEST_CASE(fatal_exit_stops_the_others_with_its_status)
     supervisor sup(logs.logger(), quiet());
     sup.add("waiter", [&] { return wait_forever(cancelled); });
     sup.add("auth", []() -> awaitable<void> {
-        co_await after(10ms);
+        co_await tether::test::sleep_for(10ms);
         throw tether::app::fatal_exit(exit_status::permanent_auth, "node revoked");
     });
     BOOST_TEST(sup.run() == 3);
@@ -137,7 +131,7 @@ BOOST_AUTO_TEST_CASE(failing_task_is_logged_by_name_and_exits_one)
     supervisor sup(logs.logger(), quiet());
     sup.add("waiter", [&] { return wait_forever(cancelled); });
     sup.add("broken", []() -> awaitable<void> {
-        co_await after(1ms);
+        co_await tether::test::sleep_for(1ms);
         throw std::runtime_error("disk on fire");
     });
     BOOST_TEST(sup.run() == 1);
@@ -161,7 +155,7 @@ BOOST_AUTO_TEST_CASE(restart_policy_retries_with_backoff)
         "flaky",
         [&]() -> awaitable<void> {
             ++runs;
-            co_await after(1ms);
+            co_await tether::test::sleep_for(1ms);
             if (runs < 3) throw std::runtime_error("try again");
         },
         policy);
@@ -185,7 +179,7 @@ BOOST_AUTO_TEST_CASE(cancellation_during_restart_backoff_stops_promptly)
         },
         policy);
     sup.add("stopper", [&]() -> awaitable<void> {
-        co_await after(50ms);
+        co_await tether::test::sleep_for(50ms);
         sup.request_stop(exit_status::ok, "test");
     });
     const auto started = std::chrono::steady_clock::now();
@@ -211,8 +205,8 @@ BOOST_AUTO_TEST_CASE(all_tasks_returning_exits_zero_without_a_stop)
 {
     tether::test::log_capture logs;
     supervisor sup(logs.logger(), quiet());
-    sup.add("a", [] { return after(5ms); });
-    sup.add("b", [] { return after(10ms); });
+    sup.add("a", [] { return tether::test::sleep_for(5ms); });
+    sup.add("b", [] { return tether::test::sleep_for(10ms); });
     BOOST_TEST(sup.run() == 0);
     BOOST_TEST(logs.events("task.finished").size() == 2u);
 }
@@ -226,7 +220,7 @@ BOOST_AUTO_TEST_CASE(multi_threaded_context_drains_too)
     supervisor sup(logs.logger(), o);
     for (int i = 0; i < 8; ++i) sup.add("w" + std::to_string(i), [&] { return wait_forever(cancelled); });
     sup.add("stopper", [&]() -> awaitable<void> {
-        co_await after(20ms);
+        co_await tether::test::sleep_for(20ms);
         sup.request_stop(exit_status::ok, "test");
     });
     BOOST_TEST(sup.run() == 0);

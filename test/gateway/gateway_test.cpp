@@ -428,12 +428,7 @@ BOOST_AUTO_TEST_CASE(client_that_stops_reading_is_dropped_while_a_fast_one_keeps
     bool dropped = false;
     for (int i = 0; i < 60 && !dropped; ++i) {
         dropped = g.service().hub().connections() == 1;
-        if (!dropped)
-            tether::test::run_for(g.ioc, [](std::chrono::milliseconds d) -> tether::awaitable<void> {
-                const auto ex = co_await boost::asio::this_coro::executor;
-                tether::timer t{ex, d};
-                co_await t.async_wait();
-            }(100ms));
+        if (!dropped) tether::test::run_for(g.ioc, tether::test::sleep_for(100ms));
     }
     BOOST_TEST(dropped, "the consumer that stopped reading is still connected");
     // Dropped by the write timeout or by its queue overflowing, both logged.

@@ -19,6 +19,7 @@ using tether::net::http_client;
 using tether::net::reply;
 using tether::test::loopback_server;
 using tether::test::run_for;
+using tether::test::sleep_for;
 namespace asio = boost::asio;
 namespace http = tether::net::http;
 namespace net = tether::net;
@@ -34,13 +35,6 @@ awaitable<reply> echo(http::request req, net::peer_info peer)
     r.head.headers.set("X-Host", std::string(req.headers.get("Host").value_or("")));
     r.head.body = req.body;
     co_return r;
-}
-
-awaitable<void> sleep_for(std::chrono::milliseconds d)
-{
-    const auto ex_t = co_await asio::this_coro::executor;  // bound first: GCC 12 coroutine temporaries
-    timer t{ex_t, d};
-    co_await t.async_wait();
 }
 
 http::request post(std::string target, std::string body)

@@ -15,18 +15,12 @@ using tether::error_code;
 using tether::timer;
 using tether::net::reply;
 using tether::test::loopback_server;
+using tether::test::sleep_for;
 namespace asio = boost::asio;
 namespace http = tether::net::http;
 namespace net = tether::net;
 
 namespace {
-
-awaitable<void> sleep_for(std::chrono::milliseconds d)
-{
-    const auto ex = co_await asio::this_coro::executor;
-    timer t{ex, d};
-    co_await t.async_wait();
-}
 
 /// A stream reply that writes `body` then stays open for `hold`.
 reply stream_reply(std::string body, std::chrono::milliseconds hold = 0ms)
@@ -103,8 +97,8 @@ struct harness {
                 BOOST_TEST(!e);
                 result = ec;
             }));
-        const auto deadline = std::chrono::steady_clock::now() + cap;
-        while (!result && std::chrono::steady_clock::now() < deadline) ioc.run_one_for(50ms);
+        tether::test::poll_until(
+            ioc, [this] { return result.has_value(); }, cap);
         BOOST_TEST_REQUIRE(result.has_value(), "sse client did not return within the cap:\n" + logs.all());
     }
 

@@ -5,6 +5,7 @@
 #include "net/http_server.hpp"
 #include "net/url.hpp"
 #include "support/log_capture.hpp"
+#include "support/run_for.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -44,11 +45,9 @@ public:
     void stop()
     {
         stop_.emit(asio::cancellation_type::terminal);
-        ioc_.restart();
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (!done_ && std::chrono::steady_clock::now() < deadline)
-            ioc_.run_one_for(std::chrono::milliseconds(50));
-        BOOST_TEST(done_, "server did not drain");
+        BOOST_TEST(poll_until(
+                       ioc_, [this] { return done_; }, std::chrono::seconds(10)),
+                   "server did not drain");
     }
 
     [[nodiscard]] const log_capture& logs() const { return logs_; }
