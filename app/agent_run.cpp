@@ -1,9 +1,12 @@
 // `tether enroll` and `tether run`.
 #include "app/agent_commands.hpp"
 #include "app/cli_io.hpp"
+#include "app/config_sync.hpp"
+#include "app/event_dispatcher.hpp"
 #include "app/exit_status.hpp"
 #include "app/health_endpoint.hpp"
 #include "app/heartbeat_task.hpp"
+#include "app/realtime_task.hpp"
 #include "app/supervisor.hpp"
 #include "auth/keys.hpp"
 #include "auth/session.hpp"
@@ -20,6 +23,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <iostream>
 
 namespace tether::app {
@@ -36,9 +40,9 @@ net::url server_url(const std::string& text, const std::string& origin)
     return *u;
 }
 
-std::shared_ptr<asio::ssl::context> tls_for(const net::url& u, const invocation& inv)
+std::shared_ptr<asio::ssl::context> tls_for(bool needed, const invocation& inv)
 {
-    if (!u.tls()) return nullptr;
+    if (!needed) return nullptr;
     std::optional<std::filesystem::path> ca;
     if (auto v = inv.args.value("ca-file")) ca = *v;
     try {
@@ -64,7 +68,7 @@ int agent_enroll(invocation& inv)
     if (!server_text || server_text->empty()) throw cli::usage_error("--server is required");
     if (!code || code->empty()) throw cli::usage_error("--code is required");
     const auto server = server_url(*server_text, inv.args.origin("server"));
-    const auto tls = tls_for(server, inv);
+    const auto tls = tls_for(server.tls(), inv);
     const auto paths = resolve_state_dir(inv);
     std::error_code ec;
     if (std::filesystem::exists(paths.state_file(), ec) && !inv.args.enabled("force"))
@@ -149,7 +153,14 @@ int agent_run(invocation& inv)
     }
     // The URL policy applies before any request.
     const auto server = server_url(st.server_url, paths.state_file().string() + " serverUrl");
-    const auto tls = tls_for(server, inv);
+    std::vector<net::url> given;
+    for (const auto& v : inv.args.values("realtime-url"))
+        given.push_back(server_url(v, inv.args.origin("realtime-url")));
+    net::sse_options stream;
+    stream.candidates = realtime_candidates(server, given);
+    const bool any_tls = server.tls() || std::any_of(stream.candidates.begin(), stream.candidates.end(),
+                                                     [](const net::url& u) { return u.tls(); });
+    const auto tls = tls_for(any_tls, inv);
 
     supervisor_options opts;
     if (auto v = inv.args.value("threads"))
@@ -172,26 +183,43 @@ int agent_run(invocation& inv)
     } catch (const auth::state_error& e) {
         throw fatal_exit(exit_status::usage, e.what());
     }
+    const auto ex = sup.context().get_executor();
     asio::thread_pool blocking(1);
-    agent_status status;
-    status.config_updated_at = load_applied_config(paths, inv.log);
-    auth::session_manager session(sup.context().get_executor(), blocking.get_executor(), server, tls, paths,
-                                  st, key, inv.log);
+    agent_metrics metrics;
+    // The last good config is enforced from the first moment, gateway or not.
+    settings::config_store store(ex, settings::load_config_file(paths.config_file(), inv.log));
+    metrics.config_updated_at = store.updated_at();
+    auth::session_manager session(ex, blocking.get_executor(), server, tls, paths, st, key, inv.log);
+    const auto rand = net::process_random();
+    config_sync sync(ex,
+                     {store, session, server, tls, paths, blocking.get_executor(), metrics, inv.log, rand});
+    event_dispatcher dispatch(ex, dispatcher_options{}, rand, metrics.dispatch, inv.log);
+    add_agent_handlers(dispatch, sync, st.node_id, inv.log);
     inv.log.info("agent.start", {{"node", st.node_id},
                                  {"org", st.org_id},
                                  {"server", server.redacted()},
-                                 {"configUpdatedAt", status.config_updated_at.load()}});
+                                 {"stream", stream.candidates.front().redacted()},
+                                 {"configUpdatedAt", store.updated_at()}});
 
+    // One task per long-lived activity; each restarts with backoff if it
+    // fails, and a fatal_exit from any of them ends the agent.
     task_policy restart;
     restart.failure = task_policy::on_failure::restart;
-    const auto rand = net::process_random();
     sup.add(
         "heartbeat",
-        [&] {
-            return run_heartbeats(hb, session, server, tls, paths, blocking.get_executor(), status, inv.log,
-                                  rand);
-        },
+        [&] { return run_heartbeats(hb, session, server, tls, store, sync, metrics, inv.log, rand); },
         restart);
+    sup.add(
+        "config-sync", [&] { return sync.run(); }, restart);
+    sup.add(
+        "dispatcher", [&] { return dispatch.run(); }, restart);
+    if (!inv.args.enabled("no-realtime"))
+        sup.add(
+            "realtime",
+            [&] {
+                return run_realtime(stream, session, server, tls, dispatch, sync, metrics, inv.log, rand);
+            },
+            restart);
     std::unique_ptr<net::http_server> health;
     if (auto v = inv.args.value("health-listen")) {
         const auto listen = parse_listen(inv, "health-listen", *v);
@@ -200,8 +228,10 @@ int agent_run(invocation& inv)
                                    " must be a loopback IP address, not '" + *v +
                                    "': health and metrics are not for the network");
         health = std::make_unique<net::http_server>(
-            sup.context().get_executor(), listen.endpoint,
-            health_handler({&status, [&session] { return session.refreshes(); }, st.node_id}), inv.log);
+            ex, listen.endpoint,
+            health_handler({&metrics, [&session] { return session.refreshes(); },
+                            [&session] { return session.valid(); }, st.node_id}),
+            inv.log);
         const auto ep = health->local_endpoint();
         inv.log.info("health.listening", {{"address", ep.address().to_string()}, {"port", ep.port()}});
         sup.add("health", [&health] { return health->run(); });

@@ -3,10 +3,10 @@
 #include "app/agent_commands.hpp"
 #include "app/cli_io.hpp"
 #include "app/exit_status.hpp"
-#include "app/heartbeat_task.hpp"
 #include "auth/state_store.hpp"
 #include "net/http_client.hpp"
 #include "net/protojson.hpp"
+#include "settings/config_store.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/json/object.hpp>
@@ -74,7 +74,7 @@ int agent_show_status(invocation& inv)
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
     const bool session_valid = !st.session_token.empty() && st.session_expires_ms > now + st.server_offset_ms;
-    const std::int64_t config_at = load_applied_config(paths, inv.log);
+    const std::int64_t config_at = settings::load_config_file(paths.config_file(), inv.log)->updated_at;
     const long pid = running_pid(paths);
     boost::json::object out{{"nodeId", st.node_id},           {"orgId", st.org_id},
                             {"nodeName", st.node_name},       {"server", st.server_url},
@@ -89,8 +89,8 @@ int agent_show_status(invocation& inv)
         live = live_status(*addr);
         out["health"] = live ? "reachable" : "unreachable";
         if (live)
-            for (const char* k :
-                 {"heartbeatsSent", "heartbeatsFailed", "lastHeartbeatOkMs", "realtimeConnected"})
+            for (const char* k : {"heartbeatsSent", "heartbeatsFailed", "lastHeartbeatOkMs",
+                                  "realtimeConnected", "configRejections", "streamConnects"})
                 if (const auto* v = live->if_contains(k)) out[k] = *v;
     }
     if (inv.args.enabled("json")) {

@@ -1,7 +1,7 @@
 // The agent's loopback health endpoint: /livez, /readyz, /metrics, /status.
 #pragma once
 
-#include "app/heartbeat_task.hpp"
+#include "app/agent_metrics.hpp"
 #include "net/http_server.hpp"
 
 #include <atomic>
@@ -10,8 +10,9 @@
 namespace tether::app {
 
 struct health_sources {
-    agent_status* status = nullptr;
+    const agent_metrics* metrics = nullptr;
     std::function<std::uint64_t()> session_refreshes;
+    std::function<bool()> session_valid;
     std::string node_id;
 };
 

@@ -57,6 +57,12 @@ session_manager::session_manager(asio::any_io_executor ex, asio::any_io_executor
     const auto remaining = state_.session_expires_ms - (net::wall_ms() + state_.server_offset_ms);
     if (!state_.session_token.empty() && remaining > 0)
         expires_ = steady::now() + std::chrono::milliseconds(remaining);
+    valid_until_ = expires_.time_since_epoch().count();
+}
+
+bool session_manager::valid() const noexcept
+{
+    return steady::now().time_since_epoch().count() < valid_until_.load();
 }
 
 session_manager::~session_manager() = default;
@@ -139,6 +145,7 @@ awaitable<session_result<secret>> session_manager::login()
     // wall clock or a suspended process cannot make us trust a dead token.
     const auto lifetime = *exp - *srv;
     expires_ = steady::now() + lifetime;
+    valid_until_ = expires_.time_since_epoch().count();
     refresh_margin_ = std::max<std::chrono::milliseconds>(std::chrono::hours(1), lifetime / 3);
     state_.session_token = secret(std::move(*tok));
     state_.session_expires_ms = exp->time_since_epoch().count();

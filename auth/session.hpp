@@ -56,6 +56,8 @@ public:
     [[nodiscard]] const std::string& node_id() const noexcept { return state_.node_id; }
     /// Thread-safe (read by the health endpoint from its own strand).
     [[nodiscard]] std::uint64_t refreshes() const noexcept { return refreshes_.load(); }
+    /// Thread-safe: a token is held and has not expired (steady clock).
+    [[nodiscard]] bool valid() const noexcept;
 
     /// Message for the operator when a permanent failure ends the agent.
     static std::string reenroll_hint(const std::string& detail);
@@ -78,6 +80,7 @@ private:
     std::chrono::steady_clock::time_point expires_{};
     std::chrono::milliseconds refresh_margin_{std::chrono::hours(1)};
     std::atomic<std::uint64_t> refreshes_{0};
+    std::atomic<std::chrono::steady_clock::rep> valid_until_{0};  // expires_, readable off the strand
 };
 
 }  // namespace tether::auth

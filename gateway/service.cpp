@@ -5,6 +5,7 @@
 #include "net/connect.hpp"
 #include "net/protojson.hpp"
 #include "net/random_bytes.hpp"
+#include "settings/runtime_config.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -396,6 +397,10 @@ awaitable<rpc_result> service::publish_config(const json::object& in)
     if (!org) co_return invalid(org.error());
     const auto* cfg = in.if_contains("config");
     if (!cfg || !cfg->is_object()) co_return fail("invalid_argument", "config: must be a JSON object");
+    // Nodes reject an invalid document whole; telling the operator now beats
+    // a fleet that silently keeps its old config.
+    if (auto checked = settings::decode_config(*cfg, 1); !checked)
+        co_return fail("invalid_argument", "config." + checked.error().message());
     const std::string doc = json::serialize(*cfg), o = *org;
     const auto now = sessions_.now_ms();
     std::function<std::int64_t(storage&)> query8 = [=, this](storage& st) {

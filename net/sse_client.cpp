@@ -223,7 +223,15 @@ awaitable<sse_client::session_end> sse_client::session(const url& base, const ht
     if (on_state) on_state(true, target);
     const auto started = steady::now();
     std::vector<sse_event> batch;
+    const auto cs = co_await asio::this_coro::cancellation_state;
     for (;;) {
+        // A read that completes from buffered bytes is never attached to the
+        // cancellation slot, so a stop emitted meanwhile would be lost and
+        // the next read would wait for the server: look before each read.
+        if (cs.cancelled() != asio::cancellation_type::none) {
+            end.ec = asio::error::operation_aborted;
+            break;
+        }
         if (on_fallback && steady::now() >= reprobe_at_) {
             if (co_await reachable(opts_.candidates[0])) {
                 end.back_to_preferred = true;

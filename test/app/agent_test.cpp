@@ -391,7 +391,9 @@ BOOST_AUTO_TEST_CASE(health_endpoints_and_readyz_flipping_when_heartbeats_fail)
     child_process agent(binary("tether"), {"run", "--state-dir", state.string(), "--heartbeat-interval", "5s",
                                            "--health-listen", addr, "--log-format", "json"});
     BOOST_TEST_REQUIRE(
-        agent.wait_output([](const std::string& e) { return contains(e, "heartbeat.ok"); }, 15s),
+        agent.wait_output(
+            [](const std::string& e) { return contains(e, "heartbeat.ok") && contains(e, "sse.connected"); },
+            15s),
         agent.err());
     const auto status = tether::test::run(
         binary("tether"), {"status", "--state-dir", state.string(), "--json", "--health-listen", addr});
@@ -400,7 +402,8 @@ BOOST_AUTO_TEST_CASE(health_endpoints_and_readyz_flipping_when_heartbeats_fail)
     BOOST_TEST(s.at("health").as_string() == "reachable");
     BOOST_TEST(s.at("heartbeatsSent").to_number<int>() >= 1);
     BOOST_TEST(s.at("lastHeartbeatOkMs").to_number<std::int64_t>() > 0);
-    BOOST_TEST(!s.at("realtimeConnected").as_bool());
+    BOOST_TEST(s.at("realtimeConnected").as_bool());
+    BOOST_TEST(s.at("streamConnects").to_number<int>() == 1);
 
     // Raw endpoints, read with a plain HTTP/1.0 client over a socket.
     const auto fetch = [&](const std::string& path) {

@@ -5,6 +5,7 @@
 #include "auth/keys.hpp"
 #include "auth/session.hpp"
 #include "net/protojson.hpp"
+#include "support/agent_parts.hpp"
 #include "support/child_process.hpp"
 #include "support/loopback_server.hpp"
 #include "support/run_for.hpp"
@@ -58,33 +59,29 @@ struct scripted_gateway {
 
 BOOST_AUTO_TEST_SUITE(heartbeat_suite)
 
+tether::auth::node_state node_at(const net::url& base)
+{
+    tether::auth::node_state st;
+    st.server_url = base.origin();
+    st.node_id = "node-1";
+    st.api_key = tether::secret("k");
+    return st;
+}
+
 BOOST_AUTO_TEST_CASE(not_found_is_permanent_exit_3)
 {
-    tether::test::temp_dir dir;
     asio::io_context ioc;
     scripted_gateway script{"not_found"};
     tether::test::loopback_server srv(
         ioc, [&](net::http::request r, net::peer_info p) { return script(std::move(r), p); });
-    tether::test::log_capture logs;
-    asio::thread_pool blocking(1);
-    tether::auth::node_state st;
-    st.server_url = srv.base().origin();
-    st.node_id = "node-1";
-    st.api_key = tether::secret("k");
-    const tether::auth::state_paths paths{dir.path()};
-    const auto key = tether::auth::generate_key();
-    tether::auth::session_manager session(ioc.get_executor(), blocking.get_executor(), srv.base(), nullptr,
-                                          paths, st, key.private_pem, logs.logger());
-    tether::app::agent_status status;
-    tether::app::heartbeat_options opts;
-    opts.interval = 5s;
+    tether::test::agent_parts agent(ioc, srv.base(), node_at(srv.base()),
+                                    tether::auth::generate_key().private_pem);
+    agent.start_heartbeats(5s);
+    BOOST_TEST_REQUIRE(tether::test::poll_until(
+        ioc, [&] { return agent.any_done(); }, 10s));
     std::optional<tether::app::exit_status> exit;
     try {
-        tether::test::run_for(
-            ioc,
-            tether::app::run_heartbeats(opts, session, srv.base(), nullptr, paths, blocking.get_executor(),
-                                        status, logs.logger(), [] { return 0.0; }),
-            10s);
+        std::rethrow_exception(agent.failure());
     } catch (const tether::app::fatal_exit& e) {
         exit = e.status;
         BOOST_TEST(std::string(e.what()).find("Re-enroll") != std::string::npos, e.what());
@@ -92,45 +89,29 @@ BOOST_AUTO_TEST_CASE(not_found_is_permanent_exit_3)
     BOOST_TEST_REQUIRE(exit.has_value());
     BOOST_TEST(static_cast<int>(*exit) == 3);
     BOOST_TEST(script.heartbeats == 1);
-    blocking.join();
 }
 
 BOOST_AUTO_TEST_CASE(transient_errors_keep_the_loop_going)
 {
-    tether::test::temp_dir dir;
     asio::io_context ioc;
     scripted_gateway script{"unavailable"};
     tether::test::loopback_server srv(
         ioc, [&](net::http::request r, net::peer_info p) { return script(std::move(r), p); });
-    tether::test::log_capture logs;
-    asio::thread_pool blocking(1);
-    tether::auth::node_state st;
-    st.node_id = "node-1";
-    st.api_key = tether::secret("k");
-    const auto key = tether::auth::generate_key();
-    tether::auth::session_manager session(ioc.get_executor(), blocking.get_executor(), srv.base(), nullptr,
-                                          {dir.path()}, st, key.private_pem, logs.logger());
-    tether::app::agent_status status;
-    tether::app::heartbeat_options opts;
-    opts.interval = 5s;
-    // Runs the task for a bit more than one interval (random first beat at
-    // 0, the next ~5 s later) and then cancels it.
-    asio::cancellation_signal stop;
-    bool done = false;
-    asio::co_spawn(
-        ioc,
-        tether::app::run_heartbeats(opts, session, srv.base(), nullptr, {dir.path()}, blocking.get_executor(),
-                                    status, logs.logger(), [] { return 0.0; }),
-        asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr) { done = true; }));
-    asio::steady_timer t(ioc, 5500ms);
-    t.async_wait([&](tether::error_code) { stop.emit(asio::cancellation_type::terminal); });
-    BOOST_TEST(tether::test::poll_until(
-        ioc, [&] { return done; }, 10s));
+    tether::test::agent_parts agent(ioc, srv.base(), node_at(srv.base()),
+                                    tether::auth::generate_key().private_pem);
+    // Runs the task for a bit more than one interval (first beat at 1 % of
+    // it, the next ~5 s later) and then cancels it.
+    agent.start_heartbeats(5s);
+    tether::test::pump_for(ioc, 5500ms);
+    agent.stop();
+    BOOST_TEST(!agent.failure());
     BOOST_TEST(script.heartbeats == 2);  // the failure did not end the loop
-    BOOST_TEST(status.heartbeats_failed.load() == 2);
-    BOOST_TEST(logs.events("heartbeat.failed").size() == 2u);
+    BOOST_TEST(agent.metrics.heartbeats_failed.load() == 2);
+    BOOST_TEST(
+        agent.metrics.heartbeats_failed_by_code[static_cast<std::size_t>(net::connect::code::unavailable)]
+            .load() == 2);
+    BOOST_TEST(agent.logs.events("heartbeat.failed").size() == 2u);
     BOOST_TEST(script.begin_auth == 1);  // one login, reused
-    blocking.join();
 }
 
 BOOST_AUTO_TEST_SUITE_END()

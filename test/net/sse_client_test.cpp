@@ -22,17 +22,9 @@ namespace net = tether::net;
 
 namespace {
 
-/// A stream reply that writes `body` then stays open for `hold`.
 reply stream_reply(std::string body, std::chrono::milliseconds hold = 0ms)
 {
-    reply r;
-    r.head.headers.set("Content-Type", "text/event-stream");
-    r.head.headers.set("Cache-Control", "no-store");
-    r.stream = [body = std::move(body), hold](net::body_writer& w) -> awaitable<void> {
-        co_await w.write(body);
-        if (hold > 0ms) co_await sleep_for(hold);
-    };
-    return r;
+    return tether::test::sse_reply(std::move(body), hold);
 }
 
 reply status_reply(unsigned status)

@@ -14,6 +14,20 @@
 
 namespace tether::test {
 
+/// A text/event-stream reply that writes `body`, then keeps the stream open
+/// for `hold` (TCP open, no bytes) and ends it.
+inline net::reply sse_reply(std::string body, std::chrono::milliseconds hold = std::chrono::milliseconds(0))
+{
+    net::reply r;
+    r.head.headers.set("Content-Type", "text/event-stream");
+    r.head.headers.set("Cache-Control", "no-store");
+    r.stream = [body = std::move(body), hold](net::body_writer& w) -> awaitable<void> {
+        co_await w.write(body);
+        if (hold.count() > 0) co_await sleep_for(hold);
+    };
+    return r;
+}
+
 class loopback_server {
 public:
     loopback_server(asio::io_context& ioc, net::handler h, std::shared_ptr<asio::ssl::context> tls = nullptr,

@@ -27,6 +27,13 @@ inline bool poll_until(asio::io_context& ioc, const std::function<bool()>& done,
     return done();
 }
 
+/// Runs handlers for `d` (wall clock), whatever happens.
+inline void pump_for(asio::io_context& ioc, std::chrono::milliseconds d)
+{
+    poll_until(
+        ioc, [] { return false; }, d);
+}
+
 /// Runs one coroutine to completion; its exception is rethrown here.
 inline void run_for(asio::io_context& ioc, awaitable<void> op,
                     std::chrono::milliseconds cap = std::chrono::seconds(20))

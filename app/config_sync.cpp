@@ -1,0 +1,151 @@
+#include "app/config_sync.hpp"
+
+#include "app/session_call.hpp"
+#include "auth/state_store.hpp"
+#include "net/blocking_call.hpp"
+#include "net/http_client.hpp"
+#include "net/protojson.hpp"
+#include "net/rpc_client.hpp"
+
+#include <boost/asio/this_coro.hpp>
+#include <boost/json/array.hpp>
+
+namespace tether::app {
+
+namespace pj = net::protojson;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+config_sync::config_sync(asio::any_io_executor ex, config_sync_deps deps)
+    : deps_(std::move(deps)), wake_(ex, 1)
+{
+}
+
+std::int64_t config_sync::seen() const noexcept
+{
+    return std::max(deps_.store.updated_at(), rejected_at_.load());
+}
+
+void config_sync::request(std::optional<std::int64_t> at, std::string_view source)
+{
+    if (at && *at <= seen()) return;  // nothing newer than what we have or refused
+    {
+        const std::lock_guard lock(mutex_);
+        pending_.any = true;
+        pending_.force = pending_.force || !at;
+        pending_.at = std::max(pending_.at, at.value_or(0));
+        pending_.source = source;
+    }
+    (void)wake_.try_send(error_code{});  // full: the task is already due to look
+}
+
+config_sync::pending config_sync::take()
+{
+    const std::lock_guard lock(mutex_);
+    return std::exchange(pending_, pending{});
+}
+
+void config_sync::put_back(const pending& p)
+{
+    const std::lock_guard lock(mutex_);
+    pending_.any = true;
+    pending_.force = pending_.force || p.force;
+    pending_.at = std::max(pending_.at, p.at);
+    if (pending_.source.empty()) pending_.source = p.source;
+}
+
+awaitable<void> config_sync::run()
+{
+    co_await asio::this_coro::throw_if_cancelled(false);
+    const auto cs = co_await asio::this_coro::cancellation_state;
+    const auto ex = co_await asio::this_coro::executor;
+    net::http_client http(ex, deps_.tls);
+    net::rpc_client rpc(http, deps_.server);
+    net::backoff retry({1s, 60s}, deps_.rand);
+    timer pause{ex};
+    for (;;) {
+        auto [ec] = co_await wake_.async_receive(nothrow);
+        (void)ec;
+        if (cs.cancelled() != asio::cancellation_type::none) co_return;
+        // Requests that arrive during a fetch leave one wake-up behind, so
+        // after any number of them this loop fetches at most once more.
+        for (auto p = take(); p.any; p = take()) {
+            if (!p.force && p.at <= seen()) continue;
+            const auto out = co_await fetch_and_apply(rpc, p.source);
+            if (cs.cancelled() != asio::cancellation_type::none) co_return;
+            if (out == outcome::done) {
+                retry.reset();
+                continue;
+            }
+            put_back(p);
+            pause.expires_after(retry.next());
+            co_await pause.async_wait();
+            if (cs.cancelled() != asio::cancellation_type::none) co_return;
+        }
+    }
+}
+
+awaitable<config_sync::outcome> config_sync::fetch_and_apply(net::rpc_client& rpc, std::string source)
+{
+    const auto& log = deps_.log;
+    const json::object no_fields;  // named: see the GCC 12 rules in net/asio.hpp
+    auto r = co_await session_call(deps_.session, rpc, "GetRuntimeConfig", no_fields, 30s);
+    if (!r) {
+        log.warn("config.fetch_failed", {{"code", net::connect::to_string(r.error().c)},
+                                         {"message", r.error().message},
+                                         {"source", source}});
+        co_return outcome::failed;
+    }
+    ++deps_.metrics.config_fetches;
+    const auto at = pj::get_int64(*r, "configUpdatedAt");
+    // protobuf JSON writers may omit an empty object: absent means {}.
+    const json::value empty = json::object();
+    const auto* doc = r->if_contains("config");
+    if (!doc || doc->is_null()) doc = &empty;
+    if (!at) {
+        ++deps_.metrics.config_rejections;
+        log.warn("config.rejected", {{"error", at.error().message()}, {"source", source}});
+        co_return outcome::done;
+    }
+    if (*at <= deps_.store.updated_at()) {
+        log.debug("config.unchanged", {{"configUpdatedAt", *at}, {"source", source}});
+        co_return outcome::done;
+    }
+    auto cfg = settings::decode_config(*doc, *at);
+    if (!cfg) {
+        // The whole document is refused; the last good one stays in force.
+        auto prev = rejected_at_.load();
+        while (prev < *at && !rejected_at_.compare_exchange_weak(prev, *at)) {}
+        ++deps_.metrics.config_rejections;
+        log.warn("config.rejected", {{"configUpdatedAt", *at},
+                                     {"error", cfg.error().message()},
+                                     {"kept", deps_.store.updated_at()},
+                                     {"source", source}});
+        co_return outcome::done;
+    }
+    const auto next = std::make_shared<const settings::runtime_config>(std::move(*cfg));
+    const bool changed = co_await deps_.store.update(next);
+    if (!changed) co_return outcome::done;
+    deps_.metrics.config_updated_at = *at;
+    ++deps_.metrics.config_applies;
+    json::array keys;
+    for (const auto& k : next->keys()) keys.emplace_back(k);
+    log.info("config.applied", {{"configUpdatedAt", *at}, {"keys", keys}, {"source", source}});
+
+    // Persisted after applying: a crash in between costs one refetch, while
+    // a failing disk must not stop the node from enforcing the new config.
+    std::function<int()> persist = [file = deps_.paths.config_file(),
+                                    text = settings::encode_config_file(*next)] {
+        auth::write_atomically(file, text);
+        return 0;
+    };
+    try {
+        co_await net::blocking_call(deps_.blocking, std::move(persist));
+    } catch (const std::exception& e) {
+        log.warn("config.persist_failed",
+                 {{"file", deps_.paths.config_file().string()}, {"error", e.what()}});
+    }
+    co_return outcome::done;
+}
+
+}  // namespace tether::app

@@ -1,0 +1,26 @@
+// The runtime config decoder on arbitrary bytes: as the state-directory file
+// (JSON parse + decode), and as a document. Must never crash, and a decoded
+// config must survive its own file round trip unchanged.
+#include "settings/runtime_config.hpp"
+
+#include <boost/json/parse.hpp>
+
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
+{
+    const std::string_view text(reinterpret_cast<const char*>(data), size);
+    (void)tether::settings::decode_config_file(text);
+    boost::system::error_code ec;
+    const auto v = boost::json::parse(text, ec);
+    if (ec) return 0;
+    const auto cfg = tether::settings::decode_config(v, 1);
+    if (!cfg) return 0;
+    const auto back = tether::settings::decode_config_file(tether::settings::encode_config_file(*cfg));
+    if (!back || back->document != cfg->document || back->blocked_ips != cfg->blocked_ips ||
+        back->rate_limits != cfg->rate_limits || back->flags != cfg->flags)
+        std::abort();
+    return 0;
+}

@@ -1,0 +1,55 @@
+// Owns the applied runtime config: one writer (its strand), many readers
+// that take an immutable snapshot without a lock of ours.
+#pragma once
+
+#include "net/asio.hpp"
+#include "net/log.hpp"
+#include "settings/runtime_config.hpp"
+
+#include <boost/asio/strand.hpp>
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <vector>
+
+namespace tether::settings {
+
+using config_ptr = std::shared_ptr<const runtime_config>;
+
+class config_store {
+public:
+    /// Called on the store's strand once per applied change, in order.
+    using subscriber = std::function<void(const config_ptr&)>;
+
+    /// `initial` is the last known good config (from the state directory),
+    /// or an empty one with updated_at 0.
+    config_store(asio::any_io_executor ex, config_ptr initial);
+
+    /// Thread-safe, never blocks on the writer: an atomic shared_ptr load.
+    [[nodiscard]] config_ptr current() const noexcept { return current_.load(); }
+    [[nodiscard]] std::int64_t updated_at() const noexcept { return current()->updated_at; }
+
+    /// Before the first update only (subscribers are not locked).
+    void subscribe(subscriber s) { subscribers_.push_back(std::move(s)); }
+
+    /// Applies `next` when it is newer than the current config; true when it
+    /// did (subscribers have then been called). Callable from any strand.
+    awaitable<bool> update(config_ptr next);
+
+private:
+    awaitable<bool> apply(config_ptr next);
+
+    asio::strand<asio::any_io_executor> strand_;
+    std::atomic<config_ptr> current_;
+    std::vector<subscriber> subscribers_;
+};
+
+/// Loads the last applied config from `file` (the state directory's
+/// config.json), so a node that restarts while the gateway is down keeps
+/// enforcing it. A missing file gives an empty config; an unreadable or
+/// invalid one is logged and ignored (empty config).
+config_ptr load_config_file(const std::filesystem::path& file, const log::logger& log);
+
+}  // namespace tether::settings

@@ -1,0 +1,384 @@
+// The agent's realtime path end to end: event stream -> dispatcher ->
+// config sync -> store, against the real gateway where it can be made to do
+// what the test needs, and a scripted one (real HTTP on loopback) for the
+// failures it cannot be made to produce on demand.
+#include "app/exit_status.hpp"
+#include "app/health_endpoint.hpp"
+#include "gateway/gateway_fixture.hpp"
+#include "net/protojson.hpp"
+#include "support/agent_parts.hpp"
+#include "support/loopback_server.hpp"
+#include "support/run_for.hpp"
+#include "support/text.hpp"
+
+#include <boost/json/serialize.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <fstream>
+
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+namespace json = boost::json;
+namespace net = tether::net;
+namespace pj = tether::net::protojson;
+using tether::awaitable;
+using tether::test::poll_until;
+
+namespace {
+
+tether::auth::node_state node_of(const tether::test::enrolled_node& n, const net::url& server)
+{
+    tether::auth::node_state st;
+    st.server_url = server.origin();
+    st.node_id = n.node_id;
+    st.org_id = n.org_id;
+    st.api_key = n.api_key;
+    return st;
+}
+
+/// A gateway that logs anyone in and answers from the fields below.
+struct scripted_gateway {
+    std::int64_t config_at = 0;
+    json::object config;
+    std::chrono::milliseconds fetch_delay{0};
+    std::string token_code;      ///< CreateStreamToken error code, or "" for OK
+    std::string heartbeat_code;  ///< Heartbeat error code, or "" for OK
+    /// Answers the n-th (0-based) stream open.
+    std::function<net::reply(int n)> stream = [](int) {
+        return tether::test::sse_reply("", 30s);
+    };
+
+    int begin_auth = 0, fetches = 0, tokens = 0, heartbeats = 0, opens = 0;
+    std::vector<std::optional<std::string>> last_event_ids;
+
+    awaitable<net::reply> operator()(net::http::request req, net::peer_info)
+    {
+        const auto ex = co_await asio::this_coro::executor;
+        if (req.target.ends_with("/BeginAuth")) {
+            ++begin_auth;
+            json::object o{{"challenge", pj::base64_encode(std::string(32, 'c'))},
+                           {"expiresAt", "2030-01-01T00:00:00Z"}};
+            co_return net::json_reply(json::serialize(o));
+        }
+        if (req.target.ends_with("/CompleteAuth")) {
+            json::object o{{"sessionToken", "sess-" + std::to_string(begin_auth)},
+                           {"expiresAt", "2030-01-02T00:00:00Z"},
+                           {"serverTime", "2030-01-01T00:00:00Z"}};
+            co_return net::json_reply(json::serialize(o));
+        }
+        if (req.target.ends_with("/Heartbeat")) {
+            ++heartbeats;
+            if (!heartbeat_code.empty()) co_return error(heartbeat_code);
+            json::object o{{"configUpdatedAt", std::to_string(config_at)}};
+            co_return net::json_reply(json::serialize(o));
+        }
+        if (req.target.ends_with("/GetRuntimeConfig")) {
+            ++fetches;
+            if (fetch_delay.count() > 0) {
+                tether::timer t{ex, fetch_delay};
+                co_await t.async_wait();
+            }
+            json::object o{{"configUpdatedAt", std::to_string(config_at)}, {"config", config}};
+            co_return net::json_reply(json::serialize(o));
+        }
+        if (req.target.ends_with("/CreateStreamToken")) {
+            ++tokens;
+            if (!token_code.empty()) co_return error(token_code);
+            json::object o{{"token", "st-" + std::to_string(tokens)}, {"expiresAt", "2030-01-01T00:05:00Z"}};
+            co_return net::json_reply(json::serialize(o));
+        }
+        if (req.target == "/v1/events") {
+            last_event_ids.push_back(
+                req.headers.get("Last-Event-ID")
+                    ? std::optional<std::string>(std::string(*req.headers.get("Last-Event-ID")))
+                    : std::nullopt);
+            co_return stream(opens++);
+        }
+        co_return net::error_reply(404, "unimplemented", "");
+    }
+
+    static net::reply error(const std::string& code)
+    {
+        return net::error_reply(net::connect::http_status(*net::connect::parse_code(code)), code, "scripted");
+    }
+};
+
+struct scripted_rig {
+    scripted_rig()
+        : srv(ioc, [this](net::http::request r, net::peer_info p) { return script(std::move(r), p); }),
+          agent(ioc, srv.base(), node(), tether::auth::generate_key().private_pem)
+    {
+    }
+    tether::auth::node_state node() const
+    {
+        tether::auth::node_state st;
+        st.server_url = "http://127.0.0.1";
+        st.node_id = "node-1";
+        st.api_key = tether::secret("k");
+        return st;
+    }
+    net::sse_options fast_stream() const
+    {
+        net::sse_options o;
+        o.reconnect = {10ms, 200ms};
+        return o;
+    }
+    void start_all()
+    {
+        agent.start_sync();
+        agent.start_dispatcher();
+        agent.start_realtime(fast_stream());
+    }
+
+    asio::io_context ioc;
+    scripted_gateway script;
+    tether::test::loopback_server srv;
+    tether::test::agent_parts agent;
+};
+
+std::string event(std::string_view type, std::string_view data, std::string_view id = {})
+{
+    std::string s;
+    if (!id.empty()) s += "id: " + std::string(id) + "\n";
+    return s + "event: " + std::string(type) + "\ndata: " + std::string(data) + "\n\n";
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(realtime)
+
+BOOST_AUTO_TEST_CASE(a_published_config_reaches_the_store_once_through_the_real_gateway)
+{
+    tether::test::gateway_fixture gw;
+    const auto node = gw.enroll("org-a");
+    const auto base = gw.server().base();
+    tether::test::agent_parts agent(gw.ioc, base, node_of(node, base), node.key.private_pem);
+    std::vector<std::int64_t> notified;
+    agent.store.subscribe([&](const tether::settings::config_ptr& c) { notified.push_back(c->updated_at); });
+    agent.start_sync();
+    agent.start_dispatcher();
+    net::sse_options o;
+    agent.start_realtime(o);
+    BOOST_TEST_REQUIRE(poll_until(
+                           gw.ioc, [&] { return agent.metrics.realtime_connected.load(); }, 10s),
+                       agent.logs.all());
+    BOOST_TEST(poll_until(
+        gw.ioc, [&] { return agent.metrics.config_fetches.load() == 1; }, 5s));  // catch-up
+
+    gw.publish("org-b", {{"flags", json::object{{"other", true}}}});  // another org: not for us
+    const auto at = gw.publish("org-a", {{"flags", json::object{{"beta", true}}}, {"newKey", 1}});
+    BOOST_TEST_REQUIRE(poll_until(
+                           gw.ioc, [&] { return agent.store.updated_at() == at; }, 5s),
+                       agent.logs.all());
+    tether::test::pump_for(gw.ioc, 200ms);
+    BOOST_TEST((notified == std::vector<std::int64_t>{at}));
+    BOOST_TEST(agent.store.current()->flag("beta"));
+    BOOST_TEST(agent.store.current()->document.contains("newKey"));  // unknown keys kept
+    BOOST_TEST(agent.metrics.config_applies.load() == 1);
+    BOOST_TEST(agent.metrics.events_by_type[0].load() == 1);  // config-updated, ours only
+    BOOST_TEST(agent.metrics.stream_connects.load() == 1);
+
+    // Persisted as the last known good config, and loadable at the next start.
+    const auto saved = tether::settings::load_config_file(agent.paths.config_file(), agent.logs.logger());
+    BOOST_TEST(saved->updated_at == at);
+    BOOST_TEST(saved->flag("beta"));
+    // Payloads never reach the logs at info level.
+    BOOST_TEST(!tether::test::contains(agent.logs.all(), "beta\":true"));
+}
+
+BOOST_AUTO_TEST_CASE(revocation_event_ends_the_agent_with_exit_3)
+{
+    tether::test::gateway_fixture gw;
+    const auto node = gw.enroll("org-a");
+    const auto other = gw.enroll("org-a", "other");
+    const auto base = gw.server().base();
+    tether::test::agent_parts agent(gw.ioc, base, node_of(node, base), node.key.private_pem);
+    tether::test::agent_parts bystander(gw.ioc, base, node_of(other, base), other.key.private_pem);
+    for (auto* a : {&agent, &bystander}) {
+        a->start_dispatcher();
+        a->start_sync();
+        a->start_realtime({});
+    }
+    BOOST_TEST_REQUIRE(poll_until(gw.ioc, [&] {
+        return agent.metrics.realtime_connected.load() && bystander.metrics.realtime_connected.load();
+    }));
+    BOOST_TEST(gw.admin_call("RevokeNode", {{"nodeId", node.node_id}}).has_value());
+    BOOST_TEST_REQUIRE(poll_until(
+                           gw.ioc, [&] { return agent.failure() != nullptr; }, 10s),
+                       agent.logs.all());
+    try {
+        std::rethrow_exception(agent.failure());
+    } catch (const tether::app::fatal_exit& e) {
+        BOOST_TEST(static_cast<int>(e.status) == 3);
+    }
+    tether::test::pump_for(gw.ioc, 300ms);
+    BOOST_TEST(!bystander.failure());  // saw the event for another node, kept going
+    BOOST_TEST(bystander.metrics.events_by_type[1].load() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(an_invalid_document_is_rejected_whole_and_the_old_one_kept)
+{
+    scripted_rig rig;
+    rig.script.config_at = 5;
+    rig.script.config = {{"blockedIps", json::array{"10.0.0.0/8"}}};
+    rig.script.stream = [&](int) {
+        return tether::test::sse_reply("", 30s);
+    };
+    rig.start_all();
+    BOOST_TEST_REQUIRE(poll_until(
+        rig.ioc, [&] { return rig.agent.store.updated_at() == 5; }, 5s));
+
+    rig.script.config_at = 6;
+    rig.script.config = {
+        {"blockedIps", json::array{"10.0.0.0/8"}},
+        {"rateLimits", json::array{json::object{{"route", "/a"}, {"maxRequests", 1}, {"windowSeconds", 0}}}}};
+    rig.agent.dispatch.post({"config-updated", R"({"configUpdatedAt": 6})", {}});
+    BOOST_TEST_REQUIRE(poll_until(
+        rig.ioc, [&] { return rig.agent.metrics.config_rejections.load() == 1; }, 5s));
+    BOOST_TEST(rig.agent.store.updated_at() == 5);
+    BOOST_TEST(rig.agent.store.current()->blocked_ips.size() == 1u);
+    const auto rejected = rig.agent.logs.events("config.rejected");
+    BOOST_TEST_REQUIRE(rejected.size() == 1u);
+    BOOST_TEST(rejected[0].at("error").as_string() == "rateLimits[0].windowSeconds: must be > 0");
+    // The refused version is not fetched again for the same news; an older
+    // or equal one never is.
+    const int fetches = rig.script.fetches;
+    rig.agent.dispatch.post({"config-updated", R"({"configUpdatedAt": 6})", {}});
+    rig.agent.dispatch.post({"config-updated", R"({"configUpdatedAt": 5})", {}});
+    rig.agent.dispatch.post({"config-updated", R"({"configUpdatedAt": 4})", {}});
+    tether::test::pump_for(rig.ioc, 300ms);
+    BOOST_TEST(rig.script.fetches == fetches);
+    BOOST_TEST(rig.agent.metrics.config_applies.load() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_burst_of_100_events_costs_at_most_two_fetches)
+{
+    std::string burst;  // before the rig: its server reads it until the rig is gone
+    scripted_rig rig;
+    rig.script.config_at = 100;
+    rig.script.config = {{"flags", json::object{{"x", true}}}};
+    rig.script.fetch_delay = 200ms;  // the burst lands while a fetch is in flight
+    for (int i = 1; i <= 100; ++i)
+        burst += i % 2 ? event("config-updated", "{\"configUpdatedAt\": " + std::to_string(i) + "}")
+                       : event("config-updated", "not json");  // still news: fetch
+    rig.script.stream = [&](int) {
+        return tether::test::sse_reply(burst, 30s);
+    };
+    rig.start_all();
+    BOOST_TEST_REQUIRE(poll_until(
+        rig.ioc, [&] { return rig.agent.metrics.dispatch.handled.load() == 100; }, 10s));
+    BOOST_TEST(poll_until(
+        rig.ioc, [&] { return rig.agent.store.updated_at() == 100; }, 5s));
+    tether::test::pump_for(rig.ioc, 600ms);
+    BOOST_TEST(rig.script.fetches >= 1);
+    BOOST_TEST(rig.script.fetches <= 2);
+    BOOST_TEST(rig.agent.metrics.config_applies.load() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_killed_stream_reconnects_with_last_event_id_and_catches_up)
+{
+    scripted_rig rig;
+    rig.script.config_at = 3;
+    rig.script.stream = [&](int n) {
+        if (n == 0)
+            return tether::test::sse_reply(event("config-updated", R"({"configUpdatedAt": 3})", "41"));
+        return tether::test::sse_reply(": live\n", 30s);
+    };
+    rig.start_all();
+    BOOST_TEST_REQUIRE(poll_until(
+        rig.ioc, [&] { return rig.agent.metrics.stream_connects.load() == 2; }, 10s));
+    BOOST_TEST(poll_until(
+        rig.ioc, [&] { return rig.script.fetches == 2; }, 5s));
+    tether::test::pump_for(rig.ioc, 300ms);
+    BOOST_TEST(rig.script.fetches == 2);  // one catch-up per connect, the event added none
+    BOOST_TEST_REQUIRE(rig.script.last_event_ids.size() == 2u);
+    BOOST_TEST(!rig.script.last_event_ids[0].has_value());
+    BOOST_TEST(rig.script.last_event_ids[1].value_or("") == "41");
+    BOOST_TEST(rig.script.tokens == 2);  // a fresh stream token per connect
+    BOOST_TEST(rig.agent.metrics.stream_disconnects.load() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(an_unavailable_stream_warns_once_heartbeats_go_on_then_it_connects)
+{
+    bool up = false;  // before the rig: its server reads it until the rig is gone
+    scripted_rig rig;
+    rig.script.stream = [&](int) {
+        if (up) return tether::test::sse_reply(": hi\n", 30s);
+        return net::error_reply(503, "unavailable", "down for maintenance");
+    };
+    rig.start_all();
+    rig.agent.start_heartbeats(5s);
+    BOOST_TEST_REQUIRE(poll_until(
+        rig.ioc, [&] { return rig.script.opens >= 4; }, 10s));
+    BOOST_TEST(rig.agent.logs.events("realtime.unavailable").size() == 1u);
+    BOOST_TEST(tether::test::contains(rig.agent.logs.all(), "heartbeats will still pick up"));
+    BOOST_TEST(poll_until(
+        rig.ioc, [&] { return rig.agent.metrics.heartbeats_sent.load() >= 1; }, 5s));
+    BOOST_TEST(!rig.agent.any_done());
+    up = true;
+    BOOST_TEST(poll_until(
+        rig.ioc, [&] { return rig.agent.metrics.realtime_connected.load(); }, 5s));
+    BOOST_TEST(rig.agent.logs.events("realtime.available").size() == 1u);
+    BOOST_TEST(rig.agent.logs.events("realtime.unavailable").size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(repeated_401_on_the_stream_refreshes_the_session)
+{
+    scripted_rig rig;
+    rig.script.stream = [&](int n) {
+        if (n < 2) return net::error_reply(401, "unauthenticated", "stream token refused");
+        return tether::test::sse_reply(": hi\n", 30s);
+    };
+    rig.start_all();
+    BOOST_TEST_REQUIRE(poll_until(
+        rig.ioc, [&] { return rig.agent.metrics.realtime_connected.load(); }, 10s));
+    BOOST_TEST(rig.script.tokens == 3);      // a new stream token after each 401
+    BOOST_TEST(rig.script.begin_auth == 2);  // and a new session after the second
+}
+
+BOOST_AUTO_TEST_CASE(permission_denied_stops_the_stream_task_only)
+{
+    scripted_rig rig;
+    rig.script.token_code = "permission_denied";
+    rig.start_all();
+    rig.agent.start_heartbeats(5s);
+    BOOST_TEST_REQUIRE(poll_until(
+        rig.ioc, [&] { return rig.agent.any_done(); }, 10s));
+    BOOST_TEST(!rig.agent.failure());
+    BOOST_TEST(rig.agent.logs.has("realtime.stopped"));
+    BOOST_TEST(rig.script.opens == 0);
+    BOOST_TEST(poll_until(
+        rig.ioc, [&] { return rig.agent.metrics.heartbeats_sent.load() >= 1; }, 5s));
+}
+
+BOOST_AUTO_TEST_CASE(readyz_flips_when_heartbeats_fail)
+{
+    scripted_rig rig;
+    tether::test::loopback_server health(
+        rig.ioc, tether::app::health_handler({&rig.agent.metrics, [] { return std::uint64_t{1}; },
+                                              [&] { return rig.agent.session.valid(); }, "node-1"}));
+    net::http_client http(rig.ioc.get_executor(), nullptr);
+    const auto get = [&](const std::string& path) {
+        net::http::request req;
+        req.target = path;
+        auto r = tether::test::run_for(rig.ioc, http.request(health.base().with_path(path), req, 5s));
+        BOOST_TEST_REQUIRE(r.has_value());
+        return *r;
+    };
+    BOOST_TEST(get("/readyz").status == 503u);  // nothing sent yet
+    rig.agent.start_heartbeats(5s);
+    BOOST_TEST_REQUIRE(poll_until(
+        rig.ioc, [&] { return rig.agent.metrics.heartbeats_sent.load() == 1; }, 5s));
+    BOOST_TEST(get("/readyz").status == 200u);
+    rig.script.heartbeat_code = "unavailable";
+    // Two intervals (10 s) after the last success, with beats failing.
+    BOOST_TEST(poll_until(
+        rig.ioc, [&] { return get("/readyz").status == 503u; }, 15s));
+    BOOST_TEST(rig.agent.metrics.heartbeats_failed.load() >= 1);
+    const auto metrics = get("/metrics").body;
+    BOOST_TEST(tether::test::contains(metrics, "tether_heartbeat_failures_total{reason=\"unavailable\"}"));
+    BOOST_TEST(tether::test::contains(metrics, "tether_dispatch_queue_depth 0"));
+    BOOST_TEST(get("/livez").status == 200u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
