@@ -47,11 +47,6 @@ int agent_sse_decode(invocation& inv)
     return 0;
 }
 
-int unimplemented(invocation& inv, std::string_view name)
-{
-    return not_implemented(inv, name);
-}
-
 const std::vector<subcommand>& table()
 {
     static const std::vector<subcommand> cmds = {
@@ -84,14 +79,16 @@ const std::vector<subcommand>& table()
          agent_show_status},
         {{"exec",
           "Run a command with an egress-auth credential broker on fd 3.",
-          {{"upstream", "URL", "upstream API base URL", "the node's gateway"},
+          {{"upstream", "URL", "upstream API base URL (https)", "the node's gateway"},
            {"credential-file", "FILE", "file (mode 0600) holding the upstream credential"},
+           {"upstream-timeout", "DURATION", "longest wait for an upstream response", "30s"},
            state_dir,
-           ca_file},
-          "-- CMD [ARGS...]"},
-         [](invocation& inv) {
-             return unimplemented(inv, "exec");
-         }},
+           ca_file,
+           drain},
+          "-- CMD [ARGS...]",
+          "The child gets fd 3 (TETHER_CRED_FD), TETHER_API_BASE and TETHER_SENTINEL; it never sees the\n"
+          "credential. Its exit status becomes ours; SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded to it."},
+         agent_exec},
         {{"sse-decode",
           "Decode a raw server-sent event stream from stdin into JSON lines.",
           {{"max-event-size", "BYTES", "largest event accepted", "1048576"}}},

@@ -153,6 +153,10 @@ awaitable<session_result<secret>> session_manager::login()
     ++refreshes_;
     log_.info("session.refreshed", {{"node", state_.node_id}, {"lifetime_s", lifetime.count() / 1000}});
 
+    if (!persist_) {
+        session_result<secret> out = state_.session_token;
+        co_return out;
+    }
     std::function<int()> persist = [paths = paths_, st = state_] {
         save_state(paths, st);
         return 0;

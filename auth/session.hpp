@@ -59,6 +59,10 @@ public:
     /// Thread-safe: a token is held and has not expired (steady clock).
     [[nodiscard]] bool valid() const noexcept;
 
+    /// Off: logins stay in memory (a second process using the state
+    /// directory while `tether run` holds its lock must not write it).
+    void persist_logins(bool on) noexcept { persist_ = on; }
+
     /// Message for the operator when a permanent failure ends the agent.
     static std::string reenroll_hint(const std::string& detail);
 
@@ -80,6 +84,7 @@ private:
     std::chrono::steady_clock::time_point expires_{};
     std::chrono::milliseconds refresh_margin_{std::chrono::hours(1)};
     std::atomic<std::uint64_t> refreshes_{0};
+    bool persist_ = true;
     std::atomic<std::chrono::steady_clock::rep> valid_until_{0};  // expires_, readable off the strand
 };
 

@@ -45,7 +45,7 @@ reply json_reply(std::string body)
 namespace {
 
 template <class Stream>
-beast::tcp_stream& lowest(Stream& s)
+auto& lowest(Stream& s)
 {
     return beast::get_lowest_layer(s);
 }
@@ -184,6 +184,16 @@ awaitable<void> serve_requests(Stream& stream, const handler& h, const peer_info
 }
 
 }  // namespace
+
+awaitable<void> serve_local_stream(asio::local::stream_protocol::socket socket, handler h,
+                                   server_options opts, const log::logger& log)
+{
+    beast::basic_stream<asio::local::stream_protocol, asio::any_io_executor> stream(std::move(socket));
+    const peer_info peer{"local", 0};
+    co_await serve_requests(stream, h, peer, opts, log);
+    error_code ignored;
+    stream.socket().shutdown(asio::local::stream_protocol::socket::shutdown_send, ignored);
+}
 
 struct http_server::impl {
     struct connection {

@@ -8,6 +8,7 @@
 #include "net/log.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -63,6 +64,12 @@ using handler = std::function<awaitable<reply>(http::request, peer_info)>;
 /// A Connect error reply: status from the code, JSON body.
 reply error_reply(unsigned status, std::string_view code, std::string_view message);
 reply json_reply(std::string body);
+
+/// Serves requests on one connected Unix stream socket (the credential
+/// broker's per-request channel) with the same parsing, limits and keep-alive
+/// rules as the TCP server, until the peer closes, a limit or cancellation.
+awaitable<void> serve_local_stream(asio::local::stream_protocol::socket socket, handler h,
+                                   server_options opts, const log::logger& log);
 
 /// Thread safety: construct, then co_await run() once, on one strand.
 class http_server {

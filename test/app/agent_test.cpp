@@ -379,6 +379,34 @@ BOOST_AUTO_TEST_CASE(status_reports_identity_and_running_agent)
 
 BOOST_AUTO_TEST_SUITE_END()
 
+BOOST_AUTO_TEST_SUITE(agent_exec)
+
+BOOST_AUTO_TEST_CASE(exec_without_upstream_calls_the_gateway_with_the_session_token)
+{
+    gateway_process gw;
+    temp_dir dir;
+    const auto state = dir.path() / "state";
+    enroll(gw, state);
+    // While `tether run` holds the state directory, exec logs in on its own
+    // and keeps that session in memory.
+    auto agent = run_agent(state);
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return contains(e, "agent.start"); }, 15s));
+    const auto before = tether::test::read_file(state / "state.json");
+    const auto r =
+        tether::test::run(binary("tether"), {"exec", "--state-dir", state.string(), "--", TETHER_BROKER_CHILD,
+                                             "post", "/tether.v1.NodeService/GetRuntimeConfig", "{}"});
+    BOOST_TEST(r.status == 0, r.err);
+    BOOST_TEST(contains(r.out, "HTTP/1.1 200"), r.out);
+    BOOST_TEST(contains(r.out, "configUpdatedAt"));
+    const auto st = boost::json::parse(tether::test::read_file(state / "state.json"));
+    BOOST_TEST(!contains(r.out, std::string(st.at("sessionToken").as_string())));
+    agent->signal(SIGTERM);
+    BOOST_TEST(agent->wait_for(5s).value_or(-1) == 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
 BOOST_AUTO_TEST_SUITE(agent_health)
 
 BOOST_AUTO_TEST_CASE(health_endpoints_and_readyz_flipping_when_heartbeats_fail)

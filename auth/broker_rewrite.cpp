@@ -1,0 +1,207 @@
+#include "auth/broker_rewrite.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <vector>
+
+namespace tether::auth {
+
+namespace http = net::http;
+
+namespace {
+
+int hex(char c) noexcept
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+std::string lower(std::string_view s)
+{
+    std::string out(s);
+    for (auto& c : out)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+    return out;
+}
+
+void replace_all(std::string& s, std::string_view from, std::string_view to)
+{
+    if (from.empty()) return;
+    for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+        s.replace(at, from.size(), to);
+}
+
+std::string percent_encode(std::string_view s)
+{
+    static constexpr char digits[] = "0123456789ABCDEF";
+    std::string out;
+    for (const unsigned char c : s) {
+        if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += digits[c >> 4];
+            out += digits[c & 15];
+        }
+    }
+    return out;
+}
+
+// Hop-by-hop fields (RFC 9110 7.6.1) and framing: the broker re-frames.
+constexpr std::array<std::string_view, 9> hop_by_hop{"Connection",          "Keep-Alive", "Proxy-Connection",
+                                                     "Proxy-Authorization", "TE",         "Trailer",
+                                                     "Transfer-Encoding",   "Upgrade",    "Content-Length"};
+
+}  // namespace
+
+control_request classify_control(std::string_view bytes, bool truncated, bool carried_descriptors) noexcept
+{
+    if (truncated || carried_descriptors || bytes.size() != 1 || bytes[0] != control_accept)
+        return control_request::refuse;
+    return control_request::open_stream;
+}
+
+std::string percent_decode(std::string_view s)
+{
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%' && i + 2 < s.size()) {
+            const int h = hex(s[i + 1]);
+            const int l = hex(s[i + 2]);
+            if (h >= 0 && l >= 0) {
+                out += static_cast<char>(h * 16 + l);
+                i += 2;
+                continue;
+            }
+        }
+        out += s[i];
+    }
+    return out;
+}
+
+boost::system::result<rewritten_request, rewrite_refusal> rewrite_request(const http::request& child,
+                                                                          std::string_view sentinel,
+                                                                          std::string_view credential,
+                                                                          const net::url& upstream)
+{
+    using refusal = rewrite_refusal;
+
+    // Framing first: Beast 1.81 accepts some Transfer-Encoding shapes that
+    // other servers read differently (request smuggling).
+    if (child.headers.count("Transfer-Encoding") > 1)
+        return refusal(400, "more than one Transfer-Encoding field");
+    if (const auto te = child.headers.get("Transfer-Encoding")) {
+        if (!http::iequals(*te, "chunked"))
+            return refusal(400, "only Transfer-Encoding: chunked is accepted");
+        if (child.headers.count("Content-Length") > 0)
+            return refusal(400, "Transfer-Encoding and Content-Length together");
+    }
+    if (child.headers.count("Content-Length") > 1) return refusal(400, "more than one Content-Length field");
+    if (child.headers.count("Authorization") > 1) return refusal(400, "more than one Authorization field");
+
+    // The target: origin-form, or absolute-form naming the broker itself.
+    std::string_view target = child.target;
+    if (!target.starts_with("/")) {
+        const std::string prefix = std::string(broker_api_base);
+        if (lower(target.substr(0, prefix.size())) != prefix ||
+            (target.size() > prefix.size() && target[prefix.size()] != '/' && target[prefix.size()] != '?'))
+            return refusal(400, "request target must be a path, or a URL under " + prefix);
+        target.remove_prefix(prefix.size());
+    }
+    const auto qmark = target.find('?');
+    std::string path(target.substr(0, qmark));
+    if (path.empty()) path = "/";
+    const std::string_view query =
+        qmark == std::string_view::npos ? std::string_view() : target.substr(qmark + 1);
+
+    rewritten_request out;
+    std::vector<std::string> pieces;
+    int app_keys = 0;
+    for (std::size_t start = 0; qmark != std::string_view::npos && start <= query.size();) {
+        const auto amp = query.find('&', start);
+        const auto param =
+            query.substr(start, amp == std::string_view::npos ? std::string_view::npos : amp - start);
+        start = amp == std::string_view::npos ? query.size() + 1 : amp + 1;
+        const auto eq = param.find('=');
+        const auto name = param.substr(0, eq);
+        const auto value = eq == std::string_view::npos ? std::string_view() : param.substr(eq + 1);
+        std::string piece(param);
+        const bool exact = name == "app_key";
+        if (!exact && lower(percent_decode(name)) == "app_key")
+            return refusal(400, "an encoded or differently cased app_key parameter is refused");
+        if (exact) {
+            if (++app_keys > 1) return refusal(400, "more than one app_key parameter");
+            if (value == sentinel) {
+                piece = "app_key=" + percent_encode(credential);
+                out.injected_query = true;
+            } else if (percent_decode(value) == sentinel) {
+                return refusal(400, "a percent-encoded sentinel is refused");
+            }
+        }
+        pieces.push_back(std::move(piece));
+    }
+    std::string new_query;
+    for (std::size_t k = 0; k < pieces.size(); ++k) new_query += (k ? "&" : "") + pieces[k];
+
+    std::string base_path = upstream.path;
+    while (!base_path.empty() && base_path.back() == '/') base_path.pop_back();
+    out.request.method = child.method;
+    out.request.target = base_path + path + (qmark == std::string_view::npos ? "" : "?" + new_query);
+    for (const auto& f : child.headers) {
+        if (std::any_of(hop_by_hop.begin(), hop_by_hop.end(),
+                        [&f](std::string_view h) { return http::iequals(f.name, h); }))
+            continue;
+        if (http::iequals(f.name, "Host")) continue;
+        if (http::iequals(f.name, "Authorization")) {
+            const std::string_view v = f.value;
+            if (v.size() > 7 && http::iequals(v.substr(0, 7), "Bearer ") && v.substr(7) == sentinel) {
+                out.request.headers.add("Authorization", "Bearer " + std::string(credential));
+                out.injected_header = true;
+                continue;
+            }
+            if (v.size() > 7 && http::iequals(v.substr(0, 7), "Bearer ") &&
+                percent_decode(v.substr(7)) == sentinel)
+                return refusal(400, "a percent-encoded sentinel is refused");
+        }
+        out.request.headers.add(f.name, f.value);
+    }
+    out.request.headers.set("Host", upstream.host_header());
+    out.request.body = child.body;
+    return out;
+}
+
+void scrub_response(http::response& res, std::string_view sentinel, std::string_view credential,
+                    const net::url& upstream)
+{
+    http::fields clean;
+    const std::string encoded = percent_encode(credential);
+    const std::string origin = upstream.origin();
+    for (const auto& f : res.headers) {
+        if (std::any_of(hop_by_hop.begin(), hop_by_hop.end(),
+                        [&f](std::string_view h) { return http::iequals(f.name, h); }))
+            continue;
+        std::string v = f.value;
+        const std::string short_origin = upstream.scheme + "://" + upstream.host_header();
+        const std::string& matched = v.starts_with(origin) ? origin : short_origin;
+        if (http::iequals(f.name, "Location") && v.starts_with(matched)) {
+            // Keep the child talking to the broker, never to the upstream.
+            std::string rest = v.substr(matched.size());
+            std::string base_path = upstream.path;
+            while (!base_path.empty() && base_path.back() == '/') base_path.pop_back();
+            if (!base_path.empty() && rest.starts_with(base_path)) rest = rest.substr(base_path.size());
+            v = std::string(broker_api_base) + rest;
+        }
+        replace_all(v, credential, sentinel);
+        replace_all(v, encoded, sentinel);
+        clean.add(f.name, v);
+    }
+    res.headers = std::move(clean);
+    replace_all(res.body, credential, sentinel);
+    if (encoded != credential) replace_all(res.body, encoded, sentinel);
+}
+
+}  // namespace tether::auth

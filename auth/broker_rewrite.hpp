@@ -1,0 +1,66 @@
+// The credential broker's request and response rules (PROTOCOL.md section
+// 6), sans-IO: a child's HTTP request in, the upstream request or a refusal
+// out; an upstream response in, a response safe to show the child out.
+#pragma once
+
+#include "net/http.hpp"
+#include "net/url.hpp"
+
+#include <boost/system/result.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace tether::auth {
+
+/// What children put in their URLs (TETHER_API_BASE).
+inline constexpr std::string_view broker_api_host = "tether-broker.invalid";
+inline constexpr std::string_view broker_api_base = "http://tether-broker.invalid";
+
+/// One control datagram from the child, classified.
+enum class control_request { open_stream, refuse };
+
+/// `0x01` alone, with no descriptors attached, opens a stream; anything else
+/// (other byte, empty, longer, truncated, descriptors attached) is refused.
+control_request classify_control(std::string_view bytes, bool truncated, bool carried_descriptors) noexcept;
+
+inline constexpr char control_accept = '\x01';
+inline constexpr char control_refuse = '\xFF';
+
+struct rewrite_refusal {
+    rewrite_refusal() = default;  // not an aggregate: see protojson::field_error
+    rewrite_refusal(unsigned s, std::string r) : status(s), reason(std::move(r)) {}
+    unsigned status = 400;
+    std::string reason;  ///< safe to show the child and to log: never holds a credential
+};
+
+struct rewritten_request {
+    net::http::request request;  ///< target joined to the upstream's path, headers cleaned, Host for upstream
+    bool injected_query = false;
+    bool injected_header = false;
+};
+
+/// Applies the sentinel rules: `app_key=<sentinel>` becomes the real
+/// credential, `Authorization: Bearer <sentinel>` too; any other value goes
+/// through untouched. Refused (never half-injected): several `app_key`
+/// parameters, an encoded name (`app%5Fkey`, `APP_KEY`) or sentinel, several
+/// Authorization headers, a Transfer-Encoding other than exactly `chunked`,
+/// Transfer-Encoding with Content-Length, an absolute-form target naming
+/// another host, a target that is not origin-form.
+boost::system::result<rewritten_request, rewrite_refusal> rewrite_request(const net::http::request& child,
+                                                                          std::string_view sentinel,
+                                                                          std::string_view credential,
+                                                                          const net::url& upstream);
+
+/// Makes an upstream response safe for the child: hop-by-hop fields dropped,
+/// redirects into the upstream pointed back at the broker base, and every
+/// occurrence of the credential (raw or percent-encoded) in header values or
+/// the body replaced by the sentinel.
+void scrub_response(net::http::response& res, std::string_view sentinel, std::string_view credential,
+                    const net::url& upstream);
+
+/// RFC 3986 percent-decoding; invalid escapes are kept as they are.
+std::string percent_decode(std::string_view s);
+
+}  // namespace tether::auth

@@ -1,0 +1,60 @@
+// The broker's request rewriting and response scrubbing on arbitrary input:
+// line 1 is the request target, the rest "Name: value" header lines. Must
+// never crash; an injected request has exactly one app_key; a scrubbed
+// response holds no credential.
+#include "auth/broker_rewrite.hpp"
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+namespace {
+
+constexpr std::string_view sentinel = "tether-sentinel-00ff";
+constexpr std::string_view credential = "real/cred+=%";
+
+std::size_t app_keys(std::string_view target)
+{
+    const auto q = target.find('?');
+    if (q == std::string_view::npos) return 0;
+    std::size_t n = 0;
+    std::string_view rest = target.substr(q + 1);
+    for (;;) {
+        const auto amp = rest.find('&');
+        if (rest.substr(0, amp).starts_with("app_key=") || rest.substr(0, amp) == "app_key") ++n;
+        if (amp == std::string_view::npos) return n;
+        rest.remove_prefix(amp + 1);
+    }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
+{
+    const std::string_view text(reinterpret_cast<const char*>(data), size);
+    tether::net::http::request req;
+    const auto nl = text.find('\n');
+    req.target = std::string(text.substr(0, nl));
+    std::string_view rest = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    while (!rest.empty()) {
+        const auto end = rest.find('\n');
+        const auto line = rest.substr(0, end);
+        const auto colon = line.find(':');
+        if (colon != std::string_view::npos) req.headers.add(line.substr(0, colon), line.substr(colon + 1));
+        if (end == std::string_view::npos) break;
+        rest.remove_prefix(end + 1);
+    }
+    static const auto upstream = *tether::net::parse_url("https://api.example.com/v2");
+    const auto out = tether::auth::rewrite_request(req, sentinel, credential, upstream);
+    if (out && out->injected_query && app_keys(out->request.target) != 1) std::abort();
+
+    tether::net::http::response res;
+    res.body = std::string(text);
+    for (const auto& f : req.headers) res.headers.add(f.name, f.value);
+    tether::auth::scrub_response(res, sentinel, credential, upstream);
+    if (res.body.find(credential) != std::string::npos) std::abort();
+    for (const auto& f : res.headers)
+        if (f.value.find(credential) != std::string::npos) std::abort();
+    return 0;
+}

@@ -1,0 +1,124 @@
+// The broker's request rewriting and response scrubbing rules.
+#include "auth/broker_rewrite.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+namespace http = tether::net::http;
+using tether::auth::rewrite_request;
+
+namespace {
+
+const std::string sentinel = "tether-sentinel-0123abcd";
+const std::string real = "real/secret+key=";
+
+tether::net::url upstream()
+{
+    return *tether::net::parse_url("https://api.example.com/base/");
+}
+
+http::request get(std::string target, std::vector<std::pair<std::string, std::string>> headers = {})
+{
+    http::request r;
+    r.target = std::move(target);
+    for (auto& [n, v] : headers) r.headers.add(n, v);
+    return r;
+}
+
+std::string refusal(const http::request& r)
+{
+    auto out = rewrite_request(r, sentinel, real, upstream());
+    return out ? std::string("(forwarded)") : out.error().reason;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(broker_rewrite)
+
+BOOST_AUTO_TEST_CASE(the_sentinel_becomes_the_credential_in_query_and_header)
+{
+    auto r = rewrite_request(
+        get("/v1/x?a=1&app_key=" + sentinel + "&b=2", {{"Authorization", "Bearer " + sentinel},
+                                                       {"Host", "tether-broker.invalid"},
+                                                       {"Connection", "keep-alive"},
+                                                       {"Accept", "*/*"}}),
+        sentinel, real, upstream());
+    BOOST_TEST_REQUIRE(r.has_value());
+    BOOST_TEST(r->request.target == "/base/v1/x?a=1&app_key=real%2Fsecret%2Bkey%3D&b=2");
+    BOOST_TEST(*r->request.headers.get("Authorization") == "Bearer " + real);
+    BOOST_TEST(*r->request.headers.get("Host") == "api.example.com");
+    BOOST_TEST(!r->request.headers.get("Connection"));
+    BOOST_TEST(*r->request.headers.get("Accept") == "*/*");
+    BOOST_TEST(r->injected_query);
+    BOOST_TEST(r->injected_header);
+}
+
+BOOST_AUTO_TEST_CASE(other_values_pass_untouched)
+{
+    auto r = rewrite_request(
+        get("http://tether-broker.invalid/v1/x?app_key=mine", {{"Authorization", "Bearer theirs"}}), sentinel,
+        real, upstream());
+    BOOST_TEST_REQUIRE(r.has_value());
+    BOOST_TEST(r->request.target == "/base/v1/x?app_key=mine");
+    BOOST_TEST(*r->request.headers.get("Authorization") == "Bearer theirs");
+    BOOST_TEST(!r->injected_query);
+    BOOST_TEST(!r->injected_header);
+    auto bare = rewrite_request(get("/"), sentinel, real, upstream());
+    BOOST_TEST(bare->request.target == "/base/");
+}
+
+BOOST_AUTO_TEST_CASE(ambiguous_requests_are_refused_whole)
+{
+    BOOST_TEST(refusal(get("/x?app_key=" + sentinel + "&app_key=" + sentinel)) ==
+               "more than one app_key parameter");
+    BOOST_TEST(refusal(get("/x?app_key=a&app_key=" + sentinel)) == "more than one app_key parameter");
+    BOOST_TEST(refusal(get("/x?app%5Fkey=" + sentinel)).find("encoded") != std::string::npos);
+    BOOST_TEST(refusal(get("/x?APP_KEY=" + sentinel)).find("encoded") != std::string::npos);
+    BOOST_TEST(refusal(get("/x?app%5fkey=zzz")).find("encoded") != std::string::npos);
+    BOOST_TEST(refusal(get("/x?app_key=%74" + sentinel.substr(1))) ==
+               "a percent-encoded sentinel is refused");
+    BOOST_TEST(refusal(get("/x", {{"Authorization", "Bearer %74" + sentinel.substr(1)}})) ==
+               "a percent-encoded sentinel is refused");
+    BOOST_TEST(refusal(get("/x", {{"Authorization", "Bearer " + sentinel}, {"Authorization", "Bearer x"}})) ==
+               "more than one Authorization field");
+    BOOST_TEST(refusal(get("/x", {{"Transfer-Encoding", "gzip, chunked"}})) ==
+               "only Transfer-Encoding: chunked is accepted");
+    BOOST_TEST(refusal(get("/x", {{"Transfer-Encoding", "chunked"}, {"Transfer-Encoding", "chunked"}})) ==
+               "more than one Transfer-Encoding field");
+    BOOST_TEST(refusal(get("/x", {{"Transfer-Encoding", "chunked"}, {"Content-Length", "5"}})) ==
+               "Transfer-Encoding and Content-Length together");
+    BOOST_TEST(
+        refusal(get("http://evil.example/x?app_key=" + sentinel)).starts_with("request target must be"));
+    BOOST_TEST(
+        refusal(get("http://tether-broker.invalid.evil.example/x")).starts_with("request target must be"));
+    BOOST_TEST(refusal(get("*")).starts_with("request target must be"));
+    BOOST_TEST(refusal(get("/x", {{"Transfer-Encoding", "chunked"}})) == "(forwarded)");
+}
+
+BOOST_AUTO_TEST_CASE(responses_never_carry_the_credential_back)
+{
+    http::response res;
+    res.status = 302;
+    res.headers.add("Location", "https://api.example.com/base/next?app_key=real%2Fsecret%2Bkey%3D");
+    res.headers.add("X-Echo", "token " + real);
+    res.headers.add("Transfer-Encoding", "chunked");
+    res.body = "you sent " + real + " and real%2Fsecret%2Bkey%3D";
+    tether::auth::scrub_response(res, sentinel, real, upstream());
+    BOOST_TEST(*res.headers.get("Location") == "http://tether-broker.invalid/next?app_key=" + sentinel);
+    BOOST_TEST(*res.headers.get("X-Echo") == "token " + sentinel);
+    BOOST_TEST(!res.headers.get("Transfer-Encoding"));
+    BOOST_TEST(res.body == "you sent " + sentinel + " and " + sentinel);
+}
+
+BOOST_AUTO_TEST_CASE(control_datagrams)
+{
+    using tether::auth::classify_control;
+    using tether::auth::control_request;
+    BOOST_TEST((classify_control("\x01", false, false) == control_request::open_stream));
+    BOOST_TEST((classify_control("", false, false) == control_request::refuse));
+    BOOST_TEST((classify_control("\x02", false, false) == control_request::refuse));
+    BOOST_TEST((classify_control(std::string("\x01\x01"), false, false) == control_request::refuse));
+    BOOST_TEST((classify_control("\x01", true, false) == control_request::refuse));
+    BOOST_TEST((classify_control("\x01", false, true) == control_request::refuse));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,350 @@
+// `tether exec` end to end: the real binary, a real child (broker_child, on
+// auth/broker_client.hpp), a real TLS upstream on loopback with a test CA.
+#include "net/http_server.hpp"
+#include "net/random_bytes.hpp"
+#include "net/tls.hpp"
+#include "support/child_process.hpp"
+#include "support/log_capture.hpp"
+#include "support/test_pki.hpp"
+#include "support/text.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+namespace net = tether::net;
+using tether::awaitable;
+using tether::test::child_process;
+using tether::test::contains;
+
+namespace {
+
+/// A TLS upstream on its own thread (the agent under test is another
+/// process, so nothing here waits on the test's own loop).
+class upstream_server {
+public:
+    explicit upstream_server(const tether::test::pki_files& pki)
+        : server_(
+              ioc_.get_executor(), {asio::ip::make_address("127.0.0.1"), 0},
+              [this](net::http::request req, net::peer_info) { return handle(std::move(req)); },
+              logs_.logger(), {}, net::make_server_tls(pki.cert, pki.key))
+    {
+        asio::co_spawn(ioc_, server_.run(),
+                       asio::bind_cancellation_slot(stop_.slot(), [](std::exception_ptr) {}));
+        thread_ = std::thread([this] { ioc_.run(); });
+    }
+    ~upstream_server()
+    {
+        asio::post(ioc_, [this] { stop_.emit(asio::cancellation_type::terminal); });
+        thread_.join();
+    }
+
+    [[nodiscard]] std::uint16_t port() const { return server_.local_endpoint().port(); }
+    std::vector<net::http::request> seen()
+    {
+        const std::lock_guard lock(mutex_);
+        return seen_;
+    }
+
+private:
+    awaitable<net::reply> handle(net::http::request req)
+    {
+        {
+            const std::lock_guard lock(mutex_);
+            seen_.push_back(req);
+        }
+        if (contains(req.target, "/slow")) {
+            const auto ex = co_await asio::this_coro::executor;
+            tether::timer t{ex, 30s};
+            co_await t.async_wait();
+        }
+        net::reply r;
+        r.head.headers.set("Content-Type", "text/plain");
+        const auto auth = req.headers.get("Authorization");
+        r.head.body = "target=" + req.target + ";auth=" + std::string(auth ? *auth : "") + ";";
+        co_return r;
+    }
+
+    asio::io_context ioc_;
+    tether::test::log_capture logs_;
+    net::http_server server_;
+    asio::cancellation_signal stop_;
+    std::thread thread_;
+    std::mutex mutex_;
+    std::vector<net::http::request> seen_;
+};
+
+struct rig {
+    rig()
+        : pki(tether::test::make_pki(dir.path(), "localhost", {"localhost"}, {"127.0.0.1"})),
+          up(pki),
+          credential("real-" + std::to_string(::getpid()) + "-secret-value"),
+          cred_file(dir.path() / "credential")
+    {
+        tether::test::write_file(cred_file, credential + "\n");
+        ::chmod(cred_file.c_str(), 0600);
+    }
+
+    [[nodiscard]] std::string upstream() const
+    {
+        return "https://127.0.0.1:" + std::to_string(up.port()) + "/base";
+    }
+
+    std::unique_ptr<child_process> exec(std::vector<std::string> child_args,
+                                        std::vector<std::string> flags = {})
+    {
+        std::vector<std::string> args{"exec",
+                                      "--upstream",
+                                      upstream(),
+                                      "--credential-file",
+                                      cred_file.string(),
+                                      "--ca-file",
+                                      pki.ca_cert.string(),
+                                      "--state-dir",
+                                      (dir.path() / "state").string(),
+                                      "--log-format",
+                                      "json",
+                                      "--log-level",
+                                      "debug"};
+        args.insert(args.end(), flags.begin(), flags.end());
+        args.emplace_back("--");
+        args.emplace_back(TETHER_BROKER_CHILD);
+        args.insert(args.end(), child_args.begin(), child_args.end());
+        return std::make_unique<child_process>(tether::test::binary("tether"), args);
+    }
+
+    /// Runs to completion; returns the exit status.
+    int run(child_process& p, std::chrono::milliseconds cap = 30s)
+    {
+        const auto st = p.wait_for(cap);
+        BOOST_TEST_REQUIRE(st.has_value(), "tether exec did not finish:\n" + p.err());
+        return *st;
+    }
+
+    tether::test::temp_dir dir;
+    tether::test::pki_files pki;
+    upstream_server up;
+    std::string credential;
+    std::filesystem::path cred_file;
+};
+
+std::set<std::string> socket_inodes(pid_t pid)
+{
+    std::set<std::string> out;
+    const auto dir = "/proc/" + std::to_string(pid) + "/fd";
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+        std::error_code ec;
+        const auto target = std::filesystem::read_symlink(e.path(), ec).string();
+        if (target.starts_with("socket:[")) out.insert(target.substr(8, target.size() - 9));
+    }
+    return out;
+}
+
+std::size_t fd_count(pid_t pid)
+{
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
+        ++n;
+    return n;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(broker)
+
+BOOST_AUTO_TEST_CASE(the_upstream_gets_the_real_credential_and_the_child_never_does)
+{
+    rig r;
+    auto p = r.exec({"once", "/v1/items?app_key=SENTINEL&page=2", "Authorization: Bearer SENTINEL\r\n"});
+    BOOST_TEST_REQUIRE(r.run(*p) == 0, p.get()->err());
+    const auto seen = r.up.seen();
+    BOOST_TEST_REQUIRE(seen.size() == 1u);
+    BOOST_TEST(seen[0].target == "/base/v1/items?app_key=" + r.credential + "&page=2");
+    BOOST_TEST(*seen[0].headers.get("Authorization") == "Bearer " + r.credential);
+    BOOST_TEST(*seen[0].headers.get("Host") == "127.0.0.1:" + std::to_string(r.up.port()));
+    // The echo came back scrubbed; no log line holds the secret either.
+    BOOST_TEST(contains(p->out(), "HTTP/1.1 200"));
+    BOOST_TEST(contains(p->out(), "app_key=tether-sentinel-"));
+    BOOST_TEST(!contains(p->out(), r.credential));
+    BOOST_TEST(!contains(p->err(), r.credential));
+    BOOST_TEST(contains(p->err(), "broker.forwarded"));
+}
+
+BOOST_AUTO_TEST_CASE(ambiguous_requests_get_400_and_never_reach_the_upstream)
+{
+    rig r;
+    for (const auto& [target, extra] : std::vector<std::pair<std::string, std::string>>{
+             {"/x?app_key=SENTINEL&app_key=SENTINEL", ""},
+             {"/x?app%5Fkey=SENTINEL", ""},
+             {"/x?APP_KEY=SENTINEL", ""},
+             {"/x?app_key=ENC_SENTINEL", ""},
+             {"/x", "Transfer-Encoding: gzip\r\n"},
+             {"http://evil.example/x?app_key=SENTINEL", ""},
+         }) {
+        auto p = r.exec({"once", target, extra});
+        BOOST_TEST(r.run(*p) == 0);
+        BOOST_TEST(contains(p->out(), "HTTP/1.1 400"), target + "\n" + p->out());
+        BOOST_TEST(contains(p->err(), "broker.refused"));
+    }
+    BOOST_TEST(r.up.seen().empty());
+}
+
+BOOST_AUTO_TEST_CASE(the_child_sees_fd_3_the_base_and_the_sentinel_only)
+{
+    rig r;
+    auto p = r.exec({"dump"});
+    BOOST_TEST_REQUIRE(r.run(*p) == 0);
+    const auto out = p->out();
+    BOOST_TEST(contains(out, "TETHER_CRED_FD=3\n"));
+    BOOST_TEST(contains(out, "TETHER_API_BASE=http://tether-broker.invalid\n"));
+    BOOST_TEST(contains(out, "TETHER_SENTINEL=tether-sentinel-"));
+    BOOST_TEST(!contains(out, r.credential));
+    BOOST_TEST(!contains(out, "TETHER_CREDENTIAL"));
+    // 0-2, the channel, and the descriptor opendir() itself holds: nothing
+    // of the agent's (epoll, eventfd, sockets) leaked into the child.
+    BOOST_TEST(contains(out, "FDS 0 1 2 3 4\n"), out);
+}
+
+BOOST_AUTO_TEST_CASE(malformed_control_datagrams_are_refused_and_the_channel_lives_on)
+{
+    rig r;
+    for (const std::string kind : {"empty", "two", "other", "withfd"}) {
+        auto p = r.exec({"raw", kind});
+        BOOST_TEST_REQUIRE(r.run(*p) == 0);
+        BOOST_TEST(contains(p->out(), "answer 1 ff fd no\n"), kind + ": " + p->out());
+        BOOST_TEST(contains(p->out(), "then ok\n"), kind);
+        BOOST_TEST(contains(p->err(), "broker.datagram_refused"));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(fifty_concurrent_requests_never_share_bytes)
+{
+    rig r;
+    auto p = r.exec({"get", "50", "1", "/v1/echo"});
+    BOOST_TEST(r.run(*p) == 0, p->out() + p->err());
+    BOOST_TEST(contains(p->out(), "good 50 bad 0"));
+    BOOST_TEST(r.up.seen().size() == 50u);
+}
+
+BOOST_AUTO_TEST_CASE(a_thousand_streams_leak_no_descriptor_and_nothing_listens)
+{
+    rig r;
+    auto p = r.exec({"leak", "1000", "/v1/echo"});
+    BOOST_TEST_REQUIRE(p->wait_output([](const std::string& o) { return contains(o, "warm"); }, 20s, true));
+    const auto before = fd_count(p->pid());
+    // No listening or named socket anywhere: a sibling process has no way in.
+    const auto inodes = socket_inodes(p->pid());
+    std::ifstream unix_table("/proc/net/unix");
+    std::string line;
+    std::getline(unix_table, line);  // header
+    std::size_t ours = 0;
+    while (std::getline(unix_table, line)) {
+        std::istringstream f(line);
+        std::string num, refcount, protocol, flags, type, st, inode, path;
+        f >> num >> refcount >> protocol >> flags >> type >> st >> inode >> path;
+        if (!inodes.count(inode)) continue;
+        ++ours;
+        BOOST_TEST((std::stoul(flags, nullptr, 16) & 0x10000UL) == 0UL, "a listening socket: " + line);
+        // Linux autobinds an abstract name ("@1a2b3") to a socket with
+        // SO_PASSCRED when it sends; a connected pair's end cannot be
+        // connected to. A filesystem path would be a way in.
+        BOOST_TEST(!path.starts_with("/"), "a socket in the filesystem: " + line);
+    }
+    BOOST_TEST(ours >= 1u);  // the control channel at least
+    BOOST_TEST_REQUIRE(p->wait_output([](const std::string& o) { return contains(o, "good "); }, 120s, true),
+                       p->out());
+    const auto after = fd_count(p->pid());
+    BOOST_TEST(contains(p->out(), "good 1010"));
+    BOOST_TEST(after <= before, "descriptors before " << before << ", after " << after);
+    BOOST_TEST(r.run(*p) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(an_upstream_that_never_answers_hits_the_timeout)
+{
+    rig r;
+    auto p = r.exec({"once", "/slow"}, {"--upstream-timeout", "1s"});
+    BOOST_TEST_REQUIRE(r.run(*p, 15s) == 0);
+    BOOST_TEST(contains(p->out(), "HTTP/1.1 504"), p->out());
+}
+
+BOOST_AUTO_TEST_CASE(a_child_killed_mid_request_does_not_wedge_the_broker)
+{
+    rig r;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto p = r.exec({"die", "/slow"});
+    BOOST_TEST(r.run(*p, 15s) == 128 + SIGKILL);
+    BOOST_TEST((std::chrono::steady_clock::now() - t0 < 10s));  // not the 30 s upstream wait
+}
+
+BOOST_AUTO_TEST_CASE(exit_status_and_signals_pass_through)
+{
+    rig r;
+    child_process seven(tether::test::binary("tether"),
+                        {"exec", "--upstream", r.upstream(), "--credential-file", r.cred_file.string(),
+                         "--state-dir", (r.dir.path() / "state").string(), "--", "sh", "-c", "exit 7"});
+    BOOST_TEST(r.run(seven) == 7);
+
+    child_process sleeper(
+        tether::test::binary("tether"),
+        {"exec", "--upstream", r.upstream(), "--credential-file", r.cred_file.string(), "--state-dir",
+         (r.dir.path() / "state").string(), "--log-format", "json", "--", "sleep", "30"});
+    BOOST_TEST_REQUIRE(
+        sleeper.wait_output([](const std::string& e) { return contains(e, "exec.started"); }, 10s));
+    sleeper.signal(SIGTERM);
+    BOOST_TEST(r.run(sleeper, 5s) == 128 + SIGTERM);
+    BOOST_TEST(contains(sleeper.err(), "exec.forward_signal"));
+}
+
+BOOST_AUTO_TEST_CASE(a_credential_file_others_can_read_is_refused)
+{
+    rig r;
+    ::chmod(r.cred_file.c_str(), 0644);
+    auto p = r.exec({"dump"});
+    BOOST_TEST(r.run(*p) == 2);
+    BOOST_TEST(contains(p->err(), "chmod 600"));
+    BOOST_TEST(!contains(p->err(), r.credential));
+    child_process no_file(tether::test::binary("tether"), {"exec", "--upstream", r.upstream(), "--state-dir",
+                                                           (r.dir.path() / "state").string(), "--", "true"});
+    BOOST_TEST(r.run(no_file) == 2);
+    BOOST_TEST(contains(no_file.err(), "--credential-file"));
+}
+
+BOOST_AUTO_TEST_CASE(orphans_the_child_leaves_behind_are_reaped)
+{
+    rig r;
+    auto p = r.exec({"orphan", "0.3"});
+    std::this_thread::sleep_for(1200ms);  // the orphan has exited; the child still sleeps
+    int zombies = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+        std::ifstream stat(e.path() / "stat");
+        std::string l;
+        if (!std::getline(stat, l)) continue;
+        const auto close = l.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream rest(l.substr(close + 1));
+        char state = 0;
+        pid_t ppid = 0;
+        rest >> state >> ppid;
+        if (ppid == p->pid() && state == 'Z') ++zombies;
+    }
+    BOOST_TEST(zombies == 0);
+    BOOST_TEST(r.run(*p) == 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,243 @@
+// A child for `tether exec` tests, using auth/broker_client.hpp:
+//   broker_child dump                  environ, cmdline and fds to stdout
+//   broker_child get THREADS N PATH    THREADS x N requests, each checked for its own answer
+//   broker_child raw (empty|two|other|withfd)   one malformed datagram; prints the answer
+//   broker_child once PATH [EXTRA]     one request (EXTRA: raw header lines), prints the response
+//   broker_child leak N PATH          10 warm-up requests, "warm", pause, N more, "good X", pause
+//   broker_child post PATH BODY        one JSON POST with the sentinel as bearer
+//   broker_child die PATH              starts a request, then SIGKILLs itself
+//   broker_child orphan SECONDS        leaves a child behind that exits after SECONDS, waits 2 s,
+//                                      prints "zombies N" among its own former children
+#include "auth/broker_client.hpp"
+
+#include <dirent.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+std::string slurp(const char* path)
+{
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+bool write_all(int fd, const std::string& s)
+{
+    std::size_t off = 0;
+    while (off < s.size()) {
+        const ssize_t n = ::write(fd, s.data() + off, s.size() - off);
+        if (n <= 0) return false;
+        off += static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+std::string read_all(int fd)
+{
+    std::string out;
+    char buf[8192];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+    return out;
+}
+
+std::string request(const std::string& target, const std::string& extra = {})
+{
+    return "GET " + target + " HTTP/1.1\r\nHost: tether-broker.invalid\r\nConnection: close\r\n" + extra +
+           "\r\n";
+}
+
+std::string sentinel()
+{
+    const char* s = std::getenv("TETHER_SENTINEL");
+    return s ? s : "";
+}
+
+int exchange(const std::string& req, std::string& response)
+{
+    const int fd = tether::broker_client::connect_stream();
+    if (fd < 0) return -1;
+    const bool ok = write_all(fd, req);
+    response = ok ? read_all(fd) : std::string();
+    ::close(fd);
+    return ok ? 0 : -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    const std::string mode = argc > 1 ? argv[1] : "";
+    if (mode == "dump") {
+        auto env = slurp("/proc/self/environ");
+        for (auto& c : env)
+            if (c == '\0') c = '\n';
+        auto cmd = slurp("/proc/self/cmdline");
+        for (auto& c : cmd)
+            if (c == '\0') c = ' ';
+        std::cout << "ENV\n" << env << "CMDLINE " << cmd << "\nFDS";
+        if (DIR* d = ::opendir("/proc/self/fd")) {
+            while (auto* e = ::readdir(d))
+                if (e->d_name[0] != '.') std::cout << ' ' << e->d_name;
+            ::closedir(d);
+        }
+        std::cout << "\n";
+        return 0;
+    }
+    if (mode == "get" && argc >= 5) {
+        const int threads = std::atoi(argv[2]);
+        const int per = std::atoi(argv[3]);
+        const std::string path = argv[4];
+        std::atomic<int> good{0}, bad{0};
+        std::vector<std::thread> ts;
+        for (int t = 0; t < threads; ++t) {
+            ts.emplace_back([&, t] {
+                for (int i = 0; i < per; ++i) {
+                    const std::string id = std::to_string(t) + "-" + std::to_string(i);
+                    std::string res;
+                    const bool sent =
+                        exchange(request(path + "?app_key=" + sentinel() + "&id=" + id), res) == 0;
+                    // The upstream echoes the id: a response carrying another
+                    // request's id would mean interleaved bytes.
+                    if (sent && res.starts_with("HTTP/1.1 200") &&
+                        res.find("id=" + id + ";") != std::string::npos)
+                        ++good;
+                    else
+                        ++bad;
+                }
+            });
+        }
+        for (auto& t : ts) t.join();
+        std::cout << "good " << good.load() << " bad " << bad.load() << "\n";
+        return bad.load() == 0 ? 0 : 1;
+    }
+    if (mode == "leak" && argc >= 4) {
+        // Warm up, pause for the test to count the agent's descriptors, run
+        // N sequential requests, pause for the second count.
+        const int n = std::atoi(argv[2]);
+        const std::string path = argv[3];
+        int good = 0;
+        for (int i = 0; i < n + 10; ++i) {
+            if (i == 10) {
+                std::cout << "warm" << std::endl;
+                ::sleep(1);
+            }
+            std::string res;
+            if (exchange(request(path + "?id=" + std::to_string(i)), res) == 0 &&
+                res.starts_with("HTTP/1.1 200"))
+                ++good;
+        }
+        std::cout << "good " << good << std::endl;
+        ::sleep(1);
+        return good == n + 10 ? 0 : 1;
+    }
+    if (mode == "raw" && argc >= 3) {
+        const int ctl = tether::broker_client::control_fd();
+        const std::string kind = argv[2];
+        msghdr m{};
+        char bytes[2] = {0x01, 0x01};
+        iovec iov{bytes, kind == "empty" ? 0U : kind == "two" ? 2U : 1U};
+        if (kind == "other") bytes[0] = 0x02;
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
+        int passed = -1;
+        if (kind == "withfd") {
+            passed = ::open("/dev/null", O_RDONLY);
+            m.msg_control = ctrl;
+            m.msg_controllen = sizeof ctrl;
+            cmsghdr* c = CMSG_FIRSTHDR(&m);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int));
+            std::memcpy(CMSG_DATA(c), &passed, sizeof passed);
+        }
+        if (::sendmsg(ctl, &m, MSG_NOSIGNAL) < 0) return 2;
+        char answer = 0;
+        iovec riov{&answer, 1};
+        alignas(cmsghdr) char rctrl[CMSG_SPACE(sizeof(int))] = {};
+        msghdr r{};
+        r.msg_iov = &riov;
+        r.msg_iovlen = 1;
+        r.msg_control = rctrl;
+        r.msg_controllen = sizeof rctrl;
+        const ssize_t n = ::recvmsg(ctl, &r, 0);
+        std::printf("answer %zd %02x fd %s\n", n, static_cast<unsigned char>(answer),
+                    CMSG_FIRSTHDR(&r) ? "yes" : "no");
+        // The channel still works after a refusal.
+        const int fd = tether::broker_client::connect_stream();
+        std::printf("then %s\n", fd >= 0 ? "ok" : "refused");
+        return 0;
+    }
+    if (mode == "once" && argc >= 3) {
+        std::string extra = argc >= 4 ? argv[3] : "";
+        std::string res;
+        std::string target = argv[2];
+        // ENC_SENTINEL: the sentinel with its first byte percent-encoded.
+        const std::string enc = "%" + [] {
+            char b[3];
+            std::snprintf(b, sizeof b, "%02X", static_cast<unsigned char>(sentinel()[0]));
+            return std::string(b);
+        }() + sentinel().substr(1);
+        for (std::size_t at; (at = target.find("ENC_SENTINEL")) != std::string::npos;)
+            target.replace(at, 12, enc);
+        for (std::size_t at; (at = target.find("SENTINEL")) != std::string::npos;)
+            target.replace(at, 8, sentinel());
+        for (std::size_t at; (at = extra.find("SENTINEL")) != std::string::npos;)
+            extra.replace(at, 8, sentinel());
+        if (exchange(request(target, extra), res) != 0) {
+            std::cout << "no stream\n";
+            return 1;
+        }
+        std::cout << res << "\n";
+        return 0;
+    }
+    if (mode == "post" && argc >= 4) {
+        // A Connect call with the sentinel as bearer: the default upstream
+        // (the node's gateway) gets the node's session token.
+        const std::string body = argv[3];
+        const std::string req = std::string("POST ") + argv[2] +
+                                " HTTP/1.1\r\nHost: tether-broker.invalid\r\nConnection: close\r\n"
+                                "Content-Type: application/json\r\nAuthorization: Bearer " +
+                                sentinel() + "\r\nContent-Length: " + std::to_string(body.size()) +
+                                "\r\n\r\n" + body;
+        std::string res;
+        if (exchange(req, res) != 0) return 1;
+        std::cout << res << "\n";
+        return 0;
+    }
+    if (mode == "die" && argc >= 3) {
+        const int fd = tether::broker_client::connect_stream();
+        write_all(fd, request(argv[2]));
+        ::usleep(200 * 1000);  // the broker is now waiting on the upstream
+        ::raise(SIGKILL);
+    }
+    if (mode == "orphan" && argc >= 3) {
+        const pid_t mid = ::fork();
+        if (mid == 0) {
+            // The grandchild outlives its parent: re-parented to the subreaper.
+            if (::fork() == 0) {
+                ::execlp("sleep", "sleep", argv[2], static_cast<char*>(nullptr));
+                ::_exit(127);
+            }
+            ::_exit(0);
+        }
+        ::waitpid(mid, nullptr, 0);
+        ::sleep(2);
+        std::cout << "done\n";
+        return 0;
+    }
+    std::cerr << "usage: broker_child dump|get|raw|once|die|orphan ...\n";
+    return 2;
+}
