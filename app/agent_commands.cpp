@@ -67,6 +67,7 @@ const std::vector<subcommand>& table()
            {"realtime-url", "URL", "event stream base URL candidates, preferred first",
             "the server URL + /v1/events", true},
            {"no-realtime", "", "do not open the event stream (heartbeats still pick up config changes)"},
+           {"stream-read-timeout", "DURATION", "silence after which the event stream counts as dead", "45s"},
            {"health-listen", "ADDR", "serve /livez, /readyz, /metrics on this loopback address", "off"},
            threads,
            drain}},

@@ -7,6 +7,7 @@
 #include "app/health_endpoint.hpp"
 #include "app/heartbeat_task.hpp"
 #include "app/realtime_task.hpp"
+#include "app/reaper.hpp"
 #include "app/supervisor.hpp"
 #include "auth/keys.hpp"
 #include "auth/session.hpp"
@@ -158,6 +159,8 @@ int agent_run(invocation& inv)
         given.push_back(server_url(v, inv.args.origin("realtime-url")));
     net::sse_options stream;
     stream.candidates = realtime_candidates(server, given);
+    if (auto v = inv.args.value("stream-read-timeout"))
+        stream.read_timeout = parse_duration(*v, "--stream-read-timeout");
     const bool any_tls = server.tls() || std::any_of(stream.candidates.begin(), stream.candidates.end(),
                                                      [](const net::url& u) { return u.tls(); });
     const auto tls = tls_for(any_tls, inv);
@@ -199,6 +202,7 @@ int agent_run(invocation& inv)
                                  {"org", st.org_id},
                                  {"server", server.redacted()},
                                  {"stream", stream.candidates.front().redacted()},
+                                 {"pid", ::getpid()},
                                  {"configUpdatedAt", store.updated_at()}});
 
     // One task per long-lived activity; each restarts with backoff if it
@@ -220,6 +224,8 @@ int agent_run(invocation& inv)
                 return run_realtime(stream, session, server, tls, dispatch, sync, metrics, inv.log, rand);
             },
             restart);
+    // As a container's PID 1 we inherit every orphan in it: reap them.
+    if (::getpid() == 1) sup.add("reaper", [&inv] { return reap_orphans(-1, inv.log); });
     std::unique_ptr<net::http_server> health;
     if (auto v = inv.args.value("health-listen")) {
         const auto listen = parse_listen(inv, "health-listen", *v);

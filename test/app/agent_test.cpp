@@ -3,6 +3,7 @@
 #include "auth/state_store.hpp"
 #include "net/protojson.hpp"
 #include "support/child_process.hpp"
+#include "support/fleet.hpp"
 #include "support/text.hpp"
 
 #include <boost/json/parse.hpp>
@@ -17,66 +18,11 @@ using tether::test::binary;
 using tether::test::child_process;
 using tether::test::contains;
 using tether::test::count;
+using tether::test::enroll;
+using tether::test::free_port;
+using tether::test::gateway_process;
+using tether::test::run_agent;
 using tether::test::temp_dir;
-
-namespace {
-
-/// A real tether-gateway on an OS-chosen loopback port.
-struct gateway_process {
-    temp_dir dir;
-    std::unique_ptr<child_process> proc;
-    std::string url;
-
-    gateway_process()
-    {
-        proc = std::make_unique<child_process>(
-            binary("tether-gateway"),
-            std::vector<std::string>{"serve", "--listen", "127.0.0.1:0", "--data-dir",
-                                     (dir.path() / "gw").string(), "--log-format", "json"});
-        BOOST_TEST_REQUIRE(
-            proc->wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s),
-            proc->err());
-        const auto err = proc->err();
-        const auto line = err.substr(err.find("{\"ts\"", err.find("gateway.listening") - 80));
-        const auto v = boost::json::parse(line.substr(0, line.find('\n')));
-        url = "http://127.0.0.1:" + std::to_string(v.at("port").as_int64());
-    }
-
-    std::vector<std::string> admin(std::vector<std::string> rest) const
-    {
-        std::vector<std::string> a{"admin", "--server", url, "--admin-token-file",
-                                   (dir.path() / "gw" / "admin.token").string()};
-        a.insert(a.end(), rest.begin(), rest.end());
-        return a;
-    }
-
-    std::string code(const std::string& org) const
-    {
-        const auto r =
-            tether::test::run(binary("tether-gateway"), admin({"create-enrollment-code", "--org", org}));
-        BOOST_TEST_REQUIRE(r.status == 0, r.err);
-        return r.out.substr(0, r.out.find('\n'));
-    }
-};
-
-std::string enroll(const gateway_process& gw, const std::filesystem::path& state)
-{
-    const auto r =
-        tether::test::run(binary("tether"), {"enroll", "--server", gw.url, "--code", gw.code("acme"),
-                                             "--state-dir", state.string(), "--name", "t1"});
-    BOOST_TEST_REQUIRE(r.status == 0, r.err);
-    const auto s = boost::json::parse(tether::test::read_file(state / "state.json"));
-    return std::string(s.at("nodeId").as_string());
-}
-
-std::unique_ptr<child_process> run_agent(const std::filesystem::path& state)
-{
-    return std::make_unique<child_process>(
-        binary("tether"), std::vector<std::string>{"run", "--state-dir", state.string(),
-                                                   "--heartbeat-interval", "5s", "--log-format", "json"});
-}
-
-}  // namespace
 
 BOOST_AUTO_TEST_SUITE(agent_suite)
 
@@ -237,24 +183,6 @@ BOOST_AUTO_TEST_SUITE_END()
 
 #include <random>
 #include <thread>
-
-namespace {
-
-/// A loopback port nobody listens on right now (bind 0, read, close).
-int free_port()
-{
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
-
-}  // namespace
 
 BOOST_AUTO_TEST_SUITE(agent_drills)
 

@@ -1,0 +1,247 @@
+// Fault drills with the real binaries (issue 8). Each drill prints what it
+// measured ("drill N: ...") and asserts the promise it checks.
+#include "support/child_process.hpp"
+#include "support/fleet.hpp"
+#include "support/text.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+using namespace std::chrono_literals;
+namespace t = tether::test;
+using t::contains;
+using t::lines_with;
+using clk = std::chrono::steady_clock;
+
+namespace {
+
+std::int64_t now_ms_of_day()
+{
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+    return ms % 86'400'000;
+}
+
+struct agent {
+    std::filesystem::path state;
+    std::string node_id;
+    std::unique_ptr<t::child_process> proc;
+};
+
+/// Waits until `pred` holds for every agent's log; false at the cap.
+bool all(std::vector<agent>& fleet, const std::function<bool(const std::string&)>& pred,
+         std::chrono::milliseconds cap)
+{
+    const auto deadline = clk::now() + cap;
+    for (auto& a : fleet)
+        if (!a.proc->wait_output(pred, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           std::max(deadline - clk::now(), clk::duration(0)))))
+            return false;
+    return true;
+}
+
+std::string stats(std::vector<std::int64_t> v)
+{
+    std::sort(v.begin(), v.end());
+    if (v.empty()) return "none";
+    std::ostringstream o;
+    o << "min " << v.front() << " ms, p50 " << v[v.size() / 2] << " ms, max " << v.back() << " ms";
+    return o.str();
+}
+
+pid_t only_child_of(pid_t parent)
+{
+    std::ifstream in("/proc/" + std::to_string(parent) + "/task/" + std::to_string(parent) + "/children");
+    pid_t c = -1;
+    in >> c;
+    return c;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(drills)
+
+BOOST_AUTO_TEST_CASE(fleet_of_20_publish_restart_revoke_sigterm)
+{
+    t::gateway_process gw(t::free_port());
+    t::temp_dir dir;
+    std::vector<agent> fleet(20);
+    for (std::size_t i = 0; i < fleet.size(); ++i) {
+        fleet[i].state = dir.path() / ("node" + std::to_string(i));
+        fleet[i].node_id = t::enroll(gw, fleet[i].state, "fleet", "node" + std::to_string(i));
+    }
+    for (auto& a : fleet) a.proc = t::run_agent(a.state);
+    BOOST_TEST_REQUIRE(all(
+        fleet, [](const std::string& e) { return contains(e, "sse.connected"); }, 30s));
+
+    // Drill 1: one publish reaches all 20 within 2 s.
+    {
+        const auto t0 = now_ms_of_day();
+        const auto at = gw.publish("fleet", R"({"flags": {"drill1": true}})");
+        const auto applied = [&at](const std::string& e) {
+            return contains(e, "config.applied") && contains(e, at);
+        };
+        BOOST_TEST_REQUIRE(all(fleet, applied, 10s));
+        std::vector<std::int64_t> latency;
+        for (auto& a : fleet) {
+            for (const auto& l : lines_with(a.proc->err(), "config.applied"))
+                if (contains(l, at)) latency.push_back(t::ts_ms(l) - t0);
+        }
+        std::cout << "drill 1: publish -> config.applied on 20 agents: " << stats(latency) << "\n";
+        BOOST_TEST(*std::max_element(latency.begin(), latency.end()) <= 2000);
+    }
+
+    // Drill 2: the gateway is killed and restarted on the same port and
+    // data; every agent keeps running and reconnects, spread by jitter.
+    {
+        std::vector<std::size_t> connects_before;
+        for (auto& a : fleet) connects_before.push_back(lines_with(a.proc->err(), "sse.connected").size());
+        gw.proc->signal(SIGKILL);
+        BOOST_TEST(gw.proc->wait_for(5s).has_value());
+        std::this_thread::sleep_for(3s);
+        const auto restarted = now_ms_of_day();
+        gw.start();
+        std::vector<std::int64_t> reconnect;
+        for (std::size_t i = 0; i < fleet.size(); ++i) {
+            const auto want = connects_before[i] + 1;
+            BOOST_TEST_REQUIRE(fleet[i].proc->wait_output(
+                [want](const std::string& e) { return lines_with(e, "sse.connected").size() >= want; }, 90s));
+            reconnect.push_back(t::ts_ms(lines_with(fleet[i].proc->err(), "sse.connected")[want - 1]) -
+                                restarted);
+        }
+        for (auto& a : fleet) BOOST_TEST(!a.proc->wait_for(0ms).has_value());  // nobody exited
+        const auto [lo, hi] = std::minmax_element(reconnect.begin(), reconnect.end());
+        std::cout << "drill 2: reconnect after gateway restart: " << stats(reconnect) << ", spread "
+                  << (*hi - *lo) << " ms\n";
+        BOOST_TEST(*hi - *lo >= 300, "reconnects came as one spike");
+        const auto at = gw.publish("fleet", R"({"flags": {"drill2": true}})");
+        BOOST_TEST(all(
+            fleet, [&at](const std::string& e) { return contains(e, "config.applied") && contains(e, at); },
+            10s));
+    }
+
+    // Drill 3: one node revoked: its agent exits 3 at the event (or the next
+    // heartbeat at the latest); the others carry on.
+    {
+        const auto t0 = clk::now();
+        const auto r = t::run(t::binary("tether-gateway"), gw.admin({"revoke", fleet[0].node_id}));
+        BOOST_TEST_REQUIRE(r.status == 0, r.err);
+        const auto st = fleet[0].proc->wait_for(6s);
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(clk::now() - t0).count();
+        std::cout << "drill 3: revoked agent exited with " << st.value_or(-1) << " after " << ms << " ms\n";
+        BOOST_TEST(st.value_or(-1) == 3);
+        std::this_thread::sleep_for(1s);
+        for (std::size_t i = 1; i < fleet.size(); ++i) BOOST_TEST(!fleet[i].proc->wait_for(0ms).has_value());
+    }
+
+    // Drill 4: SIGTERM to every agent: all exit 0 within 2 s.
+    {
+        const auto t0 = clk::now();
+        for (std::size_t i = 1; i < fleet.size(); ++i) fleet[i].proc->signal(SIGTERM);
+        std::vector<std::int64_t> exit_ms;
+        for (std::size_t i = 1; i < fleet.size(); ++i) {
+            const auto st = fleet[i].proc->wait_for(2s);
+            exit_ms.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(clk::now() - t0).count());
+            BOOST_TEST(st.value_or(-1) == 0, "agent " << i << "\n" << fleet[i].proc->err());
+        }
+        std::cout << "drill 4: SIGTERM -> exit 0 on 19 agents: " << stats(exit_ms) << "\n";
+        BOOST_TEST(*std::max_element(exit_ms.begin(), exit_ms.end()) <= 2000);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_stalled_stream_is_dropped_after_the_read_timeout)
+{
+    // Drill 5: the gateway stops writing (SIGSTOP: TCP stays open, no
+    // bytes); the agent gives up after its read timeout and reconnects once
+    // the gateway is back.
+    t::gateway_process gw;
+    t::temp_dir dir;
+    t::enroll(gw, dir.path() / "s");
+    auto a = t::run_agent(dir.path() / "s", {"--stream-read-timeout", "3s"});
+    BOOST_TEST_REQUIRE(
+        a->wait_output([](const std::string& e) { return contains(e, "sse.connected"); }, 15s));
+    const auto stopped = now_ms_of_day();
+    gw.proc->signal(SIGSTOP);
+    const bool dropped = a->wait_output(
+        [](const std::string& e) { return contains(e, "sse.disconnected") && contains(e, "timed out"); },
+        10s);
+    gw.proc->signal(SIGCONT);
+    BOOST_TEST_REQUIRE(dropped, a->err());
+    const auto at = t::ts_ms(lines_with(a->err(), "sse.disconnected").front()) - stopped;
+    BOOST_TEST_REQUIRE(
+        a->wait_output([](const std::string& e) { return lines_with(e, "sse.connected").size() >= 2; }, 30s),
+        a->err());
+    std::cout << "drill 5: stalled stream dropped " << at << " ms after the gateway stopped writing "
+              << "(read timeout 3000 ms), reconnected after SIGCONT\n";
+    BOOST_TEST(at <= 4000);
+    a->signal(SIGTERM);
+    BOOST_TEST(a->wait_for(5s).value_or(-1) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(pid_1_in_a_new_pid_namespace_exits_0_on_sigterm)
+{
+    t::gateway_process gw;
+    t::temp_dir dir;
+    t::enroll(gw, dir.path() / "p");
+    t::child_process ns("/usr/bin/unshare", {"--pid", "--fork", "--mount-proc", t::binary("tether").string(),
+                                             "run", "--state-dir", (dir.path() / "p").string(),
+                                             "--heartbeat-interval", "5s", "--log-format", "json"});
+    BOOST_TEST_REQUIRE(ns.wait_output([](const std::string& e) { return contains(e, "sse.connected"); }, 20s),
+                       ns.err());
+    const pid_t inner = only_child_of(ns.pid());  // tether, PID 1 inside
+    BOOST_TEST_REQUIRE(inner > 0);
+    const auto t0 = clk::now();
+    ::kill(inner, SIGTERM);
+    const auto st = ns.wait_for(5s);
+    std::cout << "drill pid1: tether run as PID 1 exited " << st.value_or(-1) << " "
+              << std::chrono::duration_cast<std::chrono::milliseconds>(clk::now() - t0).count()
+              << " ms after SIGTERM\n";
+    BOOST_TEST(st.value_or(-1) == 0, ns.err());
+    BOOST_TEST(contains(ns.err(), "\"task\":\"reaper\""), ns.err());  // as PID 1 it reaps orphans
+}
+
+BOOST_AUTO_TEST_CASE(pid_1_exec_reaps_the_orphans_its_child_leaves)
+{
+    t::temp_dir dir;
+    const auto cred = dir.path() / "cred";
+    t::write_file(cred, "x\n");
+    std::filesystem::permissions(cred,
+                                 std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    t::child_process ns("/usr/bin/unshare", {"--pid", "--fork", "--mount-proc", t::binary("tether").string(),
+                                             "exec", "--upstream", "http://127.0.0.1:9", "--credential-file",
+                                             cred.string(), "--state-dir", (dir.path() / "st").string(), "--",
+                                             TETHER_BROKER_CHILD, "orphan", "0.3"});
+    std::this_thread::sleep_for(1200ms);  // the orphan has exited, the child still sleeps
+    const pid_t inner = only_child_of(ns.pid());
+    int zombies = 0, children = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+        std::ifstream stat(e.path() / "stat");
+        std::string l;
+        if (!std::getline(stat, l)) continue;
+        const auto close = l.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream rest(l.substr(close + 1));
+        char state = 0;
+        pid_t ppid = 0;
+        rest >> state >> ppid;
+        if (ppid != inner) continue;
+        ++children;
+        if (state == 'Z') ++zombies;
+    }
+    std::cout << "drill pid1-exec: " << children << " children of tether exec (PID 1), " << zombies
+              << " zombies after the orphan exited\n";
+    BOOST_TEST(zombies == 0);
+    BOOST_TEST(ns.wait_for(10s).value_or(-1) == 0, ns.err());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
