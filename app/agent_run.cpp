@@ -224,8 +224,10 @@ int agent_run(invocation& inv)
                 return run_realtime(stream, session, server, tls, dispatch, sync, metrics, inv.log, rand);
             },
             restart);
-    // As a container's PID 1 we inherit every orphan in it: reap them.
+        // As a container's PID 1 we inherit every orphan in it: reap them.
+#if defined(__linux__)
     if (::getpid() == 1) sup.add("reaper", [&inv] { return reap_orphans(-1, inv.log); });
+#endif
     std::unique_ptr<net::http_server> health;
     if (auto v = inv.args.value("health-listen")) {
         const auto listen = parse_listen(inv, "health-listen", *v);

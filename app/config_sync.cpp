@@ -128,10 +128,6 @@ awaitable<config_sync::outcome> config_sync::fetch_and_apply(net::rpc_client& rp
     if (!changed) co_return outcome::done;
     deps_.metrics.config_updated_at = *at;
     ++deps_.metrics.config_applies;
-    json::array keys;
-    for (const auto& k : next->keys()) keys.emplace_back(k);
-    log.info("config.applied", {{"configUpdatedAt", *at}, {"keys", keys}, {"source", source}});
-
     // Persisted after applying: a crash in between costs one refetch, while
     // a failing disk must not stop the node from enforcing the new config.
     std::function<int()> persist = [file = deps_.paths.config_file(),
@@ -145,6 +141,10 @@ awaitable<config_sync::outcome> config_sync::fetch_and_apply(net::rpc_client& rp
         log.warn("config.persist_failed",
                  {{"file", deps_.paths.config_file().string()}, {"error", e.what()}});
     }
+    // Logged once in force and on disk, so the line means both.
+    json::array keys;
+    for (const auto& k : next->keys()) keys.emplace_back(k);
+    log.info("config.applied", {{"configUpdatedAt", *at}, {"keys", keys}, {"source", source}});
     co_return outcome::done;
 }
 

@@ -257,56 +257,66 @@ awaitable<void> broker::run(int control_fd)
         if (cs.cancelled() != asio::cancellation_type::none) break;
         auto [ec] = co_await control.async_wait(seqpacket::socket::wait_read, nothrow);
         if (ec) break;
-        const int fd = control.native_handle();
-        const auto d = receive_datagram(fd);
-        if (d.eof) break;  // the child closed fd 3 (or exited)
-        if (d.again) continue;
-        const bool outsider =
-            s.opts.child > 0 && (!d.sender || !in_process_tree(d.sender->pid, s.opts.child));
-        if (outsider || classify_control(d.bytes, d.truncated, d.descriptors) == control_request::refuse) {
-            ++stats_.refused_datagrams;
-            s.log.warn("broker.datagram_refused", {{"bytes", d.bytes.size()},
-                                                   {"descriptors", d.descriptors},
-                                                   {"truncated", d.truncated},
-                                                   {"outside_child_tree", outsider}});
-            reply_byte(fd, control_refuse);
-            continue;
-        }
-        int sv[2];
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-            s.log.warn("broker.socketpair_failed", {{"errno", errno}});
-            reply_byte(fd, control_refuse);
-            continue;
-        }
-        // Ours is wrapped (and so known good) before the peer end leaves.
-        asio::local::stream_protocol::socket ours(ex);
-        error_code aec;
-        ours.assign(asio::local::stream_protocol(), sv[0], aec);
-        if (aec) {
-            ::close(sv[0]);
+        // Every datagram waiting is answered before the next wait: one
+        // epoll round trip per burst, not per request.
+        bool closed = false;
+        for (;;) {
+            const int fd = control.native_handle();
+            const auto d = receive_datagram(fd);
+            if (d.eof) {
+                closed = true;  // the child closed fd 3 (or exited)
+                break;
+            }
+            if (d.again) break;
+            const bool outsider =
+                s.opts.child > 0 && (!d.sender || !in_process_tree(d.sender->pid, s.opts.child));
+            if (outsider ||
+                classify_control(d.bytes, d.truncated, d.descriptors) == control_request::refuse) {
+                ++stats_.refused_datagrams;
+                s.log.warn("broker.datagram_refused", {{"bytes", d.bytes.size()},
+                                                       {"descriptors", d.descriptors},
+                                                       {"truncated", d.truncated},
+                                                       {"outside_child_tree", outsider}});
+                reply_byte(fd, control_refuse);
+                continue;
+            }
+            int sv[2];
+            if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+                s.log.warn("broker.socketpair_failed", {{"errno", errno}});
+                reply_byte(fd, control_refuse);
+                continue;
+            }
+            // Ours is wrapped (and so known good) before the peer end leaves.
+            asio::local::stream_protocol::socket ours(ex);
+            error_code aec;
+            ours.assign(asio::local::stream_protocol(), sv[0], aec);
+            if (aec) {
+                ::close(sv[0]);
+                ::close(sv[1]);
+                reply_byte(fd, control_refuse);
+                continue;
+            }
+            const bool sent = send_with_fd(fd, control_accept, sv[1]);
             ::close(sv[1]);
-            reply_byte(fd, control_refuse);
-            continue;
-        }
-        const bool sent = send_with_fd(fd, control_accept, sv[1]);
-        ::close(sv[1]);
-        if (!sent) continue;  // ours closes with the socket object
-        ++stats_.streams;
-        auto& p = proxies.emplace_back();
-        asio::co_spawn(
-            ex, net::serve_local_stream(std::move(ours), handler, sopts, s.log),
-            asio::bind_cancellation_slot(p.cancel.slot(), [&p, &drained, &s](std::exception_ptr e) {
-                p.done = true;
-                drained.cancel();
-                if (e) {
-                    try {
-                        std::rethrow_exception(e);
-                    } catch (const std::exception& x) {
-                        s.log.debug("broker.stream_ended", {{"error", x.what()}});
+            if (!sent) continue;  // ours closes with the socket object
+            ++stats_.streams;
+            auto& p = proxies.emplace_back();
+            asio::co_spawn(
+                ex, net::serve_local_stream(std::move(ours), handler, sopts, s.log),
+                asio::bind_cancellation_slot(p.cancel.slot(), [&p, &drained, &s](std::exception_ptr e) {
+                    p.done = true;
+                    drained.cancel();
+                    if (e) {
+                        try {
+                            std::rethrow_exception(e);
+                        } catch (const std::exception& x) {
+                            s.log.debug("broker.stream_ended", {{"error", x.what()}});
+                        }
                     }
-                }
-            }));
+                }));
+        }
         proxies.remove_if([](const impl::proxy& x) { return x.done; });
+        if (closed) break;
     }
     // The child is gone or we are stopping: in-flight upstream requests end now.
     for (auto& p : proxies)

@@ -15,7 +15,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 
 namespace tether::broker_client {
 
@@ -33,13 +32,12 @@ inline int control_fd()
 /// Asks the broker for a fresh stream. Returns its descriptor (close-on-exec
 /// set), or -1 with errno: EAGAIN when the broker refused (retrying is safe),
 /// EPIPE when the channel is closed, anything else from the system.
-/// Thread-safe: the request/answer pairs of concurrent callers are
-/// serialized, so each caller gets the answer to its own request.
+/// Thread-safe without a lock: every request gets exactly one answer and
+/// answers are interchangeable (each accept carries its own fresh stream),
+/// so concurrent callers may take each other's and still each get one.
 inline int connect_stream(int control = control_fd())
 {
-    static std::mutex one_at_a_time;
     if (control < 0) return -1;
-    const std::lock_guard lock(one_at_a_time);
     const char request = 0x01;
     ssize_t sent = 0;
     do {

@@ -170,6 +170,9 @@ BOOST_AUTO_TEST_CASE(a_published_config_reaches_the_store_once_through_the_real_
     BOOST_TEST_REQUIRE(poll_until(
                            gw.ioc, [&] { return agent.store.updated_at() == at; }, 5s),
                        agent.logs.all());
+    // Logged once persisted; a little longer for a second notification that must not come.
+    BOOST_TEST(poll_until(
+        gw.ioc, [&] { return agent.logs.has("config.applied"); }, 5s));
     tether::test::pump_for(gw.ioc, 200ms);
     BOOST_TEST((notified == std::vector<std::int64_t>{at}));
     BOOST_TEST(agent.store.current()->flag("beta"));

@@ -1,0 +1,256 @@
+// Requests through the credential broker vs straight to the same upstream.
+//
+//   build/release/bench/bench_broker [REQUESTS per worker=2000] [WORKERS=8]
+//
+// Broker runs twice: workers keeping one broker stream each (keep-alive,
+// like the direct clients) and workers taking a fresh stream per request.
+//
+// One TLS upstream on loopback (a thread of this process, test CA made on
+// the fly) answering a small body. Direct: WORKERS concurrent keep-alive
+// HTTPS clients (net::http_client, one event-loop thread) with the
+// credential in hand. Broker: `tether exec --upstream ... -- bench_broker
+// --child` whose WORKERS threads each do the handshake on fd 3 and one
+// HTTP/1.1 request per fresh stream, as PROTOCOL.md section 6 has it; the
+// broker forwards over its own keep-alive TLS connections. Reports
+// requests/s, p50 and p99 for both and the throughput ratio.
+#include "auth/broker_client.hpp"
+#include "net/http_client.hpp"
+#include "net/http_server.hpp"
+#include "net/log.hpp"
+#include "net/tls.hpp"
+#include "support/test_pki.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+namespace asio = boost::asio;
+namespace net = tether::net;
+using tether::awaitable;
+using clk = std::chrono::steady_clock;
+
+namespace {
+
+struct result_line {
+    double seconds = 0;
+    std::vector<double> latencies_us;
+};
+
+double pct(std::vector<double> v, double p)
+{
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+std::string read_response(int fd)
+{
+    std::string out;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+    return out;
+}
+
+/// One keep-alive response: header up to the blank line, then Content-Length
+/// bytes. Returns the status line's code, or 0.
+int read_one(int fd, std::string& pending)
+{
+    char buf[4096];
+    std::size_t head_end = 0;
+    while ((head_end = pending.find("\r\n\r\n")) == std::string::npos) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) return 0;
+        pending.append(buf, static_cast<std::size_t>(n));
+    }
+    const auto cl = pending.find("Content-Length: ");
+    const std::size_t body = cl < head_end ? std::stoul(pending.substr(cl + 16)) : 0;
+    while (pending.size() < head_end + 4 + body) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) return 0;
+        pending.append(buf, static_cast<std::size_t>(n));
+    }
+    const int status = std::atoi(pending.c_str() + 9);
+    pending.erase(0, head_end + 4 + body);
+    return status;
+}
+
+/// The child under `tether exec`: WORKERS threads, REQUESTS each. "fresh":
+/// one broker stream per request (handshake + connection each time);
+/// "keepalive": one stream per worker, requests one after another on it.
+/// Prints "seconds failures" then one latency per line.
+int child(int workers, int requests, bool keepalive)
+{
+    const char* s = std::getenv("TETHER_SENTINEL");
+    const std::string req = std::string("GET /bench?app_key=") + (s ? s : "") +
+                            " HTTP/1.1\r\nHost: tether-broker.invalid\r\n" +
+                            (keepalive ? "" : "Connection: close\r\n") + "\r\n";
+    std::mutex m;
+    std::vector<double> lat;
+    std::atomic<int> failures{0};
+    const auto t0 = clk::now();
+    std::vector<std::thread> ts;
+    for (int w = 0; w < workers; ++w) {
+        ts.emplace_back([&] {
+            std::vector<double> mine;
+            if (keepalive) {
+                const int fd = tether::broker_client::connect_stream();
+                std::string pending;
+                for (int i = 0; i < requests && fd >= 0; ++i) {
+                    const auto a = clk::now();
+                    if (::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size()) ||
+                        read_one(fd, pending) != 200)
+                        ++failures;
+                    mine.push_back(std::chrono::duration<double, std::micro>(clk::now() - a).count());
+                }
+                if (fd < 0) failures += requests;
+                if (fd >= 0) ::close(fd);
+                const std::lock_guard lock(m);
+                lat.insert(lat.end(), mine.begin(), mine.end());
+                return;
+            }
+            for (int i = 0; i < requests; ++i) {
+                const auto a = clk::now();
+                const int fd = tether::broker_client::connect_stream();
+                if (fd < 0 || ::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+                    ++failures;
+                    if (fd >= 0) ::close(fd);
+                    continue;
+                }
+                const auto res = read_response(fd);
+                ::close(fd);
+                if (!res.starts_with("HTTP/1.1 200")) ++failures;
+                mine.push_back(std::chrono::duration<double, std::micro>(clk::now() - a).count());
+            }
+            const std::lock_guard lock(m);
+            lat.insert(lat.end(), mine.begin(), mine.end());
+        });
+    }
+    for (auto& t : ts) t.join();
+    std::printf("%f %d\n", std::chrono::duration<double>(clk::now() - t0).count(), failures.load());
+    for (const double l : lat) std::printf("%f\n", l);
+    return failures.load() == 0 ? 0 : 1;
+}
+
+result_line direct(const net::url& upstream, const std::filesystem::path& ca, int workers, int requests)
+{
+    asio::io_context ioc;
+    net::client_options o;
+    o.max_idle_per_origin = static_cast<std::size_t>(workers);
+    net::http_client http(ioc.get_executor(), net::make_client_tls(ca), o);
+    result_line out;
+    int failures = 0;
+    const auto t0 = clk::now();
+    for (int w = 0; w < workers; ++w) {
+        asio::co_spawn(
+            ioc,
+            [&]() -> awaitable<void> {
+                for (int i = 0; i < requests; ++i) {
+                    net::http::request req;
+                    req.target = "/bench?app_key=the-real-credential";
+                    const auto a = clk::now();
+                    auto r = co_await http.request(upstream, std::move(req), std::chrono::seconds(10));
+                    if (!r || r->status != 200) ++failures;
+                    out.latencies_us.push_back(
+                        std::chrono::duration<double, std::micro>(clk::now() - a).count());
+                }
+            },
+            [](std::exception_ptr e) {
+                if (e) std::rethrow_exception(e);
+            });
+    }
+    ioc.run();
+    out.seconds = std::chrono::duration<double>(clk::now() - t0).count();
+    if (failures) std::fprintf(stderr, "direct: %d failures\n", failures);
+    return out;
+}
+
+result_line through_broker(const std::filesystem::path& tether, const std::filesystem::path& self,
+                           const net::url& upstream, const std::filesystem::path& ca,
+                           const std::filesystem::path& cred, int workers, int requests, bool keepalive)
+{
+    const std::string cmd = tether.string() + " exec --log-level warn --upstream " + upstream.origin() +
+                            " --credential-file " + cred.string() + " --ca-file " + ca.string() +
+                            " --state-dir " + (cred.parent_path() / "state").string() + " -- " +
+                            self.string() + " --child " + std::to_string(workers) + " " +
+                            std::to_string(requests) + (keepalive ? " keepalive" : " fresh");
+    FILE* p = ::popen(cmd.c_str(), "r");
+    result_line out;
+    int failures = -1;
+    if (std::fscanf(p, "%lf %d", &out.seconds, &failures) != 2) std::fprintf(stderr, "broker run failed\n");
+    for (double l; std::fscanf(p, "%lf", &l) == 1;) out.latencies_us.push_back(l);
+    const int st = ::pclose(p);
+    if (failures != 0 || st != 0) std::fprintf(stderr, "broker: %d failures, status %d\n", failures, st);
+    return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    if (argc >= 5 && std::string(argv[1]) == "--child")
+        return child(std::atoi(argv[2]), std::atoi(argv[3]), std::string(argv[4]) == "keepalive");
+    const int requests = argc > 1 ? std::atoi(argv[1]) : 2000;
+    const int workers = argc > 2 ? std::atoi(argv[2]) : 8;
+    const auto self = std::filesystem::canonical("/proc/self/exe");
+    const auto tether = self.parent_path().parent_path() / "app" / "tether";
+    const auto dir = std::filesystem::temp_directory_path() / ("bench-broker-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const auto pki = tether::test::make_pki(dir, "localhost", {"localhost"}, {"127.0.0.1"});
+    const auto cred = dir / "credential";
+    std::ofstream(cred) << "the-real-credential\n";
+    ::chmod(cred.c_str(), 0600);
+
+    // The upstream: its own thread, a fixed small answer.
+    asio::io_context up_ioc;
+    const tether::log::logger quiet(tether::log::level::error);
+    net::http_server upstream_server(
+        up_ioc.get_executor(), {asio::ip::make_address("127.0.0.1"), 0},
+        [](net::http::request, net::peer_info) -> awaitable<net::reply> {
+            net::reply r;
+            r.head.headers.set("Content-Type", "application/json");
+            r.head.body = R"({"items":[1,2,3],"ok":true})";
+            co_return r;
+        },
+        quiet, {}, net::make_server_tls(pki.cert, pki.key));
+    asio::cancellation_signal stop;
+    asio::co_spawn(up_ioc, upstream_server.run(),
+                   asio::bind_cancellation_slot(stop.slot(), [](std::exception_ptr) {}));
+    std::thread up_thread([&] { up_ioc.run(); });
+    const auto upstream =
+        *net::parse_url("https://127.0.0.1:" + std::to_string(upstream_server.local_endpoint().port()));
+
+    const auto d = direct(upstream, pki.ca_cert, workers, requests);
+    const auto b = through_broker(tether, self, upstream, pki.ca_cert, cred, workers, requests, true);
+    const auto f = through_broker(tether, self, upstream, pki.ca_cert, cred, workers, requests, false);
+    asio::post(up_ioc, [&] { stop.emit(asio::cancellation_type::terminal); });
+    up_thread.join();
+    std::filesystem::remove_all(dir);
+
+    const double total = static_cast<double>(workers) * requests;
+    const double d_rps = total / d.seconds, b_rps = total / b.seconds, f_rps = total / f.seconds;
+    std::printf("%d workers x %d requests\n", workers, requests);
+    std::printf("direct (keep-alive):         %8.0f req/s  p50 %7.0f us  p99 %7.0f us\n", d_rps,
+                pct(d.latencies_us, 0.5), pct(d.latencies_us, 0.99));
+    std::printf("broker, keep-alive stream:   %8.0f req/s  p50 %7.0f us  p99 %7.0f us  ratio %.0f %%\n",
+                b_rps, pct(b.latencies_us, 0.5), pct(b.latencies_us, 0.99), 100.0 * b_rps / d_rps);
+    std::printf("broker, fresh stream each:   %8.0f req/s  p50 %7.0f us  p99 %7.0f us  ratio %.0f %%\n",
+                f_rps, pct(f.latencies_us, 0.5), pct(f.latencies_us, 0.99), 100.0 * f_rps / d_rps);
+    std::printf("(target: broker >= 80 %% of direct throughput)\n");
+    return 0;
+}
