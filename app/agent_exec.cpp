@@ -178,7 +178,10 @@ pid_t spawn_child(const std::vector<std::string>& argv, const std::vector<std::s
     const int rc = ::posix_spawnp(&pid, cargv[0], &fa, &attr, cargv.data(), cenv.data());
     ::posix_spawn_file_actions_destroy(&fa);
     ::posix_spawnattr_destroy(&attr);
-    if (rc != 0) throw fatal_exit(exit_status::failure, "cannot run " + argv[0] + ": " + std::strerror(rc));
+    // 127 and 126, as shells, env(1) and sudo(8) report them.
+    if (rc == ENOENT) throw fatal_exit(static_cast<exit_status>(127), "command not found: " + argv[0]);
+    if (rc != 0)
+        throw fatal_exit(static_cast<exit_status>(126), "cannot run " + argv[0] + ": " + std::strerror(rc));
     return pid;
 }
 

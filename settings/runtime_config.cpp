@@ -69,6 +69,26 @@ std::string indexed(std::string_view key, std::size_t i)
     return std::string(key) + "[" + std::to_string(i) + "]";
 }
 
+/// Boost.JSON reads 1e999 as infinity and writes it back as something it
+/// will not read again, so a document holding one (even under an unknown
+/// key) would be applied and then lost from the state file at the next
+/// start: such documents are refused, with the path of the number.
+std::optional<field_error> non_finite(const json::value& v, const std::string& path)
+{
+    if (v.is_double() && !std::isfinite(v.get_double())) return field_error(path, "number out of range");
+    if (const auto* a = v.if_array()) {
+        for (std::size_t i = 0; i < a->size(); ++i)
+            if (auto e = non_finite((*a)[i], path + "[" + std::to_string(i) + "]")) return e;
+    }
+    if (const auto* o = v.if_object()) {
+        for (const auto& kv : *o)
+            if (auto e = non_finite(
+                    kv.value(), path.empty() ? std::string(kv.key()) : path + "." + std::string(kv.key())))
+                return e;
+    }
+    return std::nullopt;
+}
+
 }  // namespace
 
 result<ip_range> ip_range::parse(std::string_view text, std::string_view path)
@@ -166,6 +186,7 @@ result<runtime_config> decode_config(const json::value& document, std::int64_t u
 {
     if (!document.is_object()) return field_error("config", "must be a JSON object");
     const auto& doc = document.get_object();
+    if (auto e = non_finite(document, "")) return *e;
     runtime_config cfg;
     cfg.updated_at = updated_at;
     cfg.document = doc;

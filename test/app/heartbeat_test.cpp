@@ -9,6 +9,7 @@
 #include "support/child_process.hpp"
 #include "support/loopback_server.hpp"
 #include "support/run_for.hpp"
+#include "support/scripted_login.hpp"
 
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json/serialize.hpp>
@@ -31,17 +32,9 @@ struct scripted_gateway {
 
     awaitable<net::reply> operator()(net::http::request req, net::peer_info)
     {
-        if (req.target.ends_with("/BeginAuth")) {
-            ++begin_auth;
-            json::object o{{"challenge", pj::base64_encode(std::string(32, 'c'))},
-                           {"expiresAt", "2030-01-01T00:00:00Z"}};
-            co_return net::json_reply(json::serialize(o));
-        }
-        if (req.target.ends_with("/CompleteAuth")) {
-            json::object o{{"sessionToken", "sess"},
-                           {"expiresAt", "2030-01-02T00:00:00Z"},
-                           {"serverTime", "2030-01-01T00:00:00Z"}};
-            co_return net::json_reply(json::serialize(o));
+        if (auto login = tether::test::scripted_login(req, begin_auth)) {
+            net::reply r = std::move(*login);  // named: see the GCC 12 rules in net/asio.hpp
+            co_return r;
         }
         if (req.target.ends_with("/Heartbeat")) {
             ++heartbeats;

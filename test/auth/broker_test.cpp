@@ -300,6 +300,12 @@ BOOST_AUTO_TEST_CASE(exit_status_and_signals_pass_through)
                          "--state-dir", (r.dir.path() / "state").string(), "--", "sh", "-c", "exit 7"});
     BOOST_TEST(r.run(seven) == 7);
 
+    child_process missing(tether::test::binary("tether"),
+                          {"exec", "--upstream", r.upstream(), "--credential-file", r.cred_file.string(),
+                           "--state-dir", (r.dir.path() / "state").string(), "--", "no-such-command-here"});
+    BOOST_TEST(r.run(missing) == 127);
+    BOOST_TEST(contains(missing.err(), "command not found: no-such-command-here"));
+
     child_process sleeper(
         tether::test::binary("tether"),
         {"exec", "--upstream", r.upstream(), "--credential-file", r.cred_file.string(), "--state-dir",
@@ -330,19 +336,8 @@ BOOST_AUTO_TEST_CASE(orphans_the_child_leaves_behind_are_reaped)
     rig r;
     auto p = r.exec({"orphan", "0.3"});
     std::this_thread::sleep_for(1200ms);  // the orphan has exited; the child still sleeps
-    int zombies = 0;
-    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-        std::ifstream stat(e.path() / "stat");
-        std::string l;
-        if (!std::getline(stat, l)) continue;
-        const auto close = l.rfind(')');
-        if (close == std::string::npos) continue;
-        std::istringstream rest(l.substr(close + 1));
-        char state = 0;
-        pid_t ppid = 0;
-        rest >> state >> ppid;
-        if (ppid == p->pid() && state == 'Z') ++zombies;
-    }
+    const auto states = tether::test::child_states(p->pid());
+    const auto zombies = std::count(states.begin(), states.end(), 'Z');
     BOOST_TEST(zombies == 0);
     BOOST_TEST(r.run(*p) == 0);
 }

@@ -59,14 +59,6 @@ std::string stats(std::vector<std::int64_t> v)
     return o.str();
 }
 
-pid_t only_child_of(pid_t parent)
-{
-    std::ifstream in("/proc/" + std::to_string(parent) + "/task/" + std::to_string(parent) + "/children");
-    pid_t c = -1;
-    in >> c;
-    return c;
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(drills)
@@ -198,7 +190,7 @@ BOOST_AUTO_TEST_CASE(pid_1_in_a_new_pid_namespace_exits_0_on_sigterm)
                                              "--heartbeat-interval", "5s", "--log-format", "json"});
     BOOST_TEST_REQUIRE(ns.wait_output([](const std::string& e) { return contains(e, "sse.connected"); }, 20s),
                        ns.err());
-    const pid_t inner = only_child_of(ns.pid());  // tether, PID 1 inside
+    const pid_t inner = t::first_child(ns.pid());  // tether, PID 1 inside
     BOOST_TEST_REQUIRE(inner > 0);
     const auto t0 = clk::now();
     ::kill(inner, SIGTERM);
@@ -222,22 +214,9 @@ BOOST_AUTO_TEST_CASE(pid_1_exec_reaps_the_orphans_its_child_leaves)
                                              cred.string(), "--state-dir", (dir.path() / "st").string(), "--",
                                              TETHER_BROKER_CHILD, "orphan", "0.3"});
     std::this_thread::sleep_for(1200ms);  // the orphan has exited, the child still sleeps
-    const pid_t inner = only_child_of(ns.pid());
-    int zombies = 0, children = 0;
-    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-        std::ifstream stat(e.path() / "stat");
-        std::string l;
-        if (!std::getline(stat, l)) continue;
-        const auto close = l.rfind(')');
-        if (close == std::string::npos) continue;
-        std::istringstream rest(l.substr(close + 1));
-        char state = 0;
-        pid_t ppid = 0;
-        rest >> state >> ppid;
-        if (ppid != inner) continue;
-        ++children;
-        if (state == 'Z') ++zombies;
-    }
+    const auto states = t::child_states(t::first_child(ns.pid()));
+    const auto zombies = std::count(states.begin(), states.end(), 'Z');
+    const auto children = states.size();
     std::cout << "drill pid1-exec: " << children << " children of tether exec (PID 1), " << zombies
               << " zombies after the orphan exited\n";
     BOOST_TEST(zombies == 0);

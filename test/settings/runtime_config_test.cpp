@@ -113,6 +113,8 @@ BOOST_AUTO_TEST_CASE(the_first_bad_path_is_named)
                "rateLimits[0].maxRequests: must be > 0");
     BOOST_TEST(error_of(R"({"flags": {"a": true, "b": "yes"}})") == "flags.b: must be true or false");
     BOOST_TEST(error_of(R"({"flags": [true]})") == "flags: must be an object of booleans");
+    // Found by the fuzzer: 1e999 reads as infinity, which the state file could not hold.
+    BOOST_TEST(error_of(R"({"future": {"limits": [1, 1e999]}})") == "future.limits[1]: number out of range");
 }
 
 BOOST_AUTO_TEST_CASE(the_state_file_round_trips_and_refuses_garbage)

@@ -162,4 +162,31 @@ run_result run(const std::filesystem::path& exe, std::vector<std::string> args, 
     return {*st, p.out(), p.err()};
 }
 
+std::vector<char> child_states(pid_t parent)
+{
+    std::vector<char> out;
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+        std::ifstream stat(e.path() / "stat");
+        std::string line;
+        if (!std::getline(stat, line)) continue;
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        const auto close = line.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream rest(line.substr(close + 1));
+        char state = 0;
+        pid_t ppid = 0;
+        rest >> state >> ppid;
+        if (ppid == parent) out.push_back(state);
+    }
+    return out;
+}
+
+pid_t first_child(pid_t parent)
+{
+    std::ifstream in("/proc/" + std::to_string(parent) + "/task/" + std::to_string(parent) + "/children");
+    pid_t c = -1;
+    in >> c;
+    return c;
+}
+
 }  // namespace tether::test

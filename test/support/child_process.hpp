@@ -71,6 +71,13 @@ private:
 };
 
 /// Runs to completion (with a cap) and returns {status, stdout, stderr}.
+/// States ('R', 'S', 'Z', ...) of the processes whose parent is `parent`,
+/// read from /proc.
+std::vector<char> child_states(pid_t parent);
+
+/// The first child of `parent` (e.g. the process `unshare --fork` started).
+pid_t first_child(pid_t parent);
+
 struct run_result {
     int status = -1;
     std::string out;
