@@ -52,17 +52,6 @@ int agent_exec(invocation& inv)
 
 namespace {
 
-std::string hex(std::string_view bytes)
-{
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (const unsigned char c : bytes) {
-        out += digits[c >> 4];
-        out += digits[c & 15];
-    }
-    return out;
-}
-
 /// The credential file: ours, 0600 (or stricter), one line.
 secret read_credential_file(const std::string& path, const std::string& origin)
 {
@@ -292,7 +281,7 @@ int agent_exec(invocation& inv)
 
     // Orphans the child leaves behind are re-parented to us and reaped.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    const auto sentinel = "tether-sentinel-" + hex(net::random_bytes(16));
+    const auto sentinel = "tether-sentinel-" + net::random_token(16);
     const auto [ours, theirs] = auth::make_control_pair();
     const pid_t child = spawn_child(argv, child_environment(sentinel), theirs);
     ::close(theirs);

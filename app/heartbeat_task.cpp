@@ -68,8 +68,8 @@ awaitable<void> run_heartbeats(heartbeat_options opts, auth::session_manager& se
             if (server_interval > 0) from_server = std::chrono::seconds(server_interval);
             log.info("heartbeat.ok",
                      {{"configUpdatedAt", server_cfg}, {"interval_s", interval().count() / 1000}});
-            // A missed config event is caught here.
-            if (server_cfg > store.updated_at()) sync.request(server_cfg, "heartbeat");
+            // A missed config event is caught here (request ignores what is not newer).
+            sync.request(server_cfg, "heartbeat");
         } else {
             metrics.heartbeat_failed(r.error().c);
             log.warn("heartbeat.failed",

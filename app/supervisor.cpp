@@ -29,10 +29,9 @@ std::string describe(const std::exception_ptr& e)
     }
 }
 
-namespace {
-
 bool is_cancellation(const std::exception_ptr& e)
 {
+    if (!e) return false;
     try {
         std::rethrow_exception(e);
     } catch (const boost::system::system_error& x) {
@@ -41,6 +40,8 @@ bool is_cancellation(const std::exception_ptr& e)
         return false;
     }
 }
+
+namespace {
 
 const char* signal_name(int signo)
 {

@@ -127,4 +127,7 @@ private:
 /// Renders an exception for a log line (type-aware for system_error).
 std::string describe(const std::exception_ptr& e);
 
+/// A task that ended because it was cancelled (operation_aborted thrown).
+bool is_cancellation(const std::exception_ptr& e);
+
 }  // namespace tether::app

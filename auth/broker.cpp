@@ -213,8 +213,10 @@ struct broker::impl {
                     continue;  // the request is buffered: safe to send again
                 }
             }
-            log.debug("broker.forwarded",
-                      {{"method", req.method}, {"path", path}, {"status", r->status}, {"ms", ms.count()}});
+            if (log.enabled(log::level::debug))  // per request: build no fields nobody reads
+                log.debug(
+                    "broker.forwarded",
+                    {{"method", req.method}, {"path", path}, {"status", r->status}, {"ms", ms.count()}});
             scrub_response(*r, opts.sentinel, used.reveal(), opts.upstream);
             net::reply rep;
             rep.head = std::move(*r);

@@ -19,14 +19,6 @@ int hex(char c) noexcept
     return -1;
 }
 
-std::string lower(std::string_view s)
-{
-    std::string out(s);
-    for (auto& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-    return out;
-}
-
 void replace_all(std::string& s, std::string_view from, std::string_view to)
 {
     if (from.empty()) return;
@@ -107,7 +99,7 @@ boost::system::result<rewritten_request, rewrite_refusal> rewrite_request(const 
     std::string_view target = child.target;
     if (!target.starts_with("/")) {
         const std::string prefix = std::string(broker_api_base);
-        if (lower(target.substr(0, prefix.size())) != prefix ||
+        if (net::http::to_lower(target.substr(0, prefix.size())) != prefix ||
             (target.size() > prefix.size() && target[prefix.size()] != '/' && target[prefix.size()] != '?'))
             return refusal(400, "request target must be a path, or a URL under " + prefix);
         target.remove_prefix(prefix.size());
@@ -131,7 +123,7 @@ boost::system::result<rewritten_request, rewrite_refusal> rewrite_request(const 
         const auto value = eq == std::string_view::npos ? std::string_view() : param.substr(eq + 1);
         std::string piece(param);
         const bool exact = name == "app_key";
-        if (!exact && lower(percent_decode(name)) == "app_key")
+        if (!exact && net::http::to_lower(percent_decode(name)) == "app_key")
             return refusal(400, "an encoded or differently cased app_key parameter is refused");
         if (exact) {
             if (++app_keys > 1) return refusal(400, "more than one app_key parameter");

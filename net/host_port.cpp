@@ -1,5 +1,7 @@
 #include "net/host_port.hpp"
 
+#include "net/http.hpp"
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -45,9 +47,8 @@ boost::system::result<host_port, std::string> parse_host_port(std::string_view t
 
 bool is_loopback_host(std::string_view host) noexcept
 {
-    std::string h(host);
+    std::string h = http::to_lower(host);
     if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-    std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return std::tolower(c); });
     if (h == "localhost" || h == "localhost.") return true;
     in_addr v4{};
     if (::inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;

@@ -33,6 +33,9 @@ private:
 
 bool iequals(std::string_view a, std::string_view b) noexcept;
 
+/// ASCII lower case (host names, header and parameter names).
+std::string to_lower(std::string_view s);
+
 struct request {
     std::string method = "GET";
     std::string target = "/";

@@ -1,6 +1,7 @@
 #include "net/url.hpp"
 
 #include "net/host_port.hpp"
+#include "net/http.hpp"
 
 #include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
@@ -17,13 +18,6 @@ using url_result = boost::system::result<url, std::string>;
 url_result refuse(std::string_view text, std::string_view rule)
 {
     return {boost::system::in_place_error, "refusing URL '" + redact_url(text) + "': " + std::string(rule)};
-}
-
-std::string lower(std::string_view s)
-{
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-    return out;
 }
 
 std::string redact_query(std::string_view q)
@@ -47,7 +41,7 @@ std::string redact_query(std::string_view q)
 url_result from_view(std::string_view text, const boost::urls::url_view& u)
 {
     if (!u.has_scheme()) return refuse(text, "no scheme (use https://HOST[:PORT])");
-    const std::string scheme = lower(u.scheme());
+    const std::string scheme = http::to_lower(u.scheme());
     if (scheme != "http" && scheme != "https")
         return refuse(text, "only https (or http to loopback) is allowed");
     if (u.has_userinfo())
@@ -65,7 +59,7 @@ url_result from_view(std::string_view text, const boost::urls::url_view& u)
             out.host = u.host_address();
             break;
         case boost::urls::host_type::name:
-            out.host = lower(u.host_name());
+            out.host = http::to_lower(u.host_name());
             break;
         default:
             return refuse(text, "unsupported host form");

@@ -1,5 +1,7 @@
 #include "settings/runtime_config.hpp"
 
+#include "net/http.hpp"
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -17,14 +19,6 @@ using pj::field_error;
 using pj::result;
 
 namespace {
-
-std::string lower(std::string_view s)
-{
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); });
-    return out;
-}
 
 /// Config values are a JSON object (google.protobuf.Struct on the wire), so
 /// a peer may write 30 as 30.0: integral doubles count as integers.
@@ -162,7 +156,7 @@ bool valid_host_pattern(std::string_view host) noexcept
 
 bool runtime_config::egress_host_allowed(std::string_view host) const
 {
-    const auto h = lower(host);
+    const auto h = net::http::to_lower(host);
     return std::any_of(allowed_egress_hosts.begin(), allowed_egress_hosts.end(), [&h](const std::string& p) {
         if (p.starts_with("*.")) return h.size() > p.size() - 1 && h.ends_with(std::string_view(p).substr(1));
         return h == p;
@@ -217,7 +211,7 @@ result<runtime_config> decode_config(const json::value& document, std::int64_t u
             if (!valid_host_pattern(h))
                 return field_error(path,
                                    "must be a host name (no scheme, port or path; '*.' allowed in front)");
-            cfg.allowed_egress_hosts.push_back(lower(h));
+            cfg.allowed_egress_hosts.push_back(net::http::to_lower(h));
         }
     }
     if (err) return *err;

@@ -8,6 +8,7 @@
 #include "app/event_dispatcher.hpp"
 #include "app/heartbeat_task.hpp"
 #include "app/realtime_task.hpp"
+#include "app/supervisor.hpp"
 #include "auth/keys.hpp"
 #include "auth/session.hpp"
 #include "settings/config_store.hpp"
@@ -54,7 +55,7 @@ struct agent_parts {
         asio::co_spawn(ioc_, std::move(task),
                        asio::bind_cancellation_slot(t.stop.slot(), [&t](std::exception_ptr e) {
                            t.done = true;
-                           t.error = cancelled(e) ? nullptr : e;
+                           t.error = app::is_cancellation(e) ? nullptr : e;  // a stop is a clean end
                        }));
     }
     void start_sync() { start(sync.run(), "config-sync"); }
@@ -73,19 +74,6 @@ struct agent_parts {
         hb.agent_version = "test";
         start(app::run_heartbeats(hb, session, server_, nullptr, store, sync, metrics, logs.logger(), rand),
               "heartbeat");
-    }
-
-    /// A task that ends by cancellation may throw operation_aborted: a clean end.
-    static bool cancelled(const std::exception_ptr& e)
-    {
-        if (!e) return false;
-        try {
-            std::rethrow_exception(e);
-        } catch (const boost::system::system_error& se) {
-            return se.code() == asio::error::operation_aborted;
-        } catch (...) {
-            return false;
-        }
     }
 
     /// The first exception a task ended with, if any.
