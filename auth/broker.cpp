@@ -173,6 +173,11 @@ struct broker::impl {
         bool done = false;
     };
 
+    /// Answers the child from the upstream. A response whose body has
+    /// arrived whole by the first read (most API answers) goes back in one
+    /// piece with its length; any other is streamed to the child chunk by
+    /// chunk as it arrives, so a large or endless body is neither buffered
+    /// nor delayed.
     awaitable<net::reply> forward(net::http_client& http, http::request req)
     {
         ++stats.requests;
@@ -192,21 +197,27 @@ struct broker::impl {
             }
             const auto path = rw->request.target.substr(0, rw->request.target.find('?'));
             const auto started = std::chrono::steady_clock::now();
-            auto r = co_await http.request(opts.upstream, std::move(rw->request), opts.upstream_timeout);
+            auto opened = co_await http.open(opts.upstream, std::move(rw->request), opts.upstream_timeout);
+            result<std::string> first = std::string();
+            if (opened)
+                first = co_await (*opened)->read_some(opts.upstream_timeout);
+            else
+                first = opened.error();
             const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                 std::chrono::steady_clock::now() - started);
-            if (!r) {
+            if (!first) {
                 ++stats.upstream_failures;
-                const bool timed_out = r.error() == net::errc::timeout;
+                const bool timed_out = first.error() == net::errc::timeout;
                 log.warn("broker.upstream_failed", {{"method", req.method},
                                                     {"path", path},
-                                                    {"error", r.error().message()},
+                                                    {"error", first.error().message()},
                                                     {"ms", ms.count()}});
                 co_return broker_error(timed_out ? 504 : 502, timed_out
                                                                   ? "the upstream did not answer in time"
                                                                   : "the upstream is unreachable");
             }
-            if (r->status == 401 && attempt == 0 && (rw->injected_header || rw->injected_query)) {
+            auto& answer = **opened;
+            if (answer.head().status == 401 && attempt == 0 && (rw->injected_header || rw->injected_query)) {
                 auto fresh = co_await creds.refresh(used);
                 if (fresh && !(*fresh == used)) {
                     used = *fresh;
@@ -214,14 +225,63 @@ struct broker::impl {
                 }
             }
             if (log.enabled(log::level::debug))  // per request: build no fields nobody reads
-                log.debug(
-                    "broker.forwarded",
-                    {{"method", req.method}, {"path", path}, {"status", r->status}, {"ms", ms.count()}});
-            scrub_response(*r, opts.sentinel, used.reveal(), opts.upstream);
+                log.debug("broker.forwarded", {{"method", req.method},
+                                               {"path", path},
+                                               {"status", answer.head().status},
+                                               {"ms", ms.count()}});
             net::reply rep;
-            rep.head = std::move(*r);
+            rep.head = answer.head();
+            const bool whole = answer.done();
+            if (whole) rep.head.body = std::move(*first);
+            if (!scrub_response(rep.head, opts.sentinel, used.reveal(), opts.upstream)) {
+                ++stats.upstream_failures;
+                log.warn("broker.unsafe_response", {{"method", req.method}, {"path", path}});
+                co_return broker_error(502, "the upstream response could not be made safe to pass on");
+            }
+            if (whole) co_return rep;  // its connection went back to the pool with the stream
+            ++stats.streamed_responses;
+            rep.reuse_after_stream = true;
+            rep.stream = [this, from = std::shared_ptr<net::body_stream>(std::move(*opened)),
+                          scrubber = body_scrubber(opts.sentinel, used.reveal()),
+                          pending =
+                              std::move(*first)](net::body_writer& to) mutable -> awaitable<error_code> {
+                auto ec = co_await relay(*from, scrubber, std::move(pending), to);
+                co_return ec;
+            };
             co_return rep;
         }
+    }
+
+    /// Passes a streamed upstream body on, scrubbed, until its end. Any
+    /// failure cuts the child's body short (no last chunk).
+    awaitable<error_code> relay(net::body_stream& from, body_scrubber& scrubber, std::string piece,
+                                net::body_writer& to)
+    {
+        for (;;) {
+            auto safe = scrubber.feed(piece);
+            if (!safe) {
+                ++stats.upstream_failures;
+                log.warn("broker.unsafe_response", {{"streamed", true}});
+                error_code ec = net::errc::stream_ended;
+                co_return ec;
+            }
+            if (auto ec = co_await to.write(*safe)) co_return ec;
+            if (from.done()) break;
+            auto next = co_await from.read_some(opts.upstream_timeout);
+            if (!next) {
+                ++stats.upstream_failures;
+                log.warn("broker.upstream_failed", {{"streamed", true}, {"error", next.error().message()}});
+                error_code ec = next.error();
+                co_return ec;
+            }
+            if (next->empty() && !from.done()) {  // the upstream closed before the end of the body
+                error_code ec = asio::error::eof;
+                co_return ec;
+            }
+            piece = std::move(*next);
+        }
+        auto ec = co_await to.write(scrubber.finish());
+        co_return ec;
     }
 };
 
@@ -242,7 +302,6 @@ awaitable<void> broker::run(int control_fd)
     seqpacket::socket control(ex, seqpacket(AF_UNIX, SOCK_SEQPACKET), control_fd);
 
     net::client_options copts;
-    copts.max_body_bytes = s.opts.max_response_body;
     copts.max_idle_per_origin = 64;  // concurrent requests of one child reuse their connections
     net::http_client http(ex, s.opts.tls, copts);
     net::server_options sopts;

@@ -36,10 +36,10 @@ struct broker_options {
     net::url upstream;
     std::shared_ptr<asio::ssl::context> tls;
     std::string sentinel;
-    /// From sending a request to the complete upstream response.
+    /// From sending a request to the upstream's response header, and then
+    /// between two pieces of its body.
     std::chrono::milliseconds upstream_timeout{30'000};
     std::size_t max_request_body = 8U << 20U;
-    std::size_t max_response_body = 16U << 20U;
     /// With SO_PASSCRED on the control socket: datagrams from processes
     /// outside this process's tree are refused (a same-uid process could
     /// otherwise take fd 3 with pidfd_getfd). -1: no check.
@@ -52,6 +52,7 @@ struct broker_stats {
     std::atomic<std::int64_t> requests{0};
     std::atomic<std::int64_t> refused_requests{0};
     std::atomic<std::int64_t> upstream_failures{0};
+    std::atomic<std::int64_t> streamed_responses{0};
 };
 
 class broker {

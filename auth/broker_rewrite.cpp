@@ -166,18 +166,18 @@ boost::system::result<rewritten_request, rewrite_refusal> rewrite_request(const 
     return out;
 }
 
-void scrub_response(http::response& res, std::string_view sentinel, std::string_view credential,
+bool scrub_response(http::response& res, std::string_view sentinel, std::string_view credential,
                     const net::url& upstream)
 {
     http::fields clean;
     const std::string encoded = percent_encode(credential);
     const std::string origin = upstream.origin();
+    const std::string short_origin = upstream.scheme + "://" + upstream.host_header();
     for (const auto& f : res.headers) {
         if (std::any_of(hop_by_hop.begin(), hop_by_hop.end(),
                         [&f](std::string_view h) { return http::iequals(f.name, h); }))
             continue;
         std::string v = f.value;
-        const std::string short_origin = upstream.scheme + "://" + upstream.host_header();
         const std::string& matched = v.starts_with(origin) ? origin : short_origin;
         if (http::iequals(f.name, "Location") && v.starts_with(matched)) {
             // Keep the child talking to the broker, never to the upstream.
@@ -189,11 +189,62 @@ void scrub_response(http::response& res, std::string_view sentinel, std::string_
         }
         replace_all(v, credential, sentinel);
         replace_all(v, encoded, sentinel);
+        if (!credential.empty() &&
+            (v.find(credential) != std::string::npos || v.find(encoded) != std::string::npos))
+            return false;
         clean.add(f.name, v);
     }
     res.headers = std::move(clean);
-    replace_all(res.body, credential, sentinel);
-    if (encoded != credential) replace_all(res.body, encoded, sentinel);
+    body_scrubber body(sentinel, credential);
+    auto out = body.feed(res.body);
+    if (!out) return false;
+    *out += body.finish();
+    res.body = std::move(*out);
+    return true;
+}
+
+body_scrubber::body_scrubber(std::string_view sentinel, std::string_view credential)
+    : sentinel_(sentinel), credential_(std::string(credential)), encoded_(percent_encode(credential))
+{
+    if (!credential.empty()) hold_ = encoded_.size() - 1;  // encoding never shortens
+}
+
+std::optional<std::string> body_scrubber::feed(std::string_view piece)
+{
+    const std::string_view cred = credential_.reveal();
+    const std::string_view enc = encoded_.reveal();
+    std::string text = std::move(held_);
+    held_.clear();
+    text.append(piece);
+    if (cred.empty()) return text;
+    replace_all(text, cred, sentinel_);
+    if (enc != cred) replace_all(text, enc, sentinel_);
+    const auto holds = [&](std::string_view t) {
+        return t.find(cred) != std::string_view::npos || t.find(enc) != std::string_view::npos;
+    };
+    // Within the text, and across the boundary with what was handed out.
+    const std::string boundary = emitted_tail_ + text.substr(0, hold_);
+    if (holds(text) || holds(boundary)) return std::nullopt;
+    // Hold back only a tail that could still grow into the credential: an
+    // event stream's line must not wait for the next one.
+    std::size_t keep = std::min(hold_, text.size());
+    for (; keep > 0; --keep) {
+        const std::string_view tail = std::string_view(text).substr(text.size() - keep);
+        if (cred.starts_with(tail) || enc.starts_with(tail)) break;
+    }
+    const std::size_t ready = text.size() - keep;
+    held_ = text.substr(ready);
+    text.resize(ready);
+    emitted_tail_ += text.substr(text.size() - std::min(text.size(), hold_));
+    if (emitted_tail_.size() > hold_) emitted_tail_.erase(0, emitted_tail_.size() - hold_);
+    return text;
+}
+
+std::string body_scrubber::finish()
+{
+    std::string out = std::move(held_);
+    held_.clear();
+    return out;
 }
 
 }  // namespace tether::auth

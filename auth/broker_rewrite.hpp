@@ -4,11 +4,13 @@
 #pragma once
 
 #include "net/http.hpp"
+#include "net/secret.hpp"
 #include "net/url.hpp"
 
 #include <boost/system/result.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -56,9 +58,36 @@ boost::system::result<rewritten_request, rewrite_refusal> rewrite_request(const 
 /// Makes an upstream response safe for the child: hop-by-hop fields dropped,
 /// redirects into the upstream pointed back at the broker base, and every
 /// occurrence of the credential (raw or percent-encoded) in header values or
-/// the body replaced by the sentinel.
-void scrub_response(net::http::response& res, std::string_view sentinel, std::string_view credential,
-                    const net::url& upstream);
+/// the body replaced by the sentinel. False when that cannot be done (a
+/// replacement itself completed a new occurrence): the response must not be
+/// shown to the child then.
+[[nodiscard]] bool scrub_response(net::http::response& res, std::string_view sentinel,
+                                  std::string_view credential, const net::url& upstream);
+
+/// The body rule of scrub_response for a body that arrives in pieces. A
+/// piece's tail that could be the start of the credential (raw or encoded)
+/// is held back until the next piece or finish(), so a credential split
+/// between two pieces is still replaced; anything else passes at once.
+/// What it hands out never holds the credential, raw or percent-encoded,
+/// not even across the boundary of two pieces: that is checked, not assumed.
+class body_scrubber {
+public:
+    body_scrubber(std::string_view sentinel, std::string_view credential);
+
+    /// The bytes safe to pass on now (maybe none); nullopt when the body
+    /// cannot be made safe, after which nothing more may be passed on.
+    [[nodiscard]] std::optional<std::string> feed(std::string_view piece);
+    /// The bytes held back, at the end of the body.
+    [[nodiscard]] std::string finish();
+
+private:
+    std::string sentinel_;
+    secret credential_;
+    secret encoded_;
+    std::size_t hold_ = 0;
+    std::string held_;
+    std::string emitted_tail_;  // the last hold_ bytes handed out, for the boundary check
+};
 
 /// RFC 3986 percent-decoding; invalid escapes are kept as they are.
 std::string percent_decode(std::string_view s);

@@ -2,17 +2,17 @@
 //
 //   build/release/bench/bench_broker [REQUESTS per worker=2000] [WORKERS=8]
 //
-// Broker runs twice: workers keeping one broker stream each (keep-alive,
-// like the direct clients) and workers taking a fresh stream per request.
-//
 // One TLS upstream on loopback (a thread of this process, test CA made on
-// the fly) answering a small body. Direct: WORKERS concurrent keep-alive
-// HTTPS clients (net::http_client, one event-loop thread) with the
-// credential in hand. Broker: `tether exec --upstream ... -- bench_broker
-// --child` whose WORKERS threads each do the handshake on fd 3 and one
-// HTTP/1.1 request per fresh stream, as PROTOCOL.md section 6 has it; the
-// broker forwards over its own keep-alive TLS connections. Reports
-// requests/s, p50 and p99 for both and the throughput ratio.
+// the fly) answering a small body. Two baselines: "direct, async" is
+// WORKERS concurrent keep-alive HTTPS clients on one event-loop thread of
+// this process (net::http_client, the cheapest client there is); "direct,
+// child" is a separate process shaped like the brokered child (WORKERS
+// blocking threads, one keep-alive TLS connection each, OpenSSL) holding the
+// credential itself. Broker: `tether exec --upstream ... -- bench_broker
+// --child` whose WORKERS threads do the handshake on fd 3 and then either
+// keep their stream for all requests or take a fresh stream per request
+// (PROTOCOL.md section 6); the broker forwards over its own keep-alive TLS
+// connections. Reports requests/s, p50 and p99 and the ratios.
 #include "auth/broker_client.hpp"
 #include "net/http_client.hpp"
 #include "net/http_server.hpp"
@@ -25,6 +25,12 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,6 +41,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <sstream>
@@ -68,20 +75,22 @@ std::string read_response(int fd)
 }
 
 /// One keep-alive response: header up to the blank line, then Content-Length
-/// bytes. Returns the status line's code, or 0.
-int read_one(int fd, std::string& pending)
+/// bytes, read with `rd` (plain read or SSL_read). Returns the status line's
+/// code, or 0.
+template <class Read>
+int read_one(Read&& rd, std::string& pending)
 {
     char buf[4096];
     std::size_t head_end = 0;
     while ((head_end = pending.find("\r\n\r\n")) == std::string::npos) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
+        const long n = rd(buf, sizeof buf);
         if (n <= 0) return 0;
         pending.append(buf, static_cast<std::size_t>(n));
     }
     const auto cl = pending.find("Content-Length: ");
     const std::size_t body = cl < head_end ? std::stoul(pending.substr(cl + 16)) : 0;
     while (pending.size() < head_end + 4 + body) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
+        const long n = rd(buf, sizeof buf);
         if (n <= 0) return 0;
         pending.append(buf, static_cast<std::size_t>(n));
     }
@@ -90,16 +99,10 @@ int read_one(int fd, std::string& pending)
     return status;
 }
 
-/// The child under `tether exec`: WORKERS threads, REQUESTS each. "fresh":
-/// one broker stream per request (handshake + connection each time);
-/// "keepalive": one stream per worker, requests one after another on it.
-/// Prints "seconds failures" then one latency per line.
-int child(int workers, int requests, bool keepalive)
+/// Runs `work(latencies, failures)` on WORKERS threads at once and prints
+/// "seconds failures", then one latency (us) per line.
+int run_workers(int workers, const std::function<void(std::vector<double>&, std::atomic<int>&)>& work)
 {
-    const char* s = std::getenv("TETHER_SENTINEL");
-    const std::string req = std::string("GET /bench?app_key=") + (s ? s : "") +
-                            " HTTP/1.1\r\nHost: tether-broker.invalid\r\n" +
-                            (keepalive ? "" : "Connection: close\r\n") + "\r\n";
     std::mutex m;
     std::vector<double> lat;
     std::atomic<int> failures{0};
@@ -108,35 +111,7 @@ int child(int workers, int requests, bool keepalive)
     for (int w = 0; w < workers; ++w) {
         ts.emplace_back([&] {
             std::vector<double> mine;
-            if (keepalive) {
-                const int fd = tether::broker_client::connect_stream();
-                std::string pending;
-                for (int i = 0; i < requests && fd >= 0; ++i) {
-                    const auto a = clk::now();
-                    if (::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size()) ||
-                        read_one(fd, pending) != 200)
-                        ++failures;
-                    mine.push_back(std::chrono::duration<double, std::micro>(clk::now() - a).count());
-                }
-                if (fd < 0) failures += requests;
-                if (fd >= 0) ::close(fd);
-                const std::lock_guard lock(m);
-                lat.insert(lat.end(), mine.begin(), mine.end());
-                return;
-            }
-            for (int i = 0; i < requests; ++i) {
-                const auto a = clk::now();
-                const int fd = tether::broker_client::connect_stream();
-                if (fd < 0 || ::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
-                    ++failures;
-                    if (fd >= 0) ::close(fd);
-                    continue;
-                }
-                const auto res = read_response(fd);
-                ::close(fd);
-                if (!res.starts_with("HTTP/1.1 200")) ++failures;
-                mine.push_back(std::chrono::duration<double, std::micro>(clk::now() - a).count());
-            }
+            work(mine, failures);
             const std::lock_guard lock(m);
             lat.insert(lat.end(), mine.begin(), mine.end());
         });
@@ -145,6 +120,110 @@ int child(int workers, int requests, bool keepalive)
     std::printf("%f %d\n", std::chrono::duration<double>(clk::now() - t0).count(), failures.load());
     for (const double l : lat) std::printf("%f\n", l);
     return failures.load() == 0 ? 0 : 1;
+}
+
+double since_us(clk::time_point a)
+{
+    return std::chrono::duration<double, std::micro>(clk::now() - a).count();
+}
+
+/// The child under `tether exec`: WORKERS threads, REQUESTS each. "fresh":
+/// one broker stream per request (handshake + connection each time);
+/// "keepalive": one stream per worker, requests one after another on it.
+int child(int workers, int requests, bool keepalive)
+{
+    const char* s = std::getenv("TETHER_SENTINEL");
+    const std::string req = std::string("GET /bench?app_key=") + (s ? s : "") +
+                            " HTTP/1.1\r\nHost: tether-broker.invalid\r\n" +
+                            (keepalive ? "" : "Connection: close\r\n") + "\r\n";
+    return run_workers(workers, [&](std::vector<double>& lat, std::atomic<int>& failures) {
+        if (keepalive) {
+            const int fd = tether::broker_client::connect_stream();
+            std::string pending;
+            for (int i = 0; i < requests && fd >= 0; ++i) {
+                const auto a = clk::now();
+                if (::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size()) ||
+                    read_one([fd](char* b, std::size_t n) { return ::read(fd, b, n); }, pending) != 200)
+                    ++failures;
+                lat.push_back(since_us(a));
+            }
+            if (fd < 0) failures += requests;
+            if (fd >= 0) ::close(fd);
+            return;
+        }
+        for (int i = 0; i < requests; ++i) {
+            const auto a = clk::now();
+            const int fd = tether::broker_client::connect_stream();
+            if (fd < 0 || ::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+                ++failures;
+                if (fd >= 0) ::close(fd);
+                continue;
+            }
+            const auto res = read_response(fd);
+            ::close(fd);
+            if (!res.starts_with("HTTP/1.1 200")) ++failures;
+            lat.push_back(since_us(a));
+        }
+    });
+}
+
+/// The same shape of child as under the broker (WORKERS blocking threads,
+/// one keep-alive connection each), but talking HTTPS to the upstream
+/// itself with the credential in hand: what the child would cost without
+/// `tether exec`.
+int direct_child(int workers, int requests, int port, const char* ca)
+{
+    SSL_CTX* ctx = ::SSL_CTX_new(::TLS_client_method());
+    if (!ctx || ::SSL_CTX_load_verify_locations(ctx, ca, nullptr) != 1) return 2;
+    ::SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    const std::string req =
+        "GET /bench?app_key=the-real-credential HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
+        "\r\nUser-Agent: bench\r\n\r\n";
+    const int status = run_workers(workers, [&](std::vector<double>& lat, std::atomic<int>& failures) {
+        const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons(static_cast<std::uint16_t>(port));
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        const int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        SSL* ssl = ::SSL_new(ctx);
+        ::SSL_set_fd(ssl, fd);
+        ::X509_VERIFY_PARAM_set1_ip_asc(::SSL_get0_param(ssl), "127.0.0.1");
+        // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+        const bool up =
+            ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 && ::SSL_connect(ssl) == 1;
+        std::string pending;
+        const auto tls_read = [ssl](char* b, std::size_t n) {
+            return ::SSL_read(ssl, b, static_cast<int>(n));
+        };
+        for (int i = 0; i < requests && up; ++i) {
+            const auto a = clk::now();
+            if (::SSL_write(ssl, req.data(), static_cast<int>(req.size())) != static_cast<int>(req.size()) ||
+                read_one(tls_read, pending) != 200)
+                ++failures;
+            lat.push_back(since_us(a));
+        }
+        if (!up) failures += requests;
+        ::SSL_free(ssl);
+        ::close(fd);
+    });
+    ::SSL_CTX_free(ctx);
+    return status;
+}
+
+/// Runs `cmd` and reads what child() or direct_child() prints.
+result_line collect(const std::string& cmd, const char* what)
+{
+    FILE* p = ::popen(cmd.c_str(), "r");
+    result_line out;
+    int failures = -1;
+    if (std::fscanf(p, "%lf %d", &out.seconds, &failures) != 2)
+        std::fprintf(stderr, "%s: run failed\n", what);
+    for (double l; std::fscanf(p, "%lf", &l) == 1;) out.latencies_us.push_back(l);
+    const int st = ::pclose(p);
+    if (failures != 0 || st != 0) std::fprintf(stderr, "%s: %d failures, status %d\n", what, failures, st);
+    return out;
 }
 
 result_line direct(const net::url& upstream, const std::filesystem::path& ca, int workers, int requests)
@@ -189,14 +268,7 @@ result_line through_broker(const std::filesystem::path& tether, const std::files
                             " --state-dir " + (cred.parent_path() / "state").string() + " -- " +
                             self.string() + " --child " + std::to_string(workers) + " " +
                             std::to_string(requests) + (keepalive ? " keepalive" : " fresh");
-    FILE* p = ::popen(cmd.c_str(), "r");
-    result_line out;
-    int failures = -1;
-    if (std::fscanf(p, "%lf %d", &out.seconds, &failures) != 2) std::fprintf(stderr, "broker run failed\n");
-    for (double l; std::fscanf(p, "%lf", &l) == 1;) out.latencies_us.push_back(l);
-    const int st = ::pclose(p);
-    if (failures != 0 || st != 0) std::fprintf(stderr, "broker: %d failures, status %d\n", failures, st);
-    return out;
+    return collect(cmd, "broker");
 }
 
 }  // namespace
@@ -205,6 +277,8 @@ int main(int argc, char** argv)
 {
     if (argc >= 5 && std::string(argv[1]) == "--child")
         return child(std::atoi(argv[2]), std::atoi(argv[3]), std::string(argv[4]) == "keepalive");
+    if (argc >= 6 && std::string(argv[1]) == "--direct-child")
+        return direct_child(std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]), argv[5]);
     const int requests = argc > 1 ? std::atoi(argv[1]) : 2000;
     const int workers = argc > 2 ? std::atoi(argv[2]) : 8;
     const auto self = std::filesystem::canonical("/proc/self/exe");
@@ -236,6 +310,10 @@ int main(int argc, char** argv)
         *net::parse_url("https://127.0.0.1:" + std::to_string(upstream_server.local_endpoint().port()));
 
     const auto d = direct(upstream, pki.ca_cert, workers, requests);
+    const auto dc = collect(self.string() + " --direct-child " + std::to_string(workers) + " " +
+                                std::to_string(requests) + " " + std::to_string(upstream.port) + " " +
+                                pki.ca_cert.string(),
+                            "direct child");
     const auto b = through_broker(tether, self, upstream, pki.ca_cert, cred, workers, requests, true);
     const auto f = through_broker(tether, self, upstream, pki.ca_cert, cred, workers, requests, false);
     asio::post(up_ioc, [&] { stop.emit(asio::cancellation_type::terminal); });
@@ -243,14 +321,18 @@ int main(int argc, char** argv)
     std::filesystem::remove_all(dir);
 
     const double total = static_cast<double>(workers) * requests;
-    const double d_rps = total / d.seconds, b_rps = total / b.seconds, f_rps = total / f.seconds;
+    const double d_rps = total / d.seconds, dc_rps = total / dc.seconds, b_rps = total / b.seconds,
+                 f_rps = total / f.seconds;
+    const auto line = [&](const char* what, double rps, const result_line& r) {
+        std::printf("%-34s %8.0f req/s  p50 %7.0f us  p99 %7.0f us  vs async %3.0f %%  vs child %3.0f %%\n",
+                    what, rps, pct(r.latencies_us, 0.5), pct(r.latencies_us, 0.99), 100.0 * rps / d_rps,
+                    100.0 * rps / dc_rps);
+    };
     std::printf("%d workers x %d requests\n", workers, requests);
-    std::printf("direct (keep-alive):         %8.0f req/s  p50 %7.0f us  p99 %7.0f us\n", d_rps,
-                pct(d.latencies_us, 0.5), pct(d.latencies_us, 0.99));
-    std::printf("broker, keep-alive stream:   %8.0f req/s  p50 %7.0f us  p99 %7.0f us  ratio %.0f %%\n",
-                b_rps, pct(b.latencies_us, 0.5), pct(b.latencies_us, 0.99), 100.0 * b_rps / d_rps);
-    std::printf("broker, fresh stream each:   %8.0f req/s  p50 %7.0f us  p99 %7.0f us  ratio %.0f %%\n",
-                f_rps, pct(f.latencies_us, 0.5), pct(f.latencies_us, 0.99), 100.0 * f_rps / d_rps);
+    line("direct, async client in-process", d_rps, d);
+    line("direct, the child's own HTTPS", dc_rps, dc);
+    line("broker, keep-alive stream", b_rps, b);
+    line("broker, fresh stream each", f_rps, f);
     std::printf("(target: broker >= 80 %% of direct throughput)\n");
     return 0;
 }

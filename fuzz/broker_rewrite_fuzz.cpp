@@ -1,7 +1,7 @@
 // The broker's request rewriting and response scrubbing on arbitrary input:
 // line 1 is the request target, the rest "Name: value" header lines. Must
 // never crash; an injected request has exactly one app_key; a scrubbed
-// response holds no credential.
+// response holds no credential, whole or scrubbed piece by piece.
 #include "auth/broker_rewrite.hpp"
 
 #include <cstdint>
@@ -13,6 +13,7 @@ namespace {
 
 constexpr std::string_view sentinel = "tether-sentinel-00ff";
 constexpr std::string_view credential = "real/cred+=%";
+constexpr std::string_view encoded = "real%2Fcred%2B%3D%25";
 
 std::size_t app_keys(std::string_view target)
 {
@@ -52,9 +53,35 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     tether::net::http::response res;
     res.body = std::string(text);
     for (const auto& f : req.headers) res.headers.add(f.name, f.value);
-    tether::auth::scrub_response(res, sentinel, credential, upstream);
-    if (res.body.find(credential) != std::string::npos) std::abort();
-    for (const auto& f : res.headers)
-        if (f.value.find(credential) != std::string::npos) std::abort();
+    const auto leaks = [](std::string_view s) {
+        return s.find(credential) != std::string_view::npos || s.find(encoded) != std::string_view::npos;
+    };
+    if (tether::auth::scrub_response(res, sentinel, credential, upstream)) {
+        if (leaks(res.body)) std::abort();
+        for (const auto& f : res.headers)
+            if (leaks(f.value)) std::abort();
+    }
+
+    // The same body in pieces (cut where the input has a '\x01'): whatever
+    // is handed out, joined, never holds the credential; with nothing to
+    // replace it is the input unchanged.
+    tether::auth::body_scrubber sc(sentinel, credential);
+    std::string joined, plain;
+    bool refused = false;
+    for (std::string_view rest2 = text; !refused;) {
+        const auto cut = rest2.find('\x01');
+        const auto piece = rest2.substr(0, cut);
+        plain += piece;
+        auto safe = sc.feed(piece);
+        if (!safe)
+            refused = true;
+        else
+            joined += *safe;
+        if (cut == std::string_view::npos) break;
+        rest2.remove_prefix(cut + 1);
+    }
+    if (!refused) joined += sc.finish();
+    if (leaks(joined)) std::abort();
+    if (!refused && !leaks(plain) && joined != plain) std::abort();
     return 0;
 }

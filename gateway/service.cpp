@@ -520,7 +520,7 @@ awaitable<net::reply> service::stream(const net::http::request& req, const net::
     r.head.headers.set("Cache-Control", "no-store");
     r.head.headers.set("X-Accel-Buffering", "no");
     r.stream = [this, sub, last_id, last_id_valid,
-                expires = grant.expires_ms](net::body_writer& w) -> awaitable<void> {
+                expires = grant.expires_ms](net::body_writer& w) -> awaitable<error_code> {
         std::int64_t sent = 0;
         // Subscribed before reading the history: an event published in
         // between arrives both ways and the id check below drops the copy.
@@ -545,18 +545,19 @@ awaitable<net::reply> service::stream(const net::http::request& req, const net::
                 chunk += format_event(e);
                 sent = std::max(sent, e.id);
             }
-            if (!chunk.empty() && co_await w.write(chunk)) co_return;
+            if (!chunk.empty())
+                if (auto wec = co_await w.write(chunk)) co_return wec;
         }
         for (;;) {
             const auto now = sessions_.now_ms();
-            if (now >= expires) co_return;  // the session behind the token ended
+            if (now >= expires) co_return error_code{};  // the session behind the token ended
             const auto until_expiry = std::chrono::milliseconds(expires - now);
             auto b = co_await sub->next(std::min(opts_.idle_comment, until_expiry));
             if (b.st == subscription::state::evicted) {
                 log_.warn("gateway.stream_evicted", {{"node", sub->node_id()}, {"reason", "queue full"}});
-                co_return;
+                co_return error_code{};
             }
-            if (b.st == subscription::state::closed) co_return;
+            if (b.st == subscription::state::closed) co_return error_code{};
             std::string chunk;
             for (const auto& e : b.events) {
                 if (e.id <= sent) continue;
@@ -569,10 +570,10 @@ awaitable<net::reply> service::stream(const net::http::request& req, const net::
                     // Write timeout: a consumer that stopped reading.
                     log_.warn("gateway.stream_write_failed",
                               {{"node", sub->node_id()}, {"error", wec.message()}});
-                    co_return;
+                    co_return wec;
                 }
             }
-            if (const auto ca = sub->close_after(); ca > 0 && sent >= ca) co_return;
+            if (const auto ca = sub->close_after(); ca > 0 && sent >= ca) co_return error_code{};
         }
     };
     co_return r;

@@ -16,6 +16,7 @@
 
 #include <map>
 #include <optional>
+#include <tuple>
 #include <vector>
 
 namespace tether::net {
@@ -88,15 +89,54 @@ http::response from_beast(bhttp::response<Body>& r)
     return out;
 }
 
+/// Idle kept-alive connections by origin. Shared with open streams, which
+/// may outlive their client and then close their connection instead.
+struct pool {
+    std::size_t max_idle_per_origin = 4;
+    std::map<std::string, std::vector<std::unique_ptr<connection>>> idle;
+
+    std::unique_ptr<connection> take(const std::string& origin)
+    {
+        const auto it = idle.find(origin);
+        if (it == idle.end() || it->second.empty()) return nullptr;
+        auto c = std::move(it->second.back());
+        it->second.pop_back();
+        c->reused = true;
+        return c;
+    }
+
+    void give_back(const std::string& origin, std::unique_ptr<connection> c)
+    {
+        auto& slot = idle[origin];
+        if (slot.size() >= max_idle_per_origin) return;  // closes it
+        c->lowest().expires_never();
+        slot.push_back(std::move(c));
+    }
+};
+
 class stream_impl final : public body_stream {
 public:
-    stream_impl(std::unique_ptr<connection> c, std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> p)
-        : conn_(std::move(c)), parser_(std::move(p)), head_(from_beast(parser_->get()))
+    stream_impl(std::unique_ptr<connection> c, std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> p,
+                std::weak_ptr<pool> home, std::string origin)
+        : conn_(std::move(c)),
+          parser_(std::move(p)),
+          head_(from_beast(parser_->get())),
+          home_(std::move(home)),
+          origin_(std::move(origin))
     {
     }
-    ~stream_impl() override { conn_->close(); }
+    ~stream_impl() override
+    {
+        if (done() && parser_->keep_alive())
+            if (const auto p = home_.lock()) {
+                p->give_back(origin_, std::move(conn_));
+                return;
+            }
+        conn_->close();
+    }
 
     const http::response& head() const noexcept override { return head_; }
+    bool done() const noexcept override { return parser_->is_done(); }
 
     // Every co_return below names a local: GCC 12 mis-destroys temporaries
     // converted into the coroutine's return type (double free under ASan).
@@ -104,17 +144,17 @@ public:
     {
         std::string out;
         while (!parser_->is_done()) {
-            parser_->get().body().data = chunk_.data();
-            parser_->get().body().size = chunk_.size();
+            parser_->get().body().data = chunk_.get();
+            parser_->get().body().size = chunk_size;
             conn_->lowest().expires_after(idle);
             auto [ec, n] = co_await conn_->visit(
                 [&](auto& s) { return bhttp::async_read_some(s, conn_->buffer, *parser_, nothrow); });
             if (ec == bhttp::error::need_buffer) ec = {};
             if (ec == bhttp::error::end_of_stream || ec == asio::error::eof) co_return out;
             if (ec) co_return normalize(ec);
-            const std::size_t got = chunk_.size() - parser_->get().body().size;
+            const std::size_t got = chunk_size - parser_->get().body().size;
             if (got > 0) {
-                out.assign(chunk_.data(), got);
+                out.assign(chunk_.get(), got);
                 co_return out;
             }
         }
@@ -125,7 +165,12 @@ private:
     std::unique_ptr<connection> conn_;
     std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> parser_;
     http::response head_;
-    std::array<char, 16 * 1024> chunk_{};
+    std::weak_ptr<pool> home_;
+    std::string origin_;
+    static constexpr std::size_t chunk_size = 16 * 1024;
+    // Not zeroed: it only ever receives bytes, and most streams (the broker's
+    // small answers) are done after one read.
+    std::unique_ptr<char[]> chunk_ = std::make_unique_for_overwrite<char[]>(chunk_size);
 };
 
 }  // namespace
@@ -134,7 +179,7 @@ struct http_client::impl {
     asio::any_io_executor ex;
     std::shared_ptr<asio::ssl::context> tls;
     client_options opts;
-    std::map<std::string, std::vector<std::unique_ptr<connection>>> idle;
+    std::shared_ptr<pool> idle;
 
     awaitable<result<std::unique_ptr<connection>>> connect(const url& u, clock::time_point deadline)
     {
@@ -179,36 +224,61 @@ struct http_client::impl {
         co_return c;
     }
 
-    std::unique_ptr<connection> take_idle(const std::string& origin)
+    /// Writes `msg` and reads the response (whole, or its header only) on a
+    /// kept-alive connection when one is idle, else on a fresh one. A
+    /// kept-alive connection the server had closed fails before any response
+    /// byte; the request then goes once more on a fresh connection.
+    template <class Parser>
+    awaitable<result<std::unique_ptr<connection>>> exchange(const url& u, const std::string& origin,
+                                                            bhttp::request<bhttp::string_body>& msg,
+                                                            clock::time_point deadline, Parser& parser,
+                                                            bool header_only)
     {
-        const auto it = idle.find(origin);
-        if (it == idle.end() || it->second.empty()) return nullptr;
-        auto c = std::move(it->second.back());
-        it->second.pop_back();
-        c->reused = true;
-        return c;
-    }
-
-    void give_back(const std::string& origin, std::unique_ptr<connection> c)
-    {
-        auto& slot = idle[origin];
-        if (slot.size() >= opts.max_idle_per_origin) return;  // closes it
-        c->lowest().expires_never();
-        slot.push_back(std::move(c));
+        // A response to HEAD announces a body it does not send.
+        if (msg.method() == bhttp::verb::head) parser.skip(true);
+        for (int attempt = 0;; ++attempt) {
+            auto conn = attempt == 0 ? idle->take(origin) : nullptr;
+            if (!conn) {
+                auto fresh = co_await connect(u, deadline);
+                if (!fresh) co_return fresh.error();
+                conn = std::move(*fresh);
+            }
+            conn->lowest().expires_at(deadline);
+            auto [wec, wn] =
+                co_await conn->visit([&](auto& st) { return bhttp::async_write(st, msg, nothrow); });
+            if (wec) {
+                if (conn->reused && stale_connection(wec)) continue;
+                co_return normalize(wec);
+            }
+            error_code rec;
+            if (header_only) {
+                std::tie(rec, std::ignore) = co_await conn->visit(
+                    [&](auto& st) { return bhttp::async_read_header(st, conn->buffer, parser, nothrow); });
+            } else {
+                std::tie(rec, std::ignore) = co_await conn->visit(
+                    [&](auto& st) { return bhttp::async_read(st, conn->buffer, parser, nothrow); });
+            }
+            if (rec) {
+                if (conn->reused && !parser.got_some() && stale_connection(rec)) continue;
+                co_return normalize(rec);
+            }
+            co_return conn;
+        }
     }
 };
 
 http_client::http_client(asio::any_io_executor ex, std::shared_ptr<asio::ssl::context> tls,
                          client_options opts)
-    : impl_(std::make_unique<impl>(impl{std::move(ex), std::move(tls), std::move(opts), {}}))
+    : impl_(std::make_unique<impl>(impl{std::move(ex), std::move(tls), opts, std::make_shared<pool>()}))
 {
+    impl_->idle->max_idle_per_origin = opts.max_idle_per_origin;
 }
 
 http_client::~http_client() = default;
 
 void http_client::close_idle() noexcept
 {
-    impl_->idle.clear();
+    impl_->idle->idle.clear();
 }
 
 awaitable<result<http::response>> http_client::request(url u, http::request req,
@@ -218,34 +288,15 @@ awaitable<result<http::response>> http_client::request(url u, http::request req,
     const auto deadline = clock::now() + timeout;
     const std::string origin = u.origin();
     auto msg = to_beast(u, req, s.opts.user_agent);
-
-    for (int attempt = 0;; ++attempt) {
-        auto conn = attempt == 0 ? s.take_idle(origin) : nullptr;
-        if (!conn) {
-            auto fresh = co_await s.connect(u, deadline);
-            if (!fresh) co_return fresh.error();
-            conn = std::move(*fresh);
-        }
-        conn->lowest().expires_at(deadline);
-        auto [wec, wn] = co_await conn->visit([&](auto& st) { return bhttp::async_write(st, msg, nothrow); });
-        if (wec) {
-            if (conn->reused && stale_connection(wec)) continue;
-            co_return normalize(wec);
-        }
-        bhttp::response_parser<bhttp::string_body> parser;
-        parser.body_limit(s.opts.max_body_bytes);
-        auto [rec, rn] = co_await conn->visit(
-            [&](auto& st) { return bhttp::async_read(st, conn->buffer, parser, nothrow); });
-        if (rec) {
-            if (conn->reused && !parser.got_some() && stale_connection(rec)) continue;
-            co_return normalize(rec);
-        }
-        auto& res = parser.get();
-        http::response out = from_beast(res);
-        out.body = std::move(res.body());
-        if (res.keep_alive()) s.give_back(origin, std::move(conn));
-        co_return out;
-    }
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(s.opts.max_body_bytes);
+    auto conn = co_await s.exchange(u, origin, msg, deadline, parser, false);
+    if (!conn) co_return conn.error();
+    auto& res = parser.get();
+    http::response out = from_beast(res);
+    out.body = std::move(res.body());
+    if (res.keep_alive()) s.idle->give_back(origin, std::move(*conn));
+    co_return out;
 }
 
 awaitable<result<std::unique_ptr<body_stream>>> http_client::open(url u, http::request req,
@@ -253,19 +304,14 @@ awaitable<result<std::unique_ptr<body_stream>>> http_client::open(url u, http::r
 {
     auto& s = *impl_;
     const auto deadline = clock::now() + header_timeout;
+    std::string origin = u.origin();
     auto msg = to_beast(u, req, s.opts.user_agent);
-    auto fresh = co_await s.connect(u, deadline);
-    if (!fresh) co_return fresh.error();
-    auto conn = std::move(*fresh);
-    conn->lowest().expires_at(deadline);
-    auto [wec, wn] = co_await conn->visit([&](auto& st) { return bhttp::async_write(st, msg, nothrow); });
-    if (wec) co_return normalize(wec);
     auto parser = std::make_unique<bhttp::response_parser<bhttp::buffer_body>>();
     parser->body_limit(boost::none);  // an event stream has no length
-    auto [rec, rn] = co_await conn->visit(
-        [&](auto& st) { return bhttp::async_read_header(st, conn->buffer, *parser, nothrow); });
-    if (rec) co_return normalize(rec);
-    std::unique_ptr<body_stream> out = std::make_unique<stream_impl>(std::move(conn), std::move(parser));
+    auto conn = co_await s.exchange(u, origin, msg, deadline, *parser, true);
+    if (!conn) co_return conn.error();
+    std::unique_ptr<body_stream> out =
+        std::make_unique<stream_impl>(std::move(*conn), std::move(parser), s.idle, std::move(origin));
     co_return out;
 }
 

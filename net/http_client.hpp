@@ -30,6 +30,8 @@ public:
     /// The next bytes of the body; an empty string at its end. Fails with
     /// errc::timeout when no byte arrives for `idle` (any byte resets it).
     virtual awaitable<result<std::string>> read_some(std::chrono::milliseconds idle) = 0;
+    /// The body has been read to its end (and the connection can be reused).
+    [[nodiscard]] virtual bool done() const noexcept = 0;
 };
 
 /// Not thread-safe: use from one strand (each task owns its client).
@@ -48,9 +50,13 @@ public:
     /// whole response. `Host` and `User-Agent` are set here.
     awaitable<result<http::response>> request(url u, http::request req, std::chrono::milliseconds timeout);
 
-    /// Sends the request on a fresh connection and returns once the response
-    /// header arrived (within `header_timeout`); the body is read from the
-    /// returned stream. Used for event streams.
+    /// Sends the request and returns once the response header arrived
+    /// (within `header_timeout`); the body is read from the returned stream,
+    /// with no size limit. Used for event streams and for responses passed on
+    /// as they arrive. The connection comes from the keep-alive pool like
+    /// request()'s and goes back to it when the stream is dropped after its
+    /// body was read to the end; otherwise it is closed. A stream may outlive
+    /// its client (it then just closes its connection).
     awaitable<result<std::unique_ptr<body_stream>>> open(url u, http::request req,
                                                          std::chrono::milliseconds header_timeout);
 

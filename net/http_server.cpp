@@ -80,28 +80,32 @@ http::request to_request(bhttp::request<bhttp::string_body>&& r)
 
 template <class Stream>
 awaitable<error_code> write_reply(Stream& stream, reply& rep, bool keep_alive, unsigned version,
-                                  const server_options& opts)
+                                  const server_options& opts, bool head_only = false)
 {
-    if (rep.stream) {
+    if (rep.stream && !head_only) {
         bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(rep.head.status), version};
         for (const auto& f : rep.head.headers) res.set(f.name, f.value);
+        const bool reuse = keep_alive && rep.reuse_after_stream;
         res.chunked(true);
-        res.keep_alive(false);
+        res.keep_alive(reuse);
         bhttp::response_serializer<bhttp::empty_body> sr{res};
         lowest(stream).expires_after(opts.write_timeout);
         auto [ec, n] = co_await bhttp::async_write_header(stream, sr, nothrow);
         if (ec) co_return ec;
         chunk_writer<Stream> w(stream, opts.write_timeout);
-        co_await rep.stream(w);
+        if (auto sec = co_await rep.stream(w); sec) co_return sec;
         lowest(stream).expires_after(opts.write_timeout);
         auto [ec2, n2] = co_await asio::async_write(stream, bhttp::make_chunk_last(), nothrow);
-        co_return ec2 ? ec2 : error_code(asio::error::eof);  // streamed replies end the connection
+        if (ec2) co_return ec2;
+        co_return reuse ? error_code() : error_code(asio::error::eof);
     }
     bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(rep.head.status), version};
     for (const auto& f : rep.head.headers) res.set(f.name, f.value);
     res.body() = std::move(rep.head.body);
-    res.keep_alive(keep_alive);
+    res.keep_alive(keep_alive && !rep.stream);
     res.prepare_payload();
+    // HEAD: the header of the GET answer, Content-Length included, no body.
+    if (head_only) res.body().clear();
     lowest(stream).expires_after(opts.write_timeout);
     auto [ec, n] = co_await bhttp::async_write(stream, res, nothrow);
     co_return ec;
@@ -160,6 +164,7 @@ awaitable<void> serve_requests(Stream& stream, const handler& h, const peer_info
         auto msg = parser.release();
         const bool keep_alive = msg.keep_alive();
         const unsigned version = msg.version();
+        const bool head_only = msg.method() == bhttp::verb::head;
         reply rep;
         std::exception_ptr failure;
         try {
@@ -178,7 +183,8 @@ awaitable<void> serve_requests(Stream& stream, const handler& h, const peer_info
             }
             rep = error_reply(500, "internal", "internal error");
         }
-        if (auto ec = co_await write_reply(stream, rep, keep_alive, version, opts); ec || !keep_alive)
+        if (auto ec = co_await write_reply(stream, rep, keep_alive, version, opts, head_only);
+            ec || !keep_alive)
             co_return;
     }
 }

@@ -53,8 +53,14 @@ public:
 struct reply {
     http::response head;
     /// When set, the body is streamed (chunked) by this function after the
-    /// header; `head.body` is ignored and the connection closes afterwards.
-    std::function<awaitable<void>(body_writer&)> stream;
+    /// header; `head.body` is ignored. Returning an error cuts the body short:
+    /// the connection closes without the last chunk, so the peer can tell
+    /// the body is incomplete.
+    std::function<awaitable<error_code>(body_writer&)> stream;
+    /// After a complete streamed body, serve the connection's next request
+    /// (when the request allowed keep-alive). Event streams, which end only
+    /// when their subscriber goes, leave it false and close.
+    bool reuse_after_stream = false;
 };
 
 /// Runs on the connection's strand. Throwing answers 500 (and is logged);

@@ -102,11 +102,59 @@ BOOST_AUTO_TEST_CASE(responses_never_carry_the_credential_back)
     res.headers.add("X-Echo", "token " + real);
     res.headers.add("Transfer-Encoding", "chunked");
     res.body = "you sent " + real + " and real%2Fsecret%2Bkey%3D";
-    tether::auth::scrub_response(res, sentinel, real, upstream());
+    BOOST_TEST(tether::auth::scrub_response(res, sentinel, real, upstream()));
     BOOST_TEST(*res.headers.get("Location") == "http://tether-broker.invalid/next?app_key=" + sentinel);
     BOOST_TEST(*res.headers.get("X-Echo") == "token " + sentinel);
     BOOST_TEST(!res.headers.get("Transfer-Encoding"));
     BOOST_TEST(res.body == "you sent " + sentinel + " and " + sentinel);
+}
+
+BOOST_AUTO_TEST_CASE(a_body_in_pieces_is_scrubbed_wherever_the_pieces_split)
+{
+    const std::string encoded = "real%2Fsecret%2Bkey%3D";
+    const std::string body = "<" + real + "|" + encoded + "|" + real + real + ">";
+    const std::string want = "<" + sentinel + "|" + sentinel + "|" + sentinel + sentinel + ">";
+    // Every pair of cut points: an occurrence split in two or three pieces.
+    for (std::size_t a = 0; a <= body.size(); ++a) {
+        for (std::size_t b = a; b <= body.size(); b += 3) {
+            tether::auth::body_scrubber sc(sentinel, real);
+            std::string out;
+            for (const auto& piece : {body.substr(0, a), body.substr(a, b - a), body.substr(b)}) {
+                auto safe = sc.feed(piece);
+                BOOST_TEST_REQUIRE(safe.has_value());
+                out += *safe;
+            }
+            out += sc.finish();
+            BOOST_TEST_REQUIRE(out == want, "cut at " << a << " and " << b);
+        }
+    }
+    // What could still be the start of the credential waits for the next
+    // piece; anything else passes at once (an event stream's line must not
+    // wait for the next event).
+    tether::auth::body_scrubber sc(sentinel, real);
+    BOOST_TEST(*sc.feed("data: 1\n\n") == "data: 1\n\n");
+    BOOST_TEST(*sc.feed("x real/") == "x ");
+    BOOST_TEST(*sc.feed("secret+key=!re") == sentinel + "!");
+    BOOST_TEST(*sc.feed("al%2") == "");
+    BOOST_TEST(*sc.feed("Fsecret%2Bkey%3D.") == sentinel + ".");
+    BOOST_TEST(*sc.feed("rea") == "");
+    BOOST_TEST(sc.finish() == "rea");
+}
+
+BOOST_AUTO_TEST_CASE(a_body_that_cannot_be_made_safe_is_refused)
+{
+    // Replacing "fX" with a sentinel ending in "f" makes a new "fX": the
+    // broker must refuse rather than pass the credential on.
+    tether::auth::body_scrubber sc("sentinel-f", "fX");
+    BOOST_TEST(!sc.feed("..fXX..").has_value());
+    http::response res;
+    res.body = "..fXX..";
+    BOOST_TEST(!tether::auth::scrub_response(res, "sentinel-f", "fX", upstream()));
+    // Across the boundary with what was already handed out, too: "xa"
+    // went out, then "ab"+"c" became "bcZ", which makes "abc" with the "a".
+    tether::auth::body_scrubber split("bcZ", "abc");
+    BOOST_TEST(*split.feed("xaab") == "xa");
+    BOOST_TEST(!split.feed("c").has_value());
 }
 
 BOOST_AUTO_TEST_CASE(control_datagrams)

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <fstream>
 #include <mutex>
@@ -34,6 +35,15 @@ using tether::test::contains;
 
 namespace {
 
+/// Large bodies under ASan reach the child at a few MB/s: the upstream's
+/// write must not give up on them.
+net::server_options slow_reader_ok()
+{
+    net::server_options o;
+    o.write_timeout = std::chrono::minutes(2);
+    return o;
+}
+
 /// A TLS upstream on its own thread (the agent under test is another
 /// process, so nothing here waits on the test's own loop).
 class upstream_server {
@@ -42,7 +52,7 @@ public:
         : server_(
               ioc_.get_executor(), {asio::ip::make_address("127.0.0.1"), 0},
               [this](net::http::request req, net::peer_info) { return handle(std::move(req)); },
-              logs_.logger(), {}, net::make_server_tls(pki.cert, pki.key))
+              logs_.logger(), slow_reader_ok(), net::make_server_tls(pki.cert, pki.key))
     {
         asio::co_spawn(ioc_, server_.run(),
                        asio::bind_cancellation_slot(stop_.slot(), [](std::exception_ptr) {}));
@@ -55,6 +65,10 @@ public:
     }
 
     [[nodiscard]] std::uint16_t port() const { return server_.local_endpoint().port(); }
+    /// Lets /drip send the rest of its body.
+    void release() { released_ = true; }
+    /// What /big answers: its credential is set before the first request.
+    std::string big_body;
     std::vector<net::http::request> seen()
     {
         const std::lock_guard lock(mutex_);
@@ -75,6 +89,27 @@ private:
         }
         net::reply r;
         r.head.headers.set("Content-Type", "text/plain");
+        if (contains(req.target, "/big")) {
+            r.head.body = big_body;
+            co_return r;
+        }
+        if (contains(req.target, "/drip")) {
+            // One line, then the rest only once the test saw that line
+            // arrive at the child: a broker that buffered would never show it.
+            r.reuse_after_stream = true;
+            r.stream = [this](net::body_writer& w) -> awaitable<tether::error_code> {
+                if (auto ec = co_await w.write("tick 0\n")) co_return ec;
+                const auto ex = co_await asio::this_coro::executor;
+                for (int i = 0; i < 2000 && !released_; ++i) {
+                    tether::timer t{ex, 10ms};
+                    co_await t.async_wait();
+                }
+                for (int i = 1; i < 10; ++i)
+                    if (auto ec = co_await w.write("tick " + std::to_string(i) + "\n")) co_return ec;
+                co_return tether::error_code{};
+            };
+            co_return r;
+        }
         const auto auth = req.headers.get("Authorization");
         r.head.body = "target=" + req.target + ";auth=" + std::string(auth ? *auth : "") + ";";
         co_return r;
@@ -87,6 +122,7 @@ private:
     std::thread thread_;
     std::mutex mutex_;
     std::vector<net::http::request> seen_;
+    std::atomic<bool> released_{false};
 };
 
 struct rig {
@@ -273,6 +309,58 @@ BOOST_AUTO_TEST_CASE(a_thousand_streams_leak_no_descriptor_and_nothing_listens)
     BOOST_TEST(contains(p->out(), "good 1010"));
     BOOST_TEST(after <= before, "descriptors before " << before << ", after " << after);
     BOOST_TEST(r.run(*p) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_slow_body_reaches_the_child_as_it_arrives_and_the_stream_lives_on)
+{
+    rig r;
+    const auto saved = r.dir.path() / "drip";
+    auto p = r.exec({"stream", "/drip?app_key=SENTINEL", saved.string()});
+    BOOST_TEST_REQUIRE(
+        p->wait_output([](const std::string& o) { return contains(o, "first: tick 0"); }, 20s, true),
+        p->out() + p->err());
+    r.up.release();
+    BOOST_TEST_REQUIRE(r.run(*p) == 0, p->err());
+    BOOST_TEST(contains(p->out(), "HTTP/1.1 200 OK\nchunked\n"), p->out());
+    BOOST_TEST(contains(p->out(), "complete 70 bytes"), p->out());
+    BOOST_TEST(tether::test::read_file(saved).ends_with("tick 9\n"));
+    BOOST_TEST(contains(p->out(), "second: HTTP/1.1 200"), p->out());
+    const auto seen = r.up.seen();
+    BOOST_TEST_REQUIRE(seen.size() == 2u);
+    BOOST_TEST(seen[1].target == "/base/v1/after");
+}
+
+BOOST_AUTO_TEST_CASE(a_large_body_is_streamed_whole_and_scrubbed_across_pieces)
+{
+    rig r;
+    // 6 MiB (hundreds of the 16 KiB pieces the broker reads) with the
+    // credential at the start, the end, and straddling pieces.
+    std::string body(6U << 20U, 'x');
+    for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + i % 26);
+    const std::vector<std::size_t> at{0, 16384 - 7, 2 * 16384 - 1, (1U << 20U) + 3,
+                                      body.size() - r.credential.size()};
+    for (const auto a : at) body.replace(a, r.credential.size(), r.credential);
+    r.up.big_body = body;
+    const auto saved = r.dir.path() / "big";
+    auto p = r.exec({"stream", "/big?app_key=SENTINEL", saved.string()});
+    const int big_status = r.run(*p, 120s);
+    BOOST_TEST_REQUIRE(big_status == 0,
+                       "status " << big_status << " " << p->out() << p->err().substr(0, 3000));
+    BOOST_TEST(contains(p->out(), "chunked\n"), p->out());
+    const auto got = tether::test::read_file(saved);
+    BOOST_TEST(!contains(got, r.credential));
+    // Every occurrence became the sentinel (at offset 0 to read it back),
+    // and not one other byte changed.
+    BOOST_TEST_REQUIRE(got.size() > body.size());
+    const std::size_t grew = (got.size() - body.size()) / at.size();
+    const std::string sentinel = got.substr(0, r.credential.size() + grew);
+    BOOST_TEST_REQUIRE(sentinel.starts_with("tether-sentinel-"));
+    std::string want = body;
+    for (std::size_t k = want.find(r.credential); k != std::string::npos;
+         k = want.find(r.credential, k + sentinel.size()))
+        want.replace(k, r.credential.size(), sentinel);
+    BOOST_TEST((got == want));
+    BOOST_TEST(contains(p->out(), "second: HTTP/1.1 200"), p->out());
 }
 
 BOOST_AUTO_TEST_CASE(an_upstream_that_never_answers_hits_the_timeout)

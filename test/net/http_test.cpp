@@ -14,6 +14,7 @@
 
 using namespace std::chrono_literals;
 using tether::awaitable;
+using tether::error_code;
 using tether::timer;
 using tether::net::http_client;
 using tether::net::reply;
@@ -188,17 +189,90 @@ BOOST_AUTO_TEST_CASE(cancellation_returns_promptly)
                                     << " ms");
 }
 
+BOOST_AUTO_TEST_CASE(streams_and_head_requests_share_the_keep_alive_pool)
+{
+    asio::io_context ioc;
+    loopback_server srv(ioc, [](http::request req, net::peer_info peer) -> awaitable<reply> {
+        reply r;
+        r.head.headers.set("X-Peer-Port", std::to_string(peer.port));
+        if (req.target == "/stream") {
+            r.reuse_after_stream = true;
+            r.stream = [](net::body_writer& w) -> awaitable<tether::error_code> {
+                for (const char* piece : {"a", "b", "c"})
+                    if (auto ec = co_await w.write(piece)) co_return ec;
+                co_return tether::error_code{};
+            };
+        } else {
+            r.head.body = "hello";
+        }
+        co_return r;
+    });
+    run_for(ioc, [&]() -> awaitable<void> {
+        const auto ex_client = co_await asio::this_coro::executor;
+        http_client client(ex_client, nullptr);
+        const auto port_of = [](const http::response& r) {
+            return std::string(*r.headers.get("X-Peer-Port"));
+        };
+        const http::request get_x;
+        http::request get_stream;
+        get_stream.target = "/stream";
+
+        auto first = co_await client.request(srv.base(), get_x, 5s);
+        BOOST_TEST_REQUIRE(first.has_value());
+        const auto port = port_of(*first);
+        {
+            auto s = co_await client.open(srv.base(), get_stream, 5s);
+            BOOST_TEST_REQUIRE(s.has_value());
+            BOOST_TEST(port_of((*s)->head()) == port);  // taken from the pool
+            std::string all;
+            for (;;) {
+                auto piece = co_await (*s)->read_some(5s);
+                BOOST_TEST_REQUIRE(piece.has_value());
+                if (piece->empty()) break;
+                all += *piece;
+            }
+            BOOST_TEST(all == "abc");
+            BOOST_TEST((*s)->done());
+        }  // read to its end: back to the pool
+        auto second = co_await client.request(srv.base(), get_x, 5s);
+        BOOST_TEST_REQUIRE(second.has_value());
+        BOOST_TEST(port_of(*second) == port);
+        {
+            auto s = co_await client.open(srv.base(), get_stream, 5s);
+            BOOST_TEST_REQUIRE(s.has_value());
+            BOOST_TEST(!(*s)->done());
+        }  // dropped half read: closed, never reused
+        auto third = co_await client.request(srv.base(), get_x, 5s);
+        BOOST_TEST_REQUIRE(third.has_value());
+        BOOST_TEST(port_of(*third) != port);
+
+        // HEAD: the length of the GET answer, no body, and the connection
+        // still in step for the next request (not waiting for 5 bytes).
+        http::request head;
+        head.method = "HEAD";
+        auto h = co_await client.request(srv.base(), head, 5s);
+        BOOST_TEST_REQUIRE(h.has_value(), h.error().message());
+        BOOST_TEST(*h->headers.get("Content-Length") == "5");
+        BOOST_TEST(h->body.empty());
+        auto after = co_await client.request(srv.base(), get_x, 5s);
+        BOOST_TEST_REQUIRE(after.has_value());
+        BOOST_TEST(after->body == "hello");
+        BOOST_TEST(port_of(*after) == port_of(*h));
+    }());
+}
+
 BOOST_AUTO_TEST_CASE(streamed_reply_reaches_the_body_reader)
 {
     asio::io_context ioc;
     loopback_server srv(ioc, [](http::request, net::peer_info) -> awaitable<reply> {
         reply r;
         r.head.headers.set("Content-Type", "text/event-stream");
-        r.stream = [](net::body_writer& w) -> awaitable<void> {
+        r.stream = [](net::body_writer& w) -> awaitable<error_code> {
             for (int i = 0; i < 3; ++i) {
-                co_await w.write("data: " + std::to_string(i) + "\n\n");
+                if (auto ec = co_await w.write("data: " + std::to_string(i) + "\n\n")) co_return ec;
                 co_await sleep_for(10ms);
             }
+            co_return error_code{};
         };
         co_return r;
     });
@@ -228,9 +302,10 @@ BOOST_AUTO_TEST_CASE(stream_read_timeout_fires_without_bytes)
     asio::io_context ioc;
     loopback_server srv(ioc, [](http::request, net::peer_info) -> awaitable<reply> {
         reply r;
-        r.stream = [](net::body_writer& w) -> awaitable<void> {
-            co_await w.write(": hello\n");
-            co_await sleep_for(5s);
+        r.stream = [](net::body_writer& w) -> awaitable<error_code> {
+            auto ec = co_await w.write(": hello\n");
+            if (!ec) co_await sleep_for(5s);
+            co_return ec;
         };
         co_return r;
     });

@@ -295,12 +295,13 @@ BOOST_AUTO_TEST_CASE(falls_back_then_returns_to_the_preferred_url)
     });
     loopback_server fallback(h.ioc, [&](http::request, net::peer_info) -> awaitable<reply> {
         reply r = stream_reply("data: fallback\n\n");
-        r.stream = [](net::body_writer& w) -> awaitable<void> {
-            co_await w.write("data: fallback\n\n");
+        r.stream = [](net::body_writer& w) -> awaitable<error_code> {
+            if (auto ec = co_await w.write("data: fallback\n\n")) co_return ec;
             for (int i = 0; i < 100; ++i) {
                 co_await sleep_for(20ms);
-                if (co_await w.write(": tick\n")) co_return;
+                if (auto ec = co_await w.write(": tick\n")) co_return ec;
             }
+            co_return error_code{};
         };
         co_return r;
     });

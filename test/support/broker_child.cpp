@@ -8,6 +8,9 @@
 //   broker_child die PATH              starts a request, then SIGKILLs itself
 //   broker_child orphan SECONDS        leaves a child behind that exits after SECONDS, waits 2 s,
 //                                      prints "zombies N" among its own former children
+//   broker_child stream PATH FILE      one keep-alive stream: GET PATH (SENTINEL replaced), the chunked
+//                                      body decoded as it arrives ("first: LINE" once its first line is
+//                                      in) and saved to FILE, then GET /v1/after on the same stream
 #include "auth/broker_client.hpp"
 
 #include <dirent.h>
@@ -17,6 +20,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -72,6 +76,47 @@ int exchange(const std::string& req, std::string& response)
     response = ok ? read_all(fd) : std::string();
     ::close(fd);
     return ok ? 0 : -1;
+}
+
+/// Reads a chunked body as it arrives, calling `piece` for each chunk's
+/// data; false on a malformed or cut body.
+bool read_chunked(int fd, std::string& pending, const std::function<void(std::string_view)>& piece)
+{
+    const auto fill = [&] {
+        char buf[65536];
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n > 0) pending.append(buf, static_cast<std::size_t>(n));
+        return n > 0;
+    };
+    for (;;) {
+        std::size_t eol = 0;
+        while ((eol = pending.find("\r\n")) == std::string::npos)
+            if (!fill()) return false;
+        const std::size_t size = std::stoul(pending.substr(0, eol), nullptr, 16);
+        while (pending.size() < eol + 2 + size + 2)
+            if (!fill()) return false;
+        if (size == 0) {
+            pending.erase(0, eol + 4);  // no trailers from the broker
+            return true;
+        }
+        piece(std::string_view(pending).substr(eol + 2, size));
+        pending.erase(0, eol + 2 + size + 2);
+    }
+}
+
+/// The status and header of one response; "" when the stream ended first.
+std::string read_head(int fd, std::string& pending)
+{
+    std::size_t end = 0;
+    char buf[4096];
+    while ((end = pending.find("\r\n\r\n")) == std::string::npos) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) return {};
+        pending.append(buf, static_cast<std::size_t>(n));
+    }
+    std::string head = pending.substr(0, end + 4);
+    pending.erase(0, end + 4);
+    return head;
 }
 
 }  // namespace
@@ -238,6 +283,38 @@ int main(int argc, char** argv)
         std::cout << "done\n";
         return 0;
     }
-    std::cerr << "usage: broker_child dump|get|raw|once|die|orphan ...\n";
+    if (mode == "stream" && argc >= 4) {
+        std::string target = argv[2];
+        for (std::size_t at; (at = target.find("SENTINEL")) != std::string::npos;)
+            target.replace(at, 8, sentinel());
+        const int fd = tether::broker_client::connect_stream();
+        if (fd < 0 || !write_all(fd, "GET " + target + " HTTP/1.1\r\nHost: tether-broker.invalid\r\n\r\n"))
+            return 1;
+        std::string pending;
+        const auto head = read_head(fd, pending);
+        std::cout << head.substr(0, head.find("\r\n")) << "\n"
+                  << (head.find("Transfer-Encoding: chunked") != std::string::npos ? "chunked\n"
+                                                                                   : "not chunked\n");
+        std::string body;
+        bool told = false;
+        const bool whole = read_chunked(fd, pending, [&](std::string_view data) {
+            body.append(data);
+            if (!told && data.find('\n') != std::string_view::npos) {
+                std::cout << "first: " << body.substr(0, body.find('\n')) << std::endl;
+                told = true;
+            }
+        });
+        std::ofstream(argv[3], std::ios::binary) << body;
+        std::cout << (whole ? "complete " : "cut ") << body.size() << " bytes" << std::endl;
+        // The same stream serves the next request.
+        if (!write_all(fd,
+                       "GET /v1/after HTTP/1.1\r\nHost: tether-broker.invalid\r\nConnection: close\r\n\r\n"))
+            return 1;
+        const auto next = read_all(fd);
+        std::cout << "second: " << next.substr(0, next.find("\r\n")) << std::endl;
+        ::close(fd);
+        return 0;
+    }
+    std::cerr << "usage: broker_child dump|get|raw|once|die|orphan|stream ...\n";
     return 2;
 }

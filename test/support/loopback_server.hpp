@@ -21,9 +21,10 @@ inline net::reply sse_reply(std::string body, std::chrono::milliseconds hold = s
     net::reply r;
     r.head.headers.set("Content-Type", "text/event-stream");
     r.head.headers.set("Cache-Control", "no-store");
-    r.stream = [body = std::move(body), hold](net::body_writer& w) -> awaitable<void> {
-        co_await w.write(body);
-        if (hold.count() > 0) co_await sleep_for(hold);
+    r.stream = [body = std::move(body), hold](net::body_writer& w) -> awaitable<error_code> {
+        auto ec = co_await w.write(body);
+        if (!ec && hold.count() > 0) co_await sleep_for(hold);
+        co_return ec;
     };
     return r;
 }
