@@ -33,6 +33,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <system_error>
 
 extern char** environ;
 #endif
@@ -57,7 +58,8 @@ secret read_credential_file(const std::string& path, const std::string& origin)
 {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0)
-        throw cli::usage_error(origin + ": cannot read " + path + ": " + std::strerror(errno));
+        throw cli::usage_error(origin + ": cannot read " + path + ": " +
+                               std::generic_category().message(errno));
     if (!S_ISREG(st.st_mode)) throw cli::usage_error(origin + ": " + path + " is not a regular file");
     if ((st.st_mode & 077) != 0) {
         char mode[8];
@@ -170,7 +172,8 @@ pid_t spawn_child(const std::vector<std::string>& argv, const std::vector<std::s
     // 127 and 126, as shells, env(1) and sudo(8) report them.
     if (rc == ENOENT) throw fatal_exit(static_cast<exit_status>(127), "command not found: " + argv[0]);
     if (rc != 0)
-        throw fatal_exit(static_cast<exit_status>(126), "cannot run " + argv[0] + ": " + std::strerror(rc));
+        throw fatal_exit(static_cast<exit_status>(126),
+                         "cannot run " + argv[0] + ": " + std::generic_category().message(rc));
     return pid;
 }
 
@@ -179,6 +182,15 @@ int status_code(int wstatus)
     if (WIFEXITED(wstatus)) return WEXITSTATUS(wstatus);
     if (WIFSIGNALED(wstatus)) return 128 + WTERMSIG(wstatus);
     return 1;
+}
+
+/// The signals `tether exec` passes on to its child.
+sigset_t forwarded_signals()
+{
+    sigset_t s;
+    ::sigemptyset(&s);
+    for (const int signo : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) ::sigaddset(&s, signo);
+    return s;
 }
 
 /// Waits for the child (pidfd), forwarding SIGINT/SIGTERM/SIGHUP/SIGQUIT.
@@ -198,6 +210,10 @@ awaitable<void> watch_child(pid_t pid, std::optional<int>& exit_code, supervisor
         signals.async_wait(forward);
     };
     signals.async_wait(forward);
+    // Blocked since before the spawn; one that came meanwhile is pending and
+    // arrives now, at the handler above.
+    const sigset_t forwarded = forwarded_signals();
+    ::pthread_sigmask(SIG_UNBLOCK, &forwarded, nullptr);
     auto [ec] = co_await exited.async_wait(asio::posix::stream_descriptor::wait_read, nothrow);
     signals.cancel();
     if (ec) {
@@ -283,6 +299,12 @@ int agent_exec(invocation& inv)
     ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     const auto sentinel = "tether-sentinel-" + net::random_token(16);
     const auto [ours, theirs] = auth::make_control_pair();
+    // Until watch_child has its handler, a SIGTERM would kill us with the
+    // default action and leave the child running without its broker: such
+    // signals wait, blocked (the child's own mask is reset at the spawn; the
+    // threads started below inherit the block, so only ours takes them).
+    const sigset_t forwarded = forwarded_signals();
+    ::pthread_sigmask(SIG_BLOCK, &forwarded, nullptr);
     const pid_t child = spawn_child(argv, child_environment(sentinel), theirs);
     ::close(theirs);
     inv.log.info("exec.started",

@@ -238,7 +238,13 @@ struct broker::impl {
                 log.warn("broker.unsafe_response", {{"method", req.method}, {"path", path}});
                 co_return broker_error(502, "the upstream response could not be made safe to pass on");
             }
-            if (whole) co_return rep;  // its connection went back to the pool with the stream
+            if (whole) {
+                // HEAD: the length the upstream announced, not our empty body's.
+                if (const auto length = answer.head().headers.get("Content-Length");
+                    length && http::iequals(req.method, "HEAD"))
+                    rep.head.headers.set("Content-Length", *length);
+                co_return rep;  // its connection went back to the pool with the stream
+            }
             ++stats.streamed_responses;
             rep.reuse_after_stream = true;
             rep.stream = [this, from = std::shared_ptr<net::body_stream>(std::move(*opened)),
@@ -362,19 +368,19 @@ awaitable<void> broker::run(int control_fd)
             if (!sent) continue;  // ours closes with the socket object
             ++stats_.streams;
             auto& p = proxies.emplace_back();
-            asio::co_spawn(
-                ex, net::serve_local_stream(std::move(ours), handler, sopts, s.log),
-                asio::bind_cancellation_slot(p.cancel.slot(), [&p, &drained, &s](std::exception_ptr e) {
-                    p.done = true;
-                    drained.cancel();
-                    if (e) {
-                        try {
-                            std::rethrow_exception(e);
-                        } catch (const std::exception& x) {
-                            s.log.debug("broker.stream_ended", {{"error", x.what()}});
-                        }
-                    }
-                }));
+            asio::co_spawn(ex, net::serve_local_stream(std::move(ours), handler, sopts, s.log),
+                           asio::bind_cancellation_slot(
+                               p.cancel.slot(), [&p, &drained, &s](const std::exception_ptr& e) {
+                                   p.done = true;
+                                   drained.cancel();
+                                   if (e) {
+                                       try {
+                                           std::rethrow_exception(e);
+                                       } catch (const std::exception& x) {
+                                           s.log.debug("broker.stream_ended", {{"error", x.what()}});
+                                       }
+                                   }
+                               }));
         }
         proxies.remove_if([](const impl::proxy& x) { return x.done; });
         if (closed) break;

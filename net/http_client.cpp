@@ -167,7 +167,7 @@ private:
     http::response head_;
     std::weak_ptr<pool> home_;
     std::string origin_;
-    static constexpr std::size_t chunk_size = 16 * 1024;
+    static constexpr std::size_t chunk_size = std::size_t{16} * 1024;
     // Not zeroed: it only ever receives bytes, and most streams (the broker's
     // small answers) are done after one read.
     std::unique_ptr<char[]> chunk_ = std::make_unique_for_overwrite<char[]>(chunk_size);
@@ -269,9 +269,10 @@ struct http_client::impl {
 
 http_client::http_client(asio::any_io_executor ex, std::shared_ptr<asio::ssl::context> tls,
                          client_options opts)
-    : impl_(std::make_unique<impl>(impl{std::move(ex), std::move(tls), opts, std::make_shared<pool>()}))
+    : impl_(std::make_unique<impl>(
+          impl{std::move(ex), std::move(tls), std::move(opts), std::make_shared<pool>()}))
 {
-    impl_->idle->max_idle_per_origin = opts.max_idle_per_origin;
+    impl_->idle->max_idle_per_origin = impl_->opts.max_idle_per_origin;
 }
 
 http_client::~http_client() = default;

@@ -103,8 +103,9 @@ awaitable<error_code> write_reply(Stream& stream, reply& rep, bool keep_alive, u
     for (const auto& f : rep.head.headers) res.set(f.name, f.value);
     res.body() = std::move(rep.head.body);
     res.keep_alive(keep_alive && !rep.stream);
-    res.prepare_payload();
     // HEAD: the header of the GET answer, Content-Length included, no body.
+    // A handler that relays a HEAD answer sets the length it was told.
+    if (!(head_only && res.body().empty() && rep.head.headers.get("Content-Length"))) res.prepare_payload();
     if (head_only) res.body().clear();
     lowest(stream).expires_after(opts.write_timeout);
     auto [ec, n] = co_await bhttp::async_write(stream, res, nothrow);
@@ -208,8 +209,8 @@ struct http_server::impl {
         explicit connection(asio::strand<asio::io_context::executor_type> s) : strand(std::move(s)) {}
     };
 
-    impl(asio::any_io_executor ex, const asio::ip::tcp::endpoint& ep, handler hd, const log::logger& lg,
-         server_options o, std::shared_ptr<asio::ssl::context> t)
+    impl(const asio::any_io_executor& ex, const asio::ip::tcp::endpoint& ep, handler hd,
+         const log::logger& lg, server_options o, std::shared_ptr<asio::ssl::context> t)
         : acceptor(ex), h(std::move(hd)), log(lg), opts(o), tls(std::move(t)), drained(ex)
     {
         acceptor.open(ep.protocol());
@@ -249,9 +250,9 @@ struct http_server::impl {
     timer drained;  // condition variable: cancelled when a connection ends
 };
 
-http_server::http_server(asio::any_io_executor ex, const asio::ip::tcp::endpoint& ep, handler h,
+http_server::http_server(const asio::any_io_executor& ex, const asio::ip::tcp::endpoint& ep, handler h,
                          const log::logger& log, server_options opts, std::shared_ptr<asio::ssl::context> tls)
-    : impl_(std::make_unique<impl>(std::move(ex), ep, std::move(h), log, opts, std::move(tls)))
+    : impl_(std::make_unique<impl>(ex, ep, std::move(h), log, opts, std::move(tls)))
 {
 }
 
@@ -296,7 +297,7 @@ awaitable<void> http_server::run()
         asio::co_spawn(
             c.strand, s.session(std::move(sock), std::move(peer)),
             asio::bind_cancellation_slot(
-                c.cancel.slot(), asio::bind_executor(c.strand, [&s, it, home](std::exception_ptr e) {
+                c.cancel.slot(), asio::bind_executor(c.strand, [&s, it, home](const std::exception_ptr& e) {
                     asio::post(home, [&s, it, e] {
                         if (e) {
                             try {

@@ -82,7 +82,7 @@ class http_server {
 public:
     /// Binds and listens now, so a bad address or a port in use is a start-up
     /// error (throws boost::system::system_error). TLS when `tls` is set.
-    http_server(asio::any_io_executor ex, const asio::ip::tcp::endpoint& ep, handler h,
+    http_server(const asio::any_io_executor& ex, const asio::ip::tcp::endpoint& ep, handler h,
                 const log::logger& log, server_options opts = {},
                 std::shared_ptr<asio::ssl::context> tls = nullptr);
     ~http_server();

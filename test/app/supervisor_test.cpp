@@ -1,5 +1,6 @@
 #include "app/supervisor.hpp"
 
+#include "support/child_process.hpp"
 #include "support/log_capture.hpp"
 #include "support/run_for.hpp"
 
@@ -104,6 +105,23 @@ BOOST_AUTO_TEST_CASE(task_ignoring_cancellation_is_abandoned_after_the_drain)
     const auto& stuck = timeouts[0].at("tasks").as_array();
     BOOST_TEST_REQUIRE(stuck.size() == 1u);
     BOOST_TEST(stuck[0].as_string() == "stubborn");
+}
+
+BOOST_AUTO_TEST_CASE(a_task_blocking_its_thread_is_ended_by_the_hard_exit_watchdog)
+{
+    // In a child process: the watchdog ends the whole process.
+    tether::test::child_process p(TETHER_BLOCKING_TASK, {});
+    BOOST_TEST_REQUIRE(
+        p.wait_output([](const std::string& o) { return o.find("ready") != std::string::npos; }, 10s, true));
+    const auto signalled = std::chrono::steady_clock::now();
+    p.signal(SIGTERM);
+    const auto status = p.wait_for(10s);
+    const auto took = std::chrono::steady_clock::now() - signalled;
+    BOOST_TEST_REQUIRE(status.has_value(), "still running 10 s after SIGTERM:\n" + p.err());
+    BOOST_TEST(*status == 1);     // not a clean stop
+    BOOST_TEST((took >= 500ms));  // drain 200 ms + grace 300 ms, not earlier
+    BOOST_TEST(p.err().find("supervisor.hard_exit") != std::string::npos, p.err());
+    BOOST_TEST(p.err().find("supervisor.drain_timeout") == std::string::npos);  // its timer never ran
 }
 
 BOOST_AUTO_TEST_CASE(fatal_exit_stops_the_others_with_its_status)

@@ -363,6 +363,20 @@ BOOST_AUTO_TEST_CASE(a_large_body_is_streamed_whole_and_scrubbed_across_pieces)
     BOOST_TEST(contains(p->out(), "second: HTTP/1.1 200"), p->out());
 }
 
+BOOST_AUTO_TEST_CASE(head_requests_get_the_upstream_length_and_no_body)
+{
+    rig r;
+    auto p = r.exec({"head", "/v1/items"});
+    BOOST_TEST_REQUIRE(r.run(*p) == 0, p->err());
+    const std::string would_send = "target=/base/v1/items;auth=;";  // the GET body
+    BOOST_TEST(contains(p->out(), "HTTP/1.1 200"), p->out());
+    BOOST_TEST(contains(p->out(), "Content-Length: " + std::to_string(would_send.size()) + "\r\n"), p->out());
+    BOOST_TEST(contains(p->out(), "\r\n\r\n<end>"), p->out());
+    const auto seen = r.up.seen();
+    BOOST_TEST_REQUIRE(seen.size() == 1u);
+    BOOST_TEST(seen[0].method == "HEAD");
+}
+
 BOOST_AUTO_TEST_CASE(an_upstream_that_never_answers_hits_the_timeout)
 {
     rig r;

@@ -5,6 +5,7 @@
 //   broker_child once PATH [EXTRA]     one request (EXTRA: raw header lines), prints the response
 //   broker_child leak N PATH          10 warm-up requests, "warm", pause, N more, "good X", pause
 //   broker_child post PATH BODY        one JSON POST with the sentinel as bearer
+//   broker_child head PATH             one HEAD request, prints the response and "<end>"
 //   broker_child die PATH              starts a request, then SIGKILLs itself
 //   broker_child orphan SECONDS        leaves a child behind that exits after SECONDS, waits 2 s,
 //                                      prints "zombies N" among its own former children
@@ -56,10 +57,11 @@ std::string read_all(int fd)
     return out;
 }
 
-std::string request(const std::string& target, const std::string& extra = {})
+std::string request(const std::string& target, const std::string& extra = {},
+                    const std::string& method = "GET")
 {
-    return "GET " + target + " HTTP/1.1\r\nHost: tether-broker.invalid\r\nConnection: close\r\n" + extra +
-           "\r\n";
+    return method + " " + target + " HTTP/1.1\r\nHost: tether-broker.invalid\r\nConnection: close\r\n" +
+           extra + "\r\n";
 }
 
 std::string sentinel()
@@ -246,6 +248,12 @@ int main(int argc, char** argv)
             return 1;
         }
         std::cout << res << "\n";
+        return 0;
+    }
+    if (mode == "head" && argc >= 3) {
+        std::string res;
+        if (exchange(request(argv[2], {}, "HEAD"), res) != 0) return 1;
+        std::cout << res << "<end>\n";
         return 0;
     }
     if (mode == "post" && argc >= 4) {
