@@ -26,6 +26,12 @@ void replace_all(std::string& s, std::string_view from, std::string_view to)
         s.replace(at, from.size(), to);
 }
 
+/// The credential, raw or percent-encoded, somewhere in `text`.
+bool holds_credential(std::string_view text, std::string_view credential, std::string_view encoded)
+{
+    return text.find(credential) != std::string_view::npos || text.find(encoded) != std::string_view::npos;
+}
+
 std::string percent_encode(std::string_view s)
 {
     static constexpr char digits[] = "0123456789ABCDEF";
@@ -189,9 +195,7 @@ bool scrub_response(http::response& res, std::string_view sentinel, std::string_
         }
         replace_all(v, credential, sentinel);
         replace_all(v, encoded, sentinel);
-        if (!credential.empty() &&
-            (v.find(credential) != std::string::npos || v.find(encoded) != std::string::npos))
-            return false;
+        if (!credential.empty() && holds_credential(v, credential, encoded)) return false;
         clean.add(f.name, v);
     }
     res.headers = std::move(clean);
@@ -219,12 +223,9 @@ std::optional<std::string> body_scrubber::feed(std::string_view piece)
     if (cred.empty()) return text;
     replace_all(text, cred, sentinel_);
     if (enc != cred) replace_all(text, enc, sentinel_);
-    const auto holds = [&](std::string_view t) {
-        return t.find(cred) != std::string_view::npos || t.find(enc) != std::string_view::npos;
-    };
     // Within the text, and across the boundary with what was handed out.
     const std::string boundary = emitted_tail_ + text.substr(0, hold_);
-    if (holds(text) || holds(boundary)) return std::nullopt;
+    if (holds_credential(text, cred, enc) || holds_credential(boundary, cred, enc)) return std::nullopt;
     // Hold back only a tail that could still grow into the credential: an
     // event stream's line must not wait for the next one.
     std::size_t keep = std::min(hold_, text.size());

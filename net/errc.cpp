@@ -32,6 +32,8 @@ public:
                 return "timed out";
             case errc::unreachable:
                 return "no candidate URL is reachable";
+            case errc::bad_response:
+                return "malformed HTTP response";
         }
         return "unknown tether.net error";
     }

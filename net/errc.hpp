@@ -19,6 +19,7 @@ enum class errc {
     redirect_refused,  ///< too many, missing Location, or https -> http
     timeout,           ///< a deadline we set ran out
     unreachable,       ///< no candidate realtime URL answered
+    bad_response,      ///< the server's answer is not a well-framed HTTP/1.1 response
 };
 
 const boost::system::error_category& net_category() noexcept;

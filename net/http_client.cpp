@@ -1,6 +1,7 @@
 #include "net/http_client.hpp"
 
 #include "net/errc.hpp"
+#include "net/http_reader.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -30,7 +31,6 @@ namespace {
 struct connection {
     std::optional<beast::tcp_stream> plain;
     std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
-    beast::flat_buffer buffer;
     bool reused = false;
 
     beast::tcp_stream& lowest() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
@@ -51,9 +51,51 @@ struct connection {
 error_code normalize(error_code ec)
 {
     if (ec == beast::error::timeout) return errc::timeout;
-    if (ec == bhttp::error::body_limit) return errc::body_too_large;
-    if (ec == bhttp::error::header_limit) return errc::header_too_large;
     return ec;
+}
+
+error_code refusal(const http::read_failure& f)
+{
+    using kind = http::read_failure::kind;
+    switch (f.what) {
+        case kind::header_too_large:
+            return errc::header_too_large;
+        case kind::body_too_large:
+            return errc::body_too_large;
+        case kind::malformed:
+            break;
+    }
+    return errc::bad_response;
+}
+
+/// One read from the server at a time: with the reader's bound on what it
+/// holds, memory per response in flight stays small whatever the server sends.
+constexpr std::size_t read_chunk = std::size_t{16} * 1024;
+
+/// Reads into `reader` until `enough` holds. A close completes a body that
+/// is delimited by it; any other close or error is returned.
+template <class F>
+awaitable<error_code> read_until(connection& c, http::response_reader& reader, char* buf, F enough)
+{
+    while (!enough()) {
+        auto [ec, n] = co_await c.visit(
+            [&](auto& s) { return s.async_read_some(asio::buffer(buf, read_chunk), nothrow); });
+        http::read_status st = http::read_status::need_more;
+        if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
+            if (!reader.got_some()) co_return asio::error::eof;
+            st = reader.feed_eof();
+        } else if (ec) {
+            co_return normalize(ec);
+        } else {
+            st = reader.feed({buf, n});
+        }
+        if (st == http::read_status::failed) {
+            const error_code failed = refusal(reader.failure());
+            co_return failed;
+        }
+        if (ec) break;  // eof that completed the body
+    }
+    co_return error_code{};
 }
 
 /// A kept-alive connection the server closed while idle fails the next
@@ -61,8 +103,7 @@ error_code normalize(error_code ec)
 /// again on a fresh connection.
 bool stale_connection(error_code ec)
 {
-    return ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
-           ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
+    return ec == asio::error::eof || ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
 }
 
 bhttp::request<bhttp::string_body> to_beast(const url& u, http::request& req, const std::string& user_agent)
@@ -78,15 +119,6 @@ bhttp::request<bhttp::string_body> to_beast(const url& u, http::request& req, co
     r.keep_alive(true);
     r.prepare_payload();
     return r;
-}
-
-template <class Body>
-http::response from_beast(bhttp::response<Body>& r)
-{
-    http::response out;
-    out.status = r.result_int();
-    for (const auto& f : r) out.headers.add(f.name_string(), f.value());
-    return out;
 }
 
 /// Idle kept-alive connections by origin. Shared with open streams, which
@@ -116,18 +148,14 @@ struct pool {
 
 class stream_impl final : public body_stream {
 public:
-    stream_impl(std::unique_ptr<connection> c, std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> p,
-                std::weak_ptr<pool> home, std::string origin)
-        : conn_(std::move(c)),
-          parser_(std::move(p)),
-          head_(from_beast(parser_->get())),
-          home_(std::move(home)),
-          origin_(std::move(origin))
+    stream_impl(std::unique_ptr<connection> c, http::response_reader r, std::weak_ptr<pool> home,
+                std::string origin)
+        : conn_(std::move(c)), reader_(std::move(r)), home_(std::move(home)), origin_(std::move(origin))
     {
     }
     ~stream_impl() override
     {
-        if (done() && parser_->keep_alive())
+        if (done() && reader_.keep_alive())
             if (const auto p = home_.lock()) {
                 p->give_back(origin_, std::move(conn_));
                 return;
@@ -135,42 +163,37 @@ public:
         conn_->close();
     }
 
-    const http::response& head() const noexcept override { return head_; }
-    bool done() const noexcept override { return parser_->is_done(); }
+    const http::response& head() const noexcept override { return reader_.head(); }
+    bool done() const noexcept override { return reader_.done() && !failed_; }
 
     // Every co_return below names a local: GCC 12 mis-destroys temporaries
     // converted into the coroutine's return type (double free under ASan).
     awaitable<result<std::string>> read_some(std::chrono::milliseconds idle) override
     {
-        std::string out;
-        while (!parser_->is_done()) {
-            parser_->get().body().data = chunk_.get();
-            parser_->get().body().size = chunk_size;
-            conn_->lowest().expires_after(idle);
-            auto [ec, n] = co_await conn_->visit(
-                [&](auto& s) { return bhttp::async_read_some(s, conn_->buffer, *parser_, nothrow); });
-            if (ec == bhttp::error::need_buffer) ec = {};
-            if (ec == bhttp::error::end_of_stream || ec == asio::error::eof) co_return out;
-            if (ec) co_return normalize(ec);
-            const std::size_t got = chunk_size - parser_->get().body().size;
-            if (got > 0) {
-                out.assign(chunk_.get(), got);
-                co_return out;
-            }
+        std::string out = reader_.take_body();
+        if (!out.empty() || reader_.done()) co_return out;
+        if (!chunk_) chunk_ = std::make_unique_for_overwrite<char[]>(read_chunk);
+        conn_->lowest().expires_after(idle);
+        const auto ec = co_await read_until(*conn_, reader_, chunk_.get(),
+                                            [this] { return reader_.done() || reader_.has_body(); });
+        if (ec == asio::error::eof) co_return out;  // closed before a byte: the end, as before
+        if (ec) {
+            failed_ = true;
+            co_return ec;
         }
+        out = reader_.take_body();
         co_return out;
     }
 
 private:
     std::unique_ptr<connection> conn_;
-    std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> parser_;
-    http::response head_;
+    http::response_reader reader_;
     std::weak_ptr<pool> home_;
     std::string origin_;
-    static constexpr std::size_t chunk_size = std::size_t{16} * 1024;
-    // Not zeroed: it only ever receives bytes, and most streams (the broker's
-    // small answers) are done after one read.
-    std::unique_ptr<char[]> chunk_ = std::make_unique_for_overwrite<char[]>(chunk_size);
+    bool failed_ = false;
+    // Allocated at the first read: most streams (the broker's small answers)
+    // arrive whole with the header.
+    std::unique_ptr<char[]> chunk_;
 };
 
 }  // namespace
@@ -228,14 +251,14 @@ struct http_client::impl {
     /// kept-alive connection when one is idle, else on a fresh one. A
     /// kept-alive connection the server had closed fails before any response
     /// byte; the request then goes once more on a fresh connection.
-    template <class Parser>
     awaitable<result<std::unique_ptr<connection>>> exchange(const url& u, const std::string& origin,
                                                             bhttp::request<bhttp::string_body>& msg,
-                                                            clock::time_point deadline, Parser& parser,
-                                                            bool header_only)
+                                                            clock::time_point deadline,
+                                                            http::response_reader& reader,
+                                                            http::read_limits limits, bool header_only)
     {
-        // A response to HEAD announces a body it does not send.
-        if (msg.method() == bhttp::verb::head) parser.skip(true);
+        const bool head = msg.method() == bhttp::verb::head;
+        const auto buf = std::make_unique_for_overwrite<char[]>(read_chunk);
         for (int attempt = 0;; ++attempt) {
             auto conn = attempt == 0 ? idle->take(origin) : nullptr;
             if (!conn) {
@@ -250,17 +273,13 @@ struct http_client::impl {
                 if (conn->reused && stale_connection(wec)) continue;
                 co_return normalize(wec);
             }
-            error_code rec;
-            if (header_only) {
-                std::tie(rec, std::ignore) = co_await conn->visit(
-                    [&](auto& st) { return bhttp::async_read_header(st, conn->buffer, parser, nothrow); });
-            } else {
-                std::tie(rec, std::ignore) = co_await conn->visit(
-                    [&](auto& st) { return bhttp::async_read(st, conn->buffer, parser, nothrow); });
-            }
+            // A response to HEAD announces a body it does not send.
+            reader = http::response_reader(limits, head);
+            const auto rec = co_await read_until(
+                *conn, reader, buf.get(), [&] { return header_only ? reader.header_done() : reader.done(); });
             if (rec) {
-                if (conn->reused && !parser.got_some() && stale_connection(rec)) continue;
-                co_return normalize(rec);
+                if (conn->reused && !reader.got_some() && stale_connection(rec)) continue;
+                co_return rec == asio::error::eof ? error_code(errc::bad_response) : rec;
             }
             co_return conn;
         }
@@ -289,14 +308,13 @@ awaitable<result<http::response>> http_client::request(url u, http::request req,
     const auto deadline = clock::now() + timeout;
     const std::string origin = u.origin();
     auto msg = to_beast(u, req, s.opts.user_agent);
-    bhttp::response_parser<bhttp::string_body> parser;
-    parser.body_limit(s.opts.max_body_bytes);
-    auto conn = co_await s.exchange(u, origin, msg, deadline, parser, false);
+    const http::read_limits limits{s.opts.max_header_bytes, s.opts.max_body_bytes};
+    http::response_reader reader(limits);
+    auto conn = co_await s.exchange(u, origin, msg, deadline, reader, limits, false);
     if (!conn) co_return conn.error();
-    auto& res = parser.get();
-    http::response out = from_beast(res);
-    out.body = std::move(res.body());
-    if (res.keep_alive()) s.idle->give_back(origin, std::move(*conn));
+    http::response out = reader.head();
+    out.body = reader.take_body();
+    if (reader.keep_alive()) s.idle->give_back(origin, std::move(*conn));
     co_return out;
 }
 
@@ -307,12 +325,12 @@ awaitable<result<std::unique_ptr<body_stream>>> http_client::open(url u, http::r
     const auto deadline = clock::now() + header_timeout;
     std::string origin = u.origin();
     auto msg = to_beast(u, req, s.opts.user_agent);
-    auto parser = std::make_unique<bhttp::response_parser<bhttp::buffer_body>>();
-    parser->body_limit(boost::none);  // an event stream has no length
-    auto conn = co_await s.exchange(u, origin, msg, deadline, *parser, true);
+    const http::read_limits limits{s.opts.max_header_bytes, std::nullopt};  // an event stream has no length
+    http::response_reader reader(limits);
+    auto conn = co_await s.exchange(u, origin, msg, deadline, reader, limits, true);
     if (!conn) co_return conn.error();
     std::unique_ptr<body_stream> out =
-        std::make_unique<stream_impl>(std::move(*conn), std::move(parser), s.idle, std::move(origin));
+        std::make_unique<stream_impl>(std::move(*conn), std::move(reader), s.idle, std::move(origin));
     co_return out;
 }
 

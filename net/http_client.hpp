@@ -18,6 +18,8 @@ namespace tether::net {
 
 struct client_options {
     std::size_t max_body_bytes = 4 * 1024 * 1024;
+    /// Status line and fields of a response (trailers counted in).
+    std::size_t max_header_bytes = 16 * 1024;
     std::size_t max_idle_per_origin = 4;
     std::string user_agent = "tether";
 };

@@ -2,10 +2,12 @@
 
 #include "net/connect.hpp"
 #include "net/errc.hpp"
+#include "net/http_reader.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -68,14 +70,17 @@ private:
     std::chrono::milliseconds timeout_;
 };
 
-http::request to_request(bhttp::request<bhttp::string_body>&& r)
+/// Completes when the peer of a streamed response closes (FIN or RST) or
+/// sends anything at all: an event stream's subscriber never speaks again,
+/// so either way its slot is free at once instead of at the next write that
+/// fails. Waits for readability only, so it never takes bytes from a TLS
+/// layer above.
+template <class Stream>
+awaitable<void> peer_gone(Stream& stream)
 {
-    http::request out;
-    out.method = std::string(r.method_string());
-    out.target = std::string(r.target());
-    for (const auto& f : r) out.headers.add(f.name_string(), f.value());
-    out.body = std::move(r.body());
-    return out;
+    auto& sock = lowest(stream).socket();
+    auto [ec] = co_await sock.async_wait(asio::socket_base::wait_read, nothrow);
+    (void)ec;
 }
 
 template <class Stream>
@@ -93,7 +98,14 @@ awaitable<error_code> write_reply(Stream& stream, reply& rep, bool keep_alive, u
         auto [ec, n] = co_await bhttp::async_write_header(stream, sr, nothrow);
         if (ec) co_return ec;
         chunk_writer<Stream> w(stream, opts.write_timeout);
-        if (auto sec = co_await rep.stream(w); sec) co_return sec;
+        if (reuse) {
+            if (auto sec = co_await rep.stream(w); sec) co_return sec;
+        } else {
+            using namespace asio::experimental::awaitable_operators;
+            auto ended = co_await (rep.stream(w) || peer_gone(stream));
+            if (ended.index() == 1) co_return asio::error::eof;
+            if (const auto sec = std::get<0>(ended); sec) co_return sec;
+        }
         lowest(stream).expires_after(opts.write_timeout);
         auto [ec2, n2] = co_await asio::async_write(stream, bhttp::make_chunk_last(), nothrow);
         if (ec2) co_return ec2;
@@ -112,64 +124,69 @@ awaitable<error_code> write_reply(Stream& stream, reply& rep, bool keep_alive, u
     co_return ec;
 }
 
-reply limit_reply(error_code ec, const server_options& opts)
+reply refusal_reply(const http::read_failure& f, const server_options& opts)
 {
-    if (ec == bhttp::error::body_limit)
-        return error_reply(429, "resource_exhausted",
-                           "request body exceeds " + std::to_string(opts.max_body_bytes) + " bytes");
-    if (ec == bhttp::error::header_limit) {
-        auto r = error_reply(431, "resource_exhausted",
-                             "request header exceeds " + std::to_string(opts.max_header_bytes) + " bytes");
-        return r;
+    using kind = http::read_failure::kind;
+    switch (f.what) {
+        case kind::body_too_large:
+            return error_reply(f.http_status(), "resource_exhausted",
+                               "request body exceeds " + std::to_string(opts.max_body_bytes) + " bytes");
+        case kind::header_too_large:
+            return error_reply(f.http_status(), "resource_exhausted",
+                               "request header exceeds " + std::to_string(opts.max_header_bytes) + " bytes");
+        case kind::malformed:
+            break;
     }
-    return error_reply(400, "invalid_argument", "malformed HTTP request: " + ec.message());
+    return error_reply(f.http_status(), "invalid_argument", "malformed HTTP request: " + f.reason);
 }
+
+/// One read of at most this many bytes at a time: with the reader's own
+/// bound on what it holds, no field can reach the size Beast throws at.
+constexpr std::size_t read_chunk = 8 * 1024;
 
 template <class Stream>
 awaitable<void> serve_requests(Stream& stream, const handler& h, const peer_info& peer,
                                const server_options& opts, const log::logger& log)
 {
-    beast::flat_buffer buffer;
+    http::request_reader reader({opts.max_header_bytes, opts.max_body_bytes});
     bool first = true;
     for (;;) {
-        bhttp::request_parser<bhttp::string_body> parser;
-        parser.header_limit(static_cast<std::uint32_t>(opts.max_header_bytes));
-        parser.body_limit(opts.max_body_bytes);
         // Idle wait for the first byte of the next request, then the header
-        // timeout for the rest of it.
-        lowest(stream).expires_after(first ? opts.header_timeout : opts.idle_timeout);
+        // timeout from that byte to the complete request.
+        auto st = reader.feed({});
+        if (st == http::read_status::need_more) {
+            lowest(stream).expires_after(first || reader.started() ? opts.header_timeout : opts.idle_timeout);
+        }
         first = false;
-        if (buffer.size() == 0) {
-            auto [ec, n] = co_await bhttp::async_read_some(stream, buffer, parser, nothrow);
-            if (ec && ec != bhttp::error::need_more) {
-                if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
-                    ec == beast::error::timeout || ec == asio::error::operation_aborted)
-                    co_return;
-                auto r = limit_reply(ec, opts);
-                co_await write_reply(stream, r, false, 11, opts);
-                co_return;
+        if (st == http::read_status::need_more) {
+            const auto buf = std::make_unique_for_overwrite<char[]>(read_chunk);
+            while (st == http::read_status::need_more) {
+                auto [ec, n] = co_await stream.async_read_some(asio::buffer(buf.get(), read_chunk), nothrow);
+                if (ec) co_return;  // closed, reset, timed out or cancelled: nothing to answer
+                const bool was_started = reader.started();
+                st = reader.feed({buf.get(), n});
+                if (!was_started && reader.started()) lowest(stream).expires_after(opts.header_timeout);
             }
         }
-        lowest(stream).expires_after(opts.header_timeout);
-        if (!parser.is_done()) {
-            auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, nothrow);
-            if (ec) {
-                if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
-                    ec == asio::error::operation_aborted)
-                    co_return;
-                auto r = limit_reply(ec, opts);
-                co_await write_reply(stream, r, false, 11, opts);
-                co_return;
-            }
+        if (st == http::read_status::failed) {
+            static log::throttle refusals;
+            if (std::uint64_t left_out = 0; refusals.allow(left_out))
+                log.warn("http.request_refused", {{"peer", peer.address},
+                                                  {"status", reader.failure().http_status()},
+                                                  {"reason", reader.failure().reason},
+                                                  {"suppressed", left_out}});
+            auto r = refusal_reply(reader.failure(), opts);
+            co_await write_reply(stream, r, false, 11, opts);
+            co_return;
         }
-        auto msg = parser.release();
-        const bool keep_alive = msg.keep_alive();
-        const unsigned version = msg.version();
-        const bool head_only = msg.method() == bhttp::verb::head;
+        auto in = reader.take();
+        const bool keep_alive = in.keep_alive;
+        const unsigned version = in.version;
+        const bool head_only = in.message.method == "HEAD";
         reply rep;
         std::exception_ptr failure;
         try {
-            rep = co_await h(to_request(std::move(msg)), peer);
+            rep = co_await h(std::move(in.message), peer);
         } catch (const boost::system::system_error& e) {
             if (e.code() == asio::error::operation_aborted) throw;
             failure = std::current_exception();

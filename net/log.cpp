@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <utility>
 
 namespace tether::log {
 
@@ -112,6 +113,19 @@ std::string render(format fmt, std::string_view timestamp, level l, std::string_
             out.append(boost::json::serialize(v));  // quoted and escaped: data, never markup
     }
     return out;
+}
+
+bool throttle::allow(std::uint64_t& suppressed) noexcept
+{
+    const auto now = std::chrono::steady_clock::now();
+    const std::lock_guard lock(mutex_);
+    if (now < next_) {
+        ++dropped_;
+        return false;
+    }
+    next_ = now + interval_;
+    suppressed = std::exchange(dropped_, 0);
+    return true;
 }
 
 logger::logger(level min, format fmt, sink out) : min_(min), fmt_(fmt), out_(std::move(out)) {}

@@ -3,6 +3,8 @@
 
 #include <boost/json/object.hpp>
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -54,6 +56,22 @@ private:
     format fmt_;
     sink out_;
     std::unique_ptr<std::mutex> mutex_ = std::make_unique<std::mutex>();
+};
+
+/// At most one line per interval for an event that a peer can cause at
+/// will (refused requests, failed logins): the rest are counted, and the
+/// next line that goes out says how many were left out. Thread-safe.
+class throttle {
+public:
+    explicit throttle(std::chrono::milliseconds interval = std::chrono::seconds(1)) : interval_(interval) {}
+    /// Whether to log now; when it is, `suppressed` is the count left out since the last line.
+    bool allow(std::uint64_t& suppressed) noexcept;
+
+private:
+    std::chrono::milliseconds interval_;
+    std::mutex mutex_;
+    std::chrono::steady_clock::time_point next_{};
+    std::uint64_t dropped_ = 0;
 };
 
 /// Renders one line (without the trailing newline). Exposed for tests.

@@ -8,6 +8,7 @@
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <set>
@@ -153,6 +154,86 @@ BOOST_AUTO_TEST_CASE(client_body_limit)
         BOOST_TEST_REQUIRE(!res.has_value());
         BOOST_TEST((res.error() == net::errc::body_too_large), res.error().message());
     }());
+}
+
+namespace {
+
+/// A broken server: answers each connection's first request with `canned`
+/// bytes, whatever was asked, then closes.
+awaitable<void> canned_server(asio::ip::tcp::acceptor& acc, std::string canned)
+{
+    for (;;) {
+        auto [ec, sock] = co_await acc.async_accept(tether::nothrow);
+        if (ec) co_return;
+        std::array<char, 4096> buf{};
+        auto [rec, n] = co_await sock.async_read_some(asio::buffer(buf), tether::nothrow);
+        (void)rec;
+        (void)n;
+        auto [wec, wn] = co_await asio::async_write(sock, asio::buffer(canned), tether::nothrow);
+        (void)wec;
+        (void)wn;
+        error_code ignored;
+        sock.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(client_refuses_hostile_responses_without_throwing)
+{
+    const std::string trailer =
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX: " + std::string(70000, 'a') +
+        "\r\n\r\n";
+    const std::string many = [] {
+        std::string t = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n";
+        for (int i = 0; i < 5000; ++i) t += "T" + std::to_string(i) + ": vvvvvvvvvvvvvv\r\n";
+        return t + "\r\n";
+    }();
+    const std::string smuggle = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n";
+    const std::string fold = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX: a\r\n b\r\n\r\n";
+    for (const auto& [canned, want] : std::vector<std::pair<std::string, error_code>>{
+             {trailer, net::errc::header_too_large},
+             {many, net::errc::header_too_large},
+             {smuggle, net::errc::bad_response},
+             {fold, net::errc::bad_response},
+         }) {
+        for (const bool streamed : {false, true}) {
+            asio::io_context ioc;
+            asio::ip::tcp::acceptor acc(ioc, {asio::ip::make_address("127.0.0.1"), 0});
+            const auto port = acc.local_endpoint().port();
+            asio::co_spawn(ioc, canned_server(acc, canned),
+                           [](const std::exception_ptr& e) { BOOST_TEST(!e, "the canned server threw"); });
+            run_for(ioc, [&]() -> awaitable<void> {
+                const auto ex_client = co_await asio::this_coro::executor;
+                http_client client(ex_client, nullptr);
+                const auto base = *net::parse_url("http://127.0.0.1:" + std::to_string(port));
+                error_code got;
+                if (!streamed) {
+                    auto res = co_await client.request(base, post("/x", "{}"), 5s);
+                    if (!res) got = res.error();
+                } else {
+                    http::request get;
+                    auto st = co_await client.open(base, get, 5s);
+                    if (!st) {
+                        got = st.error();
+                    } else {
+                        for (;;) {
+                            auto piece = co_await (*st)->read_some(5s);
+                            if (!piece) {
+                                got = piece.error();
+                                break;
+                            }
+                            if (piece->empty()) break;
+                        }
+                    }
+                }
+                BOOST_TEST((got == want), canned.substr(0, 60) + " streamed=" + std::to_string(streamed) +
+                                              ": " + got.message());
+            }());
+            acc.close();
+            ioc.run_for(100ms);
+        }
+    }
 }
 
 BOOST_AUTO_TEST_CASE(cancellation_returns_promptly)

@@ -70,6 +70,13 @@ std::string sentinel()
     return s ? s : "";
 }
 
+/// `text` with every "SENTINEL" replaced by the real one.
+std::string with_sentinel(std::string text)
+{
+    for (std::size_t at; (at = text.find("SENTINEL")) != std::string::npos;) text.replace(at, 8, sentinel());
+    return text;
+}
+
 int exchange(const std::string& req, std::string& response)
 {
     const int fd = tether::broker_client::connect_stream();
@@ -227,6 +234,20 @@ int main(int argc, char** argv)
         std::printf("then %s\n", fd >= 0 ? "ok" : "refused");
         return 0;
     }
+    if (mode == "bigtrailer") {
+        // One hostile request, then an ordinary one on a fresh stream: the
+        // broker must refuse the first and still serve the second.
+        std::string res;
+        const std::string attack =
+            "POST /x HTTP/1.1\r\nHost: tether-broker.invalid\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n0\r\nX: " +
+            std::string(65534, 'a') + "\r\n\r\n";
+        if (exchange(attack, res) != 0) return 1;
+        std::cout << "first " << res.substr(0, res.find("\r\n")) << "\n";
+        if (exchange(request("/v1/items", {}), res) != 0) return 1;
+        std::cout << "then " << res.substr(0, res.find("\r\n")) << "\n";
+        return 0;
+    }
     if (mode == "once" && argc >= 3) {
         std::string extra = argc >= 4 ? argv[3] : "";
         std::string res;
@@ -239,10 +260,8 @@ int main(int argc, char** argv)
         }() + sentinel().substr(1);
         for (std::size_t at; (at = target.find("ENC_SENTINEL")) != std::string::npos;)
             target.replace(at, 12, enc);
-        for (std::size_t at; (at = target.find("SENTINEL")) != std::string::npos;)
-            target.replace(at, 8, sentinel());
-        for (std::size_t at; (at = extra.find("SENTINEL")) != std::string::npos;)
-            extra.replace(at, 8, sentinel());
+        target = with_sentinel(target);
+        extra = with_sentinel(extra);
         if (exchange(request(target, extra), res) != 0) {
             std::cout << "no stream\n";
             return 1;
@@ -292,9 +311,7 @@ int main(int argc, char** argv)
         return 0;
     }
     if (mode == "stream" && argc >= 4) {
-        std::string target = argv[2];
-        for (std::size_t at; (at = target.find("SENTINEL")) != std::string::npos;)
-            target.replace(at, 8, sentinel());
+        const std::string target = with_sentinel(argv[2]);
         const int fd = tether::broker_client::connect_stream();
         if (fd < 0 || !write_all(fd, "GET " + target + " HTTP/1.1\r\nHost: tether-broker.invalid\r\n\r\n"))
             return 1;

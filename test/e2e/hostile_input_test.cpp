@@ -1,0 +1,103 @@
+// Hostile requests against the real listeners (issue 13): the gateway and
+// the agent's health endpoint must refuse them, close that connection and go
+// on serving everyone else. (The broker's streams: broker_test.)
+#include "support/child_process.hpp"
+#include "support/fleet.hpp"
+#include "support/raw_http.hpp"
+#include "support/text.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+namespace t = tether::test;
+using t::contains;
+
+namespace {
+
+const std::string big_trailer_value =
+    "POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " + std::string(65534, 'a') +
+    "\r\n\r\n";
+const std::string big_trailer_name =
+    "POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + std::string(65534, 'a') +
+    ": v\r\n\r\n";
+
+std::string status_line(const std::string& answer)
+{
+    return answer.substr(0, answer.find("\r\n"));
+}
+
+/// The refusals every listener owes, each on its own connection.
+void refuses_hostile_framing(int port, const std::string& ok_request, const std::string& ok_status)
+{
+    for (const auto& attack : {big_trailer_value, big_trailer_name}) {
+        const auto answer = t::raw_exchange(port, attack);
+        BOOST_TEST(status_line(answer) == "HTTP/1.1 431 Request Header Fields Too Large");
+    }
+    for (const std::string te : {"chunked, identity", "gzip", "xchunked"}) {
+        // Taken as an empty body, the rest would be read as a second request.
+        const auto answer = t::raw_exchange(port, "POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: " + te +
+                                                      "\r\n\r\n0\r\n\r\n" + ok_request);
+        BOOST_TEST(status_line(answer) == "HTTP/1.1 400 Bad Request", te);
+        BOOST_TEST(t::count_responses(answer) == 1, te + ":\n" + answer);
+    }
+    BOOST_TEST(status_line(t::raw_exchange(port, "GET / HTTP/1.1\r\n\r\n")) == "HTTP/1.1 400 Bad Request");
+    BOOST_TEST(status_line(t::raw_exchange(port, "GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n 2\r\n\r\n")) ==
+               "HTTP/1.1 400 Bad Request");
+    // Still serving.
+    BOOST_TEST(status_line(t::raw_exchange(port, ok_request)) == ok_status);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(hostile_input)
+
+BOOST_AUTO_TEST_CASE(the_gateway_refuses_hostile_framing_and_keeps_serving)
+{
+    t::gateway_process gw;
+    refuses_hostile_framing(gw.port, "GET /nothing HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+                            "HTTP/1.1 404 Not Found");
+    BOOST_TEST(!gw.proc->wait_for(100ms).has_value(), gw.proc->err());
+    BOOST_TEST(contains(gw.proc->err(), "http.request_refused"));
+}
+
+BOOST_AUTO_TEST_CASE(a_trailer_never_authenticates)
+{
+    t::gateway_process gw;
+    auto token = t::read_file(gw.dir.path() / "gw" / "admin.token");
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+    const std::string body = "{}";
+    const auto answer =
+        t::raw_exchange(gw.port,
+                        "POST /tether.v1.AdminService/ListNodes HTTP/1.1\r\nHost: h\r\nConnection: close\r\n"
+                        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n" +
+                            body + "\r\n0\r\nAuthorization: Bearer " + token + "\r\n\r\n");
+    BOOST_TEST(status_line(answer) == "HTTP/1.1 401 Unauthorized", answer);
+    // The same call with the header where it belongs works: the test is about the trailer.
+    const auto ok = t::raw_exchange(gw.port,
+                                    "POST /tether.v1.AdminService/ListNodes HTTP/1.1\r\nHost: h\r\n"
+                                    "Connection: close\r\nContent-Type: application/json\r\n"
+                                    "Authorization: Bearer " +
+                                        token + "\r\nContent-Length: 2\r\n\r\n" + body);
+    BOOST_TEST(status_line(ok) == "HTTP/1.1 200 OK", ok);
+}
+
+BOOST_AUTO_TEST_CASE(the_agent_health_endpoint_refuses_hostile_framing_and_keeps_serving)
+{
+    t::gateway_process gw;
+    t::temp_dir dir;
+    const auto state = dir.path() / "node";
+    t::enroll(gw, state);
+    const int port = t::free_port();
+    auto agent = t::run_agent(state, {"--health-listen", "127.0.0.1:" + std::to_string(port)});
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return contains(e, "health.listening"); }, 20s),
+        agent->err());
+    refuses_hostile_framing(port, "GET /livez HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+                            "HTTP/1.1 200 OK");
+    BOOST_TEST(!agent->wait_for(100ms).has_value(), agent->err());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
