@@ -391,6 +391,28 @@ BOOST_AUTO_TEST_CASE(connection_limits_answer_429_and_503)
     BOOST_TEST(g.service().hub().connections() == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(a_closed_stream_frees_its_slot_at_once)
+{
+    tether::gateway::gateway_options o;
+    o.hub.per_ip = 2;  // idle comments stay at 15 s: the close must be noticed on its own
+    gateway_fixture g(o);
+    const auto n = g.enroll("acme");
+    const auto s = g.session(n);
+    auto [a, s1] = g.open_stream(g.stream_token(s));
+    auto [b, s2] = g.open_stream(g.stream_token(s));
+    BOOST_TEST_REQUIRE(a == 200u);
+    BOOST_TEST_REQUIRE(b == 200u);
+    s1.reset();  // FIN from the client
+    bool freed = false;
+    for (int i = 0; i < 20 && !freed; ++i) {
+        tether::test::run_for(g.ioc, tether::test::sleep_for(25ms));
+        freed = g.service().hub().connections() == 1;
+    }
+    BOOST_TEST(freed, "the closed stream still holds its slot");
+    auto [c, s3] = g.open_stream(g.stream_token(s));
+    BOOST_TEST(c == 200u);
+}
+
 BOOST_AUTO_TEST_CASE(client_that_stops_reading_is_dropped_while_a_fast_one_keeps_receiving)
 {
     tether::gateway::gateway_options o;
