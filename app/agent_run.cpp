@@ -159,6 +159,9 @@ int agent_run(invocation& inv)
         given.push_back(server_url(v, inv.args.origin("realtime-url")));
     net::sse_options stream;
     stream.candidates = realtime_candidates(server, given);
+    // Realtime only speeds updates up (heartbeats catch up on the rest): a
+    // proxy's login page or a 4xx is retried slowly, never the end of it.
+    stream.never_give_up = true;
     if (auto v = inv.args.value("stream-read-timeout"))
         stream.read_timeout = parse_duration(*v, "--stream-read-timeout");
     const bool any_tls = server.tls() || std::any_of(stream.candidates.begin(), stream.candidates.end(),

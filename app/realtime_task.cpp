@@ -94,7 +94,7 @@ awaitable<void> run_realtime(net::sse_options opts, auth::session_manager& sessi
             }
             log.warn("realtime.token_failed",
                      {{"code", net::connect::to_string(r.error().c)}, {"message", r.error().message}});
-            result<net::http::fields> failed = make_error_code(net::errc::unreachable);
+            result<net::http::fields> failed = make_error_code(net::errc::no_credentials);
             co_return failed;
         }
         const auto token = pj::value_or(pj::get_string(*r, "token"), "");

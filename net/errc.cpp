@@ -34,6 +34,8 @@ public:
                 return "no candidate URL is reachable";
             case errc::bad_response:
                 return "malformed HTTP response";
+            case errc::no_credentials:
+                return "could not obtain credentials for the request";
         }
         return "unknown tether.net error";
     }

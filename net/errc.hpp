@@ -20,6 +20,7 @@ enum class errc {
     timeout,           ///< a deadline we set ran out
     unreachable,       ///< no candidate realtime URL answered
     bad_response,      ///< the server's answer is not a well-framed HTTP/1.1 response
+    no_credentials,    ///< the credentials for a request could not be obtained (logged by whoever asked)
 };
 
 const boost::system::error_category& net_category() noexcept;

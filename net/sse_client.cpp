@@ -28,6 +28,14 @@ bool is_event_stream(std::optional<std::string_view> content_type)
     return http::iequals(mime, "text/event-stream");
 }
 
+/// Fields that carry credentials: never sent to an origin other than the
+/// one they were meant for.
+bool is_credential(std::string_view name)
+{
+    return http::iequals(name, "Authorization") || http::iequals(name, "Cookie") ||
+           http::iequals(name, "Proxy-Authorization");
+}
+
 std::string reason_of(error_code ec)
 {
     if (ec == asio::error::eof) return "server closed the stream";
@@ -45,7 +53,8 @@ status_action default_status_action(unsigned status) noexcept
 sse_client::sse_client(http_client& client, sse_options opts, uniform01 rand, const log::logger& log)
     : client_(client),
       opts_(std::move(opts)),
-      backoff_(opts_.reconnect, std::move(rand)),
+      backoff_(opts_.reconnect, rand),
+      rand_(std::move(rand)),
       log_(log),
       parser_(opts_.max_event_bytes)
 {
@@ -136,7 +145,8 @@ awaitable<error_code> sse_client::run(prepare_fn prepare, event_fn on_event, sta
         }
         info.last_error = end.ec;
         info.last_status = last_status_;
-        if (end.stop) co_return end.ec;
+        if (end.stop && !opts_.never_give_up) co_return end.ec;
+        if (end.stop) end.slow = true;
         if (end.back_to_preferred) {
             log_.info("sse.preferred_back", {{"url", opts_.candidates[0].redacted()}});
             current = 0;
@@ -145,7 +155,12 @@ awaitable<error_code> sse_client::run(prepare_fn prepare, event_fn on_event, sta
             continue;  // reconnect at once: the preferred URL just answered
         }
         if (end.healthy) backoff_.reset();
-        const auto delay = backoff_.next();
+        auto delay = backoff_.next();
+        if (end.slow) {
+            const double r = std::clamp(rand_ ? rand_() : 0.5, 0.0, 1.0);
+            delay = std::max(delay, std::chrono::milliseconds(static_cast<std::int64_t>(
+                                        static_cast<double>(opts_.slow_retry.count()) * (0.5 + r / 2))));
+        }
         log_.info("sse.reconnect", {{"attempt", info.number},
                                     {"delay_ms", delay.count()},
                                     {"reason", reason_of(end.ec)},
@@ -161,6 +176,7 @@ awaitable<sse_client::session_end> sse_client::session(const url& base, const ht
 {
     session_end end;
     url target = base;
+    const std::string origin = base.origin();
     std::unique_ptr<body_stream> stream;
     for (unsigned hop = 0;; ++hop) {
         http::request req;
@@ -169,7 +185,10 @@ awaitable<sse_client::session_end> sse_client::session(const url& base, const ht
         req.headers.set("Cache-Control", "no-cache");
         // Only ids of completely received events: the parser updates it at dispatch.
         if (!parser_.last_event_id().empty()) req.headers.set("Last-Event-ID", parser_.last_event_id());
-        for (const auto& f : extra) req.headers.set(f.name, f.value);
+        // A redirect elsewhere gets no credentials: a stream token is as good
+        // as a session to whoever receives it.
+        for (const auto& f : extra)
+            if (target.origin() == origin || !is_credential(f.name)) req.headers.set(f.name, f.value);
 
         auto opened = co_await client_.open(target, req, opts_.connect_timeout);
         if (!opened) {
@@ -195,7 +214,11 @@ awaitable<sse_client::session_end> sse_client::session(const url& base, const ht
             end.ec = errc::redirect_refused;
             co_return end;
         }
-        log_.debug("sse.redirect", {{"to", next->redacted()}, {"status", status}});
+        if (next->origin() != origin)
+            log_.warn("sse.redirect_other_origin",
+                      {{"to", next->redacted()}, {"status", status}, {"credentials", "not sent"}});
+        else
+            log_.debug("sse.redirect", {{"to", next->redacted()}, {"status", status}});
         target = *next;
     }
 
@@ -251,7 +274,12 @@ awaitable<sse_client::session_end> sse_client::session(const url& base, const ht
         batch.clear();
         const auto ec = parser_.feed(*chunk, [&batch](const sse_event& e) { batch.push_back(e); });
         for (const auto& e : batch) co_await on_event(e);
-        if (const auto r = parser_.retry()) backoff_.set_base(std::chrono::milliseconds(*r));
+        if (const auto r = parser_.retry()) {
+            const auto cap = static_cast<std::uint64_t>(opts_.reconnect.cap.count());
+            const auto floor = static_cast<std::uint64_t>(opts_.min_retry.count());
+            backoff_.set_base(
+                std::chrono::milliseconds(std::clamp<std::uint64_t>(*r, floor, std::max(floor, cap))));
+        }
         if (ec) {
             end.ec = ec;
             break;

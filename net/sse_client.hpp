@@ -25,6 +25,14 @@ struct sse_options {
     /// Connect, TLS, request and response header.
     std::chrono::milliseconds connect_timeout{10'000};
     backoff::policy reconnect{std::chrono::seconds(1), std::chrono::seconds(60)};
+    /// A server's `retry:` is clamped to [min_retry, reconnect.cap]: `retry: 0`
+    /// must not turn reconnects into a storm.
+    std::chrono::milliseconds min_retry{1000};
+    /// When set, answers that mean "this is not a stream" (a status classify
+    /// stops on, 204, a 200 that is not text/event-stream) do not end run():
+    /// it retries after about `slow_retry` (jittered), for as long as it runs.
+    bool never_give_up = false;
+    std::chrono::milliseconds slow_retry{std::chrono::minutes(5)};
     /// A stream that stayed up this long (steady clock) resets the backoff.
     std::chrono::milliseconds healthy_after{30'000};
     std::size_t max_event_bytes = sse_parser::default_max_event_bytes;
@@ -85,6 +93,7 @@ private:
         bool stop = false;     ///< do not reconnect
         bool healthy = false;  ///< stayed up for healthy_after
         bool back_to_preferred = false;
+        bool slow = false;  ///< retry after slow_retry (never_give_up)
     };
     awaitable<session_end> session(const url& base, const http::fields& extra, const event_fn& on_event,
                                    const state_fn& on_state, const classify_fn& classify, bool on_fallback);
@@ -94,6 +103,7 @@ private:
     http_client& client_;
     sse_options opts_;
     backoff backoff_;
+    uniform01 rand_;
     const log::logger& log_;
     sse_parser parser_;
     unsigned last_status_ = 0;

@@ -137,7 +137,8 @@ boost::system::error_code sse_parser::line(std::string_view l, void* ctx, callba
         if (data_.size() + value.size() > max_) return errc::event_too_large;
         type_.assign(value);
     } else if (field == "id") {
-        if (value.find('\0') == std::string_view::npos) id_buffer_.assign(value);
+        if (value.find('\0') == std::string_view::npos && value.size() <= max_id_bytes)
+            id_buffer_.assign(value);
     } else if (field == "retry") {
         if (all_ascii_digits(value)) {
             std::uint64_t v = 0;

@@ -37,6 +37,10 @@ struct sse_event {
 class sse_parser {
 public:
     static constexpr std::size_t default_max_event_bytes = 1024 * 1024;
+    /// An `id` longer than this is ignored (the previous one stays): it goes
+    /// back in a Last-Event-ID header, and one huge id must not make every
+    /// reconnect a 431.
+    static constexpr std::size_t max_id_bytes = 1024;
 
     explicit sse_parser(std::size_t max_event_bytes = default_max_event_bytes) : max_(max_event_bytes) {}
 

@@ -45,6 +45,7 @@ net::sse_options options_for(std::vector<net::url> candidates)
     net::sse_options o;
     o.candidates = std::move(candidates);
     o.reconnect = {20ms, 10s};
+    o.min_retry = 10ms;
     o.read_timeout = 5s;
     o.connect_timeout = 2s;
     o.probe_timeout = 200ms;
@@ -149,6 +150,27 @@ BOOST_AUTO_TEST_CASE(retry_field_sets_the_base_and_backoff_grows)
     h.run(options_for({srv.base()}), [](const auto& e) { return e.data == "done"; });
     // rand() == 1.0: each delay is the ceiling, doubling from the retry base.
     BOOST_TEST((h.delays() == std::vector<std::int64_t>{30, 60, 120, 240}));
+}
+
+BOOST_AUTO_TEST_CASE(retry_zero_is_clamped_and_backoff_still_grows)
+{
+    harness h;
+    int n = 0;
+    loopback_server srv(h.ioc, [&](http::request, net::peer_info) -> awaitable<reply> {
+        ++n;
+        co_return stream_reply("retry: 0\n\n");  // and close, every time
+    });
+    auto o = options_for({srv.base()});
+    o.min_retry = 100ms;
+    asio::steady_timer stopper(h.ioc, 1s);
+    stopper.async_wait([&](error_code) { h.cancel.emit(asio::cancellation_type::terminal); });
+    h.run(o, {});
+    // rand() == 1.0: the ceiling each time, doubling from the floor.
+    const auto d = h.delays();
+    BOOST_TEST_REQUIRE(d.size() >= 2u);
+    BOOST_TEST(d[0] == 100);
+    BOOST_TEST(d[1] == 200);
+    BOOST_TEST(n <= 5, n << " connects in 1 s");
 }
 
 BOOST_AUTO_TEST_CASE(backoff_resets_after_a_healthy_stream)
@@ -256,6 +278,63 @@ BOOST_AUTO_TEST_CASE(redirects_are_followed_within_limits)
     stopper.async_wait([&](error_code) { loop.cancel.emit(asio::cancellation_type::terminal); });
     loop.run(o, {});
     BOOST_TEST(loop.logs.has("sse.redirect_refused"));
+}
+
+BOOST_AUTO_TEST_CASE(credentials_never_follow_a_redirect_to_another_origin)
+{
+    harness h;
+    std::vector<http::request> seen_requests;
+    std::uint16_t port = 0;
+    loopback_server srv(h.ioc, [&](http::request req, net::peer_info) -> awaitable<reply> {
+        seen_requests.push_back(req);
+        if (req.target == "/same") {
+            reply r = status_reply(307);
+            r.head.headers.set("Location", "/other");
+            co_return r;
+        }
+        if (req.target == "/other") {
+            // Same server, another name: another origin.
+            reply r = status_reply(307);
+            r.head.headers.set("Location", "http://localhost:" + std::to_string(port) + "/stolen");
+            co_return r;
+        }
+        co_return stream_reply("data: there\n\n", 5s);
+    });
+    port = srv.port();
+    h.run(options_for({srv.base().with_path("/same")}), [](const auto& e) { return e.data == "there"; });
+    BOOST_TEST_REQUIRE(seen_requests.size() == 3u);
+    BOOST_TEST(seen_requests[1].headers.get("Authorization").has_value());  // same origin: kept
+    BOOST_TEST(seen_requests[2].target == "/stolen");
+    BOOST_TEST(!seen_requests[2].headers.get("Authorization").has_value());
+    BOOST_TEST(h.logs.has("sse.redirect_other_origin"));
+}
+
+BOOST_AUTO_TEST_CASE(never_give_up_retries_slowly_after_answers_that_would_stop)
+{
+    for (const unsigned first : {404u, 204u, 431u}) {
+        harness h;
+        int n = 0;
+        loopback_server srv(h.ioc, [&](http::request, net::peer_info) -> awaitable<reply> {
+            ++n;
+            if (n == 1) co_return status_reply(first);
+            if (n == 2) {
+                reply html;
+                html.head.headers.set("Content-Type", "text/html");
+                html.head.body = "<html>login</html>";
+                co_return html;
+            }
+            co_return stream_reply("data: back\n\n", 5s);
+        });
+        auto o = options_for({srv.base()});
+        o.never_give_up = true;
+        o.slow_retry = 100ms;
+        const auto t0 = std::chrono::steady_clock::now();
+        h.run(o, [](const auto& e) { return e.data == "back"; });
+        BOOST_TEST((*h.result == asio::error::operation_aborted), first);
+        BOOST_TEST(n == 3, first);
+        // Two slow retries of at least half of slow_retry each.
+        BOOST_TEST((std::chrono::steady_clock::now() - t0 >= 100ms), first);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(cancellation_in_backoff_returns_within_100ms)

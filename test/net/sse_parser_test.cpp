@@ -70,6 +70,16 @@ BOOST_AUTO_TEST_CASE(simple_event_defaults_to_message)
     BOOST_TEST(o.events[0].last_event_id == "");
 }
 
+BOOST_AUTO_TEST_CASE(an_overlong_id_is_ignored_and_the_last_good_one_kept)
+{
+    const std::string in = "id: 7\ndata: a\n\nid: " + std::string(sse_parser::max_id_bytes + 1, '9') +
+                           "\ndata: b\n\nid: " + std::string(sse_parser::max_id_bytes, '8') + "\ndata: c\n\n";
+    const auto o = feed_chunks({in});
+    BOOST_TEST_REQUIRE(o.events.size() == 3u);
+    BOOST_TEST(o.events[1].last_event_id == "7");
+    BOOST_TEST(o.events[2].last_event_id == std::string(sse_parser::max_id_bytes, '8'));
+}
+
 BOOST_AUTO_TEST_CASE(data_lines_join_with_lf_and_final_lf_is_removed)
 {
     const auto o = parse("data: a\ndata:b\ndata\ndata:  c\n\n");
