@@ -16,6 +16,10 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
+/// Longer grants are trusted this long: steady_clock's nanoseconds overflow
+/// after ~292 years, and a node logging in again after 30 days costs nothing.
+constexpr std::chrono::milliseconds max_trusted_lifetime = std::chrono::hours(24 * 30);
+
 session_result<secret> transient(net::connect::error e)
 {
     return session_error{std::move(e), false};
@@ -56,7 +60,7 @@ session_manager::session_manager(asio::any_io_executor ex, asio::any_io_executor
     // measured once on the wall clock and from then on on the steady clock.
     const auto remaining = state_.session_expires_ms - (net::wall_ms() + state_.server_offset_ms);
     if (!state_.session_token.empty() && remaining > 0)
-        expires_ = steady::now() + std::chrono::milliseconds(remaining);
+        expires_ = steady::now() + std::min(std::chrono::milliseconds(remaining), max_trusted_lifetime);
     valid_until_ = expires_.time_since_epoch().count();
 }
 
@@ -143,10 +147,18 @@ awaitable<session_result<secret>> session_manager::login()
     }
     // The lifetime the server granted, applied to our steady clock: a wrong
     // wall clock or a suspended process cannot make us trust a dead token.
-    const auto lifetime = *exp - *srv;
+    const std::chrono::milliseconds granted = *exp - *srv;
+    if (granted <= std::chrono::milliseconds::zero()) {
+        auto out =
+            transient({net::connect::code::internal, "CompleteAuth granted a session that already expired"});
+        co_return out;
+    }
+    const auto lifetime = std::min(granted, max_trusted_lifetime);
     expires_ = steady::now() + lifetime;
     valid_until_ = expires_.time_since_epoch().count();
-    refresh_margin_ = std::max<std::chrono::milliseconds>(std::chrono::hours(1), lifetime / 3);
+    // Refresh with a third of the lifetime left, at most an hour ahead: a
+    // margin longer than the session would log in before every call.
+    refresh_margin_ = std::min<std::chrono::milliseconds>(std::chrono::hours(1), lifetime / 3);
     state_.session_token = secret(std::move(*tok));
     state_.session_expires_ms = exp->time_since_epoch().count();
     state_.server_offset_ms = srv->time_since_epoch().count() - net::wall_ms();
