@@ -21,9 +21,23 @@ config_sync::config_sync(asio::any_io_executor ex, config_sync_deps deps)
 {
 }
 
+std::int64_t config_sync::version_bound() const noexcept
+{
+    const auto now = deps_.session.server_now_ms();
+    const auto ahead = deps_.max_version_ahead.count();
+    return now > INT64_MAX - ahead ? INT64_MAX : now + ahead;
+}
+
+bool config_sync::applied_is_from_the_future() const noexcept
+{
+    return deps_.store.updated_at() > version_bound();
+}
+
 std::int64_t config_sync::seen() const noexcept
 {
-    return std::max(deps_.store.updated_at(), rejected_at_.load());
+    // A poisoned applied version must not hide the real ones from us.
+    const auto applied = applied_is_from_the_future() ? 0 : deps_.store.updated_at();
+    return std::max(applied, rejected_at_.load());
 }
 
 void config_sync::request(std::optional<std::int64_t> at, std::string_view source)
@@ -63,6 +77,7 @@ awaitable<void> config_sync::run()
     net::rpc_client rpc(http, deps_.server);
     net::backoff retry({1s, 60s}, deps_.rand);
     timer pause{ex};
+    auto next_fetch = std::chrono::steady_clock::time_point::min();
     for (;;) {
         auto [ec] = co_await wake_.async_receive(nothrow);
         (void)ec;
@@ -71,6 +86,16 @@ awaitable<void> config_sync::run()
         // after any number of them this loop fetches at most once more.
         for (auto p = take(); p.any; p = take()) {
             if (!p.force && p.at <= seen()) continue;
+            if (std::chrono::steady_clock::now() < next_fetch) {
+                // Too soon after the last fetch: wait, and whatever arrives
+                // meanwhile merges into this one request.
+                put_back(p);
+                pause.expires_at(next_fetch);
+                co_await pause.async_wait();
+                if (cs.cancelled() != asio::cancellation_type::none) co_return;
+                continue;
+            }
+            next_fetch = std::chrono::steady_clock::now() + deps_.min_fetch_interval;
             const auto out = co_await fetch_and_apply(rpc, p.source);
             if (cs.cancelled() != asio::cancellation_type::none) co_return;
             if (out == outcome::done) {
@@ -107,7 +132,19 @@ awaitable<config_sync::outcome> config_sync::fetch_and_apply(net::rpc_client& rp
         log.warn("config.rejected", {{"error", at.error().message()}, {"source", source}});
         co_return outcome::done;
     }
-    if (*at <= deps_.store.updated_at()) {
+    if (*at > version_bound()) {
+        ++deps_.metrics.config_rejections;
+        log.warn("config.rejected",
+                 {{"configUpdatedAt", *at},
+                  {"error", "configUpdatedAt is beyond the gateway's clock (more than " +
+                                std::to_string(deps_.max_version_ahead.count() / 1000) + " s ahead)"},
+                  {"kept", deps_.store.updated_at()},
+                  {"source", source}});
+        co_return outcome::done;
+    }
+    // The gateway's current version is the truth, even below a poisoned one.
+    const bool disown = applied_is_from_the_future() && *at != deps_.store.updated_at();
+    if (*at <= deps_.store.updated_at() && !disown) {
         log.debug("config.unchanged", {{"configUpdatedAt", *at}, {"source", source}});
         co_return outcome::done;
     }
@@ -124,7 +161,14 @@ awaitable<config_sync::outcome> config_sync::fetch_and_apply(net::rpc_client& rp
         co_return outcome::done;
     }
     const auto next = std::make_shared<const settings::runtime_config>(std::move(*cfg));
-    const bool changed = co_await deps_.store.update(next);
+    if (disown)
+        log.warn("config.version_disowned",
+                 {{"applied", deps_.store.updated_at()}, {"configUpdatedAt", *at}, {"source", source}});
+    bool changed = false;
+    if (disown)
+        changed = co_await deps_.store.replace(next);
+    else
+        changed = co_await deps_.store.update(next);
     if (!changed) co_return outcome::done;
     deps_.metrics.config_updated_at = *at;
     ++deps_.metrics.config_applies;

@@ -29,6 +29,12 @@ struct config_sync_deps {
     agent_metrics& metrics;
     const log::logger& log;
     net::uniform01 rand;
+    /// Fetches start at most this often: a flood of resets or unparseable
+    /// events costs one fetch per interval plus one trailing.
+    std::chrono::milliseconds min_fetch_interval{1000};
+    /// A configUpdatedAt further ahead of the gateway's clock than this is
+    /// refused (a version from the future would shadow every real publish).
+    std::chrono::milliseconds max_version_ahead{std::chrono::hours(24)};
 };
 
 class config_sync {
@@ -58,6 +64,10 @@ private:
     pending take();
     void put_back(const pending& p);
     [[nodiscard]] std::int64_t seen() const noexcept;
+    /// The newest believable version now; beyond it, a version is refused.
+    [[nodiscard]] std::int64_t version_bound() const noexcept;
+    /// The applied version is one no real publish can follow (beyond the bound).
+    [[nodiscard]] bool applied_is_from_the_future() const noexcept;
     awaitable<outcome> fetch_and_apply(net::rpc_client& rpc, std::string source);
 
     config_sync_deps deps_;

@@ -62,6 +62,12 @@ session_manager::session_manager(asio::any_io_executor ex, asio::any_io_executor
     if (!state_.session_token.empty() && remaining > 0)
         expires_ = steady::now() + std::min(std::chrono::milliseconds(remaining), max_trusted_lifetime);
     valid_until_ = expires_.time_since_epoch().count();
+    server_offset_ms_ = state_.server_offset_ms;
+}
+
+std::int64_t session_manager::server_now_ms() const noexcept
+{
+    return net::wall_ms() + server_offset_ms_.load();
 }
 
 bool session_manager::valid() const noexcept
@@ -162,6 +168,7 @@ awaitable<session_result<secret>> session_manager::login()
     state_.session_token = secret(std::move(*tok));
     state_.session_expires_ms = exp->time_since_epoch().count();
     state_.server_offset_ms = srv->time_since_epoch().count() - net::wall_ms();
+    server_offset_ms_ = state_.server_offset_ms;
     ++refreshes_;
     log_.info("session.refreshed", {{"node", state_.node_id}, {"lifetime_s", lifetime.count() / 1000}});
 

@@ -56,6 +56,9 @@ public:
     [[nodiscard]] const std::string& node_id() const noexcept { return state_.node_id; }
     /// Thread-safe (read by the health endpoint from its own strand).
     [[nodiscard]] std::uint64_t refreshes() const noexcept { return refreshes_.load(); }
+    /// Thread-safe: the gateway's wall clock as last seen at a login (our
+    /// own before the first), in ms since the epoch.
+    [[nodiscard]] std::int64_t server_now_ms() const noexcept;
     /// Thread-safe: a token is held and has not expired (steady clock).
     [[nodiscard]] bool valid() const noexcept;
 
@@ -85,7 +88,9 @@ private:
     std::chrono::milliseconds refresh_margin_{std::chrono::hours(1)};
     std::atomic<std::uint64_t> refreshes_{0};
     bool persist_ = true;
-    std::atomic<std::chrono::steady_clock::rep> valid_until_{0};  // expires_, readable off the strand
+    std::atomic<std::chrono::steady_clock::rep> valid_until_{0};
+    std::atomic<std::int64_t> server_offset_ms_{
+        0};  // state_.server_offset_ms, readable off the strand  // expires_, readable off the strand
 };
 
 }  // namespace tether::auth

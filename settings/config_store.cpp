@@ -17,13 +17,21 @@ awaitable<bool> config_store::update(config_ptr next)
 {
     // The comparison and the swap happen on the store's strand, so two
     // concurrent updates cannot both win or apply out of order.
-    const bool applied = co_await asio::co_spawn(strand_, apply(std::move(next)), use_awaitable);
+    const bool applied = co_await asio::co_spawn(strand_, apply(std::move(next), false), use_awaitable);
     co_return applied;
 }
 
-awaitable<bool> config_store::apply(config_ptr next)
+awaitable<bool> config_store::replace(config_ptr next)
 {
-    if (!next || next->updated_at <= current_.load()->updated_at) co_return false;
+    const bool applied = co_await asio::co_spawn(strand_, apply(std::move(next), true), use_awaitable);
+    co_return applied;
+}
+
+awaitable<bool> config_store::apply(config_ptr next, bool allow_older)
+{
+    if (!next) co_return false;
+    const auto have = current_.load()->updated_at;
+    if (allow_older ? next->updated_at == have : next->updated_at <= have) co_return false;
     current_.store(next);
     for (const auto& s : subscribers_) s(next);
     co_return true;

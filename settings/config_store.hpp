@@ -38,8 +38,13 @@ public:
     /// did (subscribers have then been called). Callable from any strand.
     awaitable<bool> update(config_ptr next);
 
+    /// Applies `next` when its version differs from the current one, older
+    /// or not: for a current version that the gateway disowns (one from the
+    /// future would otherwise shadow every real publish for good).
+    awaitable<bool> replace(config_ptr next);
+
 private:
-    awaitable<bool> apply(config_ptr next);
+    awaitable<bool> apply(config_ptr next, bool allow_older);
 
     asio::strand<asio::any_io_executor> strand_;
     std::atomic<config_ptr> current_;

@@ -271,6 +271,49 @@ BOOST_AUTO_TEST_CASE(a_burst_of_100_events_costs_at_most_two_fetches)
     BOOST_TEST(rig.agent.metrics.config_applies.load() == 1);
 }
 
+BOOST_AUTO_TEST_CASE(a_flood_of_resets_costs_one_fetch_per_second)
+{
+    scripted_rig rig;
+    rig.script.config_at = 100;
+    rig.script.stream = [](int) {
+        net::reply r = tether::test::sse_reply("");
+        r.stream = [](net::body_writer& w) -> awaitable<tether::error_code> {
+            for (int i = 0; i < 600; ++i) {  // a reset every 2 ms for about 1.2 s
+                if (auto ec = co_await w.write("event: reset\ndata: {}\n\n")) co_return ec;
+                co_await tether::test::sleep_for(2ms);
+            }
+            co_await tether::test::sleep_for(30s);
+            co_return tether::error_code{};
+        };
+        return r;
+    };
+    rig.start_all();
+    BOOST_TEST_REQUIRE(poll_until(
+        rig.ioc, [&] { return rig.agent.metrics.dispatch.handled.load() >= 600; }, 10s));
+    tether::test::pump_for(rig.ioc, 1200ms);  // room for the trailing fetch
+    // 1.2 s of flood plus the reconnect fetch: a handful, not hundreds.
+    BOOST_TEST(rig.script.fetches >= 2);
+    BOOST_TEST(rig.script.fetches <= 4, rig.script.fetches << " fetches");
+}
+
+BOOST_AUTO_TEST_CASE(a_version_from_the_future_is_refused_and_real_publishes_still_apply)
+{
+    scripted_rig rig;
+    rig.script.config_at = INT64_MAX;
+    rig.script.config = {{"flags", json::object{{"future", true}}}};
+    rig.agent.start_sync();
+    rig.agent.sync.request(std::nullopt, "test");
+    BOOST_TEST_REQUIRE(poll_until(
+        rig.ioc, [&] { return rig.agent.logs.has("config.rejected"); }, 5s));
+    BOOST_TEST(rig.agent.store.updated_at() == 0);
+    BOOST_TEST(rig.agent.logs.all().find("beyond the gateway's clock") != std::string::npos);
+    rig.script.config_at = 1'000'000;
+    rig.script.config = {{"flags", json::object{{"real", true}}}};
+    rig.agent.sync.request(1'000'000, "test");
+    BOOST_TEST(poll_until(
+        rig.ioc, [&] { return rig.agent.store.updated_at() == 1'000'000; }, 5s));
+}
+
 BOOST_AUTO_TEST_CASE(a_killed_stream_reconnects_with_last_event_id_and_catches_up)
 {
     scripted_rig rig;
