@@ -200,7 +200,7 @@ int agent_run(invocation& inv)
     config_sync sync(ex,
                      {store, session, server, tls, paths, blocking.get_executor(), metrics, inv.log, rand});
     event_dispatcher dispatch(ex, dispatcher_options{}, rand, metrics.dispatch, inv.log);
-    add_agent_handlers(dispatch, sync, st.node_id, inv.log);
+    add_agent_handlers(dispatch, sync, st.node_id, confirm_with_gateway(session, server, tls), inv.log);
     inv.log.info("agent.start", {{"node", st.node_id},
                                  {"org", st.org_id},
                                  {"server", server.redacted()},

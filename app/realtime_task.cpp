@@ -141,8 +141,22 @@ awaitable<void> run_realtime(net::sse_options opts, auth::session_manager& sessi
     }
 }
 
+revocation_check confirm_with_gateway(auth::session_manager& session, net::url server,
+                                      std::shared_ptr<asio::ssl::context> tls)
+{
+    return [&session, server = std::move(server), tls = std::move(tls)]() -> awaitable<void> {
+        const auto ex = co_await asio::this_coro::executor;
+        net::http_client http(ex, tls);
+        net::rpc_client rpc(http, server);
+        const json::object probe{{"agentVersion", "tether"}};
+        // Throws fatal_exit when the gateway confirms; any other answer returns.
+        auto r = co_await session_call(session, rpc, "Heartbeat", probe, 15s);
+        (void)r;
+    };
+}
+
 void add_agent_handlers(event_dispatcher& dispatch, config_sync& sync, std::string node_id,
-                        const log::logger& log)
+                        revocation_check confirm, const log::logger& log)
 {
     dispatch.on("config-updated", "config-fetch", [&sync](const net::sse_event& e) -> awaitable<error_code> {
         const auto data = data_object(e);
@@ -158,17 +172,22 @@ void add_agent_handlers(event_dispatcher& dispatch, config_sync& sync, std::stri
         sync.request(std::nullopt, "reset");
         co_return error_code{};
     });
-    dispatch.on("node-revoked", "revocation",
-                [&log, node_id = std::move(node_id)](const net::sse_event& e) -> awaitable<error_code> {
-                    const auto data = data_object(e);
-                    const auto who = data ? pj::value_or(pj::get_string(*data, "nodeId"), "") : std::string();
-                    if (who == node_id)
-                        throw fatal_exit(
-                            exit_status::permanent_auth,
-                            auth::session_manager::reenroll_hint("node-revoked event for this node"));
-                    log.debug("realtime.revoked_other", {{"node", who}});
-                    co_return error_code{};
-                });
+    dispatch.on(
+        "node-revoked", "revocation",
+        [&log, node_id = std::move(node_id),
+         confirm = std::move(confirm)](const net::sse_event& e) -> awaitable<error_code> {
+            const auto data = data_object(e);
+            const auto who = data ? pj::value_or(pj::get_string(*data, "nodeId"), "") : std::string();
+            if (who != node_id) {
+                log.debug("realtime.revoked_other", {{"node", who}});
+                co_return error_code{};
+            }
+            log.warn("realtime.revoked", {{"node", who}, {"action", "asking the gateway to confirm"}});
+            co_await confirm();  // throws fatal_exit(permanent_auth) when confirmed
+            log.warn("realtime.revocation_unconfirmed",
+                     {{"node", who}, {"action", "the gateway still accepts this node; carrying on"}});
+            co_return error_code{};
+        });
 }
 
 }  // namespace tether::app

@@ -33,9 +33,17 @@ awaitable<void> run_realtime(net::sse_options opts, auth::session_manager& sessi
                              config_sync& sync, agent_metrics& metrics, const log::logger& log,
                              net::uniform01 rand);
 
-/// The agent's handlers: config-updated and reset ask `sync` for a fetch,
-/// node-revoked naming `node_id` ends the agent with exit status 3.
+/// Asks the gateway whether this node is really gone, with one
+/// authenticated call: throws fatal_exit(permanent_auth) when the gateway
+/// says so, and returns otherwise (an event alone is not proof).
+using revocation_check = std::function<awaitable<void>()>;
+revocation_check confirm_with_gateway(auth::session_manager& session, net::url server,
+                                      std::shared_ptr<asio::ssl::context> tls);
+
+/// The agent's handlers: config-updated and reset ask `sync` for a fetch;
+/// node-revoked naming `node_id` ends the agent with exit status 3 once
+/// `confirm` agrees.
 void add_agent_handlers(event_dispatcher& dispatch, config_sync& sync, std::string node_id,
-                        const log::logger& log);
+                        revocation_check confirm, const log::logger& log);
 
 }  // namespace tether::app

@@ -36,7 +36,10 @@ awaitable<net::rpc_result<boost::json::object>> session_call(auth::session_manag
             r = co_await rpc.call(svc, method, request, bearer, timeout);
         }
     }
-    if (!r && r.error().c == code::not_found) permanent("not_found: " + r.error().message);
+    // The contract makes not_found permanent for Heartbeat only (the node was
+    // deleted or revoked); elsewhere it may be a proxy's or a new gateway's.
+    if (!r && method == "Heartbeat" && r.error().explicit_code && r.error().c == code::not_found)
+        permanent("not_found: " + r.error().message);
     co_return r;
 }
 

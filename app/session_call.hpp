@@ -10,9 +10,10 @@ namespace tether::app {
 
 /// Calls `method` with the session's token; on `unauthenticated` logs in once
 /// more and retries once (the session died under us: gateway restart,
-/// expiry). A permanent failure (login refused with permission_denied, or
-/// the call answered not_found because the node was revoked) throws
-/// fatal_exit(permanent_auth); everything else comes back as an error.
+/// expiry). The contract's permanent failures (BeginAuth refused with
+/// permission_denied, Heartbeat answered not_found, each in a Connect error
+/// body) throw fatal_exit(permanent_auth); everything else comes back as an
+/// error to retry.
 awaitable<net::rpc_result<boost::json::object>> session_call(auth::session_manager& session,
                                                              net::rpc_client& rpc, std::string method,
                                                              boost::json::object request,

@@ -25,10 +25,12 @@ session_result<secret> transient(net::connect::error e)
     return session_error{std::move(e), false};
 }
 
-/// A failed login RPC: permission_denied is the contract's "re-enroll".
-session_result<secret> rejected(net::connect::error e)
+/// A failed BeginAuth: permission_denied, said in a Connect error body, is
+/// the contract's "re-enroll". Anything else (a proxy's 403 page, an unknown
+/// code, any answer to CompleteAuth) may pass, so it is retried.
+session_result<secret> rejected(net::connect::error e, bool begin_auth)
 {
-    const bool permanent = e.c == net::connect::code::permission_denied;
+    const bool permanent = begin_auth && e.explicit_code && e.c == net::connect::code::permission_denied;
     return session_error{std::move(e), permanent};
 }
 
@@ -125,7 +127,7 @@ awaitable<session_result<secret>> session_manager::login()
     const secret none;
     auto begin = co_await rpc_->call(std::string(net::node_service), "BeginAuth", begin_req, none, timeout);
     if (!begin) {
-        auto out = rejected(begin.error());
+        auto out = rejected(begin.error(), true);
         co_return out;
     }
     auto challenge = pj::get_bytes(*begin, "challenge");
@@ -140,7 +142,7 @@ awaitable<session_result<secret>> session_manager::login()
     auto done =
         co_await rpc_->call(std::string(net::node_service), "CompleteAuth", complete_req, none, timeout);
     if (!done) {
-        auto out = rejected(done.error());
+        auto out = rejected(done.error(), false);
         co_return out;
     }
     auto tok = pj::get_string(*done, "sessionToken");

@@ -109,9 +109,13 @@ error decode_error(unsigned status, std::string_view body)
         const auto& o = v.get_object();
         if (const auto* c = o.if_contains("code"); c && c->is_string()) {
             if (const auto parsed = parse_code(c->get_string())) {
-                error e{*parsed, {}};
-                if (const auto* m = o.if_contains("message"); m && m->is_string())
-                    e.message = m->get_string();
+                error e{*parsed, {}, true};
+                if (const auto* m = o.if_contains("message"); m && m->is_string()) {
+                    const std::string_view text = m->get_string();
+                    e.message = text.substr(0, max_error_message_bytes);
+                    if (text.size() > max_error_message_bytes)
+                        e.message += "... (" + std::to_string(text.size()) + " bytes)";
+                }
                 return e;
             }
         }

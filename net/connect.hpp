@@ -43,7 +43,13 @@ code code_from_status(unsigned status) noexcept;
 struct error {
     code c = code::unknown;
     std::string message;
+    /// The code came in a Connect error body, not guessed from the HTTP
+    /// status (a proxy's 403 page is no statement of the contract).
+    bool explicit_code = false;
 };
+
+/// A server's error message is kept to this many bytes (logged on every failure).
+inline constexpr std::size_t max_error_message_bytes = 512;
 
 /// Decodes a non-200 response: the JSON error body when there is one,
 /// otherwise the status fallback table.

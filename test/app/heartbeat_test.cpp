@@ -25,13 +25,22 @@ using tether::awaitable;
 namespace {
 
 /// Logs any node in, then answers Heartbeat with `heartbeat_code` (or OK).
+/// `broken` makes one call answer with a body that is not a Connect error.
 struct scripted_gateway {
     std::string heartbeat_code;
     int begin_auth = 0;
     int heartbeats = 0;
+    std::string broken_method;  // "BeginAuth", "CompleteAuth", "Heartbeat"
+    net::reply broken;
 
     awaitable<net::reply> operator()(net::http::request req, net::peer_info)
     {
+        if (!broken_method.empty() && req.target.ends_with("/" + broken_method)) {
+            if (broken_method == "BeginAuth") ++begin_auth;
+            if (broken_method == "Heartbeat") ++heartbeats;
+            net::reply r = broken;
+            co_return r;
+        }
         if (auto login = tether::test::scripted_login(req, begin_auth)) {
             net::reply r = std::move(*login);  // named: see the GCC 12 rules in net/asio.hpp
             co_return r;
@@ -64,7 +73,8 @@ tether::auth::node_state node_at(const net::url& base)
 BOOST_AUTO_TEST_CASE(not_found_is_permanent_exit_3)
 {
     asio::io_context ioc;
-    scripted_gateway script{"not_found"};
+    scripted_gateway script;
+    script.heartbeat_code = "not_found";
     tether::test::loopback_server srv(
         ioc, [&](net::http::request r, net::peer_info p) { return script(std::move(r), p); });
     tether::test::agent_parts agent(ioc, srv.base(), node_at(srv.base()),
@@ -87,7 +97,8 @@ BOOST_AUTO_TEST_CASE(not_found_is_permanent_exit_3)
 BOOST_AUTO_TEST_CASE(transient_errors_keep_the_loop_going)
 {
     asio::io_context ioc;
-    scripted_gateway script{"unavailable"};
+    scripted_gateway script;
+    script.heartbeat_code = "unavailable";
     tether::test::loopback_server srv(
         ioc, [&](net::http::request r, net::peer_info p) { return script(std::move(r), p); });
     tether::test::agent_parts agent(ioc, srv.base(), node_at(srv.base()),
@@ -105,6 +116,51 @@ BOOST_AUTO_TEST_CASE(transient_errors_keep_the_loop_going)
             .load() == 2);
     BOOST_TEST(agent.logs.events("heartbeat.failed").size() == 2u);
     BOOST_TEST(script.begin_auth == 1);  // one login, reused
+}
+
+namespace {
+
+net::reply html_403()
+{
+    net::reply r;
+    r.head.status = 403;
+    r.head.headers.set("Content-Type", "text/html");
+    r.head.body = "<html><body>Forbidden by proxy</body></html>";
+    return r;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(only_the_contracts_permanent_answers_end_the_agent)
+{
+    // Each of these once ended the agent with "re-enroll".
+    std::vector<std::pair<std::string, net::reply>> cases{
+        {"BeginAuth", html_403()},
+        {"Heartbeat", html_403()},
+        {"CompleteAuth", net::error_reply(403, "permission_denied", "scripted")},
+        {"Heartbeat", net::error_reply(500, "unknown", "scripted")},
+    };
+    {
+        net::reply nf;
+        nf.head.status = 404;
+        nf.head.body = "Not Found";
+        cases.emplace_back("Heartbeat", nf);  // a proxy's 404, no Connect body
+    }
+    for (auto& [method, answer] : cases) {
+        asio::io_context ioc;
+        scripted_gateway script;
+        script.broken_method = method;
+        script.broken = answer;
+        tether::test::loopback_server srv(
+            ioc, [&](net::http::request r, net::peer_info p) { return script(std::move(r), p); });
+        tether::test::agent_parts agent(ioc, srv.base(), node_at(srv.base()),
+                                        tether::auth::generate_key().private_pem);
+        agent.start_heartbeats(5s);
+        tether::test::pump_for(ioc, 500ms);
+        BOOST_TEST(!agent.any_done(), method << " " << answer.head.status << " ended the agent");
+        BOOST_TEST(agent.logs.has("heartbeat.failed"), method);
+        agent.stop();
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

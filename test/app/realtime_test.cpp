@@ -212,6 +212,19 @@ BOOST_AUTO_TEST_CASE(revocation_event_ends_the_agent_with_exit_3)
     BOOST_TEST(bystander.metrics.events_by_type[1].load() == 1);
 }
 
+BOOST_AUTO_TEST_CASE(a_revocation_event_the_gateway_does_not_confirm_is_not_an_exit)
+{
+    scripted_rig rig;  // its Heartbeat answers OK: the node is alive
+    rig.script.stream = [](int) {
+        return tether::test::sse_reply("event: node-revoked\ndata: {\"nodeId\": \"node-1\"}\n\n", 30s);
+    };
+    rig.start_all();
+    BOOST_TEST_REQUIRE(poll_until(
+        rig.ioc, [&] { return rig.agent.logs.has("realtime.revocation_unconfirmed"); }, 10s));
+    BOOST_TEST(!rig.agent.failure());
+    BOOST_TEST(rig.script.heartbeats >= 1);  // it asked
+}
+
 BOOST_AUTO_TEST_CASE(an_invalid_document_is_rejected_whole_and_the_old_one_kept)
 {
     scripted_rig rig;

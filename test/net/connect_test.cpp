@@ -45,6 +45,18 @@ BOOST_AUTO_TEST_CASE(body_first_then_status_fallback)
     }
 }
 
+BOOST_AUTO_TEST_CASE(a_huge_server_message_is_cut_and_guessed_codes_are_marked)
+{
+    const std::string big(3 * 1024 * 1024, 'm');
+    const auto e = connect::decode_error(500, R"({"code":"internal","message":")" + big + R"("})");
+    BOOST_TEST(e.explicit_code);
+    BOOST_TEST(e.message.size() < connect::max_error_message_bytes + 40);
+    BOOST_TEST(e.message.find("3145728 bytes") != std::string::npos);
+    const auto guessed = connect::decode_error(403, "<html>Forbidden</html>");
+    BOOST_TEST(!guessed.explicit_code);
+    BOOST_TEST((guessed.c == connect::code::permission_denied));
+}
+
 BOOST_AUTO_TEST_CASE(encode_error_round_trips)
 {
     const auto body = connect::encode_error({connect::code::not_found, "no such \"node\""});

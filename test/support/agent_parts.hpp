@@ -38,7 +38,8 @@ struct agent_parts {
                                     logs.logger(), rand}),
           dispatch(ioc.get_executor(), dopts, rand, metrics.dispatch, logs.logger())
     {
-        app::add_agent_handlers(dispatch, sync, st.node_id, logs.logger());
+        app::add_agent_handlers(dispatch, sync, st.node_id,
+                                app::confirm_with_gateway(session, server, nullptr), logs.logger());
     }
 
     ~agent_parts()
