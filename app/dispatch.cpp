@@ -26,7 +26,9 @@ log::logger make_logger(const cli::arguments& args)
             throw cli::usage_error(args.origin("log-format") + " must be text or json, not '" + *v + "'");
         fmt = *parsed;
     }
-    return log::logger(lvl, fmt);
+    // Never a blocking write on an event-loop thread: a stderr nobody reads
+    // must not stop heartbeats, health answers or a SIGTERM drain.
+    return log::logger(lvl, fmt, std::make_shared<log::background_stderr>(fmt));
 }
 
 std::chrono::milliseconds parse_duration(std::string_view text, std::string_view what)

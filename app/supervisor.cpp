@@ -258,6 +258,7 @@ void supervisor::start_watchdog()
         if (w->cv.wait_until(lock, deadline, [w] { return w->done; })) return;
         log.error("supervisor.hard_exit",
                   {{"reason", "the event loop did not return after the drain; a task blocks its thread"}});
+        log.flush(std::chrono::milliseconds(500));
         std::_Exit(code);
     });
 }

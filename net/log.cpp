@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
+#include <deque>
+#include <thread>
 #include <utility>
 
 namespace tether::log {
@@ -128,7 +131,98 @@ bool throttle::allow(std::uint64_t& suppressed) noexcept
     return true;
 }
 
+struct background_stderr::state {
+    format fmt;
+    std::size_t max_bytes;
+    std::mutex m;
+    std::condition_variable wake, idle;
+    std::deque<std::string> queue;
+    std::size_t queued_bytes = 0;
+    std::uint64_t dropped = 0;
+    std::uint64_t dropped_reported = 0;
+    bool writing = false;
+    bool stop = false;
+
+    void run()
+    {
+        const auto out = stderr_sink();
+        std::unique_lock lock(m);
+        for (;;) {
+            wake.wait(lock, [this] { return stop || !queue.empty(); });
+            if (queue.empty() && stop) return;
+            std::deque<std::string> batch;
+            batch.swap(queue);
+            queued_bytes = 0;
+            const auto lost = dropped - dropped_reported;
+            dropped_reported = dropped;
+            writing = true;
+            lock.unlock();
+            if (lost > 0)
+                out(render(fmt, utc_now(), level::warn, "log.dropped",
+                           {{"lines", lost}, {"reason", "stderr was not read; lines were dropped"}}));
+            for (const auto& line : batch) out(line);
+            lock.lock();
+            writing = false;
+            idle.notify_all();
+        }
+    }
+};
+
+background_stderr::background_stderr(format fmt, std::size_t max_bytes) : state_(std::make_shared<state>())
+{
+    state_->fmt = fmt;
+    state_->max_bytes = max_bytes;
+    // The thread holds the state: it may outlive this object when stderr
+    // never drains (it is then ended with the process).
+    std::thread([s = state_] { s->run(); }).detach();
+}
+
+background_stderr::~background_stderr()
+{
+    (void)flush(std::chrono::seconds(1));
+    const std::lock_guard lock(state_->m);
+    state_->stop = true;
+    state_->wake.notify_one();
+}
+
+void background_stderr::push(std::string_view line)
+{
+    const std::lock_guard lock(state_->m);
+    if (state_->queued_bytes + line.size() > state_->max_bytes) {
+        ++state_->dropped;
+        return;
+    }
+    state_->queued_bytes += line.size();
+    state_->queue.emplace_back(line);
+    state_->wake.notify_one();
+}
+
+bool background_stderr::flush(std::chrono::milliseconds limit)
+{
+    std::unique_lock lock(state_->m);
+    return state_->idle.wait_for(lock, limit, [this] { return state_->queue.empty() && !state_->writing; });
+}
+
+std::uint64_t background_stderr::dropped() const
+{
+    const std::lock_guard lock(state_->m);
+    return state_->dropped;
+}
+
 logger::logger(level min, format fmt, sink out) : min_(min), fmt_(fmt), out_(std::move(out)) {}
+
+logger::logger(level min, format fmt, std::shared_ptr<background_stderr> out)
+    : min_(min), fmt_(fmt), background_(std::move(out))
+{
+    out_ = [b = background_.get()](std::string_view line) {
+        b->push(line);
+    };
+}
+
+void logger::flush(std::chrono::milliseconds limit) const
+{
+    if (background_) (void)background_->flush(limit);
+}
 
 void logger::write(level l, std::string_view event, fields f) const
 {

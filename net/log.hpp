@@ -28,7 +28,30 @@ using sink = std::function<void(std::string_view line)>;
 
 /// Writes one line to stderr per call (a single write(2), so lines from
 /// several processes sharing a terminal do not interleave mid-line).
+/// Blocks while stderr does: for tools, not for event-loop threads.
 sink stderr_sink();
+
+/// Lines to stderr through a bounded queue drained by a thread of its own,
+/// so a stderr that nobody reads never blocks a task: when `max_bytes` are
+/// queued, further lines are dropped and counted, and a `log.dropped` line
+/// says how many once stderr moves again. flush() waits a bounded time.
+class background_stderr {
+public:
+    explicit background_stderr(format fmt, std::size_t max_bytes = std::size_t{1} << 20);
+    ~background_stderr();  ///< flushes for up to a second, then lets the writer go
+    background_stderr(const background_stderr&) = delete;
+    background_stderr& operator=(const background_stderr&) = delete;
+
+    /// Thread-safe, never blocks on stderr.
+    void push(std::string_view line);
+    /// Waits until everything queued is written or `limit` passes.
+    bool flush(std::chrono::milliseconds limit);
+    [[nodiscard]] std::uint64_t dropped() const;
+
+private:
+    struct state;
+    std::shared_ptr<state> state_;
+};
 
 /// Thread-safe: several strands log through one logger. It is passed by
 /// reference to whoever needs it, never reached through a global.
@@ -39,6 +62,8 @@ sink stderr_sink();
 class logger {
 public:
     explicit logger(level min = level::info, format fmt = format::text, sink out = stderr_sink());
+    /// Lines go through `out` (owned by the logger), which never blocks.
+    logger(level min, format fmt, std::shared_ptr<background_stderr> out);
 
     void debug(std::string_view event, fields f = {}) const { write(level::debug, event, std::move(f)); }
     void info(std::string_view event, fields f = {}) const { write(level::info, event, std::move(f)); }
@@ -48,6 +73,10 @@ public:
     void write(level l, std::string_view event, fields f) const;
     [[nodiscard]] bool enabled(level l) const noexcept { return l >= min_; }
 
+    /// Before the process ends without unwinding (_Exit): waits up to
+    /// `limit` for queued lines. A no-op for synchronous sinks.
+    void flush(std::chrono::milliseconds limit) const;
+
     [[nodiscard]] level min_level() const noexcept { return min_; }
     [[nodiscard]] format line_format() const noexcept { return fmt_; }
 
@@ -55,6 +84,7 @@ private:
     level min_;
     format fmt_;
     sink out_;
+    std::shared_ptr<background_stderr> background_;
     std::unique_ptr<std::mutex> mutex_ = std::make_unique<std::mutex>();
 };
 

@@ -8,7 +8,14 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -98,6 +105,79 @@ BOOST_AUTO_TEST_CASE(the_agent_health_endpoint_refuses_hostile_framing_and_keeps
     refuses_hostile_framing(port, "GET /livez HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
                             "HTTP/1.1 200 OK");
     BOOST_TEST(!agent->wait_for(100ms).has_value(), agent->err());
+}
+
+BOOST_AUTO_TEST_CASE(a_stderr_nobody_reads_never_stops_the_agent)
+{
+    t::gateway_process gw;
+    t::temp_dir dir;
+    const auto state = dir.path() / "node";
+    t::enroll(gw, state);
+    const int port = t::free_port();
+
+    // stderr: a pipe that is already full and that nobody reads.
+    int fds[2];
+    BOOST_TEST_REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    (void)::fcntl(fds[1], F_SETPIPE_SZ, 4096);
+    (void)::fcntl(fds[1], F_SETFL, O_NONBLOCK);
+    const std::string filler(4096, 'x');
+    while (::write(fds[1], filler.data(), filler.size()) > 0) {}
+    (void)::fcntl(fds[1], F_SETFL, 0);
+
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], STDERR_FILENO);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    const auto exe = t::binary("tether").string();
+    std::vector<std::string> args{exe,
+                                  "run",
+                                  "--state-dir",
+                                  state.string(),
+                                  "--log-level",
+                                  "debug",
+                                  "--log-format",
+                                  "json",
+                                  "--health-listen",
+                                  "127.0.0.1:" + std::to_string(port),
+                                  "--heartbeat-interval",
+                                  "5s"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    char* envp[] = {nullptr};
+    pid_t pid = 0;
+    BOOST_TEST_REQUIRE(::posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), envp) == 0);
+    posix_spawn_file_actions_destroy(&fa);
+
+    // Health answers and the first heartbeat succeeds although every log
+    // line since the start had nowhere to go.
+    bool ready = false;
+    for (int i = 0; i < 100 && !ready; ++i) {
+        std::this_thread::sleep_for(100ms);
+        ready = contains(
+            t::raw_exchange(port, "GET /readyz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", 1000ms),
+            "HTTP/1.1 200");
+    }
+    BOOST_TEST(ready, "/readyz never answered 200 with a blocked stderr");
+    BOOST_TEST(contains(t::raw_exchange(port, "GET /livez HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
+                        "HTTP/1.1 200"));
+
+    // SIGTERM still drains and exits 0, with stderr still blocked.
+    ::kill(pid, SIGTERM);
+    int status = -1;
+    for (int i = 0; i < 100; ++i) {
+        if (::waitpid(pid, &status, WNOHANG) == pid) break;
+        std::this_thread::sleep_for(100ms);
+    }
+    if (::waitpid(pid, nullptr, WNOHANG) == 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        BOOST_FAIL("tether run ignored SIGTERM with a blocked stderr");
+    }
+    BOOST_TEST(WIFEXITED(status));
+    BOOST_TEST(WEXITSTATUS(status) == 0);
+    ::close(fds[0]);
+    ::close(fds[1]);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
