@@ -7,6 +7,7 @@
 #include "net/protojson.hpp"
 #include "net/rpc_client.hpp"
 #include "net/tls.hpp"
+#include "net/utf8.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
@@ -135,7 +136,7 @@ int admin_nodes(invocation& inv)
         const auto& n = v.as_object();
         const auto get = [&](const char* k) {
             const auto* x = n.if_contains(k);
-            return x && x->is_string() ? std::string(x->get_string()) : std::string("-");
+            return x && x->is_string() ? net::terminal_safe(x->get_string()) : std::string("-");
         };
         const auto* rev = n.if_contains("revoked");
         std::printf("%-22s %-17s %-20s %-22s %s\n", get("nodeId").c_str(), get("orgId").c_str(),

@@ -5,6 +5,7 @@
 #include "net/connect.hpp"
 #include "net/protojson.hpp"
 #include "net/random_bytes.hpp"
+#include "net/utf8.hpp"
 #include "settings/runtime_config.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -205,6 +206,19 @@ awaitable<net::reply> service::unary(const net::http::request& req, std::string_
 
 // ---- NodeService ----------------------------------------------------------
 
+namespace {
+
+/// Names are shown to operators in terminals and tables: no control
+/// characters (C0, DEL, C1), and valid UTF-8.
+std::optional<std::string> node_name_problem(std::string_view name)
+{
+    if (net::utf8_replace_invalid(name) != name) return "must be valid UTF-8";
+    if (net::has_control_characters(name)) return "must not contain control characters";
+    return std::nullopt;
+}
+
+}  // namespace
+
 awaitable<rpc_result> service::enroll(const json::object& in)
 {
     auto code = pj::get_string(in, "enrollmentCode");
@@ -216,8 +230,11 @@ awaitable<rpc_result> service::enroll(const json::object& in)
     auto caps = pj::get_strings(in, "capabilities");
     if (!caps) co_return invalid(caps.error());
     if (key->size() != 32) co_return fail("invalid_argument", "publicKey: must be a raw 32-byte Ed25519 key");
+    if (*key == std::string(32, '\0'))
+        co_return fail("invalid_argument", "publicKey: the all-zero key is not a key");
     if (name->empty() || name->size() > 253)
         co_return fail("invalid_argument", "nodeName: must be 1 to 253 bytes");
+    if (const auto why = node_name_problem(*name)) co_return fail("invalid_argument", "nodeName: " + *why);
 
     node_record n;
     n.node_id = "node-" + net::random_token(12);
@@ -229,17 +246,30 @@ awaitable<rpc_result> service::enroll(const json::object& in)
     n.created_ms = sessions_.now_ms();
     const std::string code_hash = auth::sha256_hex(*code);
     const auto now = sessions_.now_ms();
-    std::function<std::optional<std::string>(storage&)> query1 =
-        [&](storage& st) -> std::optional<std::string> {
-        auto o = st.consume_enrollment_code(code_hash, now);
-        if (o) {
-            n.org_id = *o;
-            st.insert_node(n);
-        }
-        return o;
+    struct enrolled {
+        std::optional<std::string> org;
+        bool key_taken = false;
     };
-    auto org = co_await db(std::move(query1));
+    std::function<enrolled(storage&)> query1 = [&](storage& st) -> enrolled {
+        enrolled out;
+        out.org = st.consume_enrollment_code(code_hash, now);
+        if (!out.org) return out;
+        if (st.public_key_taken(n.public_key)) {
+            // The code stays usable: the node only needs a key of its own.
+            st.release_enrollment_code(code_hash);
+            out.key_taken = true;
+            return out;
+        }
+        n.org_id = *out.org;
+        st.insert_node(n);
+        return out;
+    };
+    const auto result = co_await db(std::move(query1));
+    const auto& org = result.org;
     if (!org) co_return fail("permission_denied", "enrollment code unknown, expired or already used");
+    if (result.key_taken)
+        co_return fail("already_exists",
+                       "publicKey: another node is enrolled with this key; generate a new one");
     log_.info("gateway.enrolled", {{"node", n.node_id}, {"org", *org}});
     json::object out{{"nodeId", n.node_id}, {"orgId", *org}, {"apiKey", api_key}};
     co_return out;

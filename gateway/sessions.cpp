@@ -3,6 +3,8 @@
 #include "auth/keys.hpp"
 #include "net/random_bytes.hpp"
 
+#include <algorithm>
+
 namespace tether::gateway {
 
 session_registry::session_registry(clock_fn now, session_limits limits)
@@ -34,8 +36,16 @@ bool session_registry::take_challenge(const std::string& node_id, const std::str
 issued_token session_registry::new_session(const std::string& node_id, const std::string& org_id)
 {
     issued_token t{secret(net::random_token(32)), now_() + limits_.session_ms};
+    const auto key = auth::sha256_hex(t.token.reveal());
     const std::lock_guard lock(m_);
-    sessions_[auth::sha256_hex(t.token.reveal())] = {node_id, org_id, t.expires_ms};
+    sessions_[key] = {node_id, org_id, t.expires_ms};
+    auto& mine = node_sessions_[node_id];
+    mine.push_back(key);
+    // Keys pruned on expiry may still be listed here: erasing them is a no-op.
+    while (mine.size() > std::max<std::size_t>(limits_.sessions_per_node, 1)) {
+        sessions_.erase(mine.front());
+        mine.pop_front();
+    }
     return t;
 }
 
@@ -124,6 +134,10 @@ void session_registry::prune()
     const std::lock_guard lock(m_);
     std::erase_if(challenges_, [&](const auto& kv) { return kv.second.expires_ms <= now; });
     std::erase_if(sessions_, [&](const auto& kv) { return kv.second.expires_ms <= now; });
+    for (auto it = node_sessions_.begin(); it != node_sessions_.end();) {
+        std::erase_if(it->second, [&](const std::string& key) { return !sessions_.contains(key); });
+        it = it->second.empty() ? node_sessions_.erase(it) : std::next(it);
+    }
     for (auto it = stream_tokens_.begin(); it != stream_tokens_.end();) {
         if (it->second.expires_ms <= now) {
             stream_session_.erase(it->first);

@@ -33,6 +33,8 @@ struct session_limits {
     std::int64_t session_ms = 24LL * 3600 * 1000;
     std::int64_t stream_token_ms = 5 * 60 * 1000;
     std::size_t stream_tokens_per_node = 10;
+    /// Live sessions per node; a login beyond it ends the node's oldest.
+    std::size_t sessions_per_node = 8;
     std::size_t heartbeats_per_second = 10;
     std::int64_t heartbeat_write_every_ms = 5'000;
 };
@@ -79,8 +81,9 @@ private:
     clock_fn now_;
     session_limits limits_;
     std::mutex m_;
-    std::map<std::string, challenge> challenges_;         // key: sha256(challenge)
-    std::map<std::string, session_info> sessions_;        // key: sha256(token)
+    std::map<std::string, challenge> challenges_;                   // key: sha256(challenge)
+    std::map<std::string, session_info> sessions_;                  // key: sha256(token)
+    std::map<std::string, std::deque<std::string>> node_sessions_;  // node -> its session keys, oldest first
     std::map<std::string, session_info> stream_tokens_;   // key: sha256(token); expires_ms = token expiry
     std::map<std::string, std::int64_t> stream_session_;  // key: sha256(token) -> session expiry
     std::map<std::string, std::deque<std::int64_t>> beats_;

@@ -211,6 +211,12 @@ std::optional<std::string> sqlite_storage::consume_enrollment_code(const std::st
     return org;
 }
 
+void sqlite_storage::release_enrollment_code(const std::string& code_hash)
+{
+    statement s(db_, "UPDATE enrollment_codes SET used = 0 WHERE code_hash = ?");
+    s.bind(1, code_hash).step();
+}
+
 void sqlite_storage::insert_node(const node_record& n)
 {
     statement s(
@@ -242,6 +248,13 @@ std::optional<node_record> sqlite_storage::find_node(const std::string& node_id)
     return node_record{s.text(0),   s.text(1), s.text(2),         caps_from_json(s.text(3)),
                        s.text(4),   s.text(5), s.integer(6) != 0, s.integer(7),
                        s.integer(8)};
+}
+
+bool sqlite_storage::public_key_taken(const std::string& public_key)
+{
+    statement s(db_, "SELECT 1 FROM nodes WHERE public_key = ? LIMIT 1");
+    s.bind_blob(1, public_key);
+    return s.step();
 }
 
 void sqlite_storage::touch_node(const std::string& node_id, std::int64_t last_seen_ms)

@@ -23,6 +23,8 @@ public:
                                                        std::int64_t now_ms) override;
     void insert_node(const node_record& n) override;
     std::optional<node_record> find_node(const std::string& node_id) override;
+    bool public_key_taken(const std::string& public_key) override;
+    void release_enrollment_code(const std::string& code_hash) override;
     void touch_node(const std::string& node_id, std::int64_t last_seen_ms) override;
     bool revoke_node(const std::string& node_id) override;
     std::vector<node_record> list_nodes(const std::string& org_id, const std::string& after_id,

@@ -48,8 +48,14 @@ public:
     virtual std::optional<std::string> consume_enrollment_code(const std::string& code_hash,
                                                                std::int64_t now_ms) = 0;
 
+    /// Undoes consume_enrollment_code (an enrollment refused after the code
+    /// was checked must not cost the operator the code).
+    virtual void release_enrollment_code(const std::string& code_hash) = 0;
+
     virtual void insert_node(const node_record& n) = 0;
     virtual std::optional<node_record> find_node(const std::string& node_id) = 0;
+    /// Some node (revoked or not) already holds this raw public key.
+    virtual bool public_key_taken(const std::string& public_key) = 0;
     virtual void touch_node(const std::string& node_id, std::int64_t last_seen_ms) = 0;
     /// False when there is no such node.
     virtual bool revoke_node(const std::string& node_id) = 0;

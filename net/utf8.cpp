@@ -53,3 +53,52 @@ std::string utf8_replace_invalid(std::string_view in)
 }
 
 }  // namespace tether::net
+
+namespace tether::net {
+
+namespace {
+
+/// Length of the control character at `i` (1 for C0/DEL, 2 for a C1), or 0.
+std::size_t control_at(std::string_view s, std::size_t i) noexcept
+{
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7F) return 1;
+    if (c == 0xC2 && i + 1 < s.size()) {
+        const auto n = static_cast<unsigned char>(s[i + 1]);
+        if (n >= 0x80 && n <= 0x9F) return 2;
+    }
+    return 0;
+}
+
+}  // namespace
+
+bool has_control_characters(std::string_view s) noexcept
+{
+    for (std::size_t i = 0; i < s.size(); ++i)
+        if (control_at(s, i) != 0) return true;
+    return false;
+}
+
+std::string terminal_safe(std::string_view s)
+{
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const std::size_t n = s[i] == '\\' ? 1 : control_at(s, i);
+        if (n == 0) {
+            out.push_back(s[i]);
+            continue;
+        }
+        for (std::size_t k = 0; k < n; ++k) {
+            const auto c = static_cast<unsigned char>(s[i + k]);
+            out += "\\x";
+            out.push_back(digits[c >> 4]);
+            out.push_back(digits[c & 0xF]);
+        }
+        i += n - 1;
+    }
+    return out;
+}
+
+}  // namespace tether::net

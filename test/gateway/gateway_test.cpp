@@ -73,6 +73,56 @@ BOOST_AUTO_TEST_CASE(enrollment_codes_are_single_use_and_scoped)
     BOOST_TEST(db_bytes.find(code) == std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(enroll_refuses_control_characters_and_unusable_keys)
+{
+    gateway_fixture g;
+    const auto enroll = [&](const std::string& name, const std::string& raw_key) {
+        return g.node("Enroll", {{"enrollmentCode", g.new_code("acme")},
+                                 {"nodeName", name},
+                                 {"publicKey", net::protojson::base64_encode(raw_key)}});
+    };
+    const auto key = tether::auth::generate_key().public_raw;
+    for (const std::string name : {"evil\x1b[2J", "two\nlines", "tab\there", "del\x7f", "c1\xc2\x9b"}) {
+        const auto r = enroll(name, key);
+        BOOST_TEST((code_of(r) == code::invalid_argument), name);
+        BOOST_TEST(r.error().message.find("nodeName") != std::string::npos, r.error().message);
+    }
+    BOOST_TEST((code_of(enroll("zero", std::string(32, '\0'))) == code::invalid_argument));
+    BOOST_TEST(enroll("caf\xc3\xa9 n\xc5\x8d"
+                      "de",
+                      key)
+                   .has_value());  // UTF-8 is fine
+    const auto dup = enroll("copy", key);
+    BOOST_TEST((code_of(dup) == code::already_exists));
+    // The refused enrollment did not spend its code.
+    const auto code = g.new_code("acme");
+    BOOST_TEST((code_of(g.node("Enroll", {{"enrollmentCode", code},
+                                          {"nodeName", "copy"},
+                                          {"publicKey", net::protojson::base64_encode(key)}})) ==
+                code::already_exists));
+    BOOST_TEST(g.node("Enroll",
+                      {{"enrollmentCode", code},
+                       {"nodeName", "fresh"},
+                       {"publicKey", net::protojson::base64_encode(tether::auth::generate_key().public_raw)}})
+                   .has_value());
+}
+
+BOOST_AUTO_TEST_CASE(sessions_per_node_are_capped_oldest_first)
+{
+    gateway_fixture g;
+    const auto n = g.enroll("acme");
+    std::vector<tether::secret> sessions;
+    for (int i = 0; i < 20; ++i) sessions.push_back(g.session(n));
+    const auto cap = tether::gateway::session_limits{}.sessions_per_node;
+    for (std::size_t i = 0; i < sessions.size(); ++i) {
+        const auto r = g.node("GetRuntimeConfig", {}, sessions[i]);
+        if (i < sessions.size() - cap)
+            BOOST_TEST((code_of(r) == code::unauthenticated), i);
+        else
+            BOOST_TEST(r.has_value(), i);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(login_rejects_with_the_contract_codes)
 {
     gateway_fixture g;
