@@ -111,17 +111,21 @@ std::shared_ptr<subscription> event_hub::subscribe(const std::string& org_id, co
                                                    const std::string& ip, asio::any_io_executor strand,
                                                    refusal* why)
 {
+    const bool admin = org_id.empty();
     const std::lock_guard lock(m_);
-    if (total_ >= limits_.global) {
+    const std::size_t in_use = admin ? admin_total_ : total_ - admin_total_;
+    if (in_use >= (admin ? limits_.admin_global : limits_.global)) {
         if (why) *why = refusal::global;
         return nullptr;
     }
-    if (per_ip_[ip] >= limits_.per_ip) {
+    auto& from_ip = per_ip_[admin ? "admin " + ip : ip];
+    if (from_ip >= (admin ? limits_.admin_per_ip : limits_.per_ip)) {
         if (why) *why = refusal::per_ip;
         return nullptr;
     }
     ++total_;
-    ++per_ip_[ip];
+    if (admin) ++admin_total_;
+    ++from_ip;
     auto s = std::make_shared<subscription>(*this, org_id, node_id, ip, std::move(strand));
     subs_.push_back(s);
     if (why) *why = refusal::none;
@@ -132,7 +136,10 @@ void event_hub::release(subscription* s)
 {
     const std::lock_guard lock(m_);
     --total_;
-    if (auto it = per_ip_.find(s->ip_); it != per_ip_.end() && --it->second == 0) per_ip_.erase(it);
+    const bool admin = s->org_id_.empty();
+    if (admin) --admin_total_;
+    if (auto it = per_ip_.find(admin ? "admin " + s->ip_ : s->ip_); it != per_ip_.end() && --it->second == 0)
+        per_ip_.erase(it);
     subs_.remove_if([](const std::weak_ptr<subscription>& w) { return w.expired(); });
 }
 

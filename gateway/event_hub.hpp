@@ -23,6 +23,10 @@ struct hub_limits {
     std::size_t queue = 256;
     std::size_t per_ip = 20;
     std::size_t global = 10'000;
+    /// Admin streams have a budget of their own: nodes behind the
+    /// operator's address must not lock the operator out.
+    std::size_t admin_per_ip = 8;
+    std::size_t admin_global = 64;
 };
 
 class event_hub;
@@ -99,8 +103,9 @@ private:
     hub_limits limits_;
     mutable std::mutex m_;
     std::list<std::weak_ptr<subscription>> subs_;
-    std::map<std::string, std::size_t> per_ip_;
+    std::map<std::string, std::size_t> per_ip_;  // key: ip, or "admin " + ip
     std::size_t total_ = 0;
+    std::size_t admin_total_ = 0;
     std::atomic<std::uint64_t> evictions_{0};
 };
 

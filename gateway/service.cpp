@@ -149,6 +149,22 @@ awaitable<net::reply> service::unary(const net::http::request& req, std::string_
         r.head.headers.set("Allow", "POST");
         co_return r;
     }
+    // The Connect protocol's request headers, answered as it says.
+    if (const auto enc = req.headers.get("Content-Encoding"); enc && !net::http::iequals(*enc, "identity")) {
+        auto r = net::error_reply(
+            net::connect::http_status(net::connect::code::unimplemented), "unimplemented",
+            "Content-Encoding " + std::string(*enc).substr(0, 64) + " is not supported: send identity");
+        r.head.headers.set("Accept-Encoding", "identity");
+        co_return r;
+    }
+    if (const auto v = req.headers.get(net::connect::protocol_version_header); v && *v != "1")
+        co_return net::error_reply(
+            400, "invalid_argument",
+            "Connect-Protocol-Version must be 1, not " + std::string(*v).substr(0, 64));
+    if (const auto t = req.headers.get(net::connect::timeout_header);
+        t && (t->empty() || t->size() > 10 ||
+              !std::all_of(t->begin(), t->end(), [](char c) { return c >= '0' && c <= '9'; })))
+        co_return net::error_reply(400, "invalid_argument", "Connect-Timeout-Ms must be 1 to 10 digits");
     const auto ct = req.headers.get("Content-Type").value_or("");
     if (!net::http::iequals(ct.substr(0, ct.find(';')), "application/json"))
         co_return net::error_reply(415, "invalid_argument", "Content-Type must be application/json");
@@ -449,6 +465,10 @@ awaitable<rpc_result> service::list_nodes(const json::object& in)
 {
     auto org = pj::get_string(in, "orgId");
     if (!org) co_return invalid(org.error());
+    if (!org->empty()) {  // empty: every org
+        auto checked = get_org_id(in);
+        if (!checked) co_return invalid(checked.error());
+    }
     auto size = pj::get_int32(in, "pageSize");
     if (!size) co_return invalid(size.error());
     if (*size < 0) co_return fail("invalid_argument", "pageSize: must not be negative");

@@ -43,8 +43,14 @@ BOOST_AUTO_TEST_CASE(org_filter_idle_and_limits)
     BOOST_TEST(!hub.subscribe("acme", "n1", "10.0.0.1", asio::make_strand(ioc), &why));
     BOOST_TEST((why == event_hub::refusal::per_ip));
     auto admin = hub.subscribe("", "", "10.0.0.2", asio::make_strand(ioc), &why);
-    BOOST_TEST(!hub.subscribe("acme", "n3", "10.0.0.3", asio::make_strand(ioc), &why));
+    BOOST_TEST_REQUIRE(admin != nullptr);
+    // The admin stream has its own budget: a second node stream still fits.
+    auto b = hub.subscribe("acme", "n3", "10.0.0.3", asio::make_strand(ioc), &why);
+    BOOST_TEST(b != nullptr);
+    BOOST_TEST(!hub.subscribe("acme", "n4", "10.0.0.4", asio::make_strand(ioc), &why));
     BOOST_TEST((why == event_hub::refusal::global));
+    // And node streams cannot take the admin's.
+    BOOST_TEST(hub.subscribe("", "", "10.0.0.1", asio::make_strand(ioc), &why) != nullptr);
 
     hub.publish(event_record{1, "beta", "config-updated", "{}"});
     const auto idle = tether::test::run_for(ioc, a->next(50ms));
@@ -53,7 +59,7 @@ BOOST_AUTO_TEST_CASE(org_filter_idle_and_limits)
     BOOST_TEST(tether::test::run_for(ioc, admin->next(1s)).events.size() == 1u);
 
     a.reset();  // releasing a stream frees its slot
-    BOOST_TEST(hub.connections() == 1u);
+    BOOST_TEST(hub.connections() == 2u);
     BOOST_TEST(hub.subscribe("acme", "n1", "10.0.0.1", asio::make_strand(ioc), &why) != nullptr);
 }
 
