@@ -2,6 +2,7 @@
 
 #include "app/exit_status.hpp"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -118,8 +119,24 @@ int run_command(const std::string& program, const subcommand& cmd, std::span<con
 
 }  // namespace
 
+namespace {
+
+/// The soft open-files limit up to the hard one: a listener's connections
+/// and an agent's streams are descriptors, and a default soft limit of 256
+/// or 1024 is far below what the process is allowed.
+void raise_open_files_limit() noexcept
+{
+    rlimit r{};
+    if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur >= r.rlim_max) return;
+    r.rlim_cur = r.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &r);
+}
+
+}  // namespace
+
 int dispatch(const program_spec& program, int argc, char** argv, const cli::env_lookup& env)
 {
+    raise_open_files_limit();
     const std::string name(program.name);
     std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
     const auto specs = specs_of(program.commands);

@@ -24,6 +24,8 @@ const std::vector<subcommand>& table()
            {"threads", "N", "event-loop threads", "1"},
            {"stream-limit-per-ip", "N", "open event streams allowed per client address", "20"},
            {"stream-limit", "N", "open event streams allowed in total", "10000"},
+           {"max-connections-per-ip", "N", "open connections allowed per client address (streams included)",
+            "64"},
            {"drain-timeout", "DURATION", "how long connections may take to close on SIGINT/SIGTERM", "10s"}}},
          gateway_serve},
         {{"admin", "Operator commands against a running gateway.", {server, admin_token_file, ca_file}},

@@ -55,6 +55,9 @@ int gateway_serve(invocation& inv)
         gw.hub.per_ip = parse_count(*v, "--stream-limit-per-ip", 1, 1'000'000);
     if (auto v = inv.args.value("stream-limit"))
         gw.hub.global = parse_count(*v, "--stream-limit", 1, 10'000'000);
+    auto server_opts = gateway::default_server_options();
+    if (auto v = inv.args.value("max-connections-per-ip"))
+        server_opts.max_connections_per_ip = parse_count(*v, "--max-connections-per-ip", 1, 10'000'000);
 
     // Everything the gateway creates (database, WAL, token file) is for its
     // own user only.
@@ -84,7 +87,7 @@ int gateway_serve(invocation& inv)
         [&svc](net::http::request req, net::peer_info peer) {
             return svc.handle(std::move(req), std::move(peer));
         },
-        inv.log, {}, tls_ctx);
+        inv.log, server_opts, tls_ctx);
     const auto ep = server.local_endpoint();
     inv.log.info("gateway.listening", {{"address", ep.address().to_string()},
                                        {"port", ep.port()},

@@ -29,7 +29,8 @@ subscription::subscription(event_hub& hub, std::string org_id, std::string node_
       node_id_(std::move(node_id)),
       ip_(std::move(ip)),
       strand_(strand),
-      wake_(strand, asio::steady_timer::time_point::max())
+      wake_(strand, asio::steady_timer::time_point::max()),
+      evict_(strand, asio::steady_timer::time_point::max())
 {
 }
 
@@ -75,8 +76,31 @@ void subscription::wake()
     // The timer belongs to the connection's strand: cancel it there. The
     // weak reference lets a stream that already ended ignore the wake.
     asio::post(strand_, [w = weak_from_this()] {
-        if (const auto self = w.lock()) self->wake_.cancel();
+        const auto self = w.lock();
+        if (!self) return;
+        self->wake_.cancel();
+        bool evicted = false;
+        {
+            const std::lock_guard lock(self->m_);
+            evicted = self->state_ == state::evicted;
+        }
+        if (evicted) self->evict_.cancel();
     });
+}
+
+awaitable<void> subscription::evicted()
+{
+    for (;;) {
+        {
+            const std::lock_guard lock(m_);
+            if (state_ == state::evicted) co_return;
+        }
+        evict_.expires_at(asio::steady_timer::time_point::max());
+        auto [ec] = co_await evict_.async_wait(nothrow);
+        (void)ec;
+        const auto cs = co_await asio::this_coro::cancellation_state;
+        if (cs.cancelled() != asio::cancellation_type::none) co_return;
+    }
 }
 
 awaitable<subscription::batch> subscription::next(std::chrono::milliseconds max_wait)

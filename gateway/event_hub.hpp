@@ -52,6 +52,12 @@ public:
     /// Everything queued, or an idle mark after `max_wait`.
     awaitable<batch> next(std::chrono::milliseconds max_wait);
 
+    /// Completes once the stream is evicted (its queue overflowed), or when
+    /// cancelled. Raced against a write that the peer is not taking, so an
+    /// overflow ends the stream at once instead of at the write timeout.
+    /// On the subscription's strand only.
+    awaitable<void> evicted();
+
     [[nodiscard]] const std::string& org_id() const noexcept { return org_id_; }
     [[nodiscard]] const std::string& node_id() const noexcept { return node_id_; }
     /// Set by revocation: the stream ends after sending the event with this id.
@@ -69,6 +75,7 @@ private:
     std::string ip_;
     asio::any_io_executor strand_;
     asio::steady_timer wake_;
+    asio::steady_timer evict_;  // cancelled on the strand when the state becomes evicted
     mutable std::mutex m_;
     std::deque<event_record> queue_;
     state state_ = state::open;

@@ -9,6 +9,7 @@
 #include "settings/runtime_config.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -616,7 +617,16 @@ awaitable<net::reply> service::stream(const net::http::request& req, const net::
             }
             if (b.idle) chunk = ": keep-alive\n\n";
             if (!chunk.empty()) {
-                if (const auto wec = co_await w.write(chunk)) {
+                // A peer that stopped reading blocks this write; its queue
+                // overflowing meanwhile ends the stream now.
+                using namespace asio::experimental::awaitable_operators;
+                auto done = co_await (w.write(chunk) || sub->evicted());
+                if (done.index() == 1) {
+                    log_.warn("gateway.stream_evicted",
+                              {{"node", sub->node_id()}, {"reason", "queue full while a write was blocked"}});
+                    co_return error_code(asio::error::operation_aborted);
+                }
+                if (const auto wec = std::get<0>(done)) {
                     // Write timeout: a consumer that stopped reading.
                     log_.warn("gateway.stream_write_failed",
                               {{"node", sub->node_id()}, {"error", wec.message()}});

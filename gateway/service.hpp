@@ -25,6 +25,18 @@ struct gateway_options {
     std::int32_t heartbeat_interval_seconds = 0;     ///< CompleteAuth default; 0 = agent's own
 };
 
+/// The HTTP server settings the gateway runs with.
+inline net::server_options default_server_options()
+{
+    net::server_options o;
+    // Bounds what one stream that stops reading pins in the kernel, so it
+    // reaches its queue limit and is evicted in a few hundred events rather
+    // than filling megabytes of autotuned buffer until the write timeout.
+    o.send_buffer_bytes = 64 * 1024;
+    o.max_connections_per_ip = 64;
+    return o;
+}
+
 struct rpc_error {
     std::string code;
     std::string message;

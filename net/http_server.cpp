@@ -20,6 +20,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <list>
+#include <map>
 
 namespace tether::net {
 
@@ -264,6 +265,9 @@ struct http_server::impl {
     server_options opts;
     std::shared_ptr<asio::ssl::context> tls;
     std::list<std::shared_ptr<connection>> connections;  // touched only on run()'s executor
+    std::map<std::string, std::size_t> per_ip;           // open connections by address, same executor
+    log::throttle accept_failures;
+    log::throttle per_ip_refusals;
     timer drained;  // condition variable: cancelled when a connection ends
 };
 
@@ -295,8 +299,10 @@ awaitable<void> http_server::run()
         auto [ec, socket] = co_await s.acceptor.async_accept(conn_strand, nothrow);
         if (ec == asio::error::operation_aborted) break;
         if (ec) {
-            // EMFILE and friends: pause instead of spinning on the error.
-            s.log.warn("http.accept_failed", {{"error", ec.message()}});
+            // EMFILE and friends: pause instead of spinning on the error,
+            // and say so once a second, not at every retry.
+            if (std::uint64_t left_out = 0; s.accept_failures.allow(left_out))
+                s.log.warn("http.accept_failed", {{"error", ec.message()}, {"suppressed", left_out}});
             timer pause{home, std::chrono::milliseconds(100)};
             if (auto [wec] = co_await pause.async_wait(); wec) break;
             continue;
@@ -304,18 +310,32 @@ awaitable<void> http_server::run()
         error_code pec;
         const auto remote = socket.remote_endpoint(pec);
         if (pec) continue;
+        std::string address = remote.address().to_string();
+        if (s.opts.max_connections_per_ip > 0 && s.per_ip[address] >= s.opts.max_connections_per_ip) {
+            if (std::uint64_t left_out = 0; s.per_ip_refusals.allow(left_out))
+                s.log.warn("http.connection_refused", {{"peer", address},
+                                                       {"reason", "too many connections from this address"},
+                                                       {"limit", s.opts.max_connections_per_ip},
+                                                       {"suppressed", left_out}});
+            socket.close(pec);
+            continue;
+        }
+        ++s.per_ip[address];
         socket.set_option(asio::ip::tcp::no_delay(true), pec);
         if (s.opts.send_buffer_bytes > 0)
             socket.set_option(asio::socket_base::send_buffer_size(s.opts.send_buffer_bytes), pec);
-        peer_info peer{remote.address().to_string(), remote.port()};
+        peer_info peer{address, remote.port()};
         auto& c = *s.connections.emplace_back(std::make_shared<impl::connection>(conn_strand));
         const auto it = std::prev(s.connections.end());
         asio::ip::tcp::socket sock(std::move(socket));
         asio::co_spawn(
             c.strand, s.session(std::move(sock), std::move(peer)),
             asio::bind_cancellation_slot(
-                c.cancel.slot(), asio::bind_executor(c.strand, [&s, it, home](const std::exception_ptr& e) {
-                    asio::post(home, [&s, it, e] {
+                c.cancel.slot(),
+                asio::bind_executor(c.strand, [&s, it, home, address](const std::exception_ptr& e) {
+                    asio::post(home, [&s, it, e, address] {
+                        if (auto n = s.per_ip.find(address); n != s.per_ip.end() && --n->second == 0)
+                            s.per_ip.erase(n);
                         if (e) {
                             try {
                                 std::rethrow_exception(e);

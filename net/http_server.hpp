@@ -27,13 +27,17 @@ struct server_options {
     std::size_t max_body_bytes = 64 * 1024;
     /// From the first byte of a request to its complete header and body.
     std::chrono::milliseconds header_timeout{10'000};
-    /// A kept-alive connection with no new request for this long is closed.
-    std::chrono::milliseconds idle_timeout{60'000};
+    /// A kept-alive connection with no new request for this long is closed:
+    /// short, because an idle connection holds a descriptor.
+    std::chrono::milliseconds idle_timeout{20'000};
     /// One write (a response, one streamed chunk) must complete within this.
     std::chrono::milliseconds write_timeout{10'000};
     /// SO_SNDBUF for accepted sockets; 0 leaves the kernel's autotuning.
     /// Bounds the kernel memory one slow stream can pin.
     int send_buffer_bytes = 0;
+    /// Open connections from one address; one more is closed at once.
+    /// 0: no limit (a Unix socket's one peer).
+    std::size_t max_connections_per_ip = 0;
 };
 
 struct peer_info {

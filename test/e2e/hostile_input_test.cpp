@@ -107,6 +107,19 @@ BOOST_AUTO_TEST_CASE(the_agent_health_endpoint_refuses_hostile_framing_and_keeps
     BOOST_TEST(!agent->wait_for(100ms).has_value(), agent->err());
 }
 
+BOOST_AUTO_TEST_CASE(the_gateway_raises_its_open_files_limit_to_the_hard_limit)
+{
+    t::temp_dir dir;
+    t::child_process gw("/usr/bin/prlimit",
+                        {"--nofile=256:4096", "--", t::binary("tether-gateway").string(), "serve", "--listen",
+                         "127.0.0.1:0", "--data-dir", (dir.path() / "gw").string(), "--log-format", "json"});
+    BOOST_TEST_REQUIRE(
+        gw.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s), gw.err());
+    const auto limits = t::read_file("/proc/" + std::to_string(gw.pid()) + "/limits");
+    const auto line = limits.substr(limits.find("Max open files"), 80);
+    BOOST_TEST(contains(line, "4096                 4096"), line);
+}
+
 BOOST_AUTO_TEST_CASE(a_stderr_nobody_reads_never_stops_the_agent)
 {
     t::gateway_process gw;

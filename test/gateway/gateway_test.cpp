@@ -547,6 +547,38 @@ BOOST_AUTO_TEST_CASE(client_that_stops_reading_is_dropped_while_a_fast_one_keeps
     ::close(slow);
 }
 
+BOOST_AUTO_TEST_CASE(with_the_gateways_own_settings_a_stream_that_never_reads_is_evicted_by_queue_depth)
+{
+    gateway_fixture g({}, tether::gateway::default_server_options());
+    const auto n = g.enroll("acme");
+    const auto s = g.session(n);
+    const int slow = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int small = 4096;
+    ::setsockopt(slow, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(g.server().port());
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_TEST_REQUIRE(::connect(slow, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    const std::string req = "GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                            std::string(g.stream_token(s).reveal()) + "\r\n\r\n";
+    BOOST_TEST_REQUIRE(::write(slow, req.data(), req.size()) == static_cast<ssize_t>(req.size()));
+    BOOST_TEST_REQUIRE(tether::test::poll_until(
+        g.ioc, [&] { return g.service().hub().connections() == 1; }, 5s));
+    // Far fewer than the ~22 000 events an autotuned send buffer absorbed.
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 4000 && g.service().hub().connections() == 1; ++i) {
+        g.publish("acme", {});
+        if (i % 50 == 0) tether::test::run_for(g.ioc, tether::test::sleep_for(1ms));
+    }
+    BOOST_TEST(tether::test::poll_until(
+        g.ioc, [&] { return g.service().hub().connections() == 0; }, 5s));
+    BOOST_TEST(g.logs.has("gateway.stream_evicted"), g.logs.all());
+    // Long before the 10 s write timeout would have cut it.
+    BOOST_TEST((std::chrono::steady_clock::now() - t0 < 8s));
+    ::close(slow);
+}
+
 BOOST_AUTO_TEST_CASE(idle_streams_get_comments)
 {
     tether::gateway::gateway_options o;

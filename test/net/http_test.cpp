@@ -236,6 +236,43 @@ BOOST_AUTO_TEST_CASE(client_refuses_hostile_responses_without_throwing)
     }
 }
 
+BOOST_AUTO_TEST_CASE(connections_per_address_are_limited)
+{
+    asio::io_context ioc;
+    net::server_options so;
+    so.max_connections_per_ip = 3;
+    loopback_server srv(ioc, echo, nullptr, so);
+    std::vector<asio::ip::tcp::socket> idle;
+    run_for(ioc, [&]() -> awaitable<void> {
+        const auto ex = co_await asio::this_coro::executor;
+        for (int i = 0; i < 5; ++i) {
+            asio::ip::tcp::socket s(ex);
+            auto [ec] =
+                co_await s.async_connect({asio::ip::make_address("127.0.0.1"), srv.port()}, tether::nothrow);
+            BOOST_TEST_REQUIRE(!ec);
+            idle.push_back(std::move(s));
+        }
+        co_await sleep_for(200ms);
+        // The two beyond the limit were closed at once; the first three wait.
+        int closed = 0;
+        for (auto& s : idle) {
+            s.non_blocking(true);
+            std::array<char, 1> b{};
+            error_code rec;
+            const auto n = s.read_some(asio::buffer(b), rec);
+            if (rec == asio::error::eof || rec == asio::error::connection_reset || (!rec && n == 0)) ++closed;
+        }
+        BOOST_TEST(closed == 2);
+        // One goes away: its slot is free for a new connection.
+        idle.front().close();
+        co_await sleep_for(100ms);
+        http_client client(ex, nullptr);
+        auto res = co_await client.request(srv.base(), post("/after", "{}"), 5s);
+        BOOST_TEST(res.has_value());
+    }());
+    BOOST_TEST(srv.logs().has("http.connection_refused"));
+}
+
 BOOST_AUTO_TEST_CASE(cancellation_returns_promptly)
 {
     asio::io_context ioc;
