@@ -82,6 +82,9 @@ int gateway_serve(invocation& inv)
     supervisor sup(inv.log, opts);
     asio::thread_pool storage_thread(1);
     gateway::service svc(storage, storage_thread.get_executor(), admin_token, gw, inv.log, net::wall_ms);
+    server_opts.on_refused = [&svc](unsigned status) {
+        svc.count_refusal(status);
+    };
     net::http_server server(
         sup.context().get_executor(), listen.endpoint,
         [&svc](net::http::request req, net::peer_info peer) {

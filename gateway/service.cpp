@@ -135,15 +135,112 @@ awaitable<net::reply> service::handle(net::http::request req, net::peer_info pee
          {std::string_view("tether.v1.NodeService"), std::string_view("tether.v1.AdminService")}) {
         const std::string prefix = "/" + std::string(svc) + "/";
         if (path.starts_with(prefix)) {
-            auto r = co_await unary(req, svc, path.substr(prefix.size()));
+            auto r = co_await unary(req, peer, svc, path.substr(prefix.size()));
             co_return r;
         }
     }
+    if (path == "/metrics" && req.method == "GET") co_return metrics(req);
     co_return net::error_reply(404, "unimplemented", "no such endpoint: " + std::string(path));
 }
 
-awaitable<net::reply> service::unary(const net::http::request& req, std::string_view service_name,
-                                     std::string_view method)
+void service::count_refusal(unsigned status) noexcept
+{
+    switch (status) {
+        case 0:
+            ++counters_.connections_refused;
+            break;
+        case 429:
+            ++counters_.refused_429;
+            break;
+        case 431:
+            ++counters_.refused_431;
+            break;
+        default:
+            ++counters_.refused_400;
+            break;
+    }
+}
+
+net::reply service::metrics(const net::http::request& req) const
+{
+    // The operator's scraper brings the admin token: the counters say where
+    // an attack comes from and how it goes.
+    const auto token = bearer(req);
+    if (!token || !constant_time_equal(*token, admin_token_.reveal()))
+        return net::error_reply(401, "unauthenticated", "missing or wrong admin token");
+    std::string out;
+    const auto counter = [&out](std::string_view name, std::string_view help, std::uint64_t v,
+                                std::string_view labels = {}) {
+        if (labels.empty() || labels.find("400") != std::string_view::npos) {
+            out += "# HELP " + std::string(name) + " " + std::string(help) + "\n";
+            out += "# TYPE " + std::string(name) + " counter\n";
+        }
+        out += std::string(name) + std::string(labels) + " " + std::to_string(v) + "\n";
+    };
+    counter("tether_gateway_enroll_failures_total", "Enroll calls refused", counters_.enroll_failures.load());
+    counter("tether_gateway_login_failures_total", "BeginAuth and CompleteAuth calls refused",
+            counters_.login_failures.load());
+    counter("tether_gateway_auth_throttled_total",
+            "login or enrollment calls refused unheard after repeated failures",
+            counters_.auth_throttled.load());
+    counter("tether_gateway_requests_refused_total", "requests refused before any handler, by HTTP status",
+            counters_.refused_400.load(), "{status=\"400\"}");
+    counter("tether_gateway_requests_refused_total", "", counters_.refused_429.load(), "{status=\"429\"}");
+    counter("tether_gateway_requests_refused_total", "", counters_.refused_431.load(), "{status=\"431\"}");
+    counter("tether_gateway_connections_refused_total", "connections closed over the per-address limit",
+            counters_.connections_refused.load());
+    out += "# HELP tether_gateway_streams Open event streams\n# TYPE tether_gateway_streams gauge\n";
+    out += "tether_gateway_streams " + std::to_string(hub_.connections()) + "\n";
+    out +=
+        "# HELP tether_gateway_stream_evictions_total Streams evicted for not keeping up\n"
+        "# TYPE tether_gateway_stream_evictions_total counter\n";
+    out += "tether_gateway_stream_evictions_total " + std::to_string(hub_.evictions()) + "\n";
+    net::reply r;
+    r.head.headers.set("Content-Type", "text/plain; version=0.0.4");
+    r.head.body = std::move(out);
+    return r;
+}
+
+bool service::auth_throttled(const std::string& ip)
+{
+    const auto now = sessions_.now_ms();
+    const std::lock_guard lock(failures_m_);
+    const auto it = failures_.find(ip);
+    if (it == failures_.end()) return false;
+    if (now - it->second.window_start >= opts_.auth_failure_window_ms) {
+        failures_.erase(it);
+        return false;
+    }
+    return it->second.count >= opts_.auth_failures_per_window;
+}
+
+void service::auth_failed(const std::string& ip, std::string_view method, const rpc_error& e)
+{
+    if (method == "Enroll")
+        ++counters_.enroll_failures;
+    else
+        ++counters_.login_failures;
+    const auto now = sessions_.now_ms();
+    {
+        const std::lock_guard lock(failures_m_);
+        // Bounded: when full, windows that ended go first, then everything.
+        if (failures_.size() >= 100'000) {
+            std::erase_if(failures_, [&](const auto& kv) {
+                return now - kv.second.window_start >= opts_.auth_failure_window_ms;
+            });
+            if (failures_.size() >= 100'000) failures_.clear();
+        }
+        auto& f = failures_[ip];
+        if (f.count == 0 || now - f.window_start >= opts_.auth_failure_window_ms) f = {now, 0};
+        ++f.count;
+    }
+    if (std::uint64_t left_out = 0; auth_log_.allow(left_out))
+        log_.warn("gateway.auth_failed",
+                  {{"peer", ip}, {"method", method}, {"code", e.code}, {"suppressed", left_out}});
+}
+
+awaitable<net::reply> service::unary(const net::http::request& req, const net::peer_info& peer,
+                                     std::string_view service_name, std::string_view method)
 {
     if (req.method != "POST") {
         auto r = net::error_reply(405, "unimplemented", "Connect unary calls use POST");
@@ -191,12 +288,19 @@ awaitable<net::reply> service::unary(const net::http::request& req, std::string_
             out = co_await revoke_node(in);
         else
             known = false;
-    } else if (method == "Enroll") {
-        out = co_await enroll(in);
-    } else if (method == "BeginAuth") {
-        out = co_await begin_auth(in);
-    } else if (method == "CompleteAuth") {
-        out = co_await complete_auth(in);
+    } else if (method == "Enroll" || method == "BeginAuth" || method == "CompleteAuth") {
+        if (auth_throttled(peer.address)) {
+            ++counters_.auth_throttled;
+            co_return net::error_reply(429, "resource_exhausted",
+                                       "too many failed attempts from this address; retry later");
+        }
+        if (method == "Enroll")
+            out = co_await enroll(in);
+        else if (method == "BeginAuth")
+            out = co_await begin_auth(in);
+        else
+            out = co_await complete_auth(in);
+        if (!out) auth_failed(peer.address, method, out.error());
     } else if (method == "Heartbeat" || method == "GetRuntimeConfig" || method == "CreateStreamToken") {
         const auto token = bearer(req);
         const auto s = token ? sessions_.find_session(secret(*token)) : std::nullopt;
@@ -303,8 +407,13 @@ awaitable<rpc_result> service::begin_auth(const json::object& in)
         return st.find_node(id);
     };
     auto node = co_await db(std::move(query2));
-    // One answer for unknown, revoked and mismatched: existence must not leak.
-    if (!node || node->revoked || !constant_time_equal(auth::sha256_hex(*api_key), node->api_key_hash))
+    // One answer for unknown, revoked and mismatched: existence must not
+    // leak, neither in the answer nor in its timing (the key is hashed and
+    // compared whether or not there is a node).
+    static const std::string no_node_hash(64, '0');
+    const bool key_matches =
+        constant_time_equal(auth::sha256_hex(*api_key), node ? node->api_key_hash : no_node_hash);
+    if (!node || node->revoked || !key_matches)
         co_return fail("permission_denied", "node unknown, revoked, or api key mismatched");
     std::int64_t expires = 0;
     const auto challenge = sessions_.new_challenge(id, &expires);

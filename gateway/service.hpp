@@ -12,10 +12,24 @@
 #include <boost/json/object.hpp>
 #include <boost/system/result.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
+#include <mutex>
 
 namespace tether::gateway {
+
+/// What a hostile or broken client caused, for /metrics.
+struct gateway_counters {
+    std::atomic<std::uint64_t> enroll_failures{0};
+    std::atomic<std::uint64_t> login_failures{0};  ///< BeginAuth and CompleteAuth refused
+    std::atomic<std::uint64_t> auth_throttled{0};  ///< refused unheard: too many failures from the address
+    std::atomic<std::uint64_t> refused_400{0};     ///< malformed HTTP
+    std::atomic<std::uint64_t> refused_429{0};     ///< body over the limit
+    std::atomic<std::uint64_t> refused_431{0};     ///< header (or trailers) over the limit
+    std::atomic<std::uint64_t> connections_refused{0};  ///< over the per-address connection limit
+};
 
 struct gateway_options {
     session_limits sessions{};
@@ -23,6 +37,10 @@ struct gateway_options {
     std::size_t history = 1024;                      ///< events kept per org for replay
     std::chrono::milliseconds idle_comment{15'000};  ///< comment on an idle stream this often
     std::int32_t heartbeat_interval_seconds = 0;     ///< CompleteAuth default; 0 = agent's own
+    /// Failed Enroll/BeginAuth/CompleteAuth per address per window; beyond
+    /// it the address gets resource_exhausted until the window ends.
+    std::size_t auth_failures_per_window = 20;
+    std::int64_t auth_failure_window_ms = 60'000;
 };
 
 /// The HTTP server settings the gateway runs with.
@@ -55,14 +73,22 @@ public:
     awaitable<net::reply> handle(net::http::request req, net::peer_info peer);
 
     [[nodiscard]] event_hub& hub() noexcept { return hub_; }
+    [[nodiscard]] const gateway_counters& counters() const noexcept { return counters_; }
+    /// For net::server_options::on_refused: an HTTP-level refusal (status) or,
+    /// with 0, a connection refused over the per-address limit.
+    void count_refusal(unsigned status) noexcept;
     [[nodiscard]] session_registry& sessions() noexcept { return sessions_; }
 
 private:
     template <class R>
     awaitable<R> db(std::function<R(storage&)> fn);
 
-    awaitable<net::reply> unary(const net::http::request& req, std::string_view service_name,
-                                std::string_view method);
+    awaitable<net::reply> unary(const net::http::request& req, const net::peer_info& peer,
+                                std::string_view service_name, std::string_view method);
+    net::reply metrics(const net::http::request& req) const;
+    /// Per-address failure accounting for the login and enrollment calls.
+    bool auth_throttled(const std::string& ip);
+    void auth_failed(const std::string& ip, std::string_view method, const rpc_error& e);
     awaitable<net::reply> stream(const net::http::request& req, const net::peer_info& peer, bool admin);
 
     awaitable<rpc_result> enroll(const boost::json::object& in);
@@ -89,6 +115,14 @@ private:
     const log::logger& log_;
     session_registry sessions_;
     event_hub hub_;
+    gateway_counters counters_;
+    struct failures {
+        std::int64_t window_start = 0;
+        std::size_t count = 0;
+    };
+    std::mutex failures_m_;
+    std::map<std::string, failures> failures_;  // by address, bounded
+    log::throttle auth_log_;
 };
 
 }  // namespace tether::gateway

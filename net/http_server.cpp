@@ -176,6 +176,7 @@ awaitable<void> serve_requests(Stream& stream, const handler& h, const peer_info
                                                   {"status", reader.failure().http_status()},
                                                   {"reason", reader.failure().reason},
                                                   {"suppressed", left_out}});
+            if (opts.on_refused) opts.on_refused(reader.failure().http_status());
             auto r = refusal_reply(reader.failure(), opts);
             co_await write_reply(stream, r, false, 11, opts);
             co_return;
@@ -317,6 +318,7 @@ awaitable<void> http_server::run()
                                                        {"reason", "too many connections from this address"},
                                                        {"limit", s.opts.max_connections_per_ip},
                                                        {"suppressed", left_out}});
+            if (s.opts.on_refused) s.opts.on_refused(0);
             socket.close(pec);
             continue;
         }

@@ -38,6 +38,9 @@ struct server_options {
     /// Open connections from one address; one more is closed at once.
     /// 0: no limit (a Unix socket's one peer).
     std::size_t max_connections_per_ip = 0;
+    /// Told of each request refused before the handler (its status) and of
+    /// each connection closed over the per-address limit (0), for metrics.
+    std::function<void(unsigned status)> on_refused;
 };
 
 struct peer_info {

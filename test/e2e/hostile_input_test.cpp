@@ -68,6 +68,15 @@ BOOST_AUTO_TEST_CASE(the_gateway_refuses_hostile_framing_and_keeps_serving)
                             "HTTP/1.1 404 Not Found");
     BOOST_TEST(!gw.proc->wait_for(100ms).has_value(), gw.proc->err());
     BOOST_TEST(contains(gw.proc->err(), "http.request_refused"));
+    // Counted for the operator.
+    auto token = t::read_file(gw.dir.path() / "gw" / "admin.token");
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+    const auto metrics = t::raw_exchange(gw.port,
+                                         "GET /metrics HTTP/1.1\r\nHost: h\r\nConnection: close\r\n"
+                                         "Authorization: Bearer " +
+                                             token + "\r\n\r\n");
+    BOOST_TEST(contains(metrics, "tether_gateway_requests_refused_total{status=\"431\"} 2"), metrics);
+    BOOST_TEST(contains(metrics, "tether_gateway_requests_refused_total{status=\"400\"} 5"), metrics);
 }
 
 BOOST_AUTO_TEST_CASE(a_trailer_never_authenticates)

@@ -107,6 +107,43 @@ BOOST_AUTO_TEST_CASE(enroll_refuses_control_characters_and_unusable_keys)
                    .has_value());
 }
 
+BOOST_AUTO_TEST_CASE(repeated_login_failures_are_counted_logged_and_throttled_per_address)
+{
+    gateway_fixture g;
+    const auto n = g.enroll("acme");
+    const auto limit = tether::gateway::gateway_options{}.auth_failures_per_window;
+    int denied = 0, throttled = 0;
+    for (std::size_t i = 0; i < limit + 5; ++i) {
+        const auto r = g.node("BeginAuth", {{"nodeId", n.node_id}, {"apiKey", "wrong"}});
+        denied += code_of(r) == code::permission_denied;
+        throttled += code_of(r) == code::resource_exhausted;
+    }
+    BOOST_TEST(denied == static_cast<int>(limit));
+    BOOST_TEST(throttled == 5);
+    // Even the right key waits out the window from this address...
+    BOOST_TEST((code_of(g.login(n)) == code::resource_exhausted));
+    BOOST_TEST(g.service().counters().login_failures.load() == limit);
+    BOOST_TEST(g.service().counters().auth_throttled.load() == 6u);
+    BOOST_TEST(g.logs.has("gateway.auth_failed"));
+    // ...and logs in once it is over.
+    g.now += 61'000;
+    BOOST_TEST(g.login(n).has_value());
+
+    // The counters, for the operator's scraper (admin token only).
+    net::http::request req;
+    req.target = "/metrics";
+    auto anon = tether::test::run_for(g.ioc, g.http().request(g.server().base(), req, 5s));
+    BOOST_TEST_REQUIRE(anon.has_value());
+    BOOST_TEST(anon->status == 401u);
+    req.headers.set("Authorization", "Bearer " + std::string(g.admin.reveal()));
+    auto scraped = tether::test::run_for(g.ioc, g.http().request(g.server().base(), req, 5s));
+    BOOST_TEST_REQUIRE(scraped.has_value());
+    BOOST_TEST(scraped->status == 200u);
+    BOOST_TEST(scraped->body.find("tether_gateway_login_failures_total " + std::to_string(limit)) !=
+                   std::string::npos,
+               scraped->body);
+}
+
 BOOST_AUTO_TEST_CASE(sessions_per_node_are_capped_oldest_first)
 {
     gateway_fixture g;
