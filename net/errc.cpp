@@ -36,6 +36,14 @@ public:
                 return "malformed HTTP response";
             case errc::no_credentials:
                 return "could not obtain credentials for the request";
+            case errc::tls_expired:
+                return "TLS: the server's certificate has expired or is not yet valid (check both clocks)";
+            case errc::tls_wrong_host:
+                return "TLS: the server's certificate is not valid for this host name";
+            case errc::tls_unknown_ca:
+                return "TLS: the server's certificate is not signed by a trusted CA (see --ca-file)";
+            case errc::tls_untrusted:
+                return "TLS: the server's certificate failed verification";
         }
         return "unknown tether.net error";
     }

@@ -21,6 +21,10 @@ enum class errc {
     unreachable,       ///< no candidate realtime URL answered
     bad_response,      ///< the server's answer is not a well-framed HTTP/1.1 response
     no_credentials,    ///< the credentials for a request could not be obtained (logged by whoever asked)
+    tls_expired,       ///< the server's certificate is expired or not yet valid
+    tls_wrong_host,    ///< the server's certificate names other hosts
+    tls_unknown_ca,    ///< the server's certificate chains to no trusted CA
+    tls_untrusted,     ///< the server's certificate failed verification otherwise
 };
 
 const boost::system::error_category& net_category() noexcept;

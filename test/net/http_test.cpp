@@ -451,6 +451,8 @@ BOOST_AUTO_TEST_CASE(tls_with_test_ca_and_hostname_checks)
     asio::io_context ioc;
     loopback_server srv(ioc, echo, net::make_server_tls(good.cert, good.key));
     loopback_server bad(ioc, echo, net::make_server_tls(wrong.cert, wrong.key));
+    const auto expired = tether::test::make_pki(dir.path(), "expired", {"localhost"}, {"127.0.0.1"}, true);
+    loopback_server old(ioc, echo, net::make_server_tls(expired.cert, expired.key));
     run_for(ioc, [&]() -> awaitable<void> {
         auto ex = co_await asio::this_coro::executor;
         http_client trusted(ex, net::make_client_tls(good.ca_cert));
@@ -459,13 +461,21 @@ BOOST_AUTO_TEST_CASE(tls_with_test_ca_and_hostname_checks)
             BOOST_TEST_REQUIRE(res.has_value(), host << ": " << res.error().message());
             BOOST_TEST(res->body == "hi");
         }
-        // Same CA, but the certificate names another host.
+        // Same CA, but the certificate names another host: each failure says why.
         auto mismatch = co_await trusted.request(bad.base("localhost"), post("/x", "hi"), 5s);
-        BOOST_TEST(!mismatch.has_value());
+        BOOST_TEST_REQUIRE(!mismatch.has_value());
+        BOOST_TEST((mismatch.error() == net::errc::tls_wrong_host), mismatch.error().message());
+        auto ip_mismatch = co_await trusted.request(bad.base("127.0.0.1"), post("/x", "hi"), 5s);
+        BOOST_TEST_REQUIRE(!ip_mismatch.has_value());
+        BOOST_TEST((ip_mismatch.error() == net::errc::tls_wrong_host), ip_mismatch.error().message());
         // The system store does not know the test CA.
         http_client system(ex, net::make_client_tls(std::nullopt));
         auto unknown = co_await system.request(srv.base("localhost"), post("/x", "hi"), 5s);
-        BOOST_TEST(!unknown.has_value());
+        BOOST_TEST_REQUIRE(!unknown.has_value());
+        BOOST_TEST((unknown.error() == net::errc::tls_unknown_ca), unknown.error().message());
+        auto stale = co_await trusted.request(old.base("localhost"), post("/x", "hi"), 5s);
+        BOOST_TEST_REQUIRE(!stale.has_value());
+        BOOST_TEST((stale.error() == net::errc::tls_expired), stale.error().message());
         // No TLS context at all: https is refused before connecting.
         http_client plain_only(ex, nullptr);
         auto refused = co_await plain_only.request(srv.base("localhost"), post("/x", "hi"), 5s);

@@ -100,7 +100,8 @@ x509_ptr read_cert(const std::filesystem::path& p)
 }  // namespace
 
 pki_files make_pki(const std::filesystem::path& dir, const std::string& leaf_name,
-                   const std::vector<std::string>& dns_names, const std::vector<std::string>& ip_addresses)
+                   const std::vector<std::string>& dns_names, const std::vector<std::string>& ip_addresses,
+                   bool expired)
 {
     std::filesystem::create_directories(dir);
     const auto ca_cert_path = dir / "ca.pem";
@@ -121,6 +122,10 @@ pki_files make_pki(const std::filesystem::path& dir, const std::string& leaf_nam
     auto key = new_key();
     auto leaf = new_cert(key.get(), dns_names.empty() ? leaf_name : dns_names.front(), ca.get(), ca_key.get(),
                          static_cast<long>(std::hash<std::string>{}(leaf_name)&0x7fffffff));
+    if (expired) {
+        X509_gmtime_adj(X509_getm_notBefore(leaf.get()), -7L * 24 * 3600);
+        X509_gmtime_adj(X509_getm_notAfter(leaf.get()), -3600);
+    }
     std::string san;
     for (const auto& d : dns_names) san += (san.empty() ? "" : ",") + std::string("DNS:") + d;
     for (const auto& ip : ip_addresses) san += (san.empty() ? "" : ",") + std::string("IP:") + ip;

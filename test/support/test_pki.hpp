@@ -16,7 +16,9 @@ struct pki_files {
 
 /// Creates (once per directory) a CA, and a leaf valid for `dns_names` and
 /// `ip_addresses`, named `leaf_name`.pem / `leaf_name`.key.
+/// `expired`: the leaf's validity ended an hour ago.
 pki_files make_pki(const std::filesystem::path& dir, const std::string& leaf_name,
-                   const std::vector<std::string>& dns_names, const std::vector<std::string>& ip_addresses);
+                   const std::vector<std::string>& dns_names, const std::vector<std::string>& ip_addresses,
+                   bool expired = false);
 
 }  // namespace tether::test
