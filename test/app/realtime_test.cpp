@@ -327,6 +327,19 @@ BOOST_AUTO_TEST_CASE(a_version_from_the_future_is_refused_and_real_publishes_sti
         rig.ioc, [&] { return rig.agent.store.updated_at() == 1'000'000; }, 5s));
 }
 
+BOOST_AUTO_TEST_CASE(a_refused_stream_token_is_logged_as_what_it_is)
+{
+    scripted_rig rig;
+    rig.script.token_code = "resource_exhausted";
+    rig.start_all();
+    BOOST_TEST_REQUIRE(poll_until(
+        rig.ioc, [&] { return rig.agent.logs.events("sse.reconnect").size() >= 2; }, 10s));
+    const auto all = rig.agent.logs.all();
+    BOOST_TEST(all.find("no candidate URL is reachable") == std::string::npos, all);
+    BOOST_TEST(rig.agent.logs.has("realtime.token_failed"));
+    BOOST_TEST(all.find("resource_exhausted") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(a_killed_stream_reconnects_with_last_event_id_and_catches_up)
 {
     scripted_rig rig;

@@ -11,6 +11,12 @@
 #include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <set>
 
 using namespace std::chrono_literals;
@@ -271,6 +277,44 @@ BOOST_AUTO_TEST_CASE(connections_per_address_are_limited)
         BOOST_TEST(res.has_value());
     }());
     BOOST_TEST(srv.logs().has("http.connection_refused"));
+}
+
+BOOST_AUTO_TEST_CASE(out_of_descriptors_the_server_logs_once_a_second_and_recovers)
+{
+    asio::io_context ioc;
+    loopback_server srv(ioc, echo);
+    rlimit before{};
+    BOOST_TEST_REQUIRE(::getrlimit(RLIMIT_NOFILE, &before) == 0);
+    // Room for a few more descriptors only, so accept() meets EMFILE.
+    int highest = ::dup(0);
+    ::close(highest);
+    rlimit tight = before;
+    tight.rlim_cur = static_cast<rlim_t>(highest + 4);
+    BOOST_TEST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+    std::vector<int> clients;
+    for (int i = 0; i < 8; ++i) {
+        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) break;
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(srv.port());
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        (void)::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        clients.push_back(fd);
+    }
+    tether::test::pump_for(ioc, 1500ms);
+    const auto failures = srv.logs().events("http.accept_failed").size();
+    for (const int fd : clients) ::close(fd);
+    BOOST_TEST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &before) == 0);
+    BOOST_TEST(failures >= 1u);
+    BOOST_TEST(failures <= 2u, failures << " lines in 1.5 s");
+    // With descriptors back, it serves again.
+    run_for(ioc, [&]() -> awaitable<void> {
+        const auto ex = co_await asio::this_coro::executor;
+        http_client client(ex, nullptr);
+        auto res = co_await client.request(srv.base(), post("/again", "{}"), 5s);
+        BOOST_TEST(res.has_value());
+    }());
 }
 
 BOOST_AUTO_TEST_CASE(cancellation_returns_promptly)
