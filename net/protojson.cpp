@@ -286,7 +286,9 @@ result<std::vector<std::string>> get_strings(const boost::json::object& o, std::
 result<boost::json::object> parse_object(std::string_view body)
 {
     boost::system::error_code ec;
-    auto v = boost::json::parse(body, ec);
+    boost::json::parse_options opts;
+    opts.max_depth = max_body_depth;
+    auto v = boost::json::parse(body, ec, {}, opts);
     if (ec) return bad("body", "malformed JSON: " + ec.message());
     if (!v.is_object()) return bad("body", "must be a JSON object");
     return std::move(v.get_object());

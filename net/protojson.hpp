@@ -59,6 +59,12 @@ result<sys_time> get_timestamp(const boost::json::object& o, std::string_view ke
 result<std::vector<std::string>> get_strings(const boost::json::object& o, std::string_view key);
 
 /// Parses a body that must be one JSON object.
+/// How deep a body may nest: a runtime config document (at most
+/// settings::max_document_depth levels) inside one wrapper object, as in
+/// PublishConfig, GetRuntimeConfig and the node's config file alike.
+inline constexpr std::size_t max_body_depth = 33;
+
+/// Parses with max_body_depth as the nesting limit.
 result<boost::json::object> parse_object(std::string_view body);
 
 }  // namespace tether::net::protojson

@@ -83,6 +83,21 @@ std::optional<field_error> non_finite(const json::value& v, const std::string& p
     return std::nullopt;
 }
 
+/// Nesting levels of `v`: 0 for a scalar, 1 for a flat object or array.
+std::size_t depth_of(const json::value& v)
+{
+    std::size_t deepest = 0;
+    if (const auto* a = v.if_array()) {
+        for (const auto& item : *a) deepest = std::max(deepest, depth_of(item));
+        return deepest + 1;
+    }
+    if (const auto* o = v.if_object()) {
+        for (const auto& kv : *o) deepest = std::max(deepest, depth_of(kv.value()));
+        return deepest + 1;
+    }
+    return 0;
+}
+
 }  // namespace
 
 result<ip_range> ip_range::parse(std::string_view text, std::string_view path)
@@ -180,6 +195,8 @@ result<runtime_config> decode_config(const json::value& document, std::int64_t u
 {
     if (!document.is_object()) return field_error("config", "must be a JSON object");
     const auto& doc = document.get_object();
+    if (depth_of(document) > max_document_depth)
+        return field_error("config", "nests deeper than " + std::to_string(max_document_depth) + " levels");
     if (auto e = non_finite(document, "")) return *e;
     runtime_config cfg;
     cfg.updated_at = updated_at;
@@ -258,7 +275,9 @@ std::string encode_config_file(const runtime_config& cfg)
 result<runtime_config> decode_config_file(std::string_view text)
 {
     boost::system::error_code ec;
-    const auto v = json::parse(text, ec);
+    json::parse_options opts;
+    opts.max_depth = net::protojson::max_body_depth;  // the document plus this file's wrapper
+    const auto v = json::parse(text, ec, {}, opts);
     if (ec || !v.is_object()) return field_error("(file)", "not a JSON object");
     const auto at = pj::get_int64(v.get_object(), "configUpdatedAt");
     if (!at) return at.error();

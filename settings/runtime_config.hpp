@@ -62,6 +62,13 @@ struct runtime_config {
 
 /// Validates `document` whole: the first bad value fails the decode with its
 /// path ("rateLimits[2].windowSeconds: must be > 0"). Null counts as absent.
+/// Nesting levels a document may have (the document object itself is level
+/// 1), counted as Boost.JSON counts max_depth. Every reader of a document
+/// (the gateway's PublishConfig, the node's GetRuntimeConfig and its config
+/// file) parses with one more level for its wrapper, so what is accepted
+/// once can always be read back.
+inline constexpr std::size_t max_document_depth = net::protojson::max_body_depth - 1;
+
 net::protojson::result<runtime_config> decode_config(const boost::json::value& document,
                                                      std::int64_t updated_at);
 

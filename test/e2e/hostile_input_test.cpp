@@ -129,6 +129,48 @@ BOOST_AUTO_TEST_CASE(the_gateway_raises_its_open_files_limit_to_the_hard_limit)
     BOOST_TEST(contains(line, "4096                 4096"), line);
 }
 
+BOOST_AUTO_TEST_CASE(the_deepest_accepted_config_is_applied_and_read_back_after_a_restart)
+{
+    // Issue 20: a document the node applied must load again at its next start.
+    t::gateway_process gw;
+    t::temp_dir dir;
+    const auto state = dir.path() / "node";
+    t::enroll(gw, state);
+    std::string doc = R"({"flags":{"deep":true}})";  // 2 levels
+    for (int level = 2; level < 32; ++level) doc = R"({"k":)" + doc + "}";
+    auto agent = t::run_agent(state);
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return contains(e, "sse.connected"); }, 20s),
+        agent->err());
+    const auto at = gw.publish("acme", doc);
+    BOOST_TEST_REQUIRE(
+        agent->wait_output(
+            [&](const std::string& e) { return contains(e, "config.applied") && contains(e, at); }, 10s),
+        agent->err());
+    agent->signal(SIGTERM);
+    const auto stopped = agent->wait_for(10s);
+    BOOST_TEST_REQUIRE(stopped.has_value());
+    BOOST_TEST(*stopped == 0);
+
+    // Restarted with the gateway stopped: only the file can give it the config.
+    gw.proc->signal(SIGTERM);
+    BOOST_TEST(gw.proc->wait_for(10s).has_value());
+    auto again = t::run_agent(state);
+    BOOST_TEST_REQUIRE(
+        again->wait_output([](const std::string& e) { return contains(e, "agent.start"); }, 20s),
+        again->err());
+    const auto start = t::lines_with(again->err(), "agent.start").front();
+    BOOST_TEST(contains(start, "\"configUpdatedAt\":" + at), start);
+    BOOST_TEST(!contains(again->err(), "config.local_unreadable"), again->err());
+    // One more level is refused where the operator sees it.
+    t::gateway_process gw2;
+    t::child_process::options in;
+    in.stdin_data = R"({"k":)" + doc + "}";
+    const auto refused =
+        t::run(t::binary("tether-gateway"), gw2.admin({"publish-config", "--org", "acme", "-"}), in);
+    BOOST_TEST(refused.status != 0);
+}
+
 BOOST_AUTO_TEST_CASE(a_stderr_nobody_reads_never_stops_the_agent)
 {
     t::gateway_process gw;

@@ -5,6 +5,10 @@
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 namespace json = boost::json;
 using tether::settings::decode_config;
 
@@ -115,6 +119,53 @@ BOOST_AUTO_TEST_CASE(the_first_bad_path_is_named)
     BOOST_TEST(error_of(R"({"flags": [true]})") == "flags: must be an object of booleans");
     // Found by the fuzzer: 1e999 reads as infinity, which the state file could not hold.
     BOOST_TEST(error_of(R"({"future": {"limits": [1, 1e999]}})") == "future.limits[1]: number out of range");
+}
+
+namespace {
+
+/// An object `levels` deep: {"k":{"k":...{"flags":{}}...}} counting every object.
+std::string nested(std::size_t levels)
+{
+    std::string doc = "{}";
+    for (std::size_t i = 1; i < levels; ++i) doc = R"({"k":)" + doc + "}";
+    return doc;
+}
+
+json::value parse_deep(const std::string& text)
+{
+    json::parse_options o;
+    o.max_depth = 64;
+    return json::parse(text, {}, o);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_deepest_accepted_document_survives_its_own_file)
+{
+    using tether::settings::max_document_depth;
+    const auto deepest = decode_config(parse_deep(nested(max_document_depth)), 9);
+    BOOST_TEST_REQUIRE(deepest.has_value(), deepest.error().message());
+    const auto back = tether::settings::decode_config_file(tether::settings::encode_config_file(*deepest));
+    BOOST_TEST_REQUIRE(back.has_value(), back.error().message());
+    BOOST_TEST(back->document == deepest->document);
+    const auto deeper = decode_config(parse_deep(nested(max_document_depth + 1)), 9);
+    BOOST_TEST_REQUIRE(!deeper.has_value());
+    BOOST_TEST(deeper.error().message().find("nests deeper than 32") != std::string::npos,
+               deeper.error().message());
+    // Arrays count as levels too, the way the parser counts them.
+    std::string arrays =
+        "{\"a\":" + std::string(max_document_depth - 1, '[') + std::string(max_document_depth - 1, ']') + "}";
+    BOOST_TEST(decode_config(parse_deep(arrays), 9).has_value());
+    arrays = "{\"a\":" + std::string(max_document_depth, '[') + std::string(max_document_depth, ']') + "}";
+    BOOST_TEST(!decode_config(parse_deep(arrays), 9).has_value());
+    // The fuzz finding: 32 levels of unknown keys, accepted, then unreadable from the file.
+    std::ifstream in(std::filesystem::path(TETHER_SOURCE_DIR) /
+                     "fuzz/corpus/config_document/depth32-roundtrip.json");
+    std::stringstream finding;
+    finding << in.rdbuf();
+    const auto cfg = decode_config(parse_deep(finding.str()), 9);
+    BOOST_TEST_REQUIRE(cfg.has_value(), cfg.error().message());
+    BOOST_TEST(tether::settings::decode_config_file(tether::settings::encode_config_file(*cfg)).has_value());
 }
 
 BOOST_AUTO_TEST_CASE(the_state_file_round_trips_and_refuses_garbage)
