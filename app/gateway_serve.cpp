@@ -55,6 +55,10 @@ int gateway_serve(invocation& inv)
         gw.hub.per_ip = parse_count(*v, "--stream-limit-per-ip", 1, 1'000'000);
     if (auto v = inv.args.value("stream-limit"))
         gw.hub.global = parse_count(*v, "--stream-limit", 1, 10'000'000);
+    if (auto v = inv.args.value("admin-stream-limit-per-ip"))
+        gw.hub.admin_per_ip = parse_count(*v, "--admin-stream-limit-per-ip", 1, 1'000'000);
+    if (auto v = inv.args.value("admin-stream-limit"))
+        gw.hub.admin_global = parse_count(*v, "--admin-stream-limit", 1, 10'000'000);
     auto server_opts = gateway::default_server_options();
     if (auto v = inv.args.value("max-connections-per-ip"))
         server_opts.max_connections_per_ip = parse_count(*v, "--max-connections-per-ip", 1, 10'000'000);

@@ -95,6 +95,12 @@ int main(int argc, char** argv)
                                   "100000",
                                   "--stream-limit",
                                   "100000",
+                                  "--admin-stream-limit-per-ip",
+                                  "100000",
+                                  "--admin-stream-limit",
+                                  "100000",
+                                  "--max-connections-per-ip",
+                                  "100000",
                                   "--log-level",
                                   "warn"};
     std::vector<char*> argv_c;

@@ -51,7 +51,9 @@ inline net::server_options default_server_options()
     // reaches its queue limit and is evicted in a few hundred events rather
     // than filling megabytes of autotuned buffer until the write timeout.
     o.send_buffer_bytes = 64 * 1024;
-    o.max_connections_per_ip = 64;
+    // A node holds up to ~5 (stream, login, heartbeat, config, stream token);
+    // 20 nodes behind one address (the stream limit per address) fit.
+    o.max_connections_per_ip = 256;
     return o;
 }
 
