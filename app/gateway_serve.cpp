@@ -59,6 +59,8 @@ int gateway_serve(invocation& inv)
         gw.hub.admin_per_ip = parse_count(*v, "--admin-stream-limit-per-ip", 1, 1'000'000);
     if (auto v = inv.args.value("admin-stream-limit"))
         gw.hub.admin_global = parse_count(*v, "--admin-stream-limit", 1, 10'000'000);
+    if (auto v = inv.args.value("auth-failures-per-minute"))
+        gw.auth_failures_per_window = parse_count(*v, "--auth-failures-per-minute", 1, 1'000'000'000);
     auto server_opts = gateway::default_server_options();
     if (auto v = inv.args.value("max-connections-per-ip"))
         server_opts.max_connections_per_ip = parse_count(*v, "--max-connections-per-ip", 1, 10'000'000);

@@ -403,8 +403,8 @@ awaitable<rpc_result> service::begin_auth(const json::object& in)
     auto api_key = pj::get_string(in, "apiKey");
     if (!api_key) co_return invalid(api_key.error());
     const std::string id = *node_id;
-    std::function<std::optional<node_record>(storage&)> query2 = [id](storage& st) {
-        return st.find_node(id);
+    std::function<std::optional<storage::login_record>(storage&)> query2 = [id](storage& st) {
+        return st.find_login(id);
     };
     auto node = co_await db(std::move(query2));
     // One answer for unknown, revoked and mismatched: existence must not

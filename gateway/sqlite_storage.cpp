@@ -250,6 +250,14 @@ std::optional<node_record> sqlite_storage::find_node(const std::string& node_id)
                        s.integer(8)};
 }
 
+std::optional<storage::login_record> sqlite_storage::find_login(const std::string& node_id)
+{
+    statement s(db_, "SELECT api_key_hash, revoked FROM nodes WHERE node_id = ?");
+    s.bind(1, node_id);
+    if (!s.step()) return std::nullopt;
+    return login_record{s.text(0), s.integer(1) != 0};
+}
+
 bool sqlite_storage::public_key_taken(const std::string& public_key)
 {
     statement s(db_, "SELECT 1 FROM nodes WHERE public_key = ? LIMIT 1");

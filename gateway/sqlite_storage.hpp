@@ -24,6 +24,7 @@ public:
     void insert_node(const node_record& n) override;
     std::optional<node_record> find_node(const std::string& node_id) override;
     bool public_key_taken(const std::string& public_key) override;
+    std::optional<login_record> find_login(const std::string& node_id) override;
     void release_enrollment_code(const std::string& code_hash) override;
     void touch_node(const std::string& node_id, std::int64_t last_seen_ms) override;
     bool revoke_node(const std::string& node_id) override;

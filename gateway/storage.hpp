@@ -54,6 +54,13 @@ public:
 
     virtual void insert_node(const node_record& n) = 0;
     virtual std::optional<node_record> find_node(const std::string& node_id) = 0;
+    /// What BeginAuth needs of a node, and nothing else: found or not, the
+    /// lookup costs about the same (see bench/auth_timing).
+    struct login_record {
+        std::string api_key_hash;
+        bool revoked = false;
+    };
+    virtual std::optional<login_record> find_login(const std::string& node_id) = 0;
     /// Some node (revoked or not) already holds this raw public key.
     virtual bool public_key_taken(const std::string& public_key) = 0;
     virtual void touch_node(const std::string& node_id, std::int64_t last_seen_ms) = 0;
