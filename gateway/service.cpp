@@ -169,32 +169,32 @@ net::reply service::metrics(const net::http::request& req) const
     if (!token || !constant_time_equal(*token, admin_token_.reveal()))
         return net::error_reply(401, "unauthenticated", "missing or wrong admin token");
     std::string out;
-    const auto counter = [&out](std::string_view name, std::string_view help, std::uint64_t v,
-                                std::string_view labels = {}) {
-        if (labels.empty() || labels.find("400") != std::string_view::npos) {
-            out += "# HELP " + std::string(name) + " " + std::string(help) + "\n";
-            out += "# TYPE " + std::string(name) + " counter\n";
-        }
-        out += std::string(name) + std::string(labels) + " " + std::to_string(v) + "\n";
+    const auto family = [&out](std::string_view name, std::string_view type, std::string_view help) {
+        out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+        out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
     };
-    counter("tether_gateway_enroll_failures_total", "Enroll calls refused", counters_.enroll_failures.load());
-    counter("tether_gateway_login_failures_total", "BeginAuth and CompleteAuth calls refused",
-            counters_.login_failures.load());
-    counter("tether_gateway_auth_throttled_total",
-            "login or enrollment calls refused unheard after repeated failures",
-            counters_.auth_throttled.load());
-    counter("tether_gateway_requests_refused_total", "requests refused before any handler, by HTTP status",
-            counters_.refused_400.load(), "{status=\"400\"}");
-    counter("tether_gateway_requests_refused_total", "", counters_.refused_429.load(), "{status=\"429\"}");
-    counter("tether_gateway_requests_refused_total", "", counters_.refused_431.load(), "{status=\"431\"}");
-    counter("tether_gateway_connections_refused_total", "connections closed over the per-address limit",
-            counters_.connections_refused.load());
-    out += "# HELP tether_gateway_streams Open event streams\n# TYPE tether_gateway_streams gauge\n";
-    out += "tether_gateway_streams " + std::to_string(hub_.connections()) + "\n";
-    out +=
-        "# HELP tether_gateway_stream_evictions_total Streams evicted for not keeping up\n"
-        "# TYPE tether_gateway_stream_evictions_total counter\n";
-    out += "tether_gateway_stream_evictions_total " + std::to_string(hub_.evictions()) + "\n";
+    const auto sample = [&out](std::string_view name, std::uint64_t v, std::string_view labels = {}) {
+        out.append(name).append(labels).append(" ").append(std::to_string(v)).append("\n");
+    };
+    family("tether_gateway_enroll_failures_total", "counter", "Enroll calls refused");
+    sample("tether_gateway_enroll_failures_total", counters_.enroll_failures.load());
+    family("tether_gateway_login_failures_total", "counter", "BeginAuth and CompleteAuth calls refused");
+    sample("tether_gateway_login_failures_total", counters_.login_failures.load());
+    family("tether_gateway_auth_throttled_total", "counter",
+           "login or enrollment calls refused unheard after repeated failures from the address");
+    sample("tether_gateway_auth_throttled_total", counters_.auth_throttled.load());
+    family("tether_gateway_requests_refused_total", "counter",
+           "requests refused before any handler, by status");
+    sample("tether_gateway_requests_refused_total", counters_.refused_400.load(), "{status=\"400\"}");
+    sample("tether_gateway_requests_refused_total", counters_.refused_429.load(), "{status=\"429\"}");
+    sample("tether_gateway_requests_refused_total", counters_.refused_431.load(), "{status=\"431\"}");
+    family("tether_gateway_connections_refused_total", "counter",
+           "connections closed over the per-address limit");
+    sample("tether_gateway_connections_refused_total", counters_.connections_refused.load());
+    family("tether_gateway_streams", "gauge", "open event streams");
+    sample("tether_gateway_streams", hub_.connections());
+    family("tether_gateway_stream_evictions_total", "counter", "streams evicted for not keeping up");
+    sample("tether_gateway_stream_evictions_total", hub_.evictions());
     net::reply r;
     r.head.headers.set("Content-Type", "text/plain; version=0.0.4");
     r.head.body = std::move(out);
