@@ -31,6 +31,14 @@ const std::string big_trailer_name =
     "POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + std::string(65534, 'a') +
     ": v\r\n\r\n";
 
+/// The gateway's admin token as its file holds it, without the line end.
+std::string admin_token(const t::gateway_process& gw)
+{
+    auto token = t::read_file(gw.dir.path() / "gw" / "admin.token");
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+    return token;
+}
+
 std::string status_line(const std::string& answer)
 {
     return answer.substr(0, answer.find("\r\n"));
@@ -69,8 +77,7 @@ BOOST_AUTO_TEST_CASE(the_gateway_refuses_hostile_framing_and_keeps_serving)
     BOOST_TEST(!gw.proc->wait_for(100ms).has_value(), gw.proc->err());
     BOOST_TEST(contains(gw.proc->err(), "http.request_refused"));
     // Counted for the operator.
-    auto token = t::read_file(gw.dir.path() / "gw" / "admin.token");
-    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+    const auto token = admin_token(gw);
     const auto metrics = t::raw_exchange(gw.port,
                                          "GET /metrics HTTP/1.1\r\nHost: h\r\nConnection: close\r\n"
                                          "Authorization: Bearer " +
@@ -82,8 +89,7 @@ BOOST_AUTO_TEST_CASE(the_gateway_refuses_hostile_framing_and_keeps_serving)
 BOOST_AUTO_TEST_CASE(a_trailer_never_authenticates)
 {
     t::gateway_process gw;
-    auto token = t::read_file(gw.dir.path() / "gw" / "admin.token");
-    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+    const auto token = admin_token(gw);
     const std::string body = "{}";
     const auto answer =
         t::raw_exchange(gw.port,

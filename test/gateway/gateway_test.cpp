@@ -538,6 +538,29 @@ BOOST_AUTO_TEST_CASE(a_closed_stream_frees_its_slot_at_once)
     BOOST_TEST(c == 200u);
 }
 
+namespace {
+
+/// An event stream opened on a raw socket with a small receive buffer that
+/// never reads (autotuning would otherwise let the kernel buffer tens of
+/// megabytes on loopback). Returns the socket; the caller closes it.
+int open_unread_stream(gateway_fixture& g, const tether::secret& token)
+{
+    const int slow = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int small = 4096;
+    ::setsockopt(slow, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(g.server().port());
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_TEST_REQUIRE(::connect(slow, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    const std::string req = "GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                            std::string(token.reveal()) + "\r\n\r\n";
+    BOOST_TEST_REQUIRE(::write(slow, req.data(), req.size()) == static_cast<ssize_t>(req.size()));
+    return slow;
+}
+
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(client_that_stops_reading_is_dropped_while_a_fast_one_keeps_receiving)
 {
     tether::gateway::gateway_options o;
@@ -548,20 +571,8 @@ BOOST_AUTO_TEST_CASE(client_that_stops_reading_is_dropped_while_a_fast_one_keeps
     gateway_fixture g(o, so);
     const auto n = g.enroll("acme");
     const auto s = g.session(n);
-    // The slow consumer: a raw socket with a small receive buffer that sends
-    // its request and never reads (autotuning would otherwise let the
-    // kernel buffer tens of megabytes on loopback).
-    const int slow = ::socket(AF_INET, SOCK_STREAM, 0);
-    const int small = 4096;
-    ::setsockopt(slow, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(g.server().port());
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    BOOST_TEST_REQUIRE(::connect(slow, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    const std::string req = "GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
-                            std::string(g.stream_token(s).reveal()) + "\r\n\r\n";
-    BOOST_TEST_REQUIRE(::write(slow, req.data(), req.size()) == static_cast<ssize_t>(req.size()));
+    // The slow consumer.
+    const int slow = open_unread_stream(g, g.stream_token(s));
     auto [b, fast] = g.open_stream(g.stream_token(s));
     BOOST_TEST_REQUIRE(b == 200u);
     BOOST_TEST_REQUIRE(g.service().hub().connections() == 2u);
@@ -589,17 +600,7 @@ BOOST_AUTO_TEST_CASE(with_the_gateways_own_settings_a_stream_that_never_reads_is
     gateway_fixture g({}, tether::gateway::default_server_options());
     const auto n = g.enroll("acme");
     const auto s = g.session(n);
-    const int slow = ::socket(AF_INET, SOCK_STREAM, 0);
-    const int small = 4096;
-    ::setsockopt(slow, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(g.server().port());
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    BOOST_TEST_REQUIRE(::connect(slow, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    const std::string req = "GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
-                            std::string(g.stream_token(s).reveal()) + "\r\n\r\n";
-    BOOST_TEST_REQUIRE(::write(slow, req.data(), req.size()) == static_cast<ssize_t>(req.size()));
+    const int slow = open_unread_stream(g, g.stream_token(s));
     BOOST_TEST_REQUIRE(tether::test::poll_until(
         g.ioc, [&] { return g.service().hub().connections() == 1; }, 5s));
     // Far fewer than the ~22 000 events an autotuned send buffer absorbed.
