@@ -1,11 +1,12 @@
 #include "auth/broker.hpp"
 
 #include "auth/broker_rewrite.hpp"
+#include "base/exceptions.hpp"
+#include "base/task_group.hpp"
 #include "net/errc.hpp"
 #include "net/http_client.hpp"
 #include "net/http_server.hpp"
 
-#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/generic/seq_packet_protocol.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -13,16 +14,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <list>
-#include <sstream>
-#include <system_error>
+#include <optional>
 #include <vector>
 
 namespace tether::auth {
@@ -42,136 +34,13 @@ net::reply broker_error(unsigned status, const std::string& why)
     return r;
 }
 
-struct received {
-    std::string bytes;
-    bool truncated = false;
-    bool descriptors = false;
-    bool eof = false;
-    bool again = false;
-    std::optional<ucred> sender;
-};
-
-/// One datagram, without blocking. Descriptors it carried are closed here.
-received receive_datagram(int fd)
-{
-    received out;
-    char buf[2];
-    iovec iov{buf, sizeof buf};
-    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * 32) + CMSG_SPACE(sizeof(ucred))];
-    msghdr m{};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = ctrl;
-    m.msg_controllen = sizeof ctrl;
-    ssize_t n = 0;
-    do {
-        n = ::recvmsg(fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        out.again = errno == EAGAIN || errno == EWOULDBLOCK;
-        out.eof = !out.again;
-        return out;
-    }
-    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-            out.descriptors = true;
-            const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (std::size_t i = 0; i < count; ++i) {
-                int passed = -1;
-                std::memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-                if (passed >= 0) ::close(passed);
-            }
-        } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
-            ucred u{};
-            std::memcpy(&u, CMSG_DATA(c), sizeof u);
-            out.sender = u;
-        }
-    }
-    out.truncated = (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0;
-    // SEQPACKET reads 0 for an empty datagram and for the peer's close; with
-    // SO_PASSCRED only a real datagram carries credentials.
-    if (n == 0 && !out.sender && !out.descriptors) {
-        pollfd p{fd, POLLRDHUP, 0};
-        out.eof = ::poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP)) != 0;
-        if (!out.eof) out.again = true;  // nothing there after all
-        return out;
-    }
-    out.bytes.assign(buf, static_cast<std::size_t>(std::min<ssize_t>(n, 2)));
-    return out;
-}
-
-void reply_byte(int fd, char b)
-{
-    (void)::send(fd, &b, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-}
-
-bool send_with_fd(int fd, char b, int passed)
-{
-    iovec iov{&b, 1};
-    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
-    msghdr m{};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = ctrl;
-    m.msg_controllen = sizeof ctrl;
-    cmsghdr* c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &passed, sizeof(int));
-    ssize_t n = 0;
-    do {
-        n = ::sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    return n == 1;
-}
-
 }  // namespace
-
-std::pair<int, int> make_control_pair()
-{
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-        throw std::system_error(errno, std::generic_category(), "socketpair(SOCK_SEQPACKET)");
-    const int on = 1;
-    if (::setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) {
-        const int e = errno;
-        ::close(sv[0]);
-        ::close(sv[1]);
-        throw std::system_error(e, std::generic_category(), "setsockopt(SO_PASSCRED)");
-    }
-    return {sv[0], sv[1]};
-}
-
-bool in_process_tree(pid_t pid, pid_t root)
-{
-    for (int depth = 0; pid > 1 && depth < 64; ++depth) {
-        if (pid == root) return true;
-        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-        std::string line;
-        if (!std::getline(stat, line)) return false;
-        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-        const auto close = line.rfind(')');
-        if (close == std::string::npos) return false;
-        std::istringstream rest(line.substr(close + 1));
-        char state = 0;
-        pid_t ppid = 0;
-        rest >> state >> ppid;
-        pid = ppid;
-    }
-    return pid == root;
-}
 
 struct broker::impl {
     broker_options opts;
     credential_source& creds;
     const log::logger& log;
     broker_stats& stats;
-
-    struct proxy {
-        asio::cancellation_signal cancel;
-        bool done = false;
-    };
 
     /// Answers the child from the upstream. A response whose body has
     /// arrived whole by the first read (most API answers) goes back in one
@@ -268,7 +137,7 @@ struct broker::impl {
             if (!safe) {
                 ++stats.upstream_failures;
                 log.warn("broker.unsafe_response", {{"streamed", true}});
-                error_code ec = net::errc::stream_ended;
+                error_code ec = net::errc::unsafe_response;
                 co_return ec;
             }
             if (auto ec = co_await to.write(*safe)) co_return ec;
@@ -318,81 +187,52 @@ awaitable<void> broker::run(int control_fd)
         co_return r;
     };
 
-    std::list<impl::proxy> proxies;  // this strand only; std::list: signals must not move
-    timer drained{ex};
-    for (;;) {
-        if (cs.cancelled() != asio::cancellation_type::none) break;
+    task_group streams(ex);
+    std::optional<asio::local::stream_protocol::socket> adopted;
+    const auto adopt = [&](int ours) {
+        asio::local::stream_protocol::socket sock(ex);
+        error_code ec;
+        sock.assign(asio::local::stream_protocol(), ours, ec);
+        if (!ec) adopted.emplace(std::move(sock));
+        return !ec;
+    };
+    bool closed = false;
+    while (!closed && cs.cancelled() == asio::cancellation_type::none) {
         auto [ec] = co_await control.async_wait(seqpacket::socket::wait_read, nothrow);
         if (ec) break;
         // Every datagram waiting is answered before the next wait: one
         // epoll round trip per burst, not per request.
-        bool closed = false;
         for (;;) {
-            const int fd = control.native_handle();
-            const auto d = receive_datagram(fd);
-            if (d.eof) {
+            adopted.reset();
+            const auto step = next_control_step(control.native_handle(), s.opts.child, adopt);
+            using kind = control_step::kind;
+            if (step.what == kind::again) break;
+            if (step.what == kind::closed) {
                 closed = true;  // the child closed fd 3 (or exited)
                 break;
             }
-            if (d.again) break;
-            const bool outsider =
-                s.opts.child > 0 && (!d.sender || !in_process_tree(d.sender->pid, s.opts.child));
-            if (outsider ||
-                classify_control(d.bytes, d.truncated, d.descriptors) == control_request::refuse) {
+            if (step.what == kind::refused) {
                 ++stats_.refused_datagrams;
-                s.log.warn("broker.datagram_refused", {{"bytes", d.bytes.size()},
-                                                       {"descriptors", d.descriptors},
-                                                       {"truncated", d.truncated},
-                                                       {"outside_child_tree", outsider}});
-                reply_byte(fd, control_refuse);
+                s.log.warn("broker.datagram_refused", {{"bytes", step.bytes},
+                                                       {"descriptors", step.descriptors},
+                                                       {"truncated", step.truncated},
+                                                       {"outside_child_tree", step.outside_child_tree}});
                 continue;
             }
-            int sv[2];
-            if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-                s.log.warn("broker.socketpair_failed", {{"errno", errno}});
-                reply_byte(fd, control_refuse);
+            if (step.what == kind::failed) {
+                if (step.error != 0) s.log.warn("broker.socketpair_failed", {{"errno", step.error}});
                 continue;
             }
-            // Ours is wrapped (and so known good) before the peer end leaves.
-            asio::local::stream_protocol::socket ours(ex);
-            error_code aec;
-            ours.assign(asio::local::stream_protocol(), sv[0], aec);
-            if (aec) {
-                ::close(sv[0]);
-                ::close(sv[1]);
-                reply_byte(fd, control_refuse);
-                continue;
-            }
-            const bool sent = send_with_fd(fd, control_accept, sv[1]);
-            ::close(sv[1]);
-            if (!sent) continue;  // ours closes with the socket object
             ++stats_.streams;
-            auto& p = proxies.emplace_back();
-            asio::co_spawn(ex, net::serve_local_stream(std::move(ours), handler, sopts, s.log),
-                           asio::bind_cancellation_slot(
-                               p.cancel.slot(), [&p, &drained, &s](const std::exception_ptr& e) {
-                                   p.done = true;
-                                   drained.cancel();
-                                   if (e) {
-                                       try {
-                                           std::rethrow_exception(e);
-                                       } catch (const std::exception& x) {
-                                           s.log.debug("broker.stream_ended", {{"error", x.what()}});
-                                       }
-                                   }
-                               }));
+            streams.spawn(ex, net::serve_local_stream(std::move(*adopted), handler, sopts, s.log),
+                          [&s](const std::exception_ptr& e) {
+                              if (e) s.log.debug("broker.stream_ended", {{"error", describe(e)}});
+                          });
         }
-        proxies.remove_if([](const impl::proxy& x) { return x.done; });
-        if (closed) break;
     }
     // The child is gone or we are stopping: in-flight upstream requests end now.
-    for (auto& p : proxies)
-        if (!p.done) p.cancel.emit(asio::cancellation_type::terminal);
-    while (std::any_of(proxies.begin(), proxies.end(), [](const impl::proxy& p) { return !p.done; })) {
-        drained.expires_after(10s);
-        auto [wec] = co_await drained.async_wait();
-        (void)wec;
-    }
+    streams.stop();
+    co_await streams.join();
 }
 
 }  // namespace tether::auth

@@ -4,9 +4,10 @@
 // place of the sentinel.
 #pragma once
 
-#include "net/asio.hpp"
-#include "net/log.hpp"
-#include "net/secret.hpp"
+#include "auth/broker_control.hpp"
+#include "base/asio.hpp"
+#include "base/log.hpp"
+#include "base/secret.hpp"
 #include "net/url.hpp"
 
 #include <sys/types.h>
@@ -74,12 +75,5 @@ private:
     std::unique_ptr<impl> impl_;
     broker_stats stats_;
 };
-
-/// A SOCK_SEQPACKET pair with close-on-exec on both ends and SO_PASSCRED on
-/// the first (ours). Throws std::system_error.
-std::pair<int, int> make_control_pair();
-
-/// `pid` is `root` or one of its descendants (walks /proc/<pid>/stat).
-bool in_process_tree(pid_t pid, pid_t root);
 
 }  // namespace tether::auth

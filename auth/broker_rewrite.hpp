@@ -3,8 +3,8 @@
 // out; an upstream response in, a response safe to show the child out.
 #pragma once
 
+#include "base/secret.hpp"
 #include "net/http.hpp"
-#include "net/secret.hpp"
 #include "net/url.hpp"
 
 #include <boost/system/result.hpp>

@@ -1,7 +1,7 @@
 // Ed25519 node keys and the login signature (OpenSSL EVP), plus SHA-256.
 #pragma once
 
-#include "net/secret.hpp"
+#include "base/secret.hpp"
 
 #include <string>
 #include <string_view>

@@ -1,7 +1,7 @@
 #include "auth/session.hpp"
 
 #include "auth/keys.hpp"
-#include "net/blocking_call.hpp"
+#include "base/blocking_call.hpp"
 #include "net/http_client.hpp"
 #include "net/protojson.hpp"
 #include "net/rpc_client.hpp"
@@ -60,7 +60,7 @@ session_manager::session_manager(asio::any_io_executor ex, asio::any_io_executor
 {
     // A persisted token is only trusted with more than an hour left,
     // measured once on the wall clock and from then on on the steady clock.
-    const auto remaining = state_.session_expires_ms - (net::wall_ms() + state_.server_offset_ms);
+    const auto remaining = state_.session_expires_ms - (wall_ms() + state_.server_offset_ms);
     if (!state_.session_token.empty() && remaining > 0)
         expires_ = steady::now() + std::min(std::chrono::milliseconds(remaining), max_trusted_lifetime);
     valid_until_ = expires_.time_since_epoch().count();
@@ -69,7 +69,7 @@ session_manager::session_manager(asio::any_io_executor ex, asio::any_io_executor
 
 std::int64_t session_manager::server_now_ms() const noexcept
 {
-    return net::wall_ms() + server_offset_ms_.load();
+    return wall_ms() + server_offset_ms_.load();
 }
 
 bool session_manager::valid() const noexcept
@@ -169,7 +169,7 @@ awaitable<session_result<secret>> session_manager::login()
     refresh_margin_ = std::min<std::chrono::milliseconds>(std::chrono::hours(1), lifetime / 3);
     state_.session_token = secret(std::move(*tok));
     state_.session_expires_ms = exp->time_since_epoch().count();
-    state_.server_offset_ms = srv->time_since_epoch().count() - net::wall_ms();
+    state_.server_offset_ms = srv->time_since_epoch().count() - wall_ms();
     server_offset_ms_ = state_.server_offset_ms;
     ++refreshes_;
     log_.info("session.refreshed", {{"node", state_.node_id}, {"lifetime_s", lifetime.count() / 1000}});
@@ -183,7 +183,7 @@ awaitable<session_result<secret>> session_manager::login()
         return 0;
     };
     try {
-        co_await net::blocking_call(blocking_, std::move(persist));
+        co_await blocking_call(blocking_, std::move(persist));
     } catch (const std::exception& e) {
         // Not fatal: the token still works in memory; the next start logs in.
         log_.warn("session.persist_failed", {{"error", e.what()}});

@@ -3,9 +3,9 @@
 #pragma once
 
 #include "auth/state_store.hpp"
-#include "net/asio.hpp"
+#include "base/asio.hpp"
+#include "base/log.hpp"
 #include "net/connect.hpp"
-#include "net/log.hpp"
 #include "net/url.hpp"
 
 #include <boost/asio/strand.hpp>

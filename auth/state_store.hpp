@@ -3,7 +3,7 @@
 #pragma once
 
 #include "auth/state_paths.hpp"
-#include "net/secret.hpp"
+#include "base/secret.hpp"
 
 #include <cstdint>
 #include <optional>

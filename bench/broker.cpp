@@ -14,9 +14,9 @@
 // (PROTOCOL.md section 6); the broker forwards over its own keep-alive TLS
 // connections. Reports requests/s, p50 and p99 and the ratios.
 #include "auth/broker_client.hpp"
+#include "base/log.hpp"
 #include "net/http_client.hpp"
 #include "net/http_server.hpp"
-#include "net/log.hpp"
 #include "net/tls.hpp"
 #include "support/test_pki.hpp"
 

@@ -1,8 +1,8 @@
 // Feeds arbitrary bytes to the SSE parser in two different chunkings and
 // requires identical events: chunk boundaries must never change the result.
 // Also checks the UTF-8 repair is idempotent (its output is valid UTF-8).
+#include "base/utf8.hpp"
 #include "net/sse_parser.hpp"
-#include "net/utf8.hpp"
 
 #include <cstdint>
 #include <cstdlib>
@@ -58,7 +58,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (whole.last_id != pieces.last_id || whole.retry != pieces.retry) std::abort();
     }
 
-    const std::string once = tether::net::utf8_replace_invalid(in);
-    if (tether::net::utf8_replace_invalid(once) != once) std::abort();
+    const std::string once = tether::utf8_replace_invalid(in);
+    if (tether::utf8_replace_invalid(once) != once) std::abort();
     return 0;
 }

@@ -2,8 +2,8 @@
 // subscriber: each stream has a bounded queue, and one that fills is evicted.
 #pragma once
 
+#include "base/asio.hpp"
 #include "gateway/storage.hpp"
-#include "net/asio.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 

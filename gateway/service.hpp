@@ -2,21 +2,24 @@
 // AdminService, and the event streams.
 #pragma once
 
+#include "base/blocking_call.hpp"
+#include "base/log.hpp"
+#include "base/secret.hpp"
 #include "gateway/event_hub.hpp"
+#include "gateway/rpc.hpp"
 #include "gateway/sessions.hpp"
 #include "gateway/storage.hpp"
+#include "net/connect_reply.hpp"
 #include "net/http_server.hpp"
-#include "net/log.hpp"
-#include "net/secret.hpp"
-
-#include <boost/json/object.hpp>
-#include <boost/system/result.hpp>
+#include "net/protojson.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 
 namespace tether::gateway {
 
@@ -54,18 +57,17 @@ inline net::server_options default_server_options()
     // A node holds up to ~5 (stream, login, heartbeat, config, stream token);
     // 20 nodes behind one address (the stream limit per address) fit.
     o.max_connections_per_ip = 256;
+    o.refusal = net::connect::refusal_reply;
     return o;
 }
-
-struct rpc_error {
-    std::string code;
-    std::string message;
-};
-using rpc_result = boost::system::result<boost::json::object, rpc_error>;
 
 /// Thread-safe: handlers run on each connection's strand; shared state is
 /// the session registry and hub (internally locked) and storage, reached only
 /// through `db_executor` (one thread, so the storage needs no locking).
+///
+/// The code is split by what it serves: routing, guards and /metrics in
+/// service.cpp, NodeService in node_rpcs.cpp, AdminService in
+/// admin_rpcs.cpp, the event streams in event_stream.cpp.
 class service {
 public:
     service(storage& db, asio::any_io_executor db_executor, secret admin_token, gateway_options opts,
@@ -74,37 +76,69 @@ public:
     /// The net::handler for http_server.
     awaitable<net::reply> handle(net::http::request req, net::peer_info peer);
 
+    /// The gateway's housekeeping task: forgets expired challenges, sessions
+    /// and stream tokens every 30 s. Runs until cancelled.
+    awaitable<void> housekeeping();
+
     [[nodiscard]] event_hub& hub() noexcept { return hub_; }
     [[nodiscard]] const gateway_counters& counters() const noexcept { return counters_; }
     /// For net::server_options::on_refused: an HTTP-level refusal (status) or,
     /// with 0, a connection refused over the per-address limit.
     void count_refusal(unsigned status) noexcept;
-    [[nodiscard]] session_registry& sessions() noexcept { return sessions_; }
 
 private:
+    using rpc_handler = awaitable<rpc_result> (service::*)(const rpc_call&);
+    struct route {
+        std::string_view service;
+        std::string_view method;
+        rpc_guard guard;
+        rpc_handler handler;
+    };
+    static const route routes_[];
+
+    /// Runs `query` on the storage thread. Callers name the query
+    /// (`std::function<R(storage&)> q = ...; co_await db(std::move(q));`):
+    /// a lambda converted to std::function inside the co_await expression is
+    /// a temporary GCC 12 destroys twice.
     template <class R>
-    awaitable<R> db(std::function<R(storage&)> fn);
+    awaitable<R> db(std::function<R(storage&)> query);
 
     awaitable<net::reply> unary(const net::http::request& req, const net::peer_info& peer,
                                 std::string_view service_name, std::string_view method);
     net::reply metrics(const net::http::request& req) const;
+    [[nodiscard]] bool is_admin(const net::http::request& req) const;
     /// Per-address failure accounting for the login and enrollment calls.
     bool auth_throttled(const std::string& ip);
     void auth_failed(const std::string& ip, std::string_view method, const rpc_error& e);
-    awaitable<net::reply> stream(const net::http::request& req, const net::peer_info& peer, bool admin);
 
-    awaitable<rpc_result> enroll(const boost::json::object& in);
-    awaitable<rpc_result> begin_auth(const boost::json::object& in);
-    awaitable<rpc_result> complete_auth(const boost::json::object& in);
+    // NodeService (node_rpcs.cpp)
+    awaitable<rpc_result> enroll(const rpc_call& c);
+    awaitable<rpc_result> begin_auth(const rpc_call& c);
+    awaitable<rpc_result> complete_auth(const rpc_call& c);
+    awaitable<rpc_result> heartbeat(const rpc_call& c);
+    awaitable<rpc_result> get_runtime_config(const rpc_call& c);
+    awaitable<rpc_result> create_stream_token(const rpc_call& c);
     /// False when the node was deleted or revoked after its session began.
     awaitable<bool> node_alive(const std::string& node_id);
-    awaitable<rpc_result> heartbeat(const boost::json::object& in, const session_info& s);
-    awaitable<rpc_result> get_runtime_config(const session_info& s);
-    awaitable<rpc_result> create_stream_token(const session_info& s);
-    awaitable<rpc_result> create_enrollment_code(const boost::json::object& in);
-    awaitable<rpc_result> publish_config(const boost::json::object& in);
-    awaitable<rpc_result> list_nodes(const boost::json::object& in);
-    awaitable<rpc_result> revoke_node(const boost::json::object& in);
+
+    // AdminService (admin_rpcs.cpp)
+    awaitable<rpc_result> create_enrollment_code(const rpc_call& c);
+    awaitable<rpc_result> publish_config(const rpc_call& c);
+    awaitable<rpc_result> list_nodes(const rpc_call& c);
+    awaitable<rpc_result> revoke_node(const rpc_call& c);
+
+    // Event streams (event_stream.cpp)
+    struct stream_start {
+        std::shared_ptr<subscription> sub;
+        std::optional<std::int64_t> last_id;  ///< Last-Event-ID, when sent
+        bool last_id_valid = true;
+        std::int64_t expires_ms = 0;  ///< the grant's end: the stream ends with it
+    };
+    awaitable<net::reply> open_stream(const net::http::request& req, const net::peer_info& peer, bool admin);
+    /// The body of one event stream: replay after Last-Event-ID, then live
+    /// events and idle comments until the grant ends, the subscription is
+    /// closed or evicted, or a write fails.
+    awaitable<error_code> send_events(stream_start start, net::body_writer& w);
 
     /// Appends and fans out on the storage thread, so streams see id order.
     event_record append_and_publish(storage& st, const std::string& org, const std::string& type,
@@ -126,5 +160,22 @@ private:
     std::map<std::string, failures> failures_;  // by address, bounded
     log::throttle auth_log_;
 };
+
+/// Helpers the handler files share.
+namespace detail {
+std::string timestamp(std::int64_t ms);
+std::optional<std::string> bearer(const net::http::request& req);
+rpc_error invalid(const net::protojson::field_error& e);
+}  // namespace detail
+
+template <class R>
+awaitable<R> service::db(std::function<R(storage&)> query)
+{
+    std::function<R()> bound = [this, query = std::move(query)] {
+        return query(db_);
+    };
+    R out = co_await blocking_call(db_exec_, std::move(bound));
+    co_return out;
+}
 
 }  // namespace tether::gateway

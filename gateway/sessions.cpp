@@ -1,7 +1,7 @@
 #include "gateway/sessions.hpp"
 
 #include "auth/keys.hpp"
-#include "net/random_bytes.hpp"
+#include "base/random_bytes.hpp"
 
 #include <algorithm>
 
@@ -14,7 +14,7 @@ session_registry::session_registry(clock_fn now, session_limits limits)
 
 std::string session_registry::new_challenge(const std::string& node_id, std::int64_t* expires_ms)
 {
-    std::string c = net::random_bytes(32);
+    std::string c = random_bytes(32);
     const std::int64_t exp = now_() + limits_.challenge_ms;
     const std::lock_guard lock(m_);
     challenges_[auth::sha256_hex(c)] = {node_id, exp};
@@ -35,7 +35,7 @@ bool session_registry::take_challenge(const std::string& node_id, const std::str
 
 issued_token session_registry::new_session(const std::string& node_id, const std::string& org_id)
 {
-    issued_token t{secret(net::random_token(32)), now_() + limits_.session_ms};
+    issued_token t{secret(random_token(32)), now_() + limits_.session_ms};
     const auto key = auth::sha256_hex(t.token.reveal());
     const std::lock_guard lock(m_);
     sessions_[key] = {node_id, org_id, t.expires_ms};
@@ -62,7 +62,7 @@ std::optional<session_info> session_registry::find_session(const secret& token)
 std::optional<issued_token> session_registry::new_stream_token(const session_info& s)
 {
     const auto now = now_();
-    issued_token t{secret(net::random_token(32)), std::min(now + limits_.stream_token_ms, s.expires_ms)};
+    issued_token t{secret(random_token(32)), std::min(now + limits_.stream_token_ms, s.expires_ms)};
     const std::lock_guard lock(m_);
     std::size_t live = 0;
     for (const auto& [k, v] : stream_tokens_)

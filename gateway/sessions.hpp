@@ -5,7 +5,7 @@
 // so no bearer token ever touches the disk.
 #pragma once
 
-#include "net/secret.hpp"
+#include "base/secret.hpp"
 
 #include <cstdint>
 #include <deque>

@@ -32,6 +32,26 @@ constexpr std::array<std::pair<code, std::string_view>, 16> names{{
 
 }  // namespace
 
+namespace {
+
+class category final : public boost::system::error_category {
+public:
+    const char* name() const noexcept override { return "tether.connect"; }
+    std::string message(int v) const override
+    {
+        if (v < 1 || v > static_cast<int>(names.size())) return "unknown Connect code";
+        return std::string(to_string(static_cast<code>(v - 1)));
+    }
+};
+
+}  // namespace
+
+const boost::system::error_category& connect_category() noexcept
+{
+    static const category instance;
+    return instance;
+}
+
 std::string_view to_string(code c) noexcept
 {
     for (const auto& [k, v] : names)

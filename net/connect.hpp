@@ -2,6 +2,8 @@
 // sans-IO: codes, the code <-> HTTP status tables, error bodies.
 #pragma once
 
+#include <boost/system/error_code.hpp>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,6 +30,14 @@ enum class code {
 };
 
 std::string_view to_string(code c) noexcept;
+
+/// Connect codes as error_codes (category "tether.connect"), for interfaces
+/// that speak error_code and must not lose which code it was.
+const boost::system::error_category& connect_category() noexcept;
+inline boost::system::error_code make_error_code(code c) noexcept
+{
+    return {static_cast<int>(c) + 1, connect_category()};  // + 1: 0 means success
+}
 std::optional<code> parse_code(std::string_view s) noexcept;
 
 /// The status a server sends for `c`.
@@ -62,3 +72,7 @@ inline constexpr std::string_view protocol_version_header = "Connect-Protocol-Ve
 inline constexpr std::string_view timeout_header = "Connect-Timeout-Ms";
 
 }  // namespace tether::net::connect
+
+template <>
+struct boost::system::is_error_code_enum<tether::net::connect::code> : std::true_type {
+};

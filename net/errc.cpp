@@ -44,6 +44,10 @@ public:
                 return "TLS: the server's certificate is not signed by a trusted CA (see --ca-file)";
             case errc::tls_untrusted:
                 return "TLS: the server's certificate failed verification";
+            case errc::credentials_refused:
+                return "the credentials for the request were refused for good";
+            case errc::unsafe_response:
+                return "the upstream's answer is unsafe to relay";
         }
         return "unknown tether.net error";
     }

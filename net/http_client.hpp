@@ -2,7 +2,7 @@
 // request, body limit, TLS with verification, streamed bodies for SSE.
 #pragma once
 
-#include "net/asio.hpp"
+#include "base/asio.hpp"
 #include "net/http.hpp"
 #include "net/url.hpp"
 

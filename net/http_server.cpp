@@ -1,6 +1,7 @@
 #include "net/http_server.hpp"
 
-#include "net/connect.hpp"
+#include "base/exceptions.hpp"
+#include "base/task_group.hpp"
 #include "net/errc.hpp"
 #include "net/http_reader.hpp"
 
@@ -27,15 +28,20 @@ namespace tether::net {
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 
-reply error_reply(unsigned status, std::string_view code, std::string_view message)
+namespace {
+
+/// What a refused request is told, in the server's protocol when it named one.
+reply refusal(const server_options& opts, unsigned status, std::string_view reason)
 {
+    if (opts.refusal) return opts.refusal(status, reason);
     reply r;
     r.head.status = status;
-    r.head.headers.set("Content-Type", "application/json");
-    const auto c = connect::parse_code(code).value_or(connect::code::unknown);
-    r.head.body = connect::encode_error({c, std::string(message)});
+    r.head.headers.set("Content-Type", "text/plain; charset=utf-8");
+    r.head.body = std::string(reason) + "\n";
     return r;
 }
+
+}  // namespace
 
 reply json_reply(std::string body)
 {
@@ -130,15 +136,15 @@ reply refusal_reply(const http::read_failure& f, const server_options& opts)
     using kind = http::read_failure::kind;
     switch (f.what) {
         case kind::body_too_large:
-            return error_reply(f.http_status(), "resource_exhausted",
-                               "request body exceeds " + std::to_string(opts.max_body_bytes) + " bytes");
+            return refusal(opts, f.http_status(),
+                           "request body exceeds " + std::to_string(opts.max_body_bytes) + " bytes");
         case kind::header_too_large:
-            return error_reply(f.http_status(), "resource_exhausted",
-                               "request header exceeds " + std::to_string(opts.max_header_bytes) + " bytes");
+            return refusal(opts, f.http_status(),
+                           "request header exceeds " + std::to_string(opts.max_header_bytes) + " bytes");
         case kind::malformed:
             break;
     }
-    return error_reply(f.http_status(), "invalid_argument", "malformed HTTP request: " + f.reason);
+    return refusal(opts, f.http_status(), "malformed HTTP request: " + f.reason);
 }
 
 /// One read of at most this many bytes at a time: with the reader's own
@@ -196,12 +202,8 @@ awaitable<void> serve_requests(Stream& stream, const handler& h, const peer_info
             failure = std::current_exception();
         }
         if (failure) {
-            try {
-                std::rethrow_exception(failure);
-            } catch (const std::exception& e) {
-                log.error("http.handler_failed", {{"error", e.what()}});
-            }
-            rep = error_reply(500, "internal", "internal error");
+            log.error("http.handler_failed", {{"error", describe(failure)}});
+            rep = refusal(opts, 500, "internal error");
         }
         if (auto ec = co_await write_reply(stream, rep, keep_alive, version, opts, head_only);
             ec || !keep_alive)
@@ -222,15 +224,9 @@ awaitable<void> serve_local_stream(asio::local::stream_protocol::socket socket, 
 }
 
 struct http_server::impl {
-    struct connection {
-        asio::cancellation_signal cancel;
-        asio::strand<asio::io_context::executor_type> strand;
-        explicit connection(asio::strand<asio::io_context::executor_type> s) : strand(std::move(s)) {}
-    };
-
     impl(const asio::any_io_executor& ex, const asio::ip::tcp::endpoint& ep, handler hd,
          const log::logger& lg, server_options o, std::shared_ptr<asio::ssl::context> t)
-        : acceptor(ex), h(std::move(hd)), log(lg), opts(o), tls(std::move(t)), drained(ex)
+        : acceptor(ex), h(std::move(hd)), log(lg), opts(o), tls(std::move(t))
     {
         acceptor.open(ep.protocol());
         acceptor.set_option(asio::socket_base::reuse_address(true));
@@ -265,11 +261,9 @@ struct http_server::impl {
     const log::logger& log;
     server_options opts;
     std::shared_ptr<asio::ssl::context> tls;
-    std::list<std::shared_ptr<connection>> connections;  // touched only on run()'s executor
-    std::map<std::string, std::size_t> per_ip;           // open connections by address, same executor
+    std::map<std::string, std::size_t> per_ip;  // open connections by address, run()'s executor only
     log::throttle accept_failures;
     log::throttle per_ip_refusals;
-    timer drained;  // condition variable: cancelled when a connection ends
 };
 
 http_server::http_server(const asio::any_io_executor& ex, const asio::ip::tcp::endpoint& ep, handler h,
@@ -295,6 +289,7 @@ awaitable<void> http_server::run()
     // Connections get strands of the underlying io_context, not of the
     // server's own strand, so they can run in parallel on several threads.
     auto& ctx = static_cast<asio::io_context&>(asio::query(home, asio::execution::context));
+    task_group connections(home);
     for (;;) {
         auto conn_strand = asio::make_strand(ctx);
         auto [ec, socket] = co_await s.acceptor.async_accept(conn_strand, nothrow);
@@ -327,40 +322,19 @@ awaitable<void> http_server::run()
         if (s.opts.send_buffer_bytes > 0)
             socket.set_option(asio::socket_base::send_buffer_size(s.opts.send_buffer_bytes), pec);
         peer_info peer{address, remote.port()};
-        auto& c = *s.connections.emplace_back(std::make_shared<impl::connection>(conn_strand));
-        const auto it = std::prev(s.connections.end());
         asio::ip::tcp::socket sock(std::move(socket));
-        asio::co_spawn(
-            c.strand, s.session(std::move(sock), std::move(peer)),
-            asio::bind_cancellation_slot(
-                c.cancel.slot(),
-                asio::bind_executor(c.strand, [&s, it, home, address](const std::exception_ptr& e) {
-                    asio::post(home, [&s, it, e, address] {
-                        if (auto n = s.per_ip.find(address); n != s.per_ip.end() && --n->second == 0)
-                            s.per_ip.erase(n);
-                        if (e) {
-                            try {
-                                std::rethrow_exception(e);
-                            } catch (const std::exception& x) {
-                                s.log.debug("http.session_ended", {{"error", x.what()}});
-                            }
-                        }
-                        s.connections.erase(it);
-                        s.drained.cancel();
-                    });
-                })));
+        connections.spawn(conn_strand, s.session(std::move(sock), std::move(peer)),
+                          [&s, address](const std::exception_ptr& e) {
+                              if (auto n = s.per_ip.find(address); n != s.per_ip.end() && --n->second == 0)
+                                  s.per_ip.erase(n);
+                              if (e) s.log.debug("http.session_ended", {{"error", describe(e)}});
+                          });
     }
 
     error_code ignored;
     s.acceptor.close(ignored);
-    // Each posted emit holds its connection: the session may finish (and be
-    // erased from the list) before the emit runs.
-    for (const auto& c : s.connections)
-        asio::post(c->strand, [c] { c->cancel.emit(asio::cancellation_type::terminal); });
-    while (!s.connections.empty()) {
-        s.drained.expires_at(timer::time_point::max());
-        co_await s.drained.async_wait();
-    }
+    connections.stop();
+    co_await connections.join();
 }
 
 }  // namespace tether::net

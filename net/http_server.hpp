@@ -3,9 +3,9 @@
 // responses for event streams, graceful close on cancellation.
 #pragma once
 
-#include "net/asio.hpp"
+#include "base/asio.hpp"
+#include "base/log.hpp"
 #include "net/http.hpp"
-#include "net/log.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -21,6 +21,8 @@ class context;
 }
 
 namespace tether::net {
+
+struct reply;
 
 struct server_options {
     std::size_t max_header_bytes = 16 * 1024;
@@ -41,6 +43,10 @@ struct server_options {
     /// Told of each request refused before the handler (its status) and of
     /// each connection closed over the per-address limit (0), for metrics.
     std::function<void(unsigned status)> on_refused;
+    /// The answer to a request refused before the handler (400, 429, 431)
+    /// or whose handler threw (500). Unset: plain text. The server knows
+    /// HTTP only; a server of an RPC protocol renders its own error bodies.
+    std::function<reply(unsigned status, std::string_view reason)> refusal;
 };
 
 struct peer_info {
@@ -74,8 +80,7 @@ struct reply {
 /// cancellation of the server cancels it.
 using handler = std::function<awaitable<reply>(http::request, peer_info)>;
 
-/// A Connect error reply: status from the code, JSON body.
-reply error_reply(unsigned status, std::string_view code, std::string_view message);
+/// 200 with an application/json body.
 reply json_reply(std::string body);
 
 /// Serves requests on one connected Unix stream socket (the credential

@@ -1,9 +1,9 @@
 // Connect-protocol unary calls (JSON codec) over net::http_client.
 #pragma once
 
-#include "net/asio.hpp"
+#include "base/asio.hpp"
+#include "base/secret.hpp"
 #include "net/connect.hpp"
-#include "net/secret.hpp"
 #include "net/url.hpp"
 
 #include <boost/json/object.hpp>

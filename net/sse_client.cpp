@@ -136,7 +136,9 @@ awaitable<error_code> sse_client::run(prepare_fn prepare, event_fn on_event, sta
         auto headers = co_await prepare(info);
         if (cancelled()) co_return asio::error::operation_aborted;
         if (!headers) {
-            if (headers.error() == asio::error::operation_aborted || headers.error() == errc::stream_ended)
+            // The caller's way of saying "stop": its credentials were refused for good.
+            if (headers.error() == asio::error::operation_aborted ||
+                headers.error() == errc::credentials_refused)
                 co_return headers.error();
             end.ec = headers.error();
         } else {

@@ -2,10 +2,10 @@
 // URL selection, connecting, reading, reconnecting and backoff.
 #pragma once
 
-#include "net/asio.hpp"
-#include "net/backoff.hpp"
+#include "base/asio.hpp"
+#include "base/backoff.hpp"
+#include "base/log.hpp"
 #include "net/http.hpp"
-#include "net/log.hpp"
 #include "net/sse_parser.hpp"
 #include "net/url.hpp"
 
@@ -62,8 +62,8 @@ class sse_client {
 public:
     /// Called before every connect (the stream token is single-use): returns
     /// the headers to add (Authorization), or an error, which counts as a
-    /// failed attempt (backoff) — except operation_aborted/errc::stream_ended,
-    /// which end run().
+    /// failed attempt (backoff) — except operation_aborted and
+    /// errc::credentials_refused, which end run() with that error.
     using prepare_fn = std::function<awaitable<result<http::fields>>(const sse_attempt&)>;
     /// Events in order; the next read waits for this to finish.
     using event_fn = std::function<awaitable<void>(const sse_event&)>;
@@ -74,7 +74,8 @@ public:
     sse_client(http_client& client, sse_options opts, uniform01 rand, const log::logger& log);
 
     /// Runs until cancelled (returns asio::error::operation_aborted), until the
-    /// server answers 204 (errc::stream_ended), or until `classify` says stop
+    /// server answers 204 (errc::stream_ended), until `prepare` refuses for
+    /// good (errc::credentials_refused), or until `classify` says stop
     /// for a status (errc::bad_status; the status is in last_status()), or a
     /// 200 is not an event stream (errc::not_event_stream).
     awaitable<error_code> run(prepare_fn prepare, event_fn on_event, state_fn on_state = {},

@@ -2,8 +2,8 @@
 // that take an immutable snapshot without a lock of ours.
 #pragma once
 
-#include "net/asio.hpp"
-#include "net/log.hpp"
+#include "base/asio.hpp"
+#include "base/log.hpp"
 #include "settings/runtime_config.hpp"
 
 #include <boost/asio/strand.hpp>

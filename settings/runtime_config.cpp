@@ -205,7 +205,7 @@ result<runtime_config> decode_config(const json::value& document, std::int64_t u
     if (const auto* v = doc.if_contains("heartbeatIntervalSeconds"); v && !v->is_null()) {
         auto n = integer(*v, "heartbeatIntervalSeconds");
         if (!n) return n.error();
-        cfg.heartbeat_interval = std::chrono::seconds(std::clamp<std::int64_t>(*n, 5, 3600));
+        cfg.heartbeat_interval = heartbeat_interval_bounds.clamp_seconds(*n);
     }
 
     std::optional<field_error> err;

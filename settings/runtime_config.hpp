@@ -39,11 +39,31 @@ struct rate_limit {
     friend bool operator==(const rate_limit&, const rate_limit&) = default;
 };
 
+/// A range every heartbeat interval is clamped to, whatever its source
+/// (the config, the gateway's reply, a flag).
+struct interval_bounds {
+    std::chrono::milliseconds min;
+    std::chrono::milliseconds max;
+    [[nodiscard]] constexpr std::chrono::milliseconds clamp(std::chrono::milliseconds d) const noexcept
+    {
+        return d < min ? min : d > max ? max : d;
+    }
+    /// The same for a count of seconds from a document: compared as
+    /// seconds, so no value overflows on the way.
+    [[nodiscard]] constexpr std::chrono::seconds clamp_seconds(std::int64_t s) const noexcept
+    {
+        const auto lo = std::chrono::duration_cast<std::chrono::seconds>(min).count();
+        const auto hi = std::chrono::duration_cast<std::chrono::seconds>(max).count();
+        return std::chrono::seconds(s < lo ? lo : s > hi ? hi : s);
+    }
+};
+inline constexpr interval_bounds heartbeat_interval_bounds{std::chrono::seconds(5), std::chrono::hours(1)};
+
 /// One applied version of the config. Immutable once built: readers share
 /// it through a shared_ptr<const runtime_config>.
 struct runtime_config {
     std::int64_t updated_at = 0;                             ///< configUpdatedAt; 0 = nothing received yet
-    std::optional<std::chrono::seconds> heartbeat_interval;  ///< clamped to [5 s, 1 h]
+    std::optional<std::chrono::seconds> heartbeat_interval;  ///< clamped to heartbeat_interval_bounds
     std::vector<ip_range> blocked_ips;
     std::vector<std::string> allowed_egress_hosts;  ///< lower case; "*.example.com" matches subdomains
     std::vector<rate_limit> rate_limits;

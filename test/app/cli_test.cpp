@@ -1,6 +1,6 @@
-#include "app/cli.hpp"
+#include "app/common/cli.hpp"
 
-#include "app/dispatch.hpp"
+#include "app/common/run_program.hpp"
 
 #include <boost/test/unit_test.hpp>
 
@@ -91,7 +91,7 @@ BOOST_AUTO_TEST_CASE(help_lists_flags_with_their_variables)
 
 BOOST_AUTO_TEST_CASE(durations)
 {
-    using tether::app::parse_duration;
+    using tether::app::cli::parse_duration;
     using namespace std::chrono_literals;
     BOOST_TEST(parse_duration("30", "x").count() == 30000);
     BOOST_TEST(parse_duration("250ms", "x").count() == 250);

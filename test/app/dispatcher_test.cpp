@@ -1,7 +1,7 @@
 // The event dispatcher: arrival order, a failed handler retried alone, by
 // due time, stale retries dropped, a bounded queue dropping the oldest.
-#include "app/event_dispatcher.hpp"
-#include "app/exit_status.hpp"
+#include "app/agent/tasks/dispatch_task.hpp"
+#include "app/common/exit_status.hpp"
 #include "support/log_capture.hpp"
 #include "support/run_for.hpp"
 
@@ -25,8 +25,7 @@ namespace {
 /// calls and fail as scripted ("fail the first n calls for this data").
 struct harness {
     explicit harness(std::size_t capacity = 64)
-        : dispatch(
-              ioc.get_executor(), {capacity, {100ms, 2s}}, [] { return 0.999; }, stats, logs.logger())
+        : dispatch({ioc.get_executor(), stats, logs.logger(), [] { return 0.999; }, capacity, {100ms, 2s}})
     {
     }
     ~harness() { stop(); }
@@ -68,7 +67,7 @@ struct harness {
     asio::io_context ioc;
     tether::test::log_capture logs;
     app::dispatch_stats stats;
-    app::event_dispatcher dispatch;
+    app::dispatch_task dispatch;
     std::vector<std::string> calls;
     std::map<std::string, int> failures;
     asio::cancellation_signal stop_;

@@ -1,9 +1,10 @@
 // The heartbeat task against a scripted gateway on loopback: the paths the
 // real gateway cannot be made to take on demand.
-#include "app/exit_status.hpp"
-#include "app/heartbeat_task.hpp"
+#include "app/agent/tasks/heartbeat_task.hpp"
+#include "app/common/exit_status.hpp"
 #include "auth/keys.hpp"
 #include "auth/session.hpp"
+#include "net/connect_reply.hpp"
 #include "net/protojson.hpp"
 #include "support/agent_parts.hpp"
 #include "support/child_process.hpp"
@@ -48,12 +49,10 @@ struct scripted_gateway {
         if (req.target.ends_with("/Heartbeat")) {
             ++heartbeats;
             if (!heartbeat_code.empty())
-                co_return net::error_reply(
-                    net::connect::http_status(*net::connect::parse_code(heartbeat_code)), heartbeat_code,
-                    "scripted");
+                co_return net::connect::error_reply(*net::connect::parse_code(heartbeat_code), "scripted");
             co_return net::json_reply("{}");
         }
-        co_return net::error_reply(404, "unimplemented", "");
+        co_return net::connect::error_reply(404, net::connect::code::unimplemented, "");
     }
 };
 
@@ -104,9 +103,10 @@ BOOST_AUTO_TEST_CASE(transient_errors_keep_the_loop_going)
     tether::test::agent_parts agent(ioc, srv.base(), node_at(srv.base()),
                                     tether::auth::generate_key().private_pem);
     // Runs the task for a bit more than one interval (first beat at 1 % of
-    // it, the next ~5 s later) and then cancels it.
-    agent.start_heartbeats(5s);
-    tether::test::pump_for(ioc, 5500ms);
+    // it, the next ~0.9 s later, the third ~1.8 s) and then cancels it. The
+    // production floor of 5 s is lowered for the test, not waited out.
+    agent.start_heartbeats(1s, {100ms, 1h});
+    tether::test::pump_for(ioc, 1300ms);
     agent.stop();
     BOOST_TEST(!agent.failure());
     BOOST_TEST(script.heartbeats == 2);  // the failure did not end the loop
@@ -137,8 +137,8 @@ BOOST_AUTO_TEST_CASE(only_the_contracts_permanent_answers_end_the_agent)
     std::vector<std::pair<std::string, net::reply>> cases{
         {"BeginAuth", html_403()},
         {"Heartbeat", html_403()},
-        {"CompleteAuth", net::error_reply(403, "permission_denied", "scripted")},
-        {"Heartbeat", net::error_reply(500, "unknown", "scripted")},
+        {"CompleteAuth", net::connect::error_reply(403, net::connect::code::permission_denied, "scripted")},
+        {"Heartbeat", net::connect::error_reply(500, net::connect::code::unknown, "scripted")},
     };
     {
         net::reply nf;

@@ -2,9 +2,10 @@
 // config sync -> store, against the real gateway where it can be made to do
 // what the test needs, and a scripted one (real HTTP on loopback) for the
 // failures it cannot be made to produce on demand.
-#include "app/exit_status.hpp"
-#include "app/health_endpoint.hpp"
+#include "app/agent/tasks/health_task.hpp"
+#include "app/common/exit_status.hpp"
 #include "gateway/gateway_fixture.hpp"
+#include "net/connect_reply.hpp"
 #include "net/protojson.hpp"
 #include "support/agent_parts.hpp"
 #include "support/loopback_server.hpp"
@@ -87,12 +88,12 @@ struct scripted_gateway {
                     : std::nullopt);
             co_return stream(opens++);
         }
-        co_return net::error_reply(404, "unimplemented", "");
+        co_return net::connect::error_reply(404, net::connect::code::unimplemented, "");
     }
 
     static net::reply error(const std::string& code)
     {
-        return net::error_reply(net::connect::http_status(*net::connect::parse_code(code)), code, "scripted");
+        return net::connect::error_reply(*net::connect::parse_code(code), "scripted");
     }
 };
 
@@ -369,7 +370,7 @@ BOOST_AUTO_TEST_CASE(an_unavailable_stream_warns_once_heartbeats_go_on_then_it_c
     scripted_rig rig;
     rig.script.stream = [&](int) {
         if (up) return tether::test::sse_reply(": hi\n", 30s);
-        return net::error_reply(503, "unavailable", "down for maintenance");
+        return net::connect::error_reply(503, net::connect::code::unavailable, "down for maintenance");
     };
     rig.start_all();
     rig.agent.start_heartbeats(5s);
@@ -391,7 +392,9 @@ BOOST_AUTO_TEST_CASE(repeated_401_on_the_stream_refreshes_the_session)
 {
     scripted_rig rig;
     rig.script.stream = [&](int n) {
-        if (n < 2) return net::error_reply(401, "unauthenticated", "stream token refused");
+        if (n < 2)
+            return net::connect::error_reply(401, net::connect::code::unauthenticated,
+                                             "stream token refused");
         return tether::test::sse_reply(": hi\n", 30s);
     };
     rig.start_all();

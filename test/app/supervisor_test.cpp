@@ -1,4 +1,4 @@
-#include "app/supervisor.hpp"
+#include "app/common/supervisor.hpp"
 
 #include "support/child_process.hpp"
 #include "support/log_capture.hpp"

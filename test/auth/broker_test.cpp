@@ -1,7 +1,7 @@
 // `tether exec` end to end: the real binary, a real child (broker_child, on
 // auth/broker_client.hpp), a real TLS upstream on loopback with a test CA.
+#include "base/random_bytes.hpp"
 #include "net/http_server.hpp"
-#include "net/random_bytes.hpp"
 #include "net/tls.hpp"
 #include "support/child_process.hpp"
 #include "support/log_capture.hpp"

@@ -4,6 +4,7 @@
 #include "auth/session.hpp"
 
 #include "auth/keys.hpp"
+#include "net/connect_reply.hpp"
 #include "net/protojson.hpp"
 #include "support/child_process.hpp"
 #include "support/log_capture.hpp"
@@ -42,7 +43,7 @@ struct granting_gateway {
                                  {"serverTime", server_time}};
             co_return net::json_reply(json::serialize(o));
         }
-        co_return net::error_reply(404, "unimplemented", "");
+        co_return net::connect::error_reply(404, net::connect::code::unimplemented, "");
     }
 };
 

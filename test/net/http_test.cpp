@@ -1,3 +1,4 @@
+#include "net/connect_reply.hpp"
 #include "net/errc.hpp"
 #include "net/http_client.hpp"
 #include "net/tls.hpp"
@@ -88,6 +89,7 @@ BOOST_AUTO_TEST_CASE(server_limits_answer_with_connect_errors)
     asio::io_context ioc;
     net::server_options opts;
     opts.max_body_bytes = 1024;
+    opts.refusal = net::connect::refusal_reply;  // a server of the RPC protocol, as the gateway is
     loopback_server srv(ioc, echo, nullptr, opts);
     run_for(ioc, [&]() -> awaitable<void> {
         const auto ex_client =
@@ -560,7 +562,7 @@ BOOST_AUTO_TEST_CASE(unary_calls_follow_the_connect_conventions)
     loopback_server srv(ioc, [&](http::request req, net::peer_info) -> awaitable<reply> {
         seen.push_back(req);
         if (req.target == "/tether.v1.NodeService/BeginAuth")
-            co_return net::error_reply(403, "permission_denied", "unknown node");
+            co_return net::connect::error_reply(403, net::connect::code::permission_denied, "unknown node");
         if (req.target == "/tether.v1.NodeService/Broken") {
             reply r;
             r.head.body = "not json";

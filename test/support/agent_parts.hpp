@@ -3,14 +3,16 @@
 // test can run exactly the tasks it is about.
 #pragma once
 
-#include "app/agent_metrics.hpp"
-#include "app/config_sync.hpp"
-#include "app/event_dispatcher.hpp"
-#include "app/heartbeat_task.hpp"
-#include "app/realtime_task.hpp"
-#include "app/supervisor.hpp"
+#include "app/agent/event_handlers.hpp"
+#include "app/agent/metrics.hpp"
+#include "app/agent/tasks/config_sync_task.hpp"
+#include "app/agent/tasks/dispatch_task.hpp"
+#include "app/agent/tasks/heartbeat_task.hpp"
+#include "app/agent/tasks/realtime_task.hpp"
+#include "app/common/supervisor.hpp"
 #include "auth/keys.hpp"
 #include "auth/session.hpp"
+#include "base/exceptions.hpp"
 #include "settings/config_store.hpp"
 #include "support/child_process.hpp"
 #include "support/log_capture.hpp"
@@ -26,17 +28,18 @@
 namespace tether::test {
 
 struct agent_parts {
+    /// `dispatch_retry` is the dispatch task's retry policy.
     agent_parts(asio::io_context& ioc, const net::url& server, auth::node_state st, secret key_pem,
-                app::dispatcher_options dopts = {})
+                backoff::policy dispatch_retry = {std::chrono::seconds(1), std::chrono::seconds(60)})
         : ioc_(ioc),
           server_(server),
           paths{dir.path()},
           store(ioc.get_executor(), settings::load_config_file(paths.config_file(), logs.logger())),
           session(ioc.get_executor(), blocking.get_executor(), server, nullptr, paths, st, std::move(key_pem),
                   logs.logger()),
-          sync(ioc.get_executor(), {store, session, server, nullptr, paths, blocking.get_executor(), metrics,
-                                    logs.logger(), rand}),
-          dispatch(ioc.get_executor(), dopts, rand, metrics.dispatch, logs.logger())
+          sync({ioc.get_executor(), store, session, server, nullptr, paths, blocking.get_executor(), metrics,
+                logs.logger(), rand}),
+          dispatch({ioc.get_executor(), metrics.dispatch, logs.logger(), rand, 1024, dispatch_retry})
     {
         app::add_agent_handlers(dispatch, sync, st.node_id,
                                 app::confirm_with_gateway(session, server, nullptr), logs.logger());
@@ -56,7 +59,7 @@ struct agent_parts {
         asio::co_spawn(ioc_, std::move(task),
                        asio::bind_cancellation_slot(t.stop.slot(), [&t](std::exception_ptr e) {
                            t.done = true;
-                           t.error = app::is_cancellation(e) ? nullptr : e;  // a stop is a clean end
+                           t.error = tether::is_cancellation(e) ? nullptr : e;  // a stop is a clean end
                        }));
     }
     void start_sync() { start(sync.run(), "config-sync"); }
@@ -64,17 +67,28 @@ struct agent_parts {
     void start_realtime(net::sse_options opts)
     {
         if (opts.candidates.empty()) opts.candidates = app::realtime_candidates(server_, {});
-        start(app::run_realtime(std::move(opts), session, server_, nullptr, dispatch, sync, metrics,
-                                logs.logger(), rand),
-              "realtime");
+        auto& t = realtime_.emplace_back(app::realtime_task::deps{
+            std::move(opts), session, server_, nullptr, dispatch, sync, metrics, logs.logger(), rand});
+        start(t.run(), "realtime");
     }
-    void start_heartbeats(std::chrono::milliseconds interval)
+    /// `bounds` replaces the production clamp ([5 s, 1 h]) so a test can beat
+    /// every few milliseconds.
+    void start_heartbeats(std::chrono::milliseconds interval,
+                          settings::interval_bounds bounds = settings::heartbeat_interval_bounds)
     {
-        app::heartbeat_options hb;
-        hb.interval = interval;
-        hb.agent_version = "test";
-        start(app::run_heartbeats(hb, session, server_, nullptr, store, sync, metrics, logs.logger(), rand),
-              "heartbeat");
+        auto& t = heartbeats_.emplace_back(app::heartbeat_task::deps{session,
+                                                                     server_,
+                                                                     nullptr,
+                                                                     store,
+                                                                     sync,
+                                                                     metrics,
+                                                                     logs.logger(),
+                                                                     rand,
+                                                                     interval,
+                                                                     "test",
+                                                                     {},
+                                                                     bounds});
+        start(t.run(), "heartbeat");
     }
 
     /// The first exception a task ended with, if any.
@@ -115,7 +129,7 @@ struct agent_parts {
     asio::thread_pool blocking{1};
     log_capture logs;
     app::agent_metrics metrics;
-    net::uniform01 rand = [] {
+    tether::uniform01 rand = [] {
         return 0.01;
     };  // first beat and backoffs near their start
 
@@ -127,8 +141,8 @@ public:
     auth::state_paths paths;
     settings::config_store store;
     auth::session_manager session;
-    app::config_sync sync;
-    app::event_dispatcher dispatch;
+    app::config_sync_task sync;
+    app::dispatch_task dispatch;
 
 private:
     struct running {
@@ -138,6 +152,10 @@ private:
         std::exception_ptr error;
     };
     std::list<running> tasks_;
+    // Tasks started by start_*: they outlive their coroutines (declared
+    // after what they reference).
+    std::list<app::heartbeat_task> heartbeats_;
+    std::list<app::realtime_task> realtime_;
 };
 
 }  // namespace tether::test

@@ -2,7 +2,7 @@
 // is asked to stop, so the drain timer can never fire: only the hard-exit
 // watchdog can end it (test/app/supervisor_test.cpp sends the SIGTERM).
 //   blocking_task            prints "ready" once its task waits
-#include "app/supervisor.hpp"
+#include "app/common/supervisor.hpp"
 
 #include <boost/asio/this_coro.hpp>
 

@@ -1,7 +1,7 @@
 // A logger whose lines land in memory, as parsed JSON, for assertions.
 #pragma once
 
-#include "net/log.hpp"
+#include "base/log.hpp"
 
 #include <boost/json/parse.hpp>
 

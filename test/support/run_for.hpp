@@ -2,7 +2,7 @@
 // test instead of freezing it.
 #pragma once
 
-#include "net/asio.hpp"
+#include "base/asio.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>

@@ -1,0 +1,110 @@
+// `tether enroll`: registers the node and proves the identity works.
+#include "app/agent/commands.hpp"
+#include "app/common/client_flags.hpp"
+#include "app/common/exit_status.hpp"
+#include "app/common/one_shot.hpp"
+#include "auth/keys.hpp"
+#include "auth/session.hpp"
+#include "auth/state_store.hpp"
+#include "net/http_client.hpp"
+#include "net/protojson.hpp"
+#include "net/rpc_client.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+
+namespace tether::app {
+
+namespace {
+
+namespace json = boost::json;
+namespace pj = net::protojson;
+
+std::string host_name()
+{
+    char buf[256] = {};
+    if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "node";
+    return buf;
+}
+
+}  // namespace
+
+int agent_enroll(invocation& inv)
+{
+    const auto server_text = inv.args.value("server");
+    const auto code = inv.args.value("code");
+    if (!server_text || server_text->empty()) throw cli::usage_error("--server is required");
+    if (!code || code->empty()) throw cli::usage_error("--code is required");
+    const auto server = parse_url_flag(*server_text, inv.args.origin("server"));
+    const auto tls = client_tls(inv, server.tls());
+    const auto paths = resolve_state_dir(inv);
+    std::error_code ec;
+    if (std::filesystem::exists(paths.state_file(), ec) && !inv.args.enabled("force"))
+        throw fatal_exit(exit_status::usage, "this node is already enrolled (" + paths.state_file().string() +
+                                                 "); pass --force to replace its identity");
+    const auth::state_lock lock(paths, true);
+    const auto key = auth::generate_key();
+    const std::string name = inv.args.value("name").value_or(host_name());
+
+    asio::io_context ioc;
+    net::http_client http(ioc.get_executor(), tls);
+    net::rpc_client rpc(http, server);
+    std::optional<net::rpc_result<json::object>> out;
+    const json::object req{{"enrollmentCode", *code},
+                           {"nodeName", name},
+                           {"publicKey", pj::base64_encode(key.public_raw)},
+                           {"capabilities", json::array{"heartbeat", "config", "events"}}};
+    run_to_completion(ioc, [&]() -> awaitable<void> {
+        const secret none;
+        auto r =
+            co_await rpc.call(std::string(net::node_service), "Enroll", req, none, std::chrono::seconds(30));
+        out = std::move(r);
+    }());
+    if (!*out) {
+        const auto& e = out->error();
+        if (e.c == net::connect::code::permission_denied || e.c == net::connect::code::invalid_argument)
+            throw fatal_exit(exit_status::usage, "enrollment refused: " + e.message);
+        throw fatal_exit(
+            exit_status::failure,
+            "enrollment failed: " + std::string(net::connect::to_string(e.c)) + ": " + e.message);
+    }
+    auth::node_state st;
+    st.server_url = *server_text;
+    st.node_id = pj::value_or(pj::get_string(**out, "nodeId"), "");
+    st.org_id = pj::value_or(pj::get_string(**out, "orgId"), "");
+    st.api_key = secret(pj::value_or(pj::get_string(**out, "apiKey"), ""));
+    st.node_name = name;
+    if (st.node_id.empty() || st.api_key.empty())
+        throw fatal_exit(exit_status::failure, "Enroll answered without an identity");
+    // Key first: a state.json that names a key which is not on disk would be
+    // an identity nobody can use.
+    auth::save_key(paths, key.private_pem);
+    std::filesystem::remove(paths.config_file(), ec);
+    auth::save_state(paths, st);
+
+    // Prove the identity works before declaring success.
+    asio::io_context ioc2;
+    asio::thread_pool blocking(1);
+    std::optional<auth::session_result<secret>> login;
+    {
+        auth::session_manager session(ioc2.get_executor(), blocking.get_executor(), server, tls, paths, st,
+                                      key.private_pem, inv.log);
+        run_to_completion(ioc2, [&]() -> awaitable<void> {
+            login = co_await session.token();
+        }());
+    }
+    blocking.join();
+    if (!*login)
+        throw fatal_exit(exit_status::failure, "enrolled as " + st.node_id + " but the first login failed: " +
+                                                   login->error().error.message);
+    std::cout << "enrolled " << st.node_id << " in org " << st.org_id << " (state in " << paths.dir.string()
+              << ")\n";
+    return 0;
+}
+
+}  // namespace tether::app

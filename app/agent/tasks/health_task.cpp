@@ -1,0 +1,159 @@
+#include "app/agent/tasks/health_task.hpp"
+
+#include "base/blocking_call.hpp"
+
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+namespace tether::app {
+
+namespace {
+
+net::reply text(unsigned status, std::string body, std::string type = "text/plain; charset=utf-8")
+{
+    net::reply r;
+    r.head.status = status;
+    r.head.headers.set("Content-Type", type);
+    r.head.headers.set("Cache-Control", "no-store");
+    r.head.body = std::move(body);
+    return r;
+}
+
+}  // namespace
+
+health_task::health_task(deps d) : server_(d.ex, d.listen, health_handler(std::move(d.sources)), d.log) {}
+
+std::uint64_t resident_memory_bytes()
+{
+    std::ifstream in("/proc/self/statm");
+    std::uint64_t size = 0, resident = 0;
+    in >> size >> resident;
+    return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+namespace {
+
+class prom {
+public:
+    void family(std::string_view name, std::string_view type, std::string_view help)
+    {
+        out_ << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+    }
+    void sample(std::string_view name, std::int64_t v, std::string_view labels = {})
+    {
+        out_ << name;
+        if (!labels.empty()) out_ << '{' << labels << '}';
+        out_ << ' ' << v << '\n';
+    }
+    std::string str() const { return out_.str(); }
+
+private:
+    std::ostringstream out_;
+};
+
+std::string label(std::string_view k, std::string_view v)
+{
+    return std::string(k) + "=\"" + std::string(v) + "\"";
+}
+
+std::string metrics_text(const agent_metrics& m, const health_sources& src)
+{
+    prom p;
+    p.family("tether_heartbeats_total", "counter", "Heartbeats sent, by result.");
+    p.sample("tether_heartbeats_total", m.heartbeats_sent.load(), label("result", "ok"));
+    p.sample("tether_heartbeats_total", m.heartbeats_failed.load(), label("result", "failed"));
+    p.family("tether_heartbeat_failures_total", "counter", "Failed heartbeats, by Connect code.");
+    for (std::size_t i = 0; i < m.heartbeats_failed_by_code.size(); ++i) {
+        const auto n = m.heartbeats_failed_by_code[i].load();
+        if (n > 0)
+            p.sample("tether_heartbeat_failures_total", n,
+                     label("reason", net::connect::to_string(static_cast<net::connect::code>(i))));
+    }
+    p.family("tether_last_heartbeat_success_timestamp_seconds", "gauge",
+             "Wall time of the last successful heartbeat.");
+    p.sample("tether_last_heartbeat_success_timestamp_seconds", m.last_heartbeat_ok_ms.load() / 1000);
+    p.family("tether_session_refreshes_total", "counter", "Logins (initial and refreshes).");
+    p.sample("tether_session_refreshes_total",
+             static_cast<std::int64_t>(src.session_refreshes ? src.session_refreshes() : 0));
+    p.family("tether_stream_connects_total", "counter", "Event stream connections established.");
+    p.sample("tether_stream_connects_total", m.stream_connects.load());
+    p.family("tether_stream_disconnects_total", "counter", "Event stream connections lost or closed.");
+    p.sample("tether_stream_disconnects_total", m.stream_disconnects.load());
+    p.family("tether_stream_connected", "gauge", "1 while the event stream is connected.");
+    p.sample("tether_stream_connected", m.realtime_connected.load() ? 1 : 0);
+    p.family("tether_events_received_total", "counter", "Stream events received, by type.");
+    for (std::size_t i = 0; i < event_type_labels.size(); ++i)
+        p.sample("tether_events_received_total", m.events_by_type[i].load(),
+                 label("type", event_type_labels[i]));
+    p.family("tether_config_updated_at", "gauge", "configUpdatedAt of the applied runtime config.");
+    p.sample("tether_config_updated_at", m.config_updated_at.load());
+    p.family("tether_config_applies_total", "counter", "Runtime config versions applied.");
+    p.sample("tether_config_applies_total", m.config_applies.load());
+    p.family("tether_config_rejections_total", "counter", "Runtime config documents rejected by validation.");
+    p.sample("tether_config_rejections_total", m.config_rejections.load());
+    p.family("tether_config_fetches_total", "counter", "GetRuntimeConfig calls that answered.");
+    p.sample("tether_config_fetches_total", m.config_fetches.load());
+    p.family("tether_dispatch_queue_depth", "gauge", "Events waiting for their handlers.");
+    p.sample("tether_dispatch_queue_depth", m.dispatch.depth.load());
+    p.family("tether_dispatch_retries_total", "counter", "Handler retries run.");
+    p.sample("tether_dispatch_retries_total", m.dispatch.retries.load());
+    p.family("tether_dispatch_failures_total", "counter", "Handler runs that failed.");
+    p.sample("tether_dispatch_failures_total", m.dispatch.failures.load());
+    p.family("tether_dispatch_dropped_total", "counter", "Events or retries dropped, by reason.");
+    p.sample("tether_dispatch_dropped_total", m.dispatch.overflow_dropped.load(),
+             label("reason", "overflow"));
+    p.sample("tether_dispatch_dropped_total", m.dispatch.stale_retries_dropped.load(),
+             label("reason", "stale"));
+    p.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    p.sample("process_resident_memory_bytes", static_cast<std::int64_t>(resident_memory_bytes()));
+    return p.str();
+}
+
+}  // namespace
+
+net::handler health_handler(health_sources src)
+{
+    return [src](net::http::request req, net::peer_info) -> awaitable<net::reply> {
+        const auto& m = *src.metrics;
+        const auto now = wall_ms();
+        const auto interval = std::max<std::int64_t>(m.interval_ms.load(), 1000);
+        const std::string path = req.target.substr(0, req.target.find('?'));
+        if (req.method != "GET") co_return text(405, "GET only\n");
+        if (path == "/livez") {
+            // Wedged: the heartbeat loop has not come round for far longer
+            // than an interval (plus the longest call it may be waiting on).
+            const bool alive = now - m.last_loop_ms.load() < 2 * interval + 30'000;
+            co_return text(alive ? 200 : 503, alive ? "ok\n" : "heartbeat loop stalled\n");
+        }
+        if (path == "/readyz") {
+            const auto last_ok = m.last_heartbeat_ok_ms.load();
+            const bool session = !src.session_valid || src.session_valid();
+            const bool recent = last_ok > 0 && now - last_ok <= 2 * interval;
+            if (session && recent) co_return text(200, "ready\n");
+            co_return text(
+                503, !session ? "no valid session\n" : "no successful heartbeat within two intervals\n");
+        }
+        if (path == "/metrics")
+            co_return text(200, metrics_text(m, src), "text/plain; version=0.0.4; charset=utf-8");
+        if (path == "/status") {
+            boost::json::object o{{"nodeId", src.node_id},
+                                  {"heartbeatsSent", m.heartbeats_sent.load()},
+                                  {"heartbeatsFailed", m.heartbeats_failed.load()},
+                                  {"lastHeartbeatOkMs", m.last_heartbeat_ok_ms.load()},
+                                  {"configUpdatedAt", m.config_updated_at.load()},
+                                  {"configRejections", m.config_rejections.load()},
+                                  {"streamConnects", m.stream_connects.load()},
+                                  {"realtimeConnected", m.realtime_connected.load()}};
+            co_return text(200, boost::json::serialize(o), "application/json");
+        }
+        co_return text(404, "not found\n");
+    };
+}
+
+}  // namespace tether::app

@@ -1,0 +1,54 @@
+#include "app/gateway/admin_token.hpp"
+
+#include "base/random_bytes.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace tether::app {
+
+secret load_admin_token(const std::filesystem::path& file, bool create, bool* created)
+{
+    if (created) *created = false;
+    if (create) {
+        // O_EXCL: two gateways starting at once cannot both write a token.
+        const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            const std::string token = random_token(32) + "\n";
+            const bool ok = ::write(fd, token.data(), token.size()) == static_cast<ssize_t>(token.size()) &&
+                            ::fsync(fd) == 0;
+            ::close(fd);
+            if (!ok) throw std::runtime_error("cannot write admin token file " + file.string());
+            if (created) *created = true;
+        } else if (errno != EEXIST) {
+            throw std::runtime_error("cannot create admin token file " + file.string() + ": " +
+                                     std::strerror(errno));
+        }
+    }
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        throw std::runtime_error("cannot read admin token file " + file.string() + ": " +
+                                 std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+        ::close(fd);
+        throw std::runtime_error("admin token file " + file.string() +
+                                 " is accessible by group or others; chmod 600 it");
+    }
+    std::string buf(4096, '\0');
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    ::close(fd);
+    if (n <= 0) throw std::runtime_error("admin token file " + file.string() + " is empty");
+    buf.resize(static_cast<std::size_t>(n));
+    while (!buf.empty() && (buf.back() == '\n' || buf.back() == '\r' || buf.back() == ' ')) buf.pop_back();
+    if (buf.empty()) throw std::runtime_error("admin token file " + file.string() + " is empty");
+    secret out(std::move(buf));
+    return out;
+}
+
+}  // namespace tether::app

@@ -1,0 +1,63 @@
+#include "app/gateway/commands.hpp"
+
+namespace tether::app {
+
+namespace {
+
+constexpr cli::flag server{"server", "URL", "gateway base URL", "http://127.0.0.1:8443"};
+constexpr cli::flag admin_token_file{"admin-token-file", "FILE", "file holding the admin token",
+                                     "./tether-data/admin.token"};
+constexpr cli::flag ca_file{"ca-file", "FILE",
+                            "PEM bundle of CAs trusted for https (instead of the system store)"};
+constexpr cli::flag json{"json", "", "print JSON"};
+
+const std::vector<subcommand>& table()
+{
+    static const std::vector<subcommand> cmds = {
+        {{"serve",
+          "Run the control plane: node and admin RPCs, event streams.",
+          {{"listen", "HOST:PORT", "address to listen on (plain HTTP only on loopback)", "127.0.0.1:8443"},
+           {"data-dir", "DIR", "where the embedded database and admin token live", "./tether-data"},
+           {"tls-cert", "FILE", "PEM certificate chain (required off loopback)"},
+           {"tls-key", "FILE", "PEM private key for --tls-cert"},
+           {"admin-token-file", "FILE", "admin token file, created 0600 when absent", "DIR/admin.token"},
+           {"threads", "N", "event-loop threads", "1"},
+           {"stream-limit-per-ip", "N", "open event streams allowed per client address", "20"},
+           {"stream-limit", "N", "open event streams allowed in total", "10000"},
+           {"auth-failures-per-minute", "N",
+            "failed Enroll/BeginAuth/CompleteAuth from one address before it is refused for the minute",
+            "20"},
+           {"admin-stream-limit-per-ip", "N", "open admin event streams allowed per client address", "8"},
+           {"admin-stream-limit", "N", "open admin event streams allowed in total", "64"},
+           {"max-connections-per-ip", "N", "open connections allowed per client address (streams included)",
+            "256"},
+           {"drain-timeout", "DURATION", "how long connections may take to close on SIGINT/SIGTERM", "10s"}}},
+         gateway_serve},
+        {{"admin", "Operator commands against a running gateway.", {server, admin_token_file, ca_file}},
+         nullptr,
+         {
+             {{"create-enrollment-code",
+               "Create a single-use enrollment code; prints the code alone.",
+               {{"org", "ORG", "organisation the node will belong to"},
+                {"ttl", "DURATION", "how long the code stays valid", "1h"}}},
+              admin_create_enrollment_code},
+             {{"publish-config",
+               "Publish an org's runtime config from FILE (or - for stdin); prints configUpdatedAt.",
+               {{"org", "ORG", "organisation"}},
+               "FILE|-"},
+              admin_publish_config},
+             {{"nodes", "List nodes.", {{"org", "ORG", "only this organisation"}, json}}, admin_nodes},
+             {{"revoke", "Revoke a node; its agent exits with status 3.", {}, "NODE_ID"}, admin_revoke},
+         }},
+    };
+    return cmds;
+}
+
+}  // namespace
+
+std::span<const subcommand> gateway_commands()
+{
+    return table();
+}
+
+}  // namespace tether::app

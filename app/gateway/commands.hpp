@@ -1,0 +1,16 @@
+// The `tether-gateway` binary's subcommands.
+#pragma once
+
+#include "app/common/invocation.hpp"
+
+namespace tether::app {
+
+std::span<const subcommand> gateway_commands();
+
+int gateway_serve(invocation& inv);
+int admin_create_enrollment_code(invocation& inv);
+int admin_publish_config(invocation& inv);
+int admin_nodes(invocation& inv);
+int admin_revoke(invocation& inv);
+
+}  // namespace tether::app

@@ -1,0 +1,97 @@
+#include "app/common/exit_status.hpp"
+#include "app/common/listen_address.hpp"
+#include "app/common/one_shot.hpp"
+#include "app/common/supervisor.hpp"
+#include "app/gateway/admin_token.hpp"
+#include "app/gateway/commands.hpp"
+#include "base/blocking_call.hpp"
+#include "gateway/service.hpp"
+#include "gateway/sqlite_storage.hpp"
+#include "net/host_port.hpp"
+#include "net/http_server.hpp"
+#include "net/tls.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <sys/stat.h>
+
+#include <filesystem>
+
+namespace tether::app {
+
+int gateway_serve(invocation& inv)
+{
+    const auto listen_text = inv.args.value("listen").value_or("127.0.0.1:8443");
+    const auto listen = parse_listen(inv, "listen", listen_text);
+    const bool tls = inv.args.has("tls-cert") || inv.args.has("tls-key");
+    if (tls && !(inv.args.has("tls-cert") && inv.args.has("tls-key")))
+        throw cli::usage_error("--tls-cert and --tls-key go together");
+    if (!tls && !net::is_loopback_host(listen.text.host))
+        throw cli::usage_error("refusing plain HTTP on non-loopback address '" + listen_text +
+                               "': give --tls-cert and --tls-key, or listen on 127.0.0.1 / [::1]");
+
+    supervisor_options opts;
+    if (auto v = inv.args.value("threads"))
+        opts.threads = static_cast<unsigned>(cli::parse_count(*v, "--threads", 1, 64));
+    if (auto v = inv.args.value("drain-timeout")) opts.drain = cli::parse_duration(*v, "--drain-timeout");
+    gateway::gateway_options gw;
+    if (auto v = inv.args.value("stream-limit-per-ip"))
+        gw.hub.per_ip = cli::parse_count(*v, "--stream-limit-per-ip", 1, 1'000'000);
+    if (auto v = inv.args.value("stream-limit"))
+        gw.hub.global = cli::parse_count(*v, "--stream-limit", 1, 10'000'000);
+    if (auto v = inv.args.value("admin-stream-limit-per-ip"))
+        gw.hub.admin_per_ip = cli::parse_count(*v, "--admin-stream-limit-per-ip", 1, 1'000'000);
+    if (auto v = inv.args.value("admin-stream-limit"))
+        gw.hub.admin_global = cli::parse_count(*v, "--admin-stream-limit", 1, 10'000'000);
+    if (auto v = inv.args.value("auth-failures-per-minute"))
+        gw.auth_failures_per_window = cli::parse_count(*v, "--auth-failures-per-minute", 1, 1'000'000'000);
+    auto server_opts = gateway::default_server_options();
+    if (auto v = inv.args.value("max-connections-per-ip"))
+        server_opts.max_connections_per_ip = cli::parse_count(*v, "--max-connections-per-ip", 1, 10'000'000);
+
+    // Everything the gateway creates (database, WAL, token file) is for its
+    // own user only.
+    ::umask(077);
+    const std::filesystem::path data_dir = inv.args.value("data-dir").value_or("./tether-data");
+    std::filesystem::create_directories(data_dir);
+    std::filesystem::permissions(data_dir, std::filesystem::perms::owner_all);
+    const std::filesystem::path token_file =
+        inv.args.value("admin-token-file").value_or((data_dir / "admin.token").string());
+    bool created = false;
+    const secret admin_token = load_admin_token(token_file, true, &created);
+    inv.log.info("gateway.admin_token",
+                 {{"file", std::filesystem::absolute(token_file).string()}, {"created", created}});
+
+    std::shared_ptr<asio::ssl::context> tls_ctx;
+    if (tls) tls_ctx = net::make_server_tls(*inv.args.value("tls-cert"), *inv.args.value("tls-key"));
+
+    gateway::sqlite_storage storage(data_dir / "tether.db");
+
+    // Order matters: the supervisor (and its io_context) outlives the
+    // storage thread, which joins before anything it completes into dies.
+    supervisor sup(inv.log, opts);
+    asio::thread_pool storage_thread(1);
+    gateway::service svc(storage, storage_thread.get_executor(), admin_token, gw, inv.log, wall_ms);
+    server_opts.on_refused = [&svc](unsigned status) {
+        svc.count_refusal(status);
+    };
+    net::http_server server(
+        sup.context().get_executor(), listen.endpoint,
+        [&svc](net::http::request req, net::peer_info peer) {
+            return svc.handle(std::move(req), std::move(peer));
+        },
+        inv.log, server_opts, tls_ctx);
+    const auto ep = server.local_endpoint();
+    inv.log.info("gateway.listening", {{"address", ep.address().to_string()},
+                                       {"port", ep.port()},
+                                       {"tls", tls},
+                                       {"data_dir", std::filesystem::absolute(data_dir).string()}});
+    sup.add("http", [&server] { return server.run(); });
+    sup.add("housekeeping", [&svc] { return svc.housekeeping(); });
+    const int status = sup.run();
+    storage_thread.join();
+    return status;
+}
+
+}  // namespace tether::app

@@ -1,0 +1,180 @@
+#include "auth/broker_control.hpp"
+
+#include "auth/broker_rewrite.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+namespace tether::auth {
+
+namespace {
+
+struct received {
+    std::string bytes;
+    bool truncated = false;
+    bool descriptors = false;
+    bool eof = false;
+    bool again = false;
+    std::optional<ucred> sender;
+};
+
+/// One datagram, without blocking. Descriptors it carried are closed here.
+received receive_datagram(int fd)
+{
+    received out;
+    char buf[2];
+    iovec iov{buf, sizeof buf};
+    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * 32) + CMSG_SPACE(sizeof(ucred))];
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctrl;
+    m.msg_controllen = sizeof ctrl;
+    ssize_t n = 0;
+    do {
+        n = ::recvmsg(fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        out.again = errno == EAGAIN || errno == EWOULDBLOCK;
+        out.eof = !out.again;
+        return out;
+    }
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            out.descriptors = true;
+            const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (std::size_t i = 0; i < count; ++i) {
+                int passed = -1;
+                std::memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                if (passed >= 0) ::close(passed);
+            }
+        } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+            ucred u{};
+            std::memcpy(&u, CMSG_DATA(c), sizeof u);
+            out.sender = u;
+        }
+    }
+    out.truncated = (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0;
+    // SEQPACKET reads 0 for an empty datagram and for the peer's close; with
+    // SO_PASSCRED only a real datagram carries credentials.
+    if (n == 0 && !out.sender && !out.descriptors) {
+        pollfd p{fd, POLLRDHUP, 0};
+        out.eof = ::poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP)) != 0;
+        if (!out.eof) out.again = true;  // nothing there after all
+        return out;
+    }
+    out.bytes.assign(buf, static_cast<std::size_t>(std::min<ssize_t>(n, 2)));
+    return out;
+}
+
+void reply_byte(int fd, char b)
+{
+    (void)::send(fd, &b, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+bool send_with_fd(int fd, char b, int passed)
+{
+    iovec iov{&b, 1};
+    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctrl;
+    m.msg_controllen = sizeof ctrl;
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &passed, sizeof(int));
+    ssize_t n = 0;
+    do {
+        n = ::sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    return n == 1;
+}
+
+}  // namespace
+
+std::pair<int, int> make_control_pair()
+{
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        throw std::system_error(errno, std::generic_category(), "socketpair(SOCK_SEQPACKET)");
+    const int on = 1;
+    if (::setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) {
+        const int e = errno;
+        ::close(sv[0]);
+        ::close(sv[1]);
+        throw std::system_error(e, std::generic_category(), "setsockopt(SO_PASSCRED)");
+    }
+    return {sv[0], sv[1]};
+}
+
+bool in_process_tree(pid_t pid, pid_t root)
+{
+    for (int depth = 0; pid > 1 && depth < 64; ++depth) {
+        if (pid == root) return true;
+        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+        std::string line;
+        if (!std::getline(stat, line)) return false;
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        const auto close = line.rfind(')');
+        if (close == std::string::npos) return false;
+        std::istringstream rest(line.substr(close + 1));
+        char state = 0;
+        pid_t ppid = 0;
+        rest >> state >> ppid;
+        pid = ppid;
+    }
+    return pid == root;
+}
+
+control_step next_control_step(int fd, pid_t child, const std::function<bool(int ours)>& adopt)
+{
+    control_step out;
+    const auto d = receive_datagram(fd);
+    if (d.eof) {
+        out.what = control_step::kind::closed;
+        return out;
+    }
+    if (d.again) return out;
+    out.bytes = d.bytes.size();
+    out.descriptors = d.descriptors;
+    out.truncated = d.truncated;
+    out.outside_child_tree = child > 0 && (!d.sender || !in_process_tree(d.sender->pid, child));
+    if (out.outside_child_tree ||
+        classify_control(d.bytes, d.truncated, d.descriptors) == control_request::refuse) {
+        reply_byte(fd, control_refuse);
+        out.what = control_step::kind::refused;
+        return out;
+    }
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        out.error = errno;
+        reply_byte(fd, control_refuse);
+        out.what = control_step::kind::failed;
+        return out;
+    }
+    if (!adopt(sv[0])) {
+        ::close(sv[0]);
+        ::close(sv[1]);
+        reply_byte(fd, control_refuse);
+        out.what = control_step::kind::failed;
+        return out;
+    }
+    // Ours closes with its owner when the hand-over fails.
+    const bool sent = send_with_fd(fd, control_accept, sv[1]);
+    ::close(sv[1]);
+    out.what = sent ? control_step::kind::accepted : control_step::kind::failed;
+    return out;
+}
+
+}  // namespace tether::auth

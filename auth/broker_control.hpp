@@ -1,0 +1,51 @@
+// The broker's control channel, without coroutines: the SOCK_SEQPACKET
+// pair, one non-blocking step of the request protocol (a datagram in, a
+// refusal or a fresh stream socket out), and the process-tree check that
+// decides who may ask. Testable alone; the broker's task only waits for
+// readability and serves what this hands it.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace tether::auth {
+
+/// A connected SOCK_SEQPACKET pair with SO_PASSCRED on the first (the
+/// broker's) end. Throws std::system_error.
+std::pair<int, int> make_control_pair();
+
+/// `pid` is `root` or one of its descendants (walks /proc/PID/stat).
+bool in_process_tree(pid_t pid, pid_t root);
+
+struct control_step {
+    enum class kind {
+        again,     ///< nothing (more) to read now
+        closed,    ///< the child closed its end (or exited)
+        refused,   ///< a datagram that was not a valid request, or from outside the child's tree; answered
+        accepted,  ///< a new stream: ours went to `adopt`, the peer end to the child
+        failed,    ///< the stream could not be made, adopted or handed over; answered when possible
+    } what = kind::again;
+    // What a refusal saw, for the log line.
+    std::size_t bytes = 0;
+    bool descriptors = false;
+    bool truncated = false;
+    bool outside_child_tree = false;
+    int error = 0;  ///< errno of a failed socketpair
+};
+
+/// Reads one datagram from the control socket without blocking and answers
+/// it: a refusal byte, or the accept byte with the peer end of a new stream
+/// socket pair. `child` > 0 limits requests to its process tree.
+/// Descriptors a datagram carried are closed here. `adopt` takes our end of
+/// the pair before the peer end leaves (so the child never holds a stream
+/// nobody serves); when it returns false it has closed nothing, and the
+/// request is refused.
+control_step next_control_step(int control_fd, pid_t child, const std::function<bool(int ours)>& adopt);
+
+}  // namespace tether::auth

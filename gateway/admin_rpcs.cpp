@@ -1,0 +1,150 @@
+// AdminService: enrollment codes, config publishing, the node list, revocation.
+#include "auth/keys.hpp"
+#include "base/random_bytes.hpp"
+#include "gateway/service.hpp"
+#include "settings/runtime_config.hpp"
+
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+
+namespace tether::gateway {
+
+namespace pj = net::protojson;
+namespace json = boost::json;
+using net::connect::code;
+
+namespace {
+
+/// The orgId an admin request names: required, 1 to 128 of [A-Za-z0-9._-].
+pj::result<std::string> get_org_id(const json::object& in)
+{
+    auto org = pj::get_string(in, "orgId");
+    if (!org) return org;
+    const bool ok = !org->empty() && org->size() <= 128 && std::all_of(org->begin(), org->end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+    });
+    if (!ok) return pj::field_error("orgId", "1 to 128 of A-Z a-z 0-9 . _ -");
+    return org;
+}
+
+}  // namespace
+
+awaitable<rpc_result> service::create_enrollment_code(const rpc_call& c)
+{
+    const json::object& in = c.in;
+    auto org = get_org_id(in);
+    if (!org) co_return detail::invalid(org.error());
+    auto ttl = pj::get_int32(in, "ttlSeconds");
+    if (!ttl) co_return detail::invalid(ttl.error());
+    const std::int64_t seconds = *ttl == 0 ? 3600 : *ttl;
+    if (seconds < 1 || seconds > 30LL * 24 * 3600)
+        co_return fail(code::invalid_argument, "ttlSeconds: must be from 1 to 2592000 (30 days)");
+    const std::string code = random_token(24);
+    const std::int64_t expires = sessions_.now_ms() + seconds * 1000;
+    const std::string hash = auth::sha256_hex(code), o = *org;
+    std::function<int(storage&)> add_code = [=](storage& st) {
+        st.add_enrollment_code(hash, o, expires);
+        return 0;
+    };
+    co_await db(std::move(add_code));
+    json::object out{{"code", code}, {"expiresAt", detail::timestamp(expires)}};
+    co_return out;
+}
+
+awaitable<rpc_result> service::publish_config(const rpc_call& c)
+{
+    const json::object& in = c.in;
+    auto org = get_org_id(in);
+    if (!org) co_return detail::invalid(org.error());
+    const auto* cfg = in.if_contains("config");
+    if (!cfg || !cfg->is_object()) co_return fail(code::invalid_argument, "config: must be a JSON object");
+    // Nodes reject an invalid document whole; telling the operator now beats
+    // a fleet that silently keeps its old config.
+    if (auto checked = settings::decode_config(*cfg, 1); !checked)
+        co_return fail(code::invalid_argument, "config." + checked.error().message());
+    const std::string doc = json::serialize(*cfg), o = *org;
+    const auto now = sessions_.now_ms();
+    std::function<std::int64_t(storage&)> publish = [=, this](storage& st) {
+        const auto v = st.publish_config(o, doc, now);
+        json::object data{{"configUpdatedAt", v}};
+        append_and_publish(st, o, "config-updated", json::serialize(data));
+        return v;
+    };
+    auto at = co_await db(std::move(publish));
+    log_.info("gateway.config_published", {{"org", o}, {"configUpdatedAt", at}, {"bytes", doc.size()}});
+    json::object out{{"configUpdatedAt", std::to_string(at)}};
+    co_return out;
+}
+
+awaitable<rpc_result> service::list_nodes(const rpc_call& c)
+{
+    const json::object& in = c.in;
+    auto org = pj::get_string(in, "orgId");
+    if (!org) co_return detail::invalid(org.error());
+    if (!org->empty()) {  // empty: every org
+        auto checked = get_org_id(in);
+        if (!checked) co_return detail::invalid(checked.error());
+    }
+    auto size = pj::get_int32(in, "pageSize");
+    if (!size) co_return detail::invalid(size.error());
+    if (*size < 0) co_return fail(code::invalid_argument, "pageSize: must not be negative");
+    const std::size_t limit = *size == 0 ? 100 : std::min<std::size_t>(static_cast<std::size_t>(*size), 1000);
+    auto token = pj::get_string(in, "pageToken");
+    if (!token) co_return detail::invalid(token.error());
+    std::string after;
+    if (!token->empty()) {
+        auto decoded = pj::base64_decode(*token, "pageToken");
+        if (!decoded || !decoded->starts_with("n:"))
+            co_return fail(code::invalid_argument, "pageToken: not a token this gateway issued");
+        after = decoded->substr(2);
+    }
+    const std::string o = *org;
+    std::function<std::vector<node_record>(storage&)> page = [=](storage& st) {
+        return st.list_nodes(o, after, limit + 1);
+    };
+    auto nodes = co_await db(std::move(page));
+    json::array list;
+    for (std::size_t i = 0; i < std::min(limit, nodes.size()); ++i) {
+        const auto& n = nodes[i];
+        json::array caps;
+        for (const auto& cap : n.capabilities) caps.emplace_back(cap);
+        json::object item{
+            {"nodeId", n.node_id}, {"orgId", n.org_id}, {"nodeName", n.node_name}, {"capabilities", caps}};
+        if (n.last_seen_ms > 0) item["lastSeenAt"] = detail::timestamp(n.last_seen_ms);
+        if (n.revoked) item["revoked"] = true;
+        list.push_back(std::move(item));
+    }
+    json::object out{{"nodes", list}};
+    if (nodes.size() > limit) out["nextPageToken"] = pj::base64_encode("n:" + nodes[limit - 1].node_id);
+    co_return out;
+}
+
+awaitable<rpc_result> service::revoke_node(const rpc_call& c)
+{
+    const json::object& in = c.in;
+    auto node_id = pj::get_string(in, "nodeId");
+    if (!node_id) co_return detail::invalid(node_id.error());
+    const std::string id = *node_id;
+    std::function<std::optional<std::string>(storage&)> revoke =
+        [id](storage& st) -> std::optional<std::string> {
+        const auto n = st.find_node(id);
+        if (!n || !st.revoke_node(id)) return std::nullopt;
+        return n->org_id;
+    };
+    auto org = co_await db(std::move(revoke));
+    if (!org) co_return fail(code::not_found, "no node " + id);
+    sessions_.drop_node(id);
+    const std::string o = *org;
+    std::function<event_record(storage&)> announce = [=, this](storage& st) {
+        json::object data{{"nodeId", id}};
+        return append_and_publish(st, o, "node-revoked", json::serialize(data));
+    };
+    auto e = co_await db(std::move(announce));
+    hub_.close_node(id, e.id);
+    log_.info("gateway.node_revoked", {{"node", id}, {"org", o}});
+    json::object out;
+    co_return out;
+}
+
+}  // namespace tether::gateway

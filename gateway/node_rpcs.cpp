@@ -1,0 +1,242 @@
+// NodeService: enrollment, login, heartbeats, runtime config, stream tokens.
+#include "auth/keys.hpp"
+#include "base/random_bytes.hpp"
+#include "base/utf8.hpp"
+#include "gateway/service.hpp"
+#include "settings/runtime_config.hpp"
+
+#include <boost/json/parse.hpp>
+
+namespace tether::gateway {
+
+namespace pj = net::protojson;
+namespace json = boost::json;
+using net::connect::code;
+
+namespace {
+
+/// Names are shown to operators in terminals and tables: no control
+/// characters (C0, DEL, C1), and valid UTF-8.
+std::optional<std::string> node_name_problem(std::string_view name)
+{
+    if (utf8_replace_invalid(name) != name) return "must be valid UTF-8";
+    if (has_control_characters(name)) return "must not contain control characters";
+    return std::nullopt;
+}
+
+/// The heartbeatIntervalSeconds a config sets (already clamped by its
+/// decoder), or `fallback`.
+std::int32_t heartbeat_interval_of(const std::optional<config_record>& cfg, std::int32_t fallback)
+{
+    if (!cfg) return fallback;
+    boost::system::error_code ec;
+    const auto v = json::parse(cfg->document, ec);
+    if (ec) return fallback;
+    const auto decoded = settings::decode_config(v, cfg->updated_at);
+    if (!decoded || !decoded->heartbeat_interval) return fallback;
+    return static_cast<std::int32_t>(decoded->heartbeat_interval->count());
+}
+
+}  // namespace
+
+awaitable<rpc_result> service::enroll(const rpc_call& c)
+{
+    const json::object& in = c.in;
+    auto code = pj::get_string(in, "enrollmentCode");
+    if (!code) co_return detail::invalid(code.error());
+    auto name = pj::get_string(in, "nodeName");
+    if (!name) co_return detail::invalid(name.error());
+    auto key = pj::get_bytes(in, "publicKey");
+    if (!key) co_return detail::invalid(key.error());
+    auto caps = pj::get_strings(in, "capabilities");
+    if (!caps) co_return detail::invalid(caps.error());
+    if (key->size() != 32)
+        co_return fail(code::invalid_argument, "publicKey: must be a raw 32-byte Ed25519 key");
+    if (*key == std::string(32, '\0'))
+        co_return fail(code::invalid_argument, "publicKey: the all-zero key is not a key");
+    if (name->empty() || name->size() > 253)
+        co_return fail(code::invalid_argument, "nodeName: must be 1 to 253 bytes");
+    if (const auto why = node_name_problem(*name))
+        co_return fail(code::invalid_argument, "nodeName: " + *why);
+
+    node_record n;
+    n.node_id = "node-" + random_token(12);
+    n.node_name = *name;
+    n.capabilities = *caps;
+    n.public_key = *key;
+    const std::string api_key = random_token(32);
+    n.api_key_hash = auth::sha256_hex(api_key);
+    n.created_ms = sessions_.now_ms();
+    const std::string code_hash = auth::sha256_hex(*code);
+    const auto now = sessions_.now_ms();
+    struct enrolled {
+        std::optional<std::string> org;
+        bool key_taken = false;
+    };
+    std::function<enrolled(storage&)> enroll_node = [&](storage& st) -> enrolled {
+        enrolled out;
+        out.org = st.consume_enrollment_code(code_hash, now);
+        if (!out.org) return out;
+        if (st.public_key_taken(n.public_key)) {
+            // The code stays usable: the node only needs a key of its own.
+            st.release_enrollment_code(code_hash);
+            out.key_taken = true;
+            return out;
+        }
+        n.org_id = *out.org;
+        st.insert_node(n);
+        return out;
+    };
+    const auto result = co_await db(std::move(enroll_node));
+    const auto& org = result.org;
+    if (!org) co_return fail(code::permission_denied, "enrollment code unknown, expired or already used");
+    if (result.key_taken)
+        co_return fail(code::already_exists,
+                       "publicKey: another node is enrolled with this key; generate a new one");
+    log_.info("gateway.enrolled", {{"node", n.node_id}, {"org", *org}});
+    json::object out{{"nodeId", n.node_id}, {"orgId", *org}, {"apiKey", api_key}};
+    co_return out;
+}
+
+awaitable<rpc_result> service::begin_auth(const rpc_call& c)
+{
+    const json::object& in = c.in;
+    auto node_id = pj::get_string(in, "nodeId");
+    if (!node_id) co_return detail::invalid(node_id.error());
+    auto api_key = pj::get_string(in, "apiKey");
+    if (!api_key) co_return detail::invalid(api_key.error());
+    const std::string id = *node_id;
+    std::function<std::optional<storage::login_record>(storage&)> find_login = [id](storage& st) {
+        return st.find_login(id);
+    };
+    auto node = co_await db(std::move(find_login));
+    // One answer for unknown, revoked and mismatched: existence must not
+    // leak, neither in the answer nor in its timing (the key is hashed and
+    // compared whether or not there is a node).
+    static const std::string no_node_hash(64, '0');
+    const bool key_matches =
+        constant_time_equal(auth::sha256_hex(*api_key), node ? node->api_key_hash : no_node_hash);
+    if (!node || node->revoked || !key_matches)
+        co_return fail(code::permission_denied, "node unknown, revoked, or api key mismatched");
+    std::int64_t expires = 0;
+    const auto challenge = sessions_.new_challenge(id, &expires);
+    json::object out{{"challenge", pj::base64_encode(challenge)}, {"expiresAt", detail::timestamp(expires)}};
+    co_return out;
+}
+
+awaitable<rpc_result> service::complete_auth(const rpc_call& c)
+{
+    const json::object& in = c.in;
+    auto node_id = pj::get_string(in, "nodeId");
+    if (!node_id) co_return detail::invalid(node_id.error());
+    auto challenge = pj::get_bytes(in, "challenge");
+    if (!challenge) co_return detail::invalid(challenge.error());
+    auto signature = pj::get_bytes(in, "signature");
+    if (!signature) co_return detail::invalid(signature.error());
+    if (!sessions_.take_challenge(*node_id, *challenge))
+        co_return fail(code::unauthenticated, "challenge expired, already used, or not issued to this node");
+    const std::string id = *node_id;
+    std::function<std::optional<node_record>(storage&)> find_node = [id](storage& st) {
+        return st.find_node(id);
+    };
+    auto node = co_await db(std::move(find_node));
+    if (!node || node->revoked)
+        co_return fail(code::permission_denied, "node unknown, revoked, or api key mismatched");
+    if (!auth::verify(node->public_key, auth::login_message(id, *challenge), *signature))
+        co_return fail(code::unauthenticated, "signature does not verify with the enrolled key");
+    const std::string org = node->org_id;
+    std::function<std::optional<config_record>(storage&)> latest_config = [org](storage& st) {
+        return st.latest_config(org);
+    };
+    auto cfg = co_await db(std::move(latest_config));
+    const auto session = sessions_.new_session(id, org);
+    json::object out{
+        {"sessionToken", std::string(session.token.reveal())},
+        {"expiresAt", detail::timestamp(session.expires_ms)},
+        {"serverTime", detail::timestamp(sessions_.now_ms())},
+        {"heartbeatIntervalSeconds", heartbeat_interval_of(cfg, opts_.heartbeat_interval_seconds)}};
+    co_return out;
+}
+
+awaitable<rpc_result> service::heartbeat(const rpc_call& c)
+{
+    const json::object& in = c.in;
+    const session_info& s = *c.session;
+    for (const char* k : {"uptimeSeconds", "configUpdatedAt"})
+        if (auto v = pj::get_int64(in, k); !v) co_return detail::invalid(v.error());
+    if (auto v = pj::get_string(in, "agentVersion"); !v) co_return detail::invalid(v.error());
+    if (!sessions_.allow_heartbeat(s.node_id))
+        co_return fail(code::resource_exhausted,
+                       "more than " + std::to_string(sessions_.limits().heartbeats_per_second) +
+                           " heartbeats per second from this node");
+    const bool write = sessions_.should_write(s.node_id);
+    const auto now = sessions_.now_ms();
+    struct found {
+        bool alive = false;
+        std::optional<config_record> cfg;
+    };
+    const std::string id = s.node_id, org = s.org_id;
+    std::function<found(storage&)> record_beat = [=](storage& st) {
+        found r;
+        const auto n = st.find_node(id);
+        r.alive = n && !n->revoked;
+        if (!r.alive) return r;
+        if (write) st.touch_node(id, now);  // at most once per heartbeat_write_every_ms
+        r.cfg = st.latest_config(org);
+        return r;
+    };
+    auto f = co_await db(std::move(record_beat));
+    if (!f.alive) co_return fail(code::not_found, "this node was deleted or revoked; re-enroll it");
+    json::object out{{"configUpdatedAt", std::to_string(f.cfg ? f.cfg->updated_at : 0)},
+                     {"heartbeatIntervalSeconds", heartbeat_interval_of(f.cfg, 0)}};
+    co_return out;
+}
+
+awaitable<bool> service::node_alive(const std::string& node_id)
+{
+    std::function<bool(storage&)> q = [node_id](storage& st) {
+        const auto n = st.find_node(node_id);
+        return n && !n->revoked;
+    };
+    const bool alive = co_await db(std::move(q));
+    co_return alive;
+}
+
+awaitable<rpc_result> service::get_runtime_config(const rpc_call& c)
+{
+    const session_info& s = *c.session;
+    if (!co_await node_alive(s.node_id))
+        co_return fail(code::not_found, "this node was deleted or revoked; re-enroll it");
+    const std::string org = s.org_id;
+    std::function<std::optional<config_record>(storage&)> latest_config = [org](storage& st) {
+        return st.latest_config(org);
+    };
+    auto cfg = co_await db(std::move(latest_config));
+    json::object out;
+    out["configUpdatedAt"] = std::to_string(cfg ? cfg->updated_at : 0);
+    if (cfg) {
+        boost::system::error_code ec;
+        auto v = json::parse(cfg->document, ec);
+        out["config"] = (!ec && v.is_object()) ? std::move(v) : json::value(json::object{});
+    } else {
+        out["config"] = json::object{};
+    }
+    co_return out;
+}
+
+awaitable<rpc_result> service::create_stream_token(const rpc_call& c)
+{
+    const session_info& s = *c.session;
+    if (!co_await node_alive(s.node_id))
+        co_return fail(code::not_found, "this node was deleted or revoked; re-enroll it");
+    auto t = sessions_.new_stream_token(s);
+    if (!t)
+        co_return fail(code::resource_exhausted,
+                       "at most " + std::to_string(sessions_.limits().stream_tokens_per_node) +
+                           " unexpired stream tokens per node");
+    json::object out{{"token", std::string(t->token.reveal())},
+                     {"expiresAt", detail::timestamp(t->expires_ms)}};
+    co_return out;
+}
+
+}  // namespace tether::gateway
