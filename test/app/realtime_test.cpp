@@ -4,13 +4,14 @@
 // failures it cannot be made to produce on demand.
 #include "app/agent/tasks/health_task.hpp"
 #include "app/common/exit_status.hpp"
-#include "gateway/gateway_fixture.hpp"
 #include "net/connect_reply.hpp"
 #include "net/protojson.hpp"
 #include "support/agent_parts.hpp"
+#include "support/gateway_fixture.hpp"
 #include "support/loopback_server.hpp"
+#include "support/node_states.hpp"
 #include "support/run_for.hpp"
-#include "support/scripted_login.hpp"
+#include "support/scripted_gateway.hpp"
 #include "support/text.hpp"
 
 #include <boost/json/serialize.hpp>
@@ -28,88 +29,12 @@ using tether::test::poll_until;
 
 namespace {
 
-tether::auth::node_state node_of(const tether::test::enrolled_node& n, const net::url& server)
-{
-    tether::auth::node_state st;
-    st.server_url = server.origin();
-    st.node_id = n.node_id;
-    st.org_id = n.org_id;
-    st.api_key = n.api_key;
-    return st;
-}
-
-/// A gateway that logs anyone in and answers from the fields below.
-struct scripted_gateway {
-    std::int64_t config_at = 0;
-    json::object config;
-    std::chrono::milliseconds fetch_delay{0};
-    std::string token_code;      ///< CreateStreamToken error code, or "" for OK
-    std::string heartbeat_code;  ///< Heartbeat error code, or "" for OK
-    /// Answers the n-th (0-based) stream open.
-    std::function<net::reply(int n)> stream = [](int) {
-        return tether::test::sse_reply("", 30s);
-    };
-
-    int begin_auth = 0, fetches = 0, tokens = 0, heartbeats = 0, opens = 0;
-    std::vector<std::optional<std::string>> last_event_ids;
-
-    awaitable<net::reply> operator()(net::http::request req, net::peer_info)
-    {
-        const auto ex = co_await asio::this_coro::executor;
-        if (auto login = tether::test::scripted_login(req, begin_auth)) {
-            net::reply r = std::move(*login);  // named: see the GCC 12 rules in net/asio.hpp
-            co_return r;
-        }
-        if (req.target.ends_with("/Heartbeat")) {
-            ++heartbeats;
-            if (!heartbeat_code.empty()) co_return error(heartbeat_code);
-            json::object o{{"configUpdatedAt", std::to_string(config_at)}};
-            co_return net::json_reply(json::serialize(o));
-        }
-        if (req.target.ends_with("/GetRuntimeConfig")) {
-            ++fetches;
-            if (fetch_delay.count() > 0) {
-                tether::timer t{ex, fetch_delay};
-                co_await t.async_wait();
-            }
-            json::object o{{"configUpdatedAt", std::to_string(config_at)}, {"config", config}};
-            co_return net::json_reply(json::serialize(o));
-        }
-        if (req.target.ends_with("/CreateStreamToken")) {
-            ++tokens;
-            if (!token_code.empty()) co_return error(token_code);
-            json::object o{{"token", "st-" + std::to_string(tokens)}, {"expiresAt", "2030-01-01T00:05:00Z"}};
-            co_return net::json_reply(json::serialize(o));
-        }
-        if (req.target == "/v1/events") {
-            last_event_ids.push_back(
-                req.headers.get("Last-Event-ID")
-                    ? std::optional<std::string>(std::string(*req.headers.get("Last-Event-ID")))
-                    : std::nullopt);
-            co_return stream(opens++);
-        }
-        co_return net::connect::error_reply(404, net::connect::code::unimplemented, "");
-    }
-
-    static net::reply error(const std::string& code)
-    {
-        return net::connect::error_reply(*net::connect::parse_code(code), "scripted");
-    }
-};
-
 struct scripted_rig {
     scripted_rig()
         : srv(ioc, [this](net::http::request r, net::peer_info p) { return script(std::move(r), p); }),
-          agent(ioc, srv.base(), node(), tether::auth::generate_key().private_pem)
+          agent(ioc, srv.base(), tether::test::scripted_node(srv.base()),
+                tether::auth::generate_key().private_pem)
     {
-    }
-    tether::auth::node_state node() const
-    {
-        tether::auth::node_state st;
-        st.server_url = "http://127.0.0.1";
-        st.node_id = "node-1";
-        st.api_key = tether::secret("k");
-        return st;
     }
     net::sse_options fast_stream() const
     {
@@ -125,7 +50,7 @@ struct scripted_rig {
     }
 
     asio::io_context ioc;
-    scripted_gateway script;
+    tether::test::scripted_gateway script;
     tether::test::loopback_server srv;
     tether::test::agent_parts agent;
 };
@@ -146,7 +71,8 @@ BOOST_AUTO_TEST_CASE(a_published_config_reaches_the_store_once_through_the_real_
     tether::test::gateway_fixture gw;
     const auto node = gw.enroll("org-a");
     const auto base = gw.server().base();
-    tether::test::agent_parts agent(gw.ioc, base, node_of(node, base), node.key.private_pem);
+    tether::test::agent_parts agent(gw.ioc, base, tether::test::enrolled_state(node, base),
+                                    node.key.private_pem);
     std::vector<std::int64_t> notified;
     agent.store.subscribe([&](const tether::settings::config_ptr& c) { notified.push_back(c->updated_at); });
     agent.start_sync();
@@ -189,8 +115,10 @@ BOOST_AUTO_TEST_CASE(revocation_event_ends_the_agent_with_exit_3)
     const auto node = gw.enroll("org-a");
     const auto other = gw.enroll("org-a", "other");
     const auto base = gw.server().base();
-    tether::test::agent_parts agent(gw.ioc, base, node_of(node, base), node.key.private_pem);
-    tether::test::agent_parts bystander(gw.ioc, base, node_of(other, base), other.key.private_pem);
+    tether::test::agent_parts agent(gw.ioc, base, tether::test::enrolled_state(node, base),
+                                    node.key.private_pem);
+    tether::test::agent_parts bystander(gw.ioc, base, tether::test::enrolled_state(other, base),
+                                        other.key.private_pem);
     for (auto* a : {&agent, &bystander}) {
         a->start_dispatcher();
         a->start_sync();

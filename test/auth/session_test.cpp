@@ -9,6 +9,7 @@
 #include "support/child_process.hpp"
 #include "support/log_capture.hpp"
 #include "support/loopback_server.hpp"
+#include "support/node_states.hpp"
 #include "support/run_for.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -68,14 +69,7 @@ struct rig {
     }
     ~rig() { blocking.join(); }
 
-    tether::auth::node_state state() const
-    {
-        tether::auth::node_state st;
-        st.server_url = srv.base().origin();
-        st.node_id = "node-1";
-        st.api_key = tether::secret("k");
-        return st;
-    }
+    tether::auth::node_state state() const { return tether::test::scripted_node(srv.base()); }
 
     bool token_ok()
     {

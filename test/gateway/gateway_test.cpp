@@ -1,6 +1,6 @@
 // The gateway against its contract: every RPC's success and error codes,
 // storage effects, and the event streams, over real HTTP on loopback.
-#include "gateway_fixture.hpp"
+#include "support/gateway_fixture.hpp"
 
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/parse.hpp>
