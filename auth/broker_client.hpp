@@ -1,4 +1,4 @@
-// The child's side of the credential broker handshake (PROTOCOL.md section
+// The child's side of the credential broker handshake (docs/protocol.md section
 // 6), for children written in C++: POSIX only, no tether or Boost headers.
 // Copy it into a child's tree as it is.
 //

@@ -1,4 +1,4 @@
-// The credential broker's request and response rules (PROTOCOL.md section
+// The credential broker's request and response rules (docs/protocol.md section
 // 6), sans-IO: a child's HTTP request in, the upstream request or a refusal
 // out; an upstream response in, a response safe to show the child out.
 #pragma once

@@ -86,7 +86,7 @@ bool session_manager::due() const
 
 awaitable<session_result<secret>> session_manager::token()
 {
-    secret none;  // named: see the GCC 12 rules in net/asio.hpp
+    secret none;  // named: see the GCC 12 rules in base/asio.hpp
     auto r = co_await asio::co_spawn(strand_, get(false, std::move(none)), use_awaitable);
     co_return r;
 }

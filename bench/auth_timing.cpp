@@ -12,6 +12,7 @@
 #include "net/http_client.hpp"
 #include "net/protojson.hpp"
 #include "net/rpc_client.hpp"
+#include "support/gateway_process.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -39,35 +40,14 @@ int main(int argc, char** argv)
 {
     const int rounds = std::clamp(argc > 1 ? std::atoi(argv[1]) : 2000, 10, 20000);
     const std::string gateway = argc > 2 ? argv[2] : "build/release/app/tether-gateway";
-    const auto dir =
-        std::filesystem::temp_directory_path() / ("tether-authbench-" + std::to_string(getpid()));
-    std::filesystem::create_directories(dir);
-    const int port = 20000 + getpid() % 20000;
-    std::vector<std::string> args{gateway,
-                                  "serve",
-                                  "--listen",
-                                  "127.0.0.1:" + std::to_string(port),
-                                  "--data-dir",
-                                  (dir / "gw").string(),
-                                  "--auth-failures-per-minute",
-                                  "100000000",
-                                  "--log-level",
-                                  "error"};
-    std::vector<char*> argv_c;
-    for (auto& a : args) argv_c.push_back(a.data());
-    argv_c.push_back(nullptr);
-    pid_t pid = 0;
-    if (posix_spawn(&pid, gateway.c_str(), nullptr, nullptr, argv_c.data(), environ) != 0) {
+    auto gw = tether::bench::gateway_process::start(
+        gateway, "tether-authbench", {"--auth-failures-per-minute", "100000000", "--log-level", "error"});
+    if (!gw) {
         std::fprintf(stderr, "cannot start %s\n", gateway.c_str());
         return 1;
     }
-    const auto token_file = dir / "gw" / "admin.token";
-    for (int i = 0; i < 100 && !std::filesystem::exists(token_file); ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    std::ifstream tf(token_file);
-    std::string token;
-    tf >> token;
+    const int port = gw->port();
+    const std::string token = gw->admin_token();
 
     asio::io_context ioc;
     tether::net::http_client http(ioc.get_executor(), nullptr);
@@ -108,10 +88,7 @@ int main(int argc, char** argv)
         [](std::exception_ptr) {});
     ioc.run_for(std::chrono::minutes(5));
 
-    kill(pid, SIGTERM);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    std::filesystem::remove_all(dir);
+    gw->stop();
     if (!ok) {
         std::fprintf(stderr, "bench failed (gateway not answering as expected)\n");
         return 1;

@@ -11,7 +11,7 @@
 // credential itself. Broker: `tether exec --upstream ... -- bench_broker
 // --child` whose WORKERS threads do the handshake on fd 3 and then either
 // keep their stream for all requests or take a fresh stream per request
-// (PROTOCOL.md section 6); the broker forwards over its own keep-alive TLS
+// (docs/protocol.md section 6); the broker forwards over its own keep-alive TLS
 // connections. Reports requests/s, p50 and p99 and the ratios.
 #include "auth/broker_client.hpp"
 #include "base/log.hpp"

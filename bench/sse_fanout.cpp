@@ -10,6 +10,7 @@
 // Bounded: loopback only, N <= 20000, every wait capped.
 #include "net/http_client.hpp"
 #include "net/rpc_client.hpp"
+#include "support/gateway_process.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
@@ -82,42 +83,18 @@ int main(int argc, char** argv)
     lim.rlim_cur = lim.rlim_max;
     setrlimit(RLIMIT_NOFILE, &lim);  // the gateway child inherits it
 
-    const auto dir = std::filesystem::temp_directory_path() / ("tether-fanout-" + std::to_string(getpid()));
-    std::filesystem::create_directories(dir);
-    const int port = 20000 + getpid() % 20000;
-    std::vector<std::string> args{gateway,
-                                  "serve",
-                                  "--listen",
-                                  "127.0.0.1:" + std::to_string(port),
-                                  "--data-dir",
-                                  (dir / "gw").string(),
-                                  "--stream-limit-per-ip",
-                                  "100000",
-                                  "--stream-limit",
-                                  "100000",
-                                  "--admin-stream-limit-per-ip",
-                                  "100000",
-                                  "--admin-stream-limit",
-                                  "100000",
-                                  "--max-connections-per-ip",
-                                  "100000",
-                                  "--log-level",
-                                  "warn"};
-    std::vector<char*> argv_c;
-    for (auto& a : args) argv_c.push_back(a.data());
-    argv_c.push_back(nullptr);
-    pid_t pid = 0;
-    if (posix_spawn(&pid, gateway.c_str(), nullptr, nullptr, argv_c.data(), environ) != 0) {
+    auto gw = tether::bench::gateway_process::start(
+        gateway, "tether-fanout",
+        {"--stream-limit-per-ip", "100000", "--stream-limit", "100000", "--admin-stream-limit-per-ip",
+         "100000", "--admin-stream-limit", "100000", "--max-connections-per-ip", "100000", "--log-level",
+         "warn"});
+    if (!gw) {
         std::fprintf(stderr, "cannot start %s\n", gateway.c_str());
         return 1;
     }
-    const auto token_file = dir / "gw" / "admin.token";
-    for (int i = 0; i < 100 && !std::filesystem::exists(token_file); ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    std::ifstream tf(token_file);
-    std::string token;
-    tf >> token;
+    const int port = gw->port();
+    const pid_t pid = gw->pid();
+    const std::string token = gw->admin_token();
 
     asio::io_context ioc;
     const asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port));
@@ -155,10 +132,7 @@ int main(int argc, char** argv)
            clk::now() - t_pub < std::chrono::seconds(60))
         ioc.run_one_for(std::chrono::milliseconds(50));
 
-    kill(pid, SIGTERM);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    std::filesystem::remove_all(dir);
+    gw->stop();
 
     std::sort(latencies.begin(), latencies.end());
     const auto pct = [&](double p) {

@@ -1,4 +1,4 @@
-// The Connect protocol's unary JSON conventions (PROTOCOL.md section 1),
+// The Connect protocol's unary JSON conventions (docs/protocol.md section 1),
 // sans-IO: codes, the code <-> HTTP status tables, error bodies.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Protobuf JSON mapping helpers (PROTOCOL.md section 1), sans-IO: int64 as
+// Protobuf JSON mapping helpers (docs/protocol.md section 1), sans-IO: int64 as
 // string or number, RFC 3339 timestamps, padded base64 bytes. Decoders
 // built on these report the first bad field by name.
 #pragma once

@@ -1,4 +1,4 @@
-// The runtime config document (PROTOCOL.md section 4) as a typed, validated
+// The runtime config document (docs/protocol.md section 4) as a typed, validated
 // value. Sans-IO: JSON in, a config or the first bad path out.
 #pragma once
 

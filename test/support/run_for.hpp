@@ -70,7 +70,7 @@ T run_for(asio::io_context& ioc, awaitable<T> op, std::chrono::milliseconds cap 
 /// A coroutine pause on the caller's executor.
 inline awaitable<void> sleep_for(std::chrono::milliseconds d)
 {
-    const auto ex = co_await asio::this_coro::executor;  // bound first: GCC 12 rule in net/asio.hpp
+    const auto ex = co_await asio::this_coro::executor;  // bound first: GCC 12 rule in base/asio.hpp
     timer t{ex, d};
     co_await t.async_wait();
 }

@@ -50,7 +50,7 @@ struct scripted_gateway {
             co_return r;
         }
         if (auto login = scripted_login(req, begin_auth)) {
-            net::reply r = std::move(*login);  // named: see the GCC 12 rules in net/asio.hpp
+            net::reply r = std::move(*login);  // named: see the GCC 12 rules in base/asio.hpp
             co_return r;
         }
         if (req.target.ends_with("/Heartbeat")) {

@@ -111,7 +111,7 @@ awaitable<config_sync_task::outcome> config_sync_task::fetch_and_apply(net::rpc_
                                                                        std::string source)
 {
     const auto& log = deps_.log;
-    const json::object no_fields;  // named: see the GCC 12 rules in net/asio.hpp
+    const json::object no_fields;  // named: see the GCC 12 rules in base/asio.hpp
     auto r = co_await session_call(deps_.session, rpc, "GetRuntimeConfig", no_fields, 30s);
     if (!r) {
         log.warn("config.fetch_failed", {{"code", net::connect::to_string(r.error().c)},

@@ -76,7 +76,7 @@ awaitable<void> realtime_task::run()
             }
             unauthorized = 0;
         }
-        const json::object no_fields;  // named: see the GCC 12 rules in net/asio.hpp
+        const json::object no_fields;  // named: see the GCC 12 rules in base/asio.hpp
         auto r = co_await session_call(session, rpc, "CreateStreamToken", no_fields, 15s);
         if (!r) {
             if (stream_refused(r.error().c)) {
