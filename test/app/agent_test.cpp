@@ -178,6 +178,7 @@ BOOST_AUTO_TEST_SUITE_END()
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -269,7 +270,12 @@ BOOST_AUTO_TEST_CASE(sigterm_during_a_hanging_login_exits_0_promptly)
                                  std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
     child_process agent(binary("tether"), {"run", "--state-dir", state.string(), "--heartbeat-interval", "5s",
                                            "--log-format", "json"});
-    std::this_thread::sleep_for(5500ms);  // first beat (random within 5 s) is now stuck in BeginAuth
+    // The first beat comes at a random point of its 5 s interval; its login's
+    // connection shows up as a readable listener (never accepted), and a
+    // moment later the request is written and the agent waits in BeginAuth.
+    pollfd incoming{fd, POLLIN, 0};
+    BOOST_TEST_REQUIRE(::poll(&incoming, 1, 6000) == 1, "the agent never tried to log in");
+    std::this_thread::sleep_for(200ms);
     const auto sent = std::chrono::steady_clock::now();
     agent.signal(SIGTERM);
     const auto status = agent.wait_for(2s);
