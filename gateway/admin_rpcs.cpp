@@ -127,14 +127,14 @@ awaitable<rpc_result> service::revoke_node(const rpc_call& c)
     if (!node_id) co_return detail::invalid(node_id.error());
     const std::string id = *node_id;
     std::function<std::optional<std::string>(storage&)> revoke =
-        [id](storage& st) -> std::optional<std::string> {
+        [this, id](storage& st) -> std::optional<std::string> {
         const auto n = st.find_node(id);
         if (!n || !st.revoke_node(id)) return std::nullopt;
+        sessions_.drop_node(st, id);
         return n->org_id;
     };
     auto org = co_await db(std::move(revoke));
     if (!org) co_return fail(code::not_found, "no node " + id);
-    sessions_.drop_node(id);
     const std::string o = *org;
     std::function<event_record(storage&)> announce = [=, this](storage& st) {
         json::object data{{"nodeId", id}};

@@ -44,7 +44,14 @@ awaitable<net::reply> service::open_stream(const net::http::request& req, const 
             co_return net::connect::error_reply(code::unauthenticated, "missing or wrong admin token");
         grant.expires_ms = INT64_MAX;
     } else {
-        const auto g = token ? sessions_.take_stream_token(secret(*token)) : std::nullopt;
+        std::optional<session_info> g;
+        if (token) {
+            const secret presented(*token);
+            std::function<std::optional<session_info>(storage&)> take = [this, presented](storage& st) {
+                return sessions_.take_stream_token(st, presented);
+            };
+            g = co_await db(std::move(take));
+        }
         if (!g)
             co_return net::connect::error_reply(code::unauthenticated,
                                                 "stream token missing, expired or already used");

@@ -118,9 +118,18 @@ awaitable<rpc_result> service::begin_auth(const rpc_call& c)
         constant_time_equal(auth::sha256_hex(*api_key), node ? node->api_key_hash : no_node_hash);
     if (!node || node->revoked || !key_matches)
         co_return fail(code::permission_denied, "node unknown, revoked, or api key mismatched");
-    std::int64_t expires = 0;
-    const auto challenge = sessions_.new_challenge(id, &expires);
-    json::object out{{"challenge", pj::base64_encode(challenge)}, {"expiresAt", detail::timestamp(expires)}};
+    struct issued {
+        std::string challenge;
+        std::int64_t expires = 0;
+    };
+    std::function<issued(storage&)> issue = [this, id](storage& st) {
+        issued out;
+        out.challenge = sessions_.new_challenge(st, id, &out.expires);
+        return out;
+    };
+    const auto issued_challenge = co_await db(std::move(issue));
+    json::object out{{"challenge", pj::base64_encode(issued_challenge.challenge)},
+                     {"expiresAt", detail::timestamp(issued_challenge.expires)}};
     co_return out;
 }
 
@@ -133,23 +142,36 @@ awaitable<rpc_result> service::complete_auth(const rpc_call& c)
     if (!challenge) co_return detail::invalid(challenge.error());
     auto signature = pj::get_bytes(in, "signature");
     if (!signature) co_return detail::invalid(signature.error());
-    if (!sessions_.take_challenge(*node_id, *challenge))
-        co_return fail(code::unauthenticated, "challenge expired, already used, or not issued to this node");
-    const std::string id = *node_id;
-    std::function<std::optional<node_record>(storage&)> find_node = [id](storage& st) {
-        return st.find_node(id);
+    const std::string id = *node_id, presented = *challenge;
+    struct found {
+        bool challenge_ok = false;
+        std::optional<node_record> node;
     };
-    auto node = co_await db(std::move(find_node));
+    std::function<found(storage&)> take_and_find = [this, id, presented](storage& st) {
+        found out;
+        out.challenge_ok = sessions_.take_challenge(st, id, presented);
+        if (out.challenge_ok) out.node = st.find_node(id);
+        return out;
+    };
+    auto taken = co_await db(std::move(take_and_find));
+    if (!taken.challenge_ok)
+        co_return fail(code::unauthenticated, "challenge expired, already used, or not issued to this node");
+    const auto& node = taken.node;
     if (!node || node->revoked)
         co_return fail(code::permission_denied, "node unknown, revoked, or api key mismatched");
     if (!auth::verify(node->public_key, auth::login_message(id, *challenge), *signature))
         co_return fail(code::unauthenticated, "signature does not verify with the enrolled key");
     const std::string org = node->org_id;
-    std::function<std::optional<config_record>(storage&)> latest_config = [org](storage& st) {
-        return st.latest_config(org);
+    struct logged_in {
+        std::optional<config_record> cfg;
+        issued_token session;
     };
-    auto cfg = co_await db(std::move(latest_config));
-    const auto session = sessions_.new_session(id, org);
+    std::function<logged_in(storage&)> log_in = [this, id, org](storage& st) {
+        return logged_in{st.latest_config(org), sessions_.new_session(st, id, org)};
+    };
+    const auto login = co_await db(std::move(log_in));
+    const auto& cfg = login.cfg;
+    const auto& session = login.session;
     json::object out{
         {"sessionToken", std::string(session.token.reveal())},
         {"expiresAt", detail::timestamp(session.expires_ms)},
@@ -227,9 +249,20 @@ awaitable<rpc_result> service::get_runtime_config(const rpc_call& c)
 awaitable<rpc_result> service::create_stream_token(const rpc_call& c)
 {
     const session_info& s = *c.session;
-    if (!co_await node_alive(s.node_id))
-        co_return fail(code::not_found, "this node was deleted or revoked; re-enroll it");
-    auto t = sessions_.new_stream_token(s);
+    struct issued {
+        bool alive = false;
+        std::optional<issued_token> token;
+    };
+    std::function<issued(storage&)> issue = [this, s](storage& st) {
+        issued out;
+        const auto n = st.find_node(s.node_id);
+        out.alive = n && !n->revoked;
+        if (out.alive) out.token = sessions_.new_stream_token(st, s);
+        return out;
+    };
+    const auto minted = co_await db(std::move(issue));
+    const auto& t = minted.token;
+    if (!minted.alive) co_return fail(code::not_found, "this node was deleted or revoked; re-enroll it");
     if (!t)
         co_return fail(code::resource_exhausted,
                        "at most " + std::to_string(sessions_.limits().stream_tokens_per_node) +

@@ -77,7 +77,11 @@ awaitable<void> service::housekeeping()
     for (;;) {
         timer t{ex, std::chrono::seconds(30)};
         co_await t.async_wait(use_awaitable);
-        sessions_.prune();
+        std::function<int(storage&)> prune = [this](storage& st) {
+            sessions_.prune(st);
+            return 0;
+        };
+        co_await db(std::move(prune));
     }
 }
 
@@ -259,8 +263,13 @@ awaitable<net::reply> service::unary(const net::http::request& req, const net::p
             }
             break;
         case rpc_guard::session: {
-            const auto token = detail::bearer(req);
-            session = token ? sessions_.find_session(secret(*token)) : std::nullopt;
+            if (const auto token = detail::bearer(req)) {
+                const secret presented(*token);
+                std::function<std::optional<session_info>(storage&)> find = [this, presented](storage& st) {
+                    return sessions_.find_session(st, presented);
+                };
+                session = co_await db(std::move(find));
+            }
             if (!session)
                 co_return net::connect::error_reply(code::unauthenticated,
                                                     "missing, expired or unknown session token");

@@ -12,98 +12,65 @@ session_registry::session_registry(clock_fn now, session_limits limits)
 {
 }
 
-std::string session_registry::new_challenge(const std::string& node_id, std::int64_t* expires_ms)
+using kind = storage::credential_kind;
+
+std::string session_registry::new_challenge(storage& st, const std::string& node_id, std::int64_t* expires_ms)
 {
     std::string c = random_bytes(32);
     const std::int64_t exp = now_() + limits_.challenge_ms;
-    const std::lock_guard lock(m_);
-    challenges_[auth::sha256_hex(c)] = {node_id, exp};
+    st.put_credential(kind::challenge, auth::sha256_hex(c), {node_id, "", exp, 0});
     if (expires_ms) *expires_ms = exp;
     return c;
 }
 
-bool session_registry::take_challenge(const std::string& node_id, const std::string& c)
+bool session_registry::take_challenge(storage& st, const std::string& node_id, const std::string& c)
 {
-    const auto key = auth::sha256_hex(c);
-    const std::lock_guard lock(m_);
-    const auto it = challenges_.find(key);
-    if (it == challenges_.end()) return false;
-    const bool ok = it->second.node_id == node_id && it->second.expires_ms > now_();
-    challenges_.erase(it);  // single use, even when it did not match
-    return ok;
+    // Single use, even when it did not match.
+    const auto r = st.take_credential(kind::challenge, auth::sha256_hex(c), now_());
+    return r && r->node_id == node_id;
 }
 
-issued_token session_registry::new_session(const std::string& node_id, const std::string& org_id)
+issued_token session_registry::new_session(storage& st, const std::string& node_id, const std::string& org_id)
 {
     issued_token t{secret(random_token(32)), now_() + limits_.session_ms};
-    const auto key = auth::sha256_hex(t.token.reveal());
-    const std::lock_guard lock(m_);
-    sessions_[key] = {node_id, org_id, t.expires_ms};
-    auto& mine = node_sessions_[node_id];
-    mine.push_back(key);
-    // Keys pruned on expiry may still be listed here: erasing them is a no-op.
-    while (mine.size() > std::max<std::size_t>(limits_.sessions_per_node, 1)) {
-        sessions_.erase(mine.front());
-        mine.pop_front();
-    }
+    st.put_credential(kind::session, auth::sha256_hex(t.token.reveal()), {node_id, org_id, t.expires_ms, 0});
+    st.trim_credentials(kind::session, node_id, std::max<std::size_t>(limits_.sessions_per_node, 1));
     return t;
 }
 
-std::optional<session_info> session_registry::find_session(const secret& token)
+std::optional<session_info> session_registry::find_session(storage& st, const secret& token)
 {
     if (token.empty()) return std::nullopt;
-    const auto key = auth::sha256_hex(token.reveal());
-    const std::lock_guard lock(m_);
-    const auto it = sessions_.find(key);
-    if (it == sessions_.end() || it->second.expires_ms <= now_()) return std::nullopt;
-    return it->second;
+    const auto r = st.find_credential(kind::session, auth::sha256_hex(token.reveal()), now_());
+    if (!r) return std::nullopt;
+    return session_info{r->node_id, r->org_id, r->expires_ms};
 }
 
-std::optional<issued_token> session_registry::new_stream_token(const session_info& s)
+std::optional<issued_token> session_registry::new_stream_token(storage& st, const session_info& s)
 {
     const auto now = now_();
+    if (st.count_credentials(kind::stream_token, s.node_id, now) >= limits_.stream_tokens_per_node)
+        return std::nullopt;
     issued_token t{secret(random_token(32)), std::min(now + limits_.stream_token_ms, s.expires_ms)};
-    const std::lock_guard lock(m_);
-    std::size_t live = 0;
-    for (const auto& [k, v] : stream_tokens_)
-        if (v.node_id == s.node_id && v.expires_ms > now) ++live;
-    if (live >= limits_.stream_tokens_per_node) return std::nullopt;
-    const auto key = auth::sha256_hex(t.token.reveal());
-    stream_tokens_[key] = {s.node_id, s.org_id, t.expires_ms};
-    stream_session_[key] = s.expires_ms;
+    st.put_credential(kind::stream_token, auth::sha256_hex(t.token.reveal()),
+                      {s.node_id, s.org_id, t.expires_ms, s.expires_ms});
     return t;
 }
 
-std::optional<session_info> session_registry::take_stream_token(const secret& token)
+std::optional<session_info> session_registry::take_stream_token(storage& st, const secret& token)
 {
     if (token.empty()) return std::nullopt;
-    const auto key = auth::sha256_hex(token.reveal());
-    const std::lock_guard lock(m_);
-    const auto it = stream_tokens_.find(key);
-    if (it == stream_tokens_.end()) return std::nullopt;
-    session_info grant = it->second;
-    grant.expires_ms = stream_session_[key];
-    const bool live = it->second.expires_ms > now_();
-    stream_tokens_.erase(it);
-    stream_session_.erase(key);
-    if (!live) return std::nullopt;
-    return grant;
+    const auto r = st.take_credential(kind::stream_token, auth::sha256_hex(token.reveal()), now_());
+    if (!r) return std::nullopt;
+    return session_info{r->node_id, r->org_id, r->session_expires_ms};
 }
 
-void session_registry::drop_node(const std::string& node_id)
+void session_registry::drop_node(storage& st, const std::string& node_id)
 {
-    const std::lock_guard lock(m_);
     // Sessions stay: the contract answers a revoked node's session calls with
     // not_found (permanent), which the handlers do after checking storage.
-    for (auto it = stream_tokens_.begin(); it != stream_tokens_.end();) {
-        if (it->second.node_id == node_id) {
-            stream_session_.erase(it->first);
-            it = stream_tokens_.erase(it);
-        } else {
-            ++it;
-        }
-    }
-    std::erase_if(challenges_, [&](const auto& kv) { return kv.second.node_id == node_id; });
+    st.drop_credentials(kind::stream_token, node_id);
+    st.drop_credentials(kind::challenge, node_id);
 }
 
 bool session_registry::allow_heartbeat(const std::string& node_id)
@@ -128,24 +95,11 @@ bool session_registry::should_write(const std::string& node_id)
     return true;
 }
 
-void session_registry::prune()
+void session_registry::prune(storage& st)
 {
     const auto now = now_();
+    st.prune_credentials(now);
     const std::lock_guard lock(m_);
-    std::erase_if(challenges_, [&](const auto& kv) { return kv.second.expires_ms <= now; });
-    std::erase_if(sessions_, [&](const auto& kv) { return kv.second.expires_ms <= now; });
-    for (auto it = node_sessions_.begin(); it != node_sessions_.end();) {
-        std::erase_if(it->second, [&](const std::string& key) { return !sessions_.contains(key); });
-        it = it->second.empty() ? node_sessions_.erase(it) : std::next(it);
-    }
-    for (auto it = stream_tokens_.begin(); it != stream_tokens_.end();) {
-        if (it->second.expires_ms <= now) {
-            stream_session_.erase(it->first);
-            it = stream_tokens_.erase(it);
-        } else {
-            ++it;
-        }
-    }
     std::erase_if(beats_,
                   [&](const auto& kv) { return kv.second.empty() || kv.second.back() <= now - 1000; });
 }

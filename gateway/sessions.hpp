@@ -1,11 +1,12 @@
-// Short-lived credentials the gateway keeps only in memory: login
-// challenges, session tokens, stream tokens; plus per-node heartbeat rate
-// limiting and write debouncing. A restart forgets them all on purpose:
-// agents log in again (their api key and node key are the durable identity),
-// so no bearer token ever touches the disk.
+// Short-lived credentials: login challenges, session tokens, stream tokens,
+// issued here and kept in the store by the SHA-256 of the token (so a
+// restart logs nobody out, and a stolen database replays nothing); plus the
+// per-node heartbeat rate limit and write debounce, which stay in this
+// process's memory.
 #pragma once
 
 #include "base/secret.hpp"
+#include "gateway/storage.hpp"
 
 #include <cstdint>
 #include <deque>
@@ -39,8 +40,9 @@ struct session_limits {
     std::int64_t heartbeat_write_every_ms = 5'000;
 };
 
-/// Thread-safe. Tokens are looked up by their SHA-256, so the maps never
-/// hold a usable credential.
+/// The credential calls take the storage and run where it may be used (the
+/// storage thread, inside service::db); the rate limits are thread-safe and
+/// run anywhere.
 class session_registry {
 public:
     using clock_fn = std::function<std::int64_t()>;  ///< wall clock, ms since the epoch
@@ -48,44 +50,38 @@ public:
     session_registry(clock_fn now, session_limits limits = {});
 
     /// 32 random bytes, valid for one CompleteAuth of this node.
-    std::string new_challenge(const std::string& node_id, std::int64_t* expires_ms);
+    std::string new_challenge(storage& st, const std::string& node_id, std::int64_t* expires_ms);
     /// Single use: true once for a live challenge issued to this node.
-    bool take_challenge(const std::string& node_id, const std::string& challenge);
+    bool take_challenge(storage& st, const std::string& node_id, const std::string& challenge);
 
-    issued_token new_session(const std::string& node_id, const std::string& org_id);
-    std::optional<session_info> find_session(const secret& token);
+    /// A login beyond `sessions_per_node` ends the node's oldest session.
+    issued_token new_session(storage& st, const std::string& node_id, const std::string& org_id);
+    std::optional<session_info> find_session(storage& st, const secret& token);
 
     /// nullopt when the node already holds the maximum of unexpired tokens.
-    std::optional<issued_token> new_stream_token(const session_info& s);
+    std::optional<issued_token> new_stream_token(storage& st, const session_info& s);
     /// Single use; the grant carries the session's expiry (streams end with it).
-    std::optional<session_info> take_stream_token(const secret& token);
+    std::optional<session_info> take_stream_token(storage& st, const secret& token);
 
     /// Revocation: the node's stream tokens and challenges are gone; its
     /// sessions remain so that calls with them get not_found.
-    void drop_node(const std::string& node_id);
+    void drop_node(storage& st, const std::string& node_id);
+
+    /// Expired credentials leave the store, idle rate-limit state the memory.
+    void prune(storage& st);
 
     /// Sliding one-second window per node.
     bool allow_heartbeat(const std::string& node_id);
     /// True at most once per `heartbeat_write_every_ms` per node.
     bool should_write(const std::string& node_id);
 
-    void prune();
     [[nodiscard]] std::int64_t now_ms() const { return now_(); }
     [[nodiscard]] const session_limits& limits() const noexcept { return limits_; }
 
 private:
-    struct challenge {
-        std::string node_id;
-        std::int64_t expires_ms;
-    };
     clock_fn now_;
     session_limits limits_;
-    std::mutex m_;
-    std::map<std::string, challenge> challenges_;                   // key: sha256(challenge)
-    std::map<std::string, session_info> sessions_;                  // key: sha256(token)
-    std::map<std::string, std::deque<std::string>> node_sessions_;  // node -> its session keys, oldest first
-    std::map<std::string, session_info> stream_tokens_;   // key: sha256(token); expires_ms = token expiry
-    std::map<std::string, std::int64_t> stream_session_;  // key: sha256(token) -> session expiry
+    std::mutex m_;  // guards the rate-limit maps
     std::map<std::string, std::deque<std::int64_t>> beats_;
     std::map<std::string, std::int64_t> last_write_;
 };

@@ -48,6 +48,20 @@ CREATE TABLE event_horizon(
   org_id      TEXT PRIMARY KEY,
   pruned_upto INTEGER NOT NULL);
 )sql",
+    // 2: challenges, sessions and stream tokens, by the SHA-256 of the token.
+    // The rowid orders a node's credentials by issue.
+    R"sql(
+CREATE TABLE credentials(
+  kind               INTEGER NOT NULL,
+  token_hash         TEXT NOT NULL,
+  node_id            TEXT NOT NULL,
+  org_id             TEXT NOT NULL,
+  expires_ms         INTEGER NOT NULL,
+  session_expires_ms INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(kind, token_hash));
+CREATE INDEX credentials_by_node ON credentials(kind, node_id);
+CREATE INDEX credentials_by_expiry ON credentials(expires_ms);
+)sql",
 };
 
 std::string caps_to_json(const std::vector<std::string>& caps)
@@ -383,6 +397,80 @@ std::int64_t sqlite_storage::last_event_id()
 {
     statement s(db_, "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'events'");
     return s.step() ? s.integer(0) : 0;
+}
+
+// ---- Credentials ---------------------------------------------------------
+
+void sqlite_storage::put_credential(credential_kind k, const std::string& hash, const credential_record& r)
+{
+    statement s(db_,
+                "INSERT OR REPLACE INTO credentials(kind, token_hash, node_id, org_id, expires_ms, "
+                "session_expires_ms) VALUES(?,?,?,?,?,?)");
+    s.bind(1, static_cast<std::int64_t>(k))
+        .bind(2, hash)
+        .bind(3, r.node_id)
+        .bind(4, r.org_id)
+        .bind(5, r.expires_ms)
+        .bind(6, r.session_expires_ms)
+        .step();
+}
+
+std::optional<storage::credential_record> sqlite_storage::take_credential(credential_kind k,
+                                                                          const std::string& hash,
+                                                                          std::int64_t now_ms)
+{
+    // DELETE ... RETURNING: the row is gone in the same statement that reads
+    // it, so two takers can never both succeed.
+    statement s(db_,
+                "DELETE FROM credentials WHERE kind = ? AND token_hash = ? "
+                "RETURNING node_id, org_id, expires_ms, session_expires_ms");
+    s.bind(1, static_cast<std::int64_t>(k)).bind(2, hash);
+    std::optional<credential_record> out;
+    if (s.step()) out = credential_record{s.text(0), s.text(1), s.integer(2), s.integer(3)};
+    while (s.step()) {}
+    if (out && out->expires_ms <= now_ms) return std::nullopt;
+    return out;
+}
+
+std::optional<storage::credential_record> sqlite_storage::find_credential(credential_kind k,
+                                                                          const std::string& hash,
+                                                                          std::int64_t now_ms)
+{
+    statement s(db_,
+                "SELECT node_id, org_id, expires_ms, session_expires_ms FROM credentials "
+                "WHERE kind = ? AND token_hash = ? AND expires_ms > ?");
+    s.bind(1, static_cast<std::int64_t>(k)).bind(2, hash).bind(3, now_ms);
+    if (!s.step()) return std::nullopt;
+    return credential_record{s.text(0), s.text(1), s.integer(2), s.integer(3)};
+}
+
+std::size_t sqlite_storage::count_credentials(credential_kind k, const std::string& node_id,
+                                              std::int64_t now_ms)
+{
+    statement s(db_, "SELECT count(*) FROM credentials WHERE kind = ? AND node_id = ? AND expires_ms > ?");
+    s.bind(1, static_cast<std::int64_t>(k)).bind(2, node_id).bind(3, now_ms);
+    return s.step() ? static_cast<std::size_t>(s.integer(0)) : 0;
+}
+
+void sqlite_storage::trim_credentials(credential_kind k, const std::string& node_id, std::size_t keep)
+{
+    statement s(
+        db_,
+        "DELETE FROM credentials WHERE kind = ?1 AND node_id = ?2 AND rowid NOT IN "
+        "(SELECT rowid FROM credentials WHERE kind = ?1 AND node_id = ?2 ORDER BY rowid DESC LIMIT ?3)");
+    s.bind(1, static_cast<std::int64_t>(k)).bind(2, node_id).bind(3, static_cast<std::int64_t>(keep)).step();
+}
+
+void sqlite_storage::drop_credentials(credential_kind k, const std::string& node_id)
+{
+    statement s(db_, "DELETE FROM credentials WHERE kind = ? AND node_id = ?");
+    s.bind(1, static_cast<std::int64_t>(k)).bind(2, node_id).step();
+}
+
+void sqlite_storage::prune_credentials(std::int64_t now_ms)
+{
+    statement s(db_, "DELETE FROM credentials WHERE expires_ms <= ?");
+    s.bind(1, now_ms).step();
 }
 
 }  // namespace tether::gateway

@@ -38,6 +38,16 @@ public:
     std::vector<event_record> events_after(const std::string& org_id, std::int64_t after_id) override;
     std::int64_t pruned_upto(const std::string& org_id) override;
     std::int64_t last_event_id() override;
+    void put_credential(credential_kind k, const std::string& hash, const credential_record& r) override;
+    std::optional<credential_record> take_credential(credential_kind k, const std::string& hash,
+                                                     std::int64_t now_ms) override;
+    std::optional<credential_record> find_credential(credential_kind k, const std::string& hash,
+                                                     std::int64_t now_ms) override;
+    std::size_t count_credentials(credential_kind k, const std::string& node_id,
+                                  std::int64_t now_ms) override;
+    void trim_credentials(credential_kind k, const std::string& node_id, std::size_t keep) override;
+    void drop_credentials(credential_kind k, const std::string& node_id) override;
+    void prune_credentials(std::int64_t now_ms) override;
     [[nodiscard]] std::uint64_t node_writes() const noexcept override { return node_writes_; }
 
     /// The schema version this build migrates to.

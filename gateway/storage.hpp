@@ -86,6 +86,37 @@ public:
     virtual std::int64_t pruned_upto(const std::string& org_id) = 0;
     virtual std::int64_t last_event_id() = 0;
 
+    // ---- Short-lived credentials -------------------------------------------
+    // Login challenges, sessions and stream tokens, keyed by the SHA-256 (hex)
+    // of the token: a stolen table replays nothing. They live in the store so
+    // a gateway restart (or another replica) still knows them.
+
+    enum class credential_kind { challenge = 1, session = 2, stream_token = 3 };
+    struct credential_record {
+        std::string node_id;
+        std::string org_id;
+        std::int64_t expires_ms = 0;
+        /// Stream tokens: when the session they were issued under ends.
+        std::int64_t session_expires_ms = 0;
+    };
+    virtual void put_credential(credential_kind k, const std::string& hash, const credential_record& r) = 0;
+    /// Single use: deletes the credential (live or not) and returns it when
+    /// it was live at `now_ms`.
+    virtual std::optional<credential_record> take_credential(credential_kind k, const std::string& hash,
+                                                             std::int64_t now_ms) = 0;
+    /// A live credential, left in place.
+    virtual std::optional<credential_record> find_credential(credential_kind k, const std::string& hash,
+                                                             std::int64_t now_ms) = 0;
+    /// How many live credentials of kind `k` the node holds.
+    virtual std::size_t count_credentials(credential_kind k, const std::string& node_id,
+                                          std::int64_t now_ms) = 0;
+    /// Keeps the node's `keep` most recently issued credentials of kind `k`.
+    virtual void trim_credentials(credential_kind k, const std::string& node_id, std::size_t keep) = 0;
+    /// Removes every credential of kind `k` the node holds.
+    virtual void drop_credentials(credential_kind k, const std::string& node_id) = 0;
+    /// Removes every credential that expired by `now_ms`.
+    virtual void prune_credentials(std::int64_t now_ms) = 0;
+
     /// How many node writes (`touch_node`) happened: heartbeat debounce is
     /// observable in tests and metrics through this.
     [[nodiscard]] virtual std::uint64_t node_writes() const noexcept = 0;

@@ -1,6 +1,7 @@
 // The agent as an operator runs it: real gateway and agent processes.
 #include "auth/keys.hpp"
 #include "auth/state_store.hpp"
+#include "gateway/sqlite_storage.hpp"
 #include "net/protojson.hpp"
 #include "support/child_process.hpp"
 #include "support/fleet.hpp"
@@ -232,8 +233,11 @@ BOOST_AUTO_TEST_CASE(unauthenticated_gets_exactly_one_refresh_and_one_retry)
         agent->wait_output([](const std::string& s) { return contains(s, "heartbeat.ok"); }, 15s));
     const auto refreshes_before = count(agent->err(), "session.refreshed");
 
+    // The gateway forgets every session: stopped, its store pruned as if
+    // they had all expired, started again (a restart alone keeps them).
     gw->signal(SIGTERM);
     BOOST_TEST_REQUIRE(gw->wait_for(5s).has_value());
+    tether::gateway::sqlite_storage(std::filesystem::path(data) / "tether.db").prune_credentials(INT64_MAX);
     gw = std::make_unique<child_process>(binary("tether-gateway"), serve);
     BOOST_TEST_REQUIRE(
         gw->wait_output([](const std::string& s) { return contains(s, "gateway.listening"); }, 20s));

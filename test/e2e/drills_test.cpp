@@ -94,10 +94,14 @@ BOOST_AUTO_TEST_CASE(fleet_of_20_publish_restart_revoke_sigterm)
     }
 
     // Drill 2: the gateway is killed and restarted on the same port and
-    // data; every agent keeps running and reconnects, spread by jitter.
+    // data; every agent keeps running and reconnects, spread by jitter, and
+    // none logs in again (sessions are in the store, by hash).
     {
-        std::vector<std::size_t> connects_before;
-        for (auto& a : fleet) connects_before.push_back(lines_with(a.proc->err(), "sse.connected").size());
+        std::vector<std::size_t> connects_before, logins_before;
+        for (auto& a : fleet) {
+            connects_before.push_back(lines_with(a.proc->err(), "sse.connected").size());
+            logins_before.push_back(lines_with(a.proc->err(), "session.refreshed").size());
+        }
         gw.proc->signal(SIGKILL);
         BOOST_TEST(gw.proc->wait_for(5s).has_value());
         std::this_thread::sleep_for(3s);
@@ -120,6 +124,11 @@ BOOST_AUTO_TEST_CASE(fleet_of_20_publish_restart_revoke_sigterm)
         BOOST_TEST(all(
             fleet, [&at](const std::string& e) { return contains(e, "config.applied") && contains(e, at); },
             10s));
+        std::size_t relogins = 0;
+        for (std::size_t i = 0; i < fleet.size(); ++i)
+            relogins += lines_with(fleet[i].proc->err(), "session.refreshed").size() - logins_before[i];
+        std::cout << "drill 2: logins after the restart: " << relogins << "\n";
+        BOOST_TEST(relogins == 0u);
     }
 
     // Drill 3: one node revoked: its agent exits 3 at the event (or the next

@@ -11,6 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <set>
 
 using namespace std::chrono_literals;
@@ -383,9 +386,21 @@ BOOST_AUTO_TEST_CASE(restart_keeps_nodes_configs_and_history)
     const auto n = g.enroll("acme");
     const auto at = g.publish("acme", {{"flags", {{"x", true}}}});
     const auto old_session = g.session(n);
+    const auto unused_stream_token = g.stream_token(old_session);
     g.restart();
-    // Sessions live in memory only: the old one is gone, a new login works.
-    BOOST_TEST((code_of(g.node("Heartbeat", {}, old_session)) == code::unauthenticated));
+    // Sessions and stream tokens are in the store: a restart logs nobody out.
+    BOOST_TEST(g.node("Heartbeat", {}, old_session).has_value());
+    // ... and the store holds only their hashes: the file replays nothing.
+    for (const auto& f : std::filesystem::directory_iterator(g.dir.path())) {
+        std::ifstream in(f.path(), std::ios::binary);
+        const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        BOOST_TEST(bytes.find(old_session.reveal()) == std::string::npos, f.path());
+        BOOST_TEST(bytes.find(unused_stream_token.reveal()) == std::string::npos, f.path());
+    }
+    {
+        auto [status, stream] = g.open_stream(unused_stream_token, "0");
+        BOOST_TEST(status == 200u);  // issued before the restart, used after it
+    }
     const auto s = g.session(n);
     auto cfg = g.node("GetRuntimeConfig", {}, s);
     BOOST_TEST_REQUIRE(cfg.has_value());
