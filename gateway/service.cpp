@@ -2,10 +2,12 @@
 
 #include "auth/keys.hpp"
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <iterator>
 
 namespace tether::gateway {
@@ -85,6 +87,13 @@ awaitable<void> service::housekeeping()
     }
 }
 
+void service::storage_failed(const std::exception& e)
+{
+    ++counters_.storage_errors;
+    if (std::uint64_t left_out = 0; storage_log_.allow(left_out))
+        log_.error("gateway.storage_failed", {{"error", e.what()}, {"suppressed", left_out}});
+}
+
 bool service::is_admin(const net::http::request& req) const
 {
     const auto token = detail::bearer(req);
@@ -109,7 +118,63 @@ awaitable<net::reply> service::handle(net::http::request req, net::peer_info pee
         }
     }
     if (path == "/metrics" && req.method == "GET") co_return metrics(req);
+    if (path == "/livez" && req.method == "GET") co_return net::json_reply("{\"status\":\"ok\"}");
+    if (path == "/readyz" && req.method == "GET") {
+        auto r = co_await ready();
+        co_return r;
+    }
     co_return net::connect::error_reply(404, code::unimplemented, "no such endpoint: " + std::string(path));
+}
+
+void rpc_counters::record(std::size_t route, std::size_t outcome, std::chrono::microseconds took) noexcept
+{
+    if (route < max_routes && outcome < outcomes) ++calls[route][outcome];
+    const double seconds = static_cast<double>(took.count()) / 1e6;
+    std::size_t b = 0;
+    while (b < bounds.size() && seconds > bounds[b]) ++b;
+    ++latency[b];
+    latency_sum_us += static_cast<std::uint64_t>(took.count());
+}
+
+awaitable<void> service::readiness()
+{
+    const auto ex = co_await asio::this_coro::executor;
+    timer forever{ex, timer::time_point::max()};
+    auto [ec] = co_await forever.async_wait();
+    draining_ = true;
+    log_.info("gateway.draining", {{"readyz", 503}});
+    (void)ec;
+}
+
+awaitable<net::reply> service::ready()
+{
+    net::reply r;
+    r.head.headers.set("Cache-Control", "no-store");
+    if (draining_) {
+        r.head.status = 503;
+        r.head.body = "{\"status\":\"draining\"}";
+        co_return r;
+    }
+    // The store answers (a trivial read on its thread) within a second.
+    using namespace asio::experimental::awaitable_operators;
+    const auto ex = co_await asio::this_coro::executor;
+    std::function<bool(storage&)> ping = [](storage& st) {
+        (void)st.last_event_id();
+        return true;
+    };
+    timer deadline{ex, std::chrono::seconds(1)};
+    bool ok = false;
+    try {
+        auto done = co_await (db(std::move(ping)) || deadline.async_wait());
+        ok = done.index() == 0;
+    } catch (const std::exception& e) {
+        ++counters_.storage_errors;
+        log_.warn("gateway.storage_failed", {{"error", e.what()}, {"call", "readyz"}});
+    }
+    r.head.status = ok ? 200 : 503;
+    r.head.headers.set("Content-Type", "application/json");
+    r.head.body = ok ? "{\"status\":\"ready\"}" : "{\"status\":\"storage unavailable\"}";
+    co_return r;
 }
 
 void service::count_refusal(unsigned status) noexcept
@@ -159,6 +224,35 @@ net::reply service::metrics(const net::http::request& req) const
     family("tether_gateway_connections_refused_total", "counter",
            "connections closed over the per-address limit");
     sample("tether_gateway_connections_refused_total", counters_.connections_refused.load());
+    family("tether_gateway_storage_errors_total", "counter",
+           "storage calls that failed (answered unavailable)");
+    sample("tether_gateway_storage_errors_total", counters_.storage_errors.load());
+    family("tether_gateway_rpcs_total", "counter", "unary RPCs answered, by method and code");
+    for (std::size_t i = 0; i < std::size(routes_) && i < rpc_counters::max_routes; ++i)
+        for (std::size_t o = 0; o < rpc_counters::outcomes; ++o)
+            if (const auto n = rpcs_.calls[i][o].load(); n > 0)
+                sample("tether_gateway_rpcs_total", n,
+                       "{method=\"" + std::string(routes_[i].method) + "\",code=\"" +
+                           std::string(o == 0 ? "ok" : net::connect::to_string(static_cast<code>(o - 1))) +
+                           "\"}");
+    family("tether_gateway_rpc_duration_seconds", "histogram", "unary RPC time from request to answer");
+    {
+        std::uint64_t cumulative = 0;
+        for (std::size_t b = 0; b <= rpc_counters::bounds.size(); ++b) {
+            cumulative += rpcs_.latency[b].load();
+            char le[32];
+            if (b < rpc_counters::bounds.size())
+                std::snprintf(le, sizeof le, "%g", rpc_counters::bounds[b]);
+            else
+                std::snprintf(le, sizeof le, "+Inf");
+            sample("tether_gateway_rpc_duration_seconds_bucket", cumulative,
+                   "{le=\"" + std::string(le) + "\"}");
+        }
+        char sum[48];
+        std::snprintf(sum, sizeof sum, "%.6f", static_cast<double>(rpcs_.latency_sum_us.load()) / 1e6);
+        out.append("tether_gateway_rpc_duration_seconds_sum ").append(sum).append("\n");
+        sample("tether_gateway_rpc_duration_seconds_count", cumulative);
+    }
     family("tether_gateway_streams", "gauge", "open event streams");
     sample("tether_gateway_streams", hub_.connections());
     family("tether_gateway_stream_evictions_total", "counter", "streams evicted for not keeping up");
@@ -277,9 +371,25 @@ awaitable<net::reply> service::unary(const net::http::request& req, const net::p
         }
     }
     const rpc_call call{*body, peer, session ? &*session : nullptr};
-    rpc_result out = co_await (this->*(r->handler))(call);
+    const auto started = std::chrono::steady_clock::now();
+    const auto route_index = static_cast<std::size_t>(r - std::begin(routes_));
+    rpc_result out = fail(code::unavailable, "the gateway's storage failed; retry later");
+    try {
+        out = co_await (this->*(r->handler))(call);
+    } catch (const boost::system::system_error& e) {
+        if (e.code() == asio::error::operation_aborted) throw;
+        storage_failed(e);
+    } catch (const std::exception& e) {
+        // The store is down or broken: an answer now, not a hang or a 500;
+        // agents treat unavailable as transient.
+        storage_failed(e);
+    }
+    rpcs_.record(
+        route_index, out ? 0 : static_cast<std::size_t>(out.error().code) + 1,
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started));
     if (!out) {
-        if (r->guard == rpc_guard::login) auth_failed(peer.address, method, out.error());
+        if (r->guard == rpc_guard::login && out.error().code != code::unavailable)
+            auth_failed(peer.address, method, out.error());
         co_return net::connect::error_reply(out.error().code, out.error().message);
     }
     co_return net::json_reply(json::serialize(*out));

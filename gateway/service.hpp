@@ -13,6 +13,7 @@
 #include "net/http_server.hpp"
 #include "net/protojson.hpp"
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -32,6 +33,18 @@ struct gateway_counters {
     std::atomic<std::uint64_t> refused_429{0};     ///< body over the limit
     std::atomic<std::uint64_t> refused_431{0};     ///< header (or trailers) over the limit
     std::atomic<std::uint64_t> connections_refused{0};  ///< over the per-address connection limit
+    std::atomic<std::uint64_t> storage_errors{0};       ///< storage calls that threw (answered unavailable)
+};
+
+/// Unary RPCs by route and outcome, and their latency, for /metrics.
+struct rpc_counters {
+    static constexpr std::size_t max_routes = 16;
+    static constexpr std::size_t outcomes = 17;  ///< 0: ok, 1 + connect::code
+    static constexpr std::array<double, 9> bounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5};
+    std::array<std::array<std::atomic<std::uint64_t>, outcomes>, max_routes> calls{};
+    std::array<std::atomic<std::uint64_t>, bounds.size() + 1> latency{};  ///< per bucket, not cumulative
+    std::atomic<std::uint64_t> latency_sum_us{0};
+    void record(std::size_t route, std::size_t outcome, std::chrono::microseconds took) noexcept;
 };
 
 struct gateway_options {
@@ -82,6 +95,10 @@ public:
 
     [[nodiscard]] event_hub& hub() noexcept { return hub_; }
     [[nodiscard]] const gateway_counters& counters() const noexcept { return counters_; }
+    /// Until cancelled; then /readyz answers 503 (the supervisor cancels
+    /// every task at once on SIGTERM, before the drain).
+    awaitable<void> readiness();
+
     /// For net::server_options::on_refused: an HTTP-level refusal (status) or,
     /// with 0, a connection refused over the per-address limit.
     void count_refusal(unsigned status) noexcept;
@@ -106,7 +123,10 @@ private:
     awaitable<net::reply> unary(const net::http::request& req, const net::peer_info& peer,
                                 std::string_view service_name, std::string_view method);
     net::reply metrics(const net::http::request& req) const;
+    /// 200 while serving and the store answers within a second; 503 otherwise.
+    awaitable<net::reply> ready();
     [[nodiscard]] bool is_admin(const net::http::request& req) const;
+    void storage_failed(const std::exception& e);
     /// Per-address failure accounting for the login and enrollment calls.
     bool auth_throttled(const std::string& ip);
     void auth_failed(const std::string& ip, std::string_view method, const rpc_error& e);
@@ -152,6 +172,8 @@ private:
     session_registry sessions_;
     event_hub hub_;
     gateway_counters counters_;
+    rpc_counters rpcs_;
+    std::atomic<bool> draining_{false};
     struct failures {
         std::int64_t window_start = 0;
         std::size_t count = 0;
@@ -159,6 +181,7 @@ private:
     std::mutex failures_m_;
     std::map<std::string, failures> failures_;  // by address, bounded
     log::throttle auth_log_;
+    log::throttle storage_log_;
 };
 
 /// Helpers the handler files share.

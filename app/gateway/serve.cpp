@@ -89,6 +89,7 @@ int gateway_serve(invocation& inv)
                                        {"data_dir", std::filesystem::absolute(data_dir).string()}});
     sup.add("http", [&server] { return server.run(); });
     sup.add("housekeeping", [&svc] { return svc.housekeeping(); });
+    sup.add("readiness", [&svc] { return svc.readiness(); });
     const int status = sup.run();
     storage_thread.join();
     return status;

@@ -2,6 +2,8 @@
 // storage effects, and the event streams, over real HTTP on loopback.
 #include "support/gateway_fixture.hpp"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
@@ -145,6 +147,51 @@ BOOST_AUTO_TEST_CASE(repeated_login_failures_are_counted_logged_and_throttled_pe
     BOOST_TEST(scraped->body.find("tether_gateway_login_failures_total " + std::to_string(limit)) !=
                    std::string::npos,
                scraped->body);
+}
+
+BOOST_AUTO_TEST_CASE(health_readiness_and_rpc_metrics)
+{
+    gateway_fixture g;
+    const auto get = [&](const std::string& target, bool admin) {
+        net::http::request req;
+        req.target = target;
+        if (admin) req.headers.set("Authorization", "Bearer " + std::string(g.admin.reveal()));
+        auto r = tether::test::run_for(g.ioc, g.http().request(g.server().base(), req, 5s));
+        BOOST_TEST_REQUIRE(r.has_value());
+        return *r;
+    };
+    BOOST_TEST(get("/livez", false).status == 200u);
+    BOOST_TEST(get("/readyz", false).status == 200u);  // the store answers
+    const auto n = g.enroll("acme");
+    const auto s = g.session(n);
+    BOOST_TEST(g.node("Heartbeat", {}, s).has_value());
+    BOOST_TEST((code_of(g.node("Heartbeat", {{"uptimeSeconds", "x"}}, s)) == code::invalid_argument));
+    const auto m = get("/metrics", true);
+    BOOST_TEST(
+        m.body.find("tether_gateway_rpcs_total{method=\"Heartbeat\",code=\"ok\"} 1") != std::string::npos,
+        m.body);
+    BOOST_TEST(m.body.find("tether_gateway_rpcs_total{method=\"Heartbeat\",code=\"invalid_argument\"} 1") !=
+                   std::string::npos,
+               m.body);
+    BOOST_TEST(m.body.find("tether_gateway_rpcs_total{method=\"Enroll\",code=\"ok\"} 1") !=
+               std::string::npos);
+    BOOST_TEST(m.body.find("tether_gateway_rpc_duration_seconds_bucket{le=\"+Inf\"}") != std::string::npos);
+    BOOST_TEST(m.body.find("tether_gateway_storage_errors_total 0") != std::string::npos);
+
+    // A stop (the supervisor cancels every task on SIGTERM) fails readiness
+    // at once, while the listener still answers.
+    namespace asio = boost::asio;
+    asio::cancellation_signal stop;
+    bool ended = false;
+    asio::co_spawn(g.ioc, g.service().readiness(),
+                   asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr) { ended = true; }));
+    g.ioc.poll();
+    BOOST_TEST(get("/readyz", false).status == 200u);
+    stop.emit(asio::cancellation_type::terminal);
+    BOOST_TEST_REQUIRE(tether::test::poll_until(
+        g.ioc, [&] { return ended; }, 5s));
+    BOOST_TEST(get("/readyz", false).status == 503u);
+    BOOST_TEST(get("/livez", false).status == 200u);
 }
 
 BOOST_AUTO_TEST_CASE(sessions_per_node_are_capped_oldest_first)
