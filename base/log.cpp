@@ -2,10 +2,12 @@
 
 #include <boost/json/serialize.hpp>
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <deque>
@@ -174,7 +176,16 @@ background_stderr::background_stderr(format fmt, std::size_t max_bytes) : state_
     state_->max_bytes = max_bytes;
     // The thread holds the state: it may outlive this object when stderr
     // never drains (it is then ended with the process).
+    // The writer takes no process signals: started with every signal
+    // blocked, it inherits the mask, so SIGTERM and SIGCHLD go to threads
+    // that handle them (`tether exec` blocks its forwarded signals until its
+    // handler is in place; a writer thread taking SIGTERM meanwhile would
+    // have killed the process with the default action).
+    sigset_t all, previous;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &previous);
     std::thread([s = state_] { s->run(); }).detach();
+    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 }
 
 background_stderr::~background_stderr()

@@ -10,7 +10,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -110,6 +114,39 @@ BOOST_AUTO_TEST_CASE(parse_names)
     BOOST_TEST(!tlog::parse_level("loud").has_value());
     BOOST_TEST((tlog::parse_format("json") == tlog::format::json));
     BOOST_TEST(!tlog::parse_format("xml").has_value());
+}
+
+namespace {
+
+/// Threads of this process that block SIGTERM (from /proc/self/task/*/status).
+int threads_blocking_sigterm()
+{
+    int n = 0;
+    for (const auto& t : std::filesystem::directory_iterator("/proc/self/task")) {
+        std::ifstream in(t.path() / "status");
+        std::string line;
+        while (std::getline(in, line)) {
+            if (line.rfind("SigBlk:", 0) != 0) continue;
+            const auto mask = std::stoull(line.substr(7), nullptr, 16);
+            if (mask & (1ULL << (SIGTERM - 1))) ++n;
+        }
+    }
+    return n;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_writer_thread_takes_no_process_signals)
+{
+    // A writer thread with signals open could take a SIGTERM meant for a
+    // handler that is not installed yet (`tether exec` blocks them until
+    // then) and kill the process with the default action.
+    const int before = threads_blocking_sigterm();
+    {
+        tether::log::background_stderr writer(tether::log::format::json);
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        BOOST_TEST(threads_blocking_sigterm() == before + 1);
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
