@@ -1,0 +1,232 @@
+#include "gateway/postgres/pg_connection.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+
+#include <libpq-fe.h>
+
+namespace tether::gateway::postgres {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+std::string trimmed(const char* text)
+{
+    std::string s = text ? text : "";
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+}  // namespace
+
+pg_connection::pg_connection(asio::any_io_executor ex) : ex_(std::move(ex)) {}
+
+pg_connection::~pg_connection()
+{
+    close();
+}
+
+bool pg_connection::connected() const noexcept
+{
+    return conn_ && PQstatus(conn_) == CONNECTION_OK;
+}
+
+void pg_connection::close() noexcept
+{
+    if (conn_) PQfinish(conn_);
+    conn_ = nullptr;
+    pending_.clear();
+}
+
+pg_error pg_connection::failure(std::string sqlstate, std::string fallback) const
+{
+    std::string why = conn_ ? trimmed(PQerrorMessage(conn_)) : std::string();
+    return {std::move(sqlstate), why.empty() ? std::move(fallback) : why};
+}
+
+awaitable<bool> pg_connection::wait(wait_for what, clock::time_point deadline)
+{
+    using namespace asio::experimental::awaitable_operators;
+    const int fd = conn_ ? PQsocket(conn_) : -1;
+    if (fd < 0) co_return false;
+    // libpq owns the socket: the descriptor only watches it and is released,
+    // never closed. It is made anew for each wait because the socket may
+    // change while connecting (another host of the list).
+    asio::posix::stream_descriptor watch(ex_, fd);
+    timer limit(ex_, deadline);
+    const auto type = what == wait_for::read ? asio::posix::stream_descriptor::wait_read
+                                             : asio::posix::stream_descriptor::wait_write;
+    bool ready = false;
+    try {
+        auto done = co_await (watch.async_wait(type, nothrow) || limit.async_wait());
+        ready = done.index() == 0 && !std::get<0>(std::get<0>(done));
+    } catch (...) {
+        watch.release();
+        throw;
+    }
+    watch.release();
+    co_return ready;
+}
+
+awaitable<pg_result<bool>> pg_connection::connect(std::string conninfo, std::chrono::milliseconds timeout)
+{
+    close();
+    const auto deadline = clock::now() + timeout;
+    // expand_dbname = 1: the one "dbname" value may be a whole connection
+    // string or URI, as `--database` is given.
+    const char* keys[] = {"dbname", nullptr};
+    const char* values[] = {conninfo.c_str(), nullptr};
+    conn_ = PQconnectStartParams(keys, values, 1);
+    if (!conn_ || PQstatus(conn_) == CONNECTION_BAD) {
+        pg_result<bool> bad = failure("08000", "cannot start a connection (out of memory?)");
+        close();
+        co_return bad;
+    }
+    for (;;) {
+        const auto st = PQconnectPoll(conn_);
+        if (st == PGRES_POLLING_OK) break;
+        if (st == PGRES_POLLING_FAILED) {
+            pg_result<bool> bad = failure("08000", "connection failed");
+            close();
+            co_return bad;
+        }
+        const bool ready =
+            co_await wait(st == PGRES_POLLING_WRITING ? wait_for::write : wait_for::read, deadline);
+        if (!ready) {
+            pg_result<bool> late = pg_error{"57014", "connecting timed out"};
+            close();
+            co_return late;
+        }
+    }
+    if (PQsetnonblocking(conn_, 1) != 0) {
+        pg_result<bool> bad = failure("08000", "cannot set non-blocking mode");
+        close();
+        co_return bad;
+    }
+    pg_result<bool> ok = true;
+    co_return ok;
+}
+
+awaitable<pg_result<pg_rows>> pg_connection::query(std::string sql,
+                                                   std::vector<std::optional<std::string>> params,
+                                                   std::chrono::milliseconds timeout)
+{
+    if (!connected()) {
+        pg_result<pg_rows> down = pg_error{"08003", "not connected"};
+        co_return down;
+    }
+    const auto deadline = clock::now() + timeout;
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+    if (PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                          nullptr, nullptr, 0) != 1) {
+        pg_result<pg_rows> bad = failure("08000", "cannot send the statement");
+        close();
+        co_return bad;
+    }
+    const auto timed_out = [this] {
+        close();
+        return pg_result<pg_rows>(pg_error{"57014", "the statement timed out; the connection is closed"});
+    };
+    // Flush what libpq could not write at once.
+    for (;;) {
+        const int f = PQflush(conn_);
+        if (f == 0) break;
+        if (f < 0) {
+            pg_result<pg_rows> bad = failure("08000", "cannot send the statement");
+            close();
+            co_return bad;
+        }
+        const bool writable = co_await wait(wait_for::write, deadline);
+        if (!writable) {
+            auto late = timed_out();
+            co_return late;
+        }
+    }
+    std::optional<pg_result<pg_rows>> first;
+    for (;;) {
+        while (PQisBusy(conn_)) {
+            const bool readable = co_await wait(wait_for::read, deadline);
+            if (!readable) {
+                auto late = timed_out();
+                co_return late;
+            }
+            if (PQconsumeInput(conn_) != 1) {
+                pg_result<pg_rows> bad = failure("08006", "the connection broke");
+                close();
+                co_return bad;
+            }
+        }
+        PGresult* res = PQgetResult(conn_);
+        if (!res) break;
+        if (!first) {
+            const auto status = PQresultStatus(res);
+            if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+                pg_rows rows;
+                const int nf = PQnfields(res), nt = PQntuples(res);
+                for (int c = 0; c < nf; ++c) rows.columns.emplace_back(PQfname(res, c));
+                rows.rows.reserve(static_cast<std::size_t>(nt));
+                for (int r = 0; r < nt; ++r) {
+                    auto& row = rows.rows.emplace_back();
+                    for (int c = 0; c < nf; ++c)
+                        row.push_back(PQgetisnull(res, r, c)
+                                          ? std::nullopt
+                                          : std::optional<std::string>(PQgetvalue(res, r, c)));
+                }
+                const char* n = PQcmdTuples(res);
+                rows.affected = n && *n ? std::stoll(n) : 0;
+                first = std::move(rows);
+            } else {
+                const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+                first = pg_error{state ? state : "XX000", trimmed(PQresultErrorMessage(res))};
+            }
+        }
+        PQclear(res);
+    }
+    // Notifications that arrived with the answer wait for next_notification.
+    while (PGnotify* n = PQnotifies(conn_)) {
+        pending_.push_back({n->relname ? n->relname : "", n->extra ? n->extra : ""});
+        PQfreemem(n);
+    }
+    pg_result<pg_rows> out = first ? std::move(*first) : pg_result<pg_rows>(pg_rows{});
+    co_return out;
+}
+
+awaitable<pg_result<std::optional<pg_notification>>> pg_connection::next_notification(
+    std::chrono::milliseconds timeout)
+{
+    using out_t = pg_result<std::optional<pg_notification>>;
+    const auto deadline = clock::now() + timeout;
+    for (;;) {
+        if (!pending_.empty()) {
+            out_t n = std::optional<pg_notification>(std::move(pending_.front()));
+            pending_.erase(pending_.begin());
+            co_return n;
+        }
+        if (!connected()) {
+            out_t down = pg_error{"08003", "not connected"};
+            co_return down;
+        }
+        if (PQconsumeInput(conn_) != 1) {
+            out_t bad = failure("08006", "the connection broke");
+            close();
+            co_return bad;
+        }
+        while (PGnotify* n = PQnotifies(conn_)) {
+            pending_.push_back({n->relname ? n->relname : "", n->extra ? n->extra : ""});
+            PQfreemem(n);
+        }
+        if (!pending_.empty()) continue;
+        const bool readable = co_await wait(wait_for::read, deadline);
+        if (!readable) {
+            // A closed peer makes the socket readable, so a plain timeout is
+            // the only way here: nothing came.
+            out_t none = std::optional<pg_notification>();
+            co_return none;
+        }
+    }
+}
+
+}  // namespace tether::gateway::postgres

@@ -1,0 +1,81 @@
+// One PostgreSQL connection driven by the event loop: libpq in
+// non-blocking mode, its socket watched by Asio. Nothing here blocks an
+// event-loop thread (PQconnectStartParams/PQconnectPoll, PQsendQueryParams,
+// PQflush, PQconsumeInput, PQgetResult, PQnotifies). The gateway's
+// PostgreSQL backend (issue 15) is built on it; this is its first piece.
+#pragma once
+
+#include "base/asio.hpp"
+
+#include <boost/system/result.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct pg_conn;
+
+namespace tether::gateway::postgres {
+
+/// A failure: the server's SQLSTATE when it sent one ("42601"), or ours:
+/// "08000" connection failure, "57014" timed out (the connection is then
+/// closed: a statement cut off mid-protocol leaves it unusable).
+struct pg_error {
+    std::string sqlstate;
+    std::string message;
+};
+
+/// Rows of text values (null: nullopt), as the text protocol returns them.
+struct pg_rows {
+    std::vector<std::string> columns;
+    std::vector<std::vector<std::optional<std::string>>> rows;
+    std::int64_t affected = 0;  ///< rows an INSERT/UPDATE/DELETE touched
+};
+
+struct pg_notification {
+    std::string channel;
+    std::string payload;
+};
+
+template <class T>
+using pg_result = boost::system::result<T, pg_error>;
+
+/// Thread safety: one coroutine at a time uses a connection (a pool hands
+/// connections out); every member runs on the caller's executor.
+class pg_connection {
+public:
+    explicit pg_connection(asio::any_io_executor ex);
+    ~pg_connection();
+    pg_connection(const pg_connection&) = delete;
+    pg_connection& operator=(const pg_connection&) = delete;
+
+    /// `conninfo`: a libpq connection string or a postgres:// URI. Host
+    /// names are resolved by libpq synchronously: give a Unix socket
+    /// directory or an IP address (hostaddr) to keep it off the loop.
+    awaitable<pg_result<bool>> connect(std::string conninfo, std::chrono::milliseconds timeout);
+
+    /// One statement with text parameters ($1, $2, ...; nullopt is NULL).
+    awaitable<pg_result<pg_rows>> query(std::string sql, std::vector<std::optional<std::string>> params,
+                                        std::chrono::milliseconds timeout);
+
+    /// The next NOTIFY for a channel this connection LISTENs on (issued with
+    /// query), or nullopt when none came within `timeout`.
+    awaitable<pg_result<std::optional<pg_notification>>> next_notification(std::chrono::milliseconds timeout);
+
+    [[nodiscard]] bool connected() const noexcept;
+    void close() noexcept;
+
+private:
+    enum class wait_for { read, write };
+    /// Waits until libpq's socket is ready; false on timeout or error.
+    awaitable<bool> wait(wait_for what, std::chrono::steady_clock::time_point deadline);
+    pg_error failure(std::string sqlstate, std::string fallback) const;
+
+    asio::any_io_executor ex_;
+    pg_conn* conn_ = nullptr;
+    std::vector<pg_notification> pending_;
+};
+
+}  // namespace tether::gateway::postgres

@@ -1,0 +1,127 @@
+// The event-loop libpq connection against a real, throwaway PostgreSQL.
+#include "gateway/postgres/pg_connection.hpp"
+
+#include "support/postgres_server.hpp"
+#include "support/run_for.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+
+namespace asio = boost::asio;
+namespace pg = tether::gateway::postgres;
+using namespace std::chrono_literals;
+using tether::test::run_for;
+
+namespace {
+
+struct rig {
+    tether::test::postgres_server server;
+    asio::io_context ioc;
+
+    std::unique_ptr<pg::pg_connection> connect()
+    {
+        auto c = std::make_unique<pg::pg_connection>(ioc.get_executor());
+        const auto ok = run_for(ioc, c->connect(server.conninfo(), 5s));
+        BOOST_TEST_REQUIRE(ok.has_value(), ok.error().sqlstate + " " + ok.error().message);
+        BOOST_TEST_REQUIRE(c->connected());
+        return c;
+    }
+    pg::pg_result<pg::pg_rows> query(pg::pg_connection& c, std::string sql,
+                                     std::vector<std::optional<std::string>> params = {},
+                                     std::chrono::milliseconds timeout = 5s)
+    {
+        return run_for(ioc, c.query(std::move(sql), std::move(params), timeout));
+    }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(pg_connection_suite)
+
+BOOST_AUTO_TEST_CASE(statements_with_parameters_round_trip)
+{
+    rig r;
+    auto c = r.connect();
+    BOOST_TEST_REQUIRE(r.query(*c, "CREATE TABLE t(id bigint PRIMARY KEY, name text)").has_value());
+    const auto ins = r.query(*c, "INSERT INTO t VALUES($1, $2), ($3, $4)", {"1", "one", "2", std::nullopt});
+    BOOST_TEST_REQUIRE(ins.has_value(), ins.error().message);
+    BOOST_TEST(ins->affected == 2);
+    const auto sel = r.query(*c, "SELECT id, name FROM t WHERE id >= $1 ORDER BY id", {"1"});
+    BOOST_TEST_REQUIRE(sel.has_value(), sel.error().message);
+    BOOST_TEST_REQUIRE(sel->rows.size() == 2u);
+    BOOST_TEST((sel->columns == std::vector<std::string>{"id", "name"}));
+    BOOST_TEST(*sel->rows[0][1] == "one");
+    BOOST_TEST(!sel->rows[1][1].has_value());  // NULL stays NULL
+    // A parameter is data, never SQL.
+    const auto odd = r.query(*c, "SELECT $1::text", {"'; DROP TABLE t; --"});
+    BOOST_TEST_REQUIRE(odd.has_value());
+    BOOST_TEST(*odd->rows[0][0] == "'; DROP TABLE t; --");
+    BOOST_TEST(*r.query(*c, "SELECT count(*) FROM t")->rows[0][0] == "2");
+}
+
+BOOST_AUTO_TEST_CASE(server_errors_carry_the_sqlstate_and_leave_the_connection_usable)
+{
+    rig r;
+    auto c = r.connect();
+    const auto bad = r.query(*c, "SELEC 1");
+    BOOST_TEST_REQUIRE(!bad.has_value());
+    BOOST_TEST(bad.error().sqlstate == "42601");  // syntax_error
+    BOOST_TEST(c->connected());
+    const auto dup = r.query(*c, "SELECT 1/0");
+    BOOST_TEST_REQUIRE(!dup.has_value());
+    BOOST_TEST(dup.error().sqlstate == "22012");  // division_by_zero
+    BOOST_TEST(r.query(*c, "SELECT 1").has_value());
+}
+
+BOOST_AUTO_TEST_CASE(notifications_arrive_on_the_listening_connection)
+{
+    rig r;
+    auto listener = r.connect();
+    auto sender = r.connect();
+    BOOST_TEST_REQUIRE(r.query(*listener, "LISTEN tether_events").has_value());
+    const auto none = run_for(r.ioc, listener->next_notification(100ms));
+    BOOST_TEST_REQUIRE(none.has_value());
+    BOOST_TEST(!none->has_value());
+    BOOST_TEST_REQUIRE(r.query(*sender, "SELECT pg_notify('tether_events', $1)", {"42"}).has_value());
+    const auto got = run_for(r.ioc, listener->next_notification(5s));
+    BOOST_TEST_REQUIRE(got.has_value(), got.error().message);
+    BOOST_TEST_REQUIRE(got->has_value());
+    BOOST_TEST((*got)->channel == "tether_events");
+    BOOST_TEST((*got)->payload == "42");
+}
+
+BOOST_AUTO_TEST_CASE(a_statement_past_its_timeout_fails_fast_and_closes_the_connection)
+{
+    rig r;
+    auto c = r.connect();
+    const auto started = std::chrono::steady_clock::now();
+    const auto slow = r.query(*c, "SELECT pg_sleep(5)", {}, 200ms);
+    BOOST_TEST_REQUIRE(!slow.has_value());
+    BOOST_TEST(slow.error().sqlstate == "57014");
+    BOOST_TEST((std::chrono::steady_clock::now() - started < 2s));
+    BOOST_TEST(!c->connected());
+    BOOST_TEST(r.query(*c, "SELECT 1").error().sqlstate == "08003");
+    BOOST_TEST(r.connect()->connected());  // the server itself is fine
+}
+
+BOOST_AUTO_TEST_CASE(no_server_and_a_server_gone_are_errors_not_hangs)
+{
+    rig r;
+    pg::pg_connection nowhere(r.ioc.get_executor());
+    const auto refused = run_for(r.ioc, nowhere.connect("host=/nonexistent-tether user=postgres", 5s));
+    BOOST_TEST_REQUIRE(!refused.has_value());
+    BOOST_TEST(refused.error().sqlstate == "08000");
+    BOOST_TEST(!refused.error().message.empty());
+
+    auto c = r.connect();
+    r.server.stop();
+    const auto started = std::chrono::steady_clock::now();
+    const auto gone = r.query(*c, "SELECT 1", {}, 5s);
+    BOOST_TEST_REQUIRE(!gone.has_value());
+    BOOST_TEST((std::chrono::steady_clock::now() - started < 3s));
+    BOOST_TEST(!c->connected());
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,76 @@
+// A throwaway PostgreSQL 15 for one test: initdb and pg_ctl (as the
+// `postgres` user when we are root) in a temp directory, a Unix socket only
+// (no TCP listener), fsync off; stopped and removed with this object. Never
+// a system-wide server.
+#pragma once
+
+#include "support/child_process.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tether::test {
+
+class postgres_server {
+public:
+    postgres_server()
+    {
+        const std::filesystem::path bin = "/usr/lib/postgresql/15/bin";
+        data_ = dir_.path() / "data";
+        socket_dir_ = dir_.path() / "sock";
+        std::filesystem::create_directories(socket_dir_);
+        if (::geteuid() == 0) {
+            // initdb refuses root: the cluster belongs to `postgres`.
+            const auto chown = run("/bin/chown", {"-R", "postgres:postgres", dir_.path().string()});
+            if (chown.status != 0) throw std::runtime_error("chown for postgres: " + chown.err);
+        }
+        const auto init = as_owner(bin / "initdb", {"-D", data_.string(), "-A", "trust", "-U", "postgres",
+                                                    "--no-sync", "-E", "UTF8", "--locale=C"});
+        if (init.status != 0) throw std::runtime_error("initdb failed: " + init.err + init.out);
+        const auto start =
+            as_owner(bin / "pg_ctl", {"-D", data_.string(), "-l", (dir_.path() / "server.log").string(), "-w",
+                                      "-t", "30", "-o",
+                                      "-k " + socket_dir_.string() +
+                                          " -c listen_addresses= -c fsync=off -c synchronous_commit=off"
+                                          " -c full_page_writes=off",
+                                      "start"});
+        if (start.status != 0) throw std::runtime_error("pg_ctl start failed: " + start.err + start.out);
+        running_ = true;
+    }
+    ~postgres_server() { stop(); }
+    postgres_server(const postgres_server&) = delete;
+    postgres_server& operator=(const postgres_server&) = delete;
+
+    /// libpq connection string for the `postgres` database.
+    [[nodiscard]] std::string conninfo() const
+    {
+        return "host=" + socket_dir_.string() + " user=postgres dbname=postgres";
+    }
+
+    void stop()
+    {
+        if (!running_) return;
+        running_ = false;
+        (void)as_owner("/usr/lib/postgresql/15/bin/pg_ctl",
+                       {"-D", data_.string(), "-m", "immediate", "-w", "stop"});
+    }
+
+private:
+    static run_result as_owner(const std::filesystem::path& exe, std::vector<std::string> args)
+    {
+        if (::geteuid() != 0) return run(exe, std::move(args));
+        args.insert(args.begin(), {"-u", "postgres", "--", exe.string()});
+        return run("/usr/sbin/runuser", std::move(args));
+    }
+
+    temp_dir dir_;
+    std::filesystem::path data_;
+    std::filesystem::path socket_dir_;
+    bool running_ = false;
+};
+
+}  // namespace tether::test
