@@ -158,23 +158,28 @@ awaitable<net::reply> service::ready()
     // The store answers (a trivial read on its thread) within a second.
     using namespace asio::experimental::awaitable_operators;
     const auto ex = co_await asio::this_coro::executor;
-    std::function<bool(storage&)> ping = [](storage& st) {
-        (void)st.last_event_id();
-        return true;
-    };
     timer deadline{ex, std::chrono::seconds(1)};
-    bool ok = false;
-    try {
-        auto done = co_await (db(std::move(ping)) || deadline.async_wait());
-        ok = done.index() == 0;
-    } catch (const std::exception& e) {
-        ++counters_.storage_errors;
-        log_.warn("gateway.storage_failed", {{"error", e.what()}, {"call", "readyz"}});
-    }
+    auto done = co_await (store_answers() || deadline.async_wait());
+    const bool ok = done.index() == 0 && std::get<0>(done);
     r.head.status = ok ? 200 : 503;
     r.head.headers.set("Content-Type", "application/json");
     r.head.body = ok ? "{\"status\":\"ready\"}" : "{\"status\":\"storage unavailable\"}";
     co_return r;
+}
+
+awaitable<bool> service::store_answers()
+{
+    std::function<bool(storage&)> ping = [](storage& st) {
+        (void)st.last_event_id();
+        return true;
+    };
+    bool ok = false;
+    try {
+        ok = co_await db(std::move(ping));
+    } catch (const std::exception& e) {
+        storage_failed(e);
+    }
+    co_return ok;
 }
 
 void service::count_refusal(unsigned status) noexcept
@@ -362,7 +367,20 @@ awaitable<net::reply> service::unary(const net::http::request& req, const net::p
                 std::function<std::optional<session_info>(storage&)> find = [this, presented](storage& st) {
                     return sessions_.find_session(st, presented);
                 };
-                session = co_await db(std::move(find));
+                bool store_failed = false;
+                try {
+                    session = co_await db(std::move(find));
+                } catch (const boost::system::system_error& e) {
+                    if (e.code() == asio::error::operation_aborted) throw;
+                    storage_failed(e);
+                    store_failed = true;
+                } catch (const std::exception& e) {
+                    storage_failed(e);
+                    store_failed = true;
+                }
+                if (store_failed)
+                    co_return net::connect::error_reply(code::unavailable,
+                                                        "the gateway's storage failed; retry later");
             }
             if (!session)
                 co_return net::connect::error_reply(code::unauthenticated,

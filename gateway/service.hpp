@@ -125,6 +125,8 @@ private:
     net::reply metrics(const net::http::request& req) const;
     /// 200 while serving and the store answers within a second; 503 otherwise.
     awaitable<net::reply> ready();
+    /// A trivial read on the storage thread; false (counted, logged) when it throws.
+    awaitable<bool> store_answers();
     [[nodiscard]] bool is_admin(const net::http::request& req) const;
     void storage_failed(const std::exception& e);
     /// Per-address failure accounting for the login and enrollment calls.

@@ -178,6 +178,21 @@ BOOST_AUTO_TEST_CASE(health_readiness_and_rpc_metrics)
     BOOST_TEST(m.body.find("tether_gateway_rpc_duration_seconds_bucket{le=\"+Inf\"}") != std::string::npos);
     BOOST_TEST(m.body.find("tether_gateway_storage_errors_total 0") != std::string::npos);
 
+    // The store goes away: RPCs answer unavailable at once, readiness fails,
+    // liveness does not; when it is back, everything serves again.
+    g.set_storage_down(true);
+    const auto started = std::chrono::steady_clock::now();
+    BOOST_TEST((code_of(g.node("Heartbeat", {}, s)) == code::unavailable));
+    BOOST_TEST((code_of(g.login(n)) == code::unavailable));
+    BOOST_TEST((std::chrono::steady_clock::now() - started < 2s));
+    BOOST_TEST(get("/readyz", false).status == 503u);
+    BOOST_TEST(get("/livez", false).status == 200u);
+    BOOST_TEST(g.service().counters().storage_errors.load() >= 3u);
+    BOOST_TEST(g.logs.has("gateway.storage_failed"));
+    g.set_storage_down(false);
+    BOOST_TEST(g.node("Heartbeat", {}, s).has_value());
+    BOOST_TEST(get("/readyz", false).status == 200u);
+
     // A stop (the supervisor cancels every task on SIGTERM) fails readiness
     // at once, while the listener still answers.
     namespace asio = boost::asio;

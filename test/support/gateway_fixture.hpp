@@ -11,6 +11,7 @@
 #include "net/sse_parser.hpp"
 #include "support/child_process.hpp"
 #include "support/loopback_server.hpp"
+#include "support/outage_storage.hpp"
 #include "support/run_for.hpp"
 
 #include <boost/asio/thread_pool.hpp>
@@ -38,7 +39,8 @@ public:
 
     void start()
     {
-        db_ = std::make_unique<gateway::sqlite_storage>(dir.path() / "tether.db");
+        db_ = std::make_unique<outage_storage>(
+            std::make_unique<gateway::sqlite_storage>(dir.path() / "tether.db"));
         svc_ = std::make_unique<gateway::service>(*db_, pool_.get_executor(), admin, opts_, logs.logger(),
                                                   [this] { return now.load(); });
         srv_ = std::make_unique<loopback_server>(
@@ -171,6 +173,8 @@ public:
 
     [[nodiscard]] gateway::service& service() { return *svc_; }
     [[nodiscard]] gateway::storage& storage() { return *db_; }
+    /// Every storage call throws while down, as a database that went away.
+    void set_storage_down(bool down) { db_->down = down; }
     [[nodiscard]] loopback_server& server() { return *srv_; }
     [[nodiscard]] net::http_client& http() { return *http_; }
 
@@ -184,7 +188,7 @@ private:
     gateway::gateway_options opts_;
     net::server_options server_opts_;
     asio::thread_pool pool_{1};
-    std::unique_ptr<gateway::sqlite_storage> db_;
+    std::unique_ptr<outage_storage> db_;
     std::unique_ptr<gateway::service> svc_;
     std::unique_ptr<loopback_server> srv_;
     std::unique_ptr<net::http_client> http_;
