@@ -126,6 +126,29 @@ awaitable<pg_result<pg_rows>> pg_connection::query(std::string sql,
         close();
         co_return bad;
     }
+    auto out = co_await finish(deadline);
+    co_return out;
+}
+
+awaitable<pg_result<pg_rows>> pg_connection::script(std::string sql, std::chrono::milliseconds timeout)
+{
+    if (!connected()) {
+        pg_result<pg_rows> down = pg_error{"08003", "not connected"};
+        co_return down;
+    }
+    const auto deadline = clock::now() + timeout;
+    // The simple protocol: several statements in one string, no parameters.
+    if (PQsendQuery(conn_, sql.c_str()) != 1) {
+        pg_result<pg_rows> bad = failure("08000", "cannot send the script");
+        close();
+        co_return bad;
+    }
+    auto out = co_await finish(deadline);
+    co_return out;
+}
+
+awaitable<pg_result<pg_rows>> pg_connection::finish(clock::time_point deadline)
+{
     const auto timed_out = [this] {
         close();
         return pg_result<pg_rows>(pg_error{"57014", "the statement timed out; the connection is closed"});
@@ -161,8 +184,10 @@ awaitable<pg_result<pg_rows>> pg_connection::query(std::string sql,
         }
         PGresult* res = PQgetResult(conn_);
         if (!res) break;
-        if (!first) {
-            const auto status = PQresultStatus(res);
+        const auto status = PQresultStatus(res);
+        const bool failed = status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK;
+        // The first result, unless a later one (a script's next statement) failed.
+        if (!first || (failed && *first)) {
             if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
                 pg_rows rows;
                 const int nf = PQnfields(res), nt = PQntuples(res);

@@ -60,6 +60,10 @@ public:
     awaitable<pg_result<pg_rows>> query(std::string sql, std::vector<std::optional<std::string>> params,
                                         std::chrono::milliseconds timeout);
 
+    /// Several statements in one string (a migration), no parameters; the
+    /// first failure, else the first statement's result.
+    awaitable<pg_result<pg_rows>> script(std::string sql, std::chrono::milliseconds timeout);
+
     /// The next NOTIFY for a channel this connection LISTENs on (issued with
     /// query), or nullopt when none came within `timeout`.
     awaitable<pg_result<std::optional<pg_notification>>> next_notification(std::chrono::milliseconds timeout);
@@ -72,6 +76,8 @@ private:
     /// Waits until libpq's socket is ready; false on timeout or error.
     awaitable<bool> wait(wait_for what, std::chrono::steady_clock::time_point deadline);
     pg_error failure(std::string sqlstate, std::string fallback) const;
+    /// Flushes the sent statement and collects its results.
+    awaitable<pg_result<pg_rows>> finish(std::chrono::steady_clock::time_point deadline);
 
     asio::any_io_executor ex_;
     pg_conn* conn_ = nullptr;

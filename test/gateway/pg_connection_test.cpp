@@ -1,12 +1,15 @@
 // The event-loop libpq connection against a real, throwaway PostgreSQL.
 #include "gateway/postgres/pg_connection.hpp"
 
+#include "gateway/postgres/pg_schema.hpp"
 #include "support/postgres_server.hpp"
 #include "support/run_for.hpp"
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <array>
 #include <chrono>
 
 namespace asio = boost::asio;
@@ -122,6 +125,70 @@ BOOST_AUTO_TEST_CASE(no_server_and_a_server_gone_are_errors_not_hangs)
     BOOST_TEST_REQUIRE(!gone.has_value());
     BOOST_TEST((std::chrono::steady_clock::now() - started < 3s));
     BOOST_TEST(!c->connected());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(pg_schema_suite)
+
+BOOST_AUTO_TEST_CASE(replicas_migrating_together_apply_each_step_once)
+{
+    rig r;
+    // Three "replicas" start at once, each on its own connection.
+    std::vector<std::unique_ptr<pg::pg_connection>> conns;
+    for (int i = 0; i < 3; ++i) conns.push_back(r.connect());
+    std::vector<std::optional<pg::pg_result<int>>> results(3);
+    int done = 0;
+    for (int i = 0; i < 3; ++i)
+        asio::co_spawn(
+            r.ioc,
+            [&, i]() -> tether::awaitable<void> {
+                auto v =
+                    co_await pg::migrate(*conns[static_cast<std::size_t>(i)], pg::gateway_migrations(), 10s);
+                results[static_cast<std::size_t>(i)] = std::move(v);
+                ++done;
+            },
+            [](std::exception_ptr e) {
+                if (e) std::rethrow_exception(e);
+            });
+    BOOST_TEST_REQUIRE(tether::test::poll_until(
+        r.ioc, [&] { return done == 3; }, 20s));
+    const int latest = static_cast<int>(pg::gateway_migrations().size());
+    for (const auto& res : results) {
+        BOOST_TEST_REQUIRE(res->has_value(), res->error().sqlstate + " " + res->error().message);
+        BOOST_TEST(**res == latest);
+    }
+    auto c = r.connect();
+    BOOST_TEST(*r.query(*c, "SELECT count(*) FROM schema_version")->rows[0][0] == "1");
+    BOOST_TEST(r.query(*c, "SELECT count(*) FROM credentials").has_value());
+    // Again: nothing to do.
+    const auto again = run_for(r.ioc, pg::migrate(*c, pg::gateway_migrations(), 10s));
+    BOOST_TEST_REQUIRE(again.has_value());
+    BOOST_TEST(*again == latest);
+}
+
+BOOST_AUTO_TEST_CASE(a_schema_newer_than_the_build_is_refused_and_a_failed_step_rolls_back)
+{
+    rig r;
+    auto c = r.connect();
+    BOOST_TEST_REQUIRE(run_for(r.ioc, pg::migrate(*c, pg::gateway_migrations(), 10s)).has_value());
+    BOOST_TEST_REQUIRE(r.query(*c, "UPDATE schema_version SET version = 99").has_value());
+    const auto newer = run_for(r.ioc, pg::migrate(*c, pg::gateway_migrations(), 10s));
+    BOOST_TEST_REQUIRE(!newer.has_value());
+    BOOST_TEST(newer.error().sqlstate == "TE001");
+    BOOST_TEST(newer.error().message.find("newer than this build") != std::string::npos,
+               newer.error().message);
+
+    // A broken step leaves neither its tables nor a new version behind.
+    auto fresh = r.connect();
+    BOOST_TEST_REQUIRE(r.query(*fresh, "UPDATE schema_version SET version = 0").has_value());
+    BOOST_TEST_REQUIRE(r.query(*fresh, "DROP TABLE credentials").has_value());
+    const std::array<std::string_view, 1> broken{{"CREATE TABLE half_done(x int); SELEC 1;"}};
+    const auto failed = run_for(r.ioc, pg::migrate(*fresh, broken, 10s));
+    BOOST_TEST_REQUIRE(!failed.has_value());
+    BOOST_TEST(failed.error().sqlstate == "42601");
+    BOOST_TEST(*r.query(*fresh, "SELECT version FROM schema_version")->rows[0][0] == "0");
+    BOOST_TEST(*r.query(*fresh, "SELECT to_regclass('half_done') IS NULL")->rows[0][0] == "t");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
