@@ -1,7 +1,9 @@
 // The event-loop libpq connection against a real, throwaway PostgreSQL.
 #include "gateway/postgres/pg_connection.hpp"
 
+#include "gateway/postgres/pg_pool.hpp"
 #include "gateway/postgres/pg_schema.hpp"
+#include "support/log_capture.hpp"
 #include "support/postgres_server.hpp"
 #include "support/run_for.hpp"
 
@@ -189,6 +191,89 @@ BOOST_AUTO_TEST_CASE(a_schema_newer_than_the_build_is_refused_and_a_failed_step_
     BOOST_TEST(failed.error().sqlstate == "42601");
     BOOST_TEST(*r.query(*fresh, "SELECT version FROM schema_version")->rows[0][0] == "0");
     BOOST_TEST(*r.query(*fresh, "SELECT to_regclass('half_done') IS NULL")->rows[0][0] == "t");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(pg_pool_suite)
+
+namespace {
+
+struct pool_rig {
+    tether::test::postgres_server server;
+    asio::io_context ioc;
+    tether::test::log_capture logs;
+    pg::pg_pool pool;
+
+    explicit pool_rig(std::size_t size = 3)
+        : pool(
+              ioc.get_executor(), options(size), [] { return 0.5; }, logs.logger())
+    {
+    }
+    pg::pool_options options(std::size_t size) const
+    {
+        pg::pool_options o;
+        o.conninfo = server.conninfo();
+        o.size = size;
+        o.statement_timeout = 5s;
+        o.reconnect = {100ms, 400ms};
+        return o;
+    }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(many_statements_share_a_few_connections)
+{
+    pool_rig r(3);
+    int ok = 0, done = 0;
+    std::size_t most = 0;
+    for (int i = 0; i < 20; ++i)
+        asio::co_spawn(
+            r.ioc,
+            [&r, &ok, &done, &most, i]() -> tether::awaitable<void> {
+                std::vector<std::optional<std::string>> params{std::to_string(i)};
+                auto res = co_await r.pool.query("SELECT $1::int + 0 FROM pg_sleep(0.05)", std::move(params));
+                most = std::max(most, r.pool.in_use());
+                if (res && *res->rows[0][0] == std::to_string(i)) ++ok;
+                ++done;
+            },
+            [](std::exception_ptr e) {
+                if (e) std::rethrow_exception(e);
+            });
+    BOOST_TEST_REQUIRE(tether::test::poll_until(
+        r.ioc, [&] { return done == 20; }, 20s));
+    BOOST_TEST(ok == 20);
+    BOOST_TEST(most <= 3u);
+    BOOST_TEST(r.pool.open() == 3u);
+    BOOST_TEST(r.pool.in_use() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(an_outage_fails_fast_and_the_pool_comes_back_by_itself)
+{
+    pool_rig r(2);
+    const auto one = [&r] {
+        return run_for(r.ioc, r.pool.query("SELECT 1", {}));
+    };
+    BOOST_TEST_REQUIRE(one().has_value());
+    r.server.stop();
+    const auto started = std::chrono::steady_clock::now();
+    BOOST_TEST(!one().has_value());  // the open connection broke
+    BOOST_TEST(!one().has_value());  // a new one is refused
+    const auto refused = one();      // within the backoff: refused without trying
+    BOOST_TEST_REQUIRE(!refused.has_value());
+    BOOST_TEST(refused.error().sqlstate == "08000");
+    BOOST_TEST((std::chrono::steady_clock::now() - started < 2s));
+    BOOST_TEST(r.logs.has("postgres.connect_failed"));
+    r.server.start();
+    BOOST_TEST(tether::test::poll_until(
+        r.ioc,
+        [&] {
+            auto res = one();
+            return res.has_value();
+        },
+        10s));
+    BOOST_TEST(r.logs.has("postgres.connected"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -31,6 +31,17 @@ public:
         const auto init = as_owner(bin / "initdb", {"-D", data_.string(), "-A", "trust", "-U", "postgres",
                                                     "--no-sync", "-E", "UTF8", "--locale=C"});
         if (init.status != 0) throw std::runtime_error("initdb failed: " + init.err + init.out);
+        start();
+    }
+    ~postgres_server() { stop(); }
+    postgres_server(const postgres_server&) = delete;
+    postgres_server& operator=(const postgres_server&) = delete;
+
+    /// Starts the cluster (again, after stop(): a database outage drill).
+    void start()
+    {
+        if (running_) return;
+        const std::filesystem::path bin = "/usr/lib/postgresql/15/bin";
         const auto start =
             as_owner(bin / "pg_ctl", {"-D", data_.string(), "-l", (dir_.path() / "server.log").string(), "-w",
                                       "-t", "30", "-o",
@@ -41,9 +52,6 @@ public:
         if (start.status != 0) throw std::runtime_error("pg_ctl start failed: " + start.err + start.out);
         running_ = true;
     }
-    ~postgres_server() { stop(); }
-    postgres_server(const postgres_server&) = delete;
-    postgres_server& operator=(const postgres_server&) = delete;
 
     /// libpq connection string for the `postgres` database.
     [[nodiscard]] std::string conninfo() const

@@ -1,0 +1,125 @@
+#include "gateway/postgres/pg_pool.hpp"
+
+namespace tether::gateway::postgres {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+/// Class 08 (connection exception), 57014 (our timeout) and 08003 (closed):
+/// the connection is gone, the next use makes a new one.
+bool connection_lost(const pg_error& e)
+{
+    return e.sqlstate.rfind("08", 0) == 0 || e.sqlstate == "57014" || e.sqlstate == "57P01";
+}
+
+}  // namespace
+
+pg_pool::pg_pool(asio::any_io_executor ex, pool_options opts, uniform01 rand, const log::logger& log)
+    : ex_(ex), opts_(std::move(opts)), log_(log), reconnect_(opts_.reconnect, std::move(rand))
+{
+    slots_.resize(std::max<std::size_t>(opts_.size, 1));
+}
+
+std::size_t pg_pool::open() const noexcept
+{
+    std::size_t n = 0;
+    for (const auto& s : slots_)
+        if (s.conn && s.conn->connected()) ++n;
+    return n;
+}
+
+void pg_pool::release(slot& s)
+{
+    s.busy = false;
+    --in_use_;
+    // Woken waiters leave the list now: a second release before the first
+    // one runs must wake the next, not the same one again.
+    if (!waiters_.empty()) {
+        waiters_.front()->cancel();
+        waiters_.pop_front();
+    }
+}
+
+awaitable<pg_result<pg_pool::slot*>> pg_pool::acquire(clock::time_point deadline)
+{
+    for (;;) {
+        slot* free = nullptr;
+        // A connected free slot first, then any free one.
+        for (auto& s : slots_)
+            if (!s.busy && s.conn && s.conn->connected()) {
+                free = &s;
+                break;
+            }
+        if (!free)
+            for (auto& s : slots_)
+                if (!s.busy) {
+                    free = &s;
+                    break;
+                }
+        if (free) {
+            free->busy = true;
+            ++in_use_;
+            if (free->conn && free->conn->connected()) {
+                pg_result<slot*> ok = free;
+                co_return ok;
+            }
+            if (clock::now() < next_connect_) {
+                release(*free);
+                pg_result<slot*> later = pg_error{"08000", "the database refused connections; retrying soon"};
+                co_return later;
+            }
+            if (!free->conn) free->conn = std::make_unique<pg_connection>(ex_);
+            auto c = co_await free->conn->connect(opts_.conninfo, opts_.connect_timeout);
+            if (!c) {
+                const auto delay = reconnect_.next();
+                next_connect_ = clock::now() + delay;
+                log_.warn("postgres.connect_failed",
+                          {{"error", c.error().message}, {"retry_in_ms", delay.count()}});
+                release(*free);
+                pg_result<slot*> bad = c.error();
+                co_return bad;
+            }
+            if (reconnect_.failures() > 0)
+                log_.info("postgres.connected", {{"after_failures", reconnect_.failures()}});
+            reconnect_.reset();
+            pg_result<slot*> ok = free;
+            co_return ok;
+        }
+        // All busy: wait for a release (or the deadline).
+        if (clock::now() >= deadline) {
+            pg_result<slot*> late = pg_error{"57014", "no database connection came free in time"};
+            co_return late;
+        }
+        // A timer of its own per waiter: one shared timer re-armed by each
+        // waiter would cancel the others' waits and make them spin.
+        timer wake(ex_, deadline);
+        waiters_.push_back(&wake);
+        auto [ec] = co_await wake.async_wait();
+        waiters_.remove(&wake);
+        (void)ec;  // cancelled: a slot came free; expired: the loop reports the deadline
+    }
+}
+
+awaitable<pg_result<pg_rows>> pg_pool::query(std::string sql, std::vector<std::optional<std::string>> params)
+{
+    const auto deadline = clock::now() + opts_.statement_timeout;
+    auto got = co_await acquire(deadline);
+    if (!got) {
+        pg_result<pg_rows> bad = got.error();
+        co_return bad;
+    }
+    slot& s = **got;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+    auto out = co_await s.conn->query(std::move(sql), std::move(params),
+                                      std::max(left, std::chrono::milliseconds(1)));
+    if (!out && connection_lost(out.error())) {
+        s.conn->close();
+        log_.warn("postgres.connection_lost",
+                  {{"sqlstate", out.error().sqlstate}, {"error", out.error().message}});
+    }
+    release(s);
+    co_return out;
+}
+
+}  // namespace tether::gateway::postgres

@@ -1,0 +1,64 @@
+// A small pool of event-loop PostgreSQL connections: at most `size` open,
+// each handed to one statement at a time; connections that break are closed
+// and made again on demand, with jittered backoff between failed connects,
+// so a database outage costs callers a fast error, not a hang or a storm.
+#pragma once
+
+#include "base/backoff.hpp"
+#include "base/log.hpp"
+#include "gateway/postgres/pg_connection.hpp"
+
+#include <chrono>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tether::gateway::postgres {
+
+struct pool_options {
+    std::string conninfo;
+    std::size_t size = 4;  ///< connections at most (--db-pool-size)
+    std::chrono::milliseconds connect_timeout{5'000};
+    /// A statement (including the wait for a free connection) ends by then.
+    std::chrono::milliseconds statement_timeout{5'000};
+    backoff::policy reconnect{std::chrono::milliseconds(100), std::chrono::milliseconds(5'000)};
+};
+
+/// Thread safety: one strand; every member and every query runs on it.
+class pg_pool {
+public:
+    pg_pool(asio::any_io_executor ex, pool_options opts, uniform01 rand, const log::logger& log);
+    pg_pool(const pg_pool&) = delete;
+    pg_pool& operator=(const pg_pool&) = delete;
+
+    /// One statement on a free connection. Fails at once with 08000 while
+    /// the database is refusing connections (until the backoff allows the
+    /// next attempt), with 57014 when no connection came free in time. A
+    /// connection-level failure closes that connection; nothing is retried
+    /// (a statement may have taken effect).
+    awaitable<pg_result<pg_rows>> query(std::string sql, std::vector<std::optional<std::string>> params);
+
+    [[nodiscard]] std::size_t in_use() const noexcept { return in_use_; }
+    [[nodiscard]] std::size_t open() const noexcept;
+
+private:
+    struct slot {
+        std::unique_ptr<pg_connection> conn;
+        bool busy = false;
+    };
+    /// A free slot, connected; or an error. Waits for a slot up to `deadline`.
+    awaitable<pg_result<slot*>> acquire(std::chrono::steady_clock::time_point deadline);
+    void release(slot& s);
+
+    asio::any_io_executor ex_;
+    pool_options opts_;
+    const log::logger& log_;
+    std::vector<slot> slots_;
+    std::size_t in_use_ = 0;
+    backoff reconnect_;
+    std::chrono::steady_clock::time_point next_connect_{};
+    std::list<timer*> waiters_;  // oldest first; a release wakes the oldest
+};
+
+}  // namespace tether::gateway::postgres
