@@ -122,4 +122,47 @@ awaitable<pg_result<pg_rows>> pg_pool::query(std::string sql, std::vector<std::o
     co_return out;
 }
 
+awaitable<pg_result<std::vector<pg_rows>>> pg_pool::transaction(std::vector<statement> statements)
+{
+    using out_t = pg_result<std::vector<pg_rows>>;
+    const auto deadline = clock::now() + opts_.statement_timeout;
+    auto got = co_await acquire(deadline);
+    if (!got) {
+        out_t bad = got.error();
+        co_return bad;
+    }
+    slot& s = **got;
+    const auto left = [&deadline] {
+        return std::max(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()),
+                        std::chrono::milliseconds(1));
+    };
+    std::vector<std::optional<std::string>> none;
+    std::vector<pg_rows> rows;
+    std::optional<pg_error> failed;
+    auto begun = co_await s.conn->query("BEGIN", none, left());
+    if (!begun) failed = begun.error();
+    for (auto& st : statements) {
+        if (failed) break;
+        auto r = co_await s.conn->query(std::move(st.sql), std::move(st.params), left());
+        if (!r)
+            failed = r.error();
+        else
+            rows.push_back(std::move(*r));
+    }
+    if (!failed) {
+        auto committed = co_await s.conn->query("COMMIT", none, left());
+        if (!committed) failed = committed.error();
+    } else if (s.conn->connected()) {
+        auto rolled = co_await s.conn->query("ROLLBACK", none, left());
+        (void)rolled;
+    }
+    if (failed && connection_lost(*failed)) {
+        s.conn->close();
+        log_.warn("postgres.connection_lost", {{"sqlstate", failed->sqlstate}, {"error", failed->message}});
+    }
+    release(s);
+    out_t out = failed ? out_t(*failed) : out_t(std::move(rows));
+    co_return out;
+}
+
 }  // namespace tether::gateway::postgres

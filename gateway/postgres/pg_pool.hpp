@@ -39,6 +39,14 @@ public:
     /// (a statement may have taken effect).
     awaitable<pg_result<pg_rows>> query(std::string sql, std::vector<std::optional<std::string>> params);
 
+    struct statement {
+        std::string sql;
+        std::vector<std::optional<std::string>> params;
+    };
+    /// The statements in one transaction on one connection (BEGIN ...
+    /// COMMIT; ROLLBACK on the first failure); each statement's rows.
+    awaitable<pg_result<std::vector<pg_rows>>> transaction(std::vector<statement> statements);
+
     [[nodiscard]] std::size_t in_use() const noexcept { return in_use_; }
     [[nodiscard]] std::size_t open() const noexcept;
 

@@ -1,18 +1,22 @@
 // The event-loop libpq connection against a real, throwaway PostgreSQL.
 #include "gateway/postgres/pg_connection.hpp"
 
+#include "gateway/postgres/pg_events.hpp"
 #include "gateway/postgres/pg_pool.hpp"
 #include "gateway/postgres/pg_schema.hpp"
 #include "support/log_capture.hpp"
 #include "support/postgres_server.hpp"
 #include "support/run_for.hpp"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
+#include <list>
 
 namespace asio = boost::asio;
 namespace pg = tether::gateway::postgres;
@@ -274,6 +278,145 @@ BOOST_AUTO_TEST_CASE(an_outage_fails_fast_and_the_pool_comes_back_by_itself)
         },
         10s));
     BOOST_TEST(r.logs.has("postgres.connected"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(pg_events_suite)
+
+namespace {
+
+struct replica {
+    replica(asio::io_context& ioc, const std::string& conninfo, tether::test::log_capture& logs)
+        : pool(
+              ioc.get_executor(), options(conninfo), [] { return 0.5; }, logs.logger()),
+          tail(
+              pool, {conninfo, 500ms, 7, {50ms, 200ms}}, 0,
+              [this](const std::vector<tether::gateway::event_record>& b) {
+                  for (const auto& e : b) seen.push_back(e.id);
+              },
+              [] { return 0.5; }, logs.logger())
+    {
+    }
+    static pg::pool_options options(const std::string& conninfo)
+    {
+        pg::pool_options o;
+        o.conninfo = conninfo;
+        o.size = 2;
+        return o;
+    }
+    pg::pg_pool pool;
+    pg::event_tail tail;
+    std::vector<std::int64_t> seen;
+    asio::cancellation_signal stop;
+    bool ended = false;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(concurrent_publishes_reach_every_replica_in_id_order)
+{
+    tether::test::postgres_server server;
+    asio::io_context ioc;
+    tether::test::log_capture logs;
+    {
+        pg::pg_connection c(ioc.get_executor());
+        BOOST_TEST_REQUIRE(run_for(ioc, c.connect(server.conninfo(), 5s)).has_value());
+        BOOST_TEST_REQUIRE(run_for(ioc, pg::migrate(c, pg::gateway_migrations(), 10s)).has_value());
+    }
+    std::list<replica> replicas;
+    for (int i = 0; i < 3; ++i) replicas.emplace_back(ioc, server.conninfo(), logs);
+    for (auto& r : replicas)
+        asio::co_spawn(
+            ioc, r.tail.run(),
+            asio::bind_cancellation_slot(r.stop.slot(), [&r](std::exception_ptr) { r.ended = true; }));
+    BOOST_TEST_REQUIRE(tether::test::poll_until(
+        ioc,
+        [&] {
+            for (auto& r : replicas)
+                if (!r.tail.listening()) return false;
+            return true;
+        },
+        10s));
+    // Every replica publishes 40 events at once, 4 coroutines each.
+    std::vector<std::int64_t> published;
+    int failures = 0, done = 0;
+    for (auto& r : replicas)
+        for (int w = 0; w < 4; ++w)
+            asio::co_spawn(
+                ioc,
+                [&r, &published, &failures, &done]() -> tether::awaitable<void> {
+                    for (int k = 0; k < 10; ++k) {
+                        auto id = co_await pg::publish_event(r.pool, "acme", "config-updated", "{}");
+                        if (id)
+                            published.push_back(*id);
+                        else
+                            ++failures;
+                    }
+                    ++done;
+                },
+                [](std::exception_ptr e) {
+                    if (e) std::rethrow_exception(e);
+                });
+    BOOST_TEST_REQUIRE(tether::test::poll_until(
+        ioc, [&] { return done == 12; }, 30s));
+    BOOST_TEST(failures == 0);
+    BOOST_TEST_REQUIRE(published.size() == 120u);
+    std::sort(published.begin(), published.end());
+    BOOST_TEST_REQUIRE(tether::test::poll_until(
+        ioc,
+        [&] {
+            for (auto& r : replicas)
+                if (r.seen.size() < 120) return false;
+            return true;
+        },
+        10s));
+    for (auto& r : replicas) {
+        BOOST_TEST(std::is_sorted(r.seen.begin(), r.seen.end()));
+        BOOST_TEST((r.seen == published));  // all of them, each once, in id order
+    }
+
+    // The LISTEN connection of one replica is killed: the poll still brings
+    // the next event, and the listener comes back.
+    {
+        pg::pg_connection admin(ioc.get_executor());
+        BOOST_TEST_REQUIRE(run_for(ioc, admin.connect(server.conninfo(), 5s)).has_value());
+        const auto killed = run_for(
+            ioc,
+            admin.query(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'",
+                {}, 5s));
+        BOOST_TEST_REQUIRE(killed.has_value(), killed.error().message);
+        BOOST_TEST(*killed->rows[0][0] == "3");
+    }
+    const auto id = run_for(ioc, pg::publish_event(replicas.front().pool, "acme", "config-updated", "{}"));
+    BOOST_TEST_REQUIRE(id.has_value());
+    BOOST_TEST(tether::test::poll_until(
+        ioc,
+        [&] {
+            for (auto& r : replicas)
+                if (r.seen.empty() || r.seen.back() != *id) return false;
+            return true;
+        },
+        5s));
+    BOOST_TEST(tether::test::poll_until(
+        ioc,
+        [&] {
+            for (auto& r : replicas)
+                if (!r.tail.listening()) return false;
+            return true;
+        },
+        10s));
+
+    for (auto& r : replicas) r.stop.emit(asio::cancellation_type::terminal);
+    BOOST_TEST(tether::test::poll_until(
+        ioc,
+        [&] {
+            for (auto& r : replicas)
+                if (!r.ended) return false;
+            return true;
+        },
+        5s));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
