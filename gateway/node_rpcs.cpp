@@ -24,17 +24,45 @@ std::optional<std::string> node_name_problem(std::string_view name)
     return std::nullopt;
 }
 
-/// The heartbeatIntervalSeconds a config sets (already clamped by its
-/// decoder), or `fallback`.
+/// The heartbeatIntervalSeconds a config sets, clamped as the node's
+/// decoder clamps it, or `fallback`. Only that key is decoded: the document
+/// was validated whole when it was published, and this runs on every
+/// heartbeat.
 std::int32_t heartbeat_interval_of(const std::optional<config_record>& cfg, std::int32_t fallback)
 {
     if (!cfg) return fallback;
     boost::system::error_code ec;
     const auto v = json::parse(cfg->document, ec);
-    if (ec) return fallback;
-    const auto decoded = settings::decode_config(v, cfg->updated_at);
-    if (!decoded || !decoded->heartbeat_interval) return fallback;
-    return static_cast<std::int32_t>(decoded->heartbeat_interval->count());
+    if (ec || !v.is_object()) return fallback;
+    const auto interval = settings::decode_heartbeat_interval(v.get_object());
+    if (!interval || !*interval) return fallback;
+    return static_cast<std::int32_t>((*interval)->count());
+}
+
+/// The node exists and is not revoked. On the storage thread.
+bool node_is_live(storage& st, const std::string& node_id)
+{
+    const auto n = st.find_node(node_id);
+    return n && !n->revoked;
+}
+
+/// What a session call of a node reads: whether the node is still live, and
+/// then its org's latest config. On the storage thread.
+struct live_config {
+    bool alive = false;
+    std::optional<config_record> cfg;
+};
+live_config config_if_live(storage& st, const session_info& s)
+{
+    live_config r;
+    r.alive = node_is_live(st, s.node_id);
+    if (r.alive) r.cfg = st.latest_config(s.org_id);
+    return r;
+}
+
+rpc_error node_gone()
+{
+    return fail(code::not_found, "this node was deleted or revoked; re-enroll it");
 }
 
 }  // namespace
@@ -193,47 +221,27 @@ awaitable<rpc_result> service::heartbeat(const rpc_call& c)
                            " heartbeats per second from this node");
     const bool write = sessions_.should_write(s.node_id);
     const auto now = sessions_.now_ms();
-    struct found {
-        bool alive = false;
-        std::optional<config_record> cfg;
-    };
-    const std::string id = s.node_id, org = s.org_id;
-    std::function<found(storage&)> record_beat = [=](storage& st) {
-        found r;
-        const auto n = st.find_node(id);
-        r.alive = n && !n->revoked;
-        if (!r.alive) return r;
-        if (write) st.touch_node(id, now);  // at most once per heartbeat_write_every_ms
-        r.cfg = st.latest_config(org);
+    std::function<live_config(storage&)> record_beat = [=](storage& st) {
+        auto r = config_if_live(st, s);
+        if (r.alive && write) st.touch_node(s.node_id, now);  // at most once per heartbeat_write_every_ms
         return r;
     };
     auto f = co_await db(std::move(record_beat));
-    if (!f.alive) co_return fail(code::not_found, "this node was deleted or revoked; re-enroll it");
+    if (!f.alive) co_return node_gone();
     json::object out{{"configUpdatedAt", std::to_string(f.cfg ? f.cfg->updated_at : 0)},
                      {"heartbeatIntervalSeconds", heartbeat_interval_of(f.cfg, 0)}};
     co_return out;
 }
 
-awaitable<bool> service::node_alive(const std::string& node_id)
-{
-    std::function<bool(storage&)> q = [node_id](storage& st) {
-        const auto n = st.find_node(node_id);
-        return n && !n->revoked;
-    };
-    const bool alive = co_await db(std::move(q));
-    co_return alive;
-}
-
 awaitable<rpc_result> service::get_runtime_config(const rpc_call& c)
 {
     const session_info& s = *c.session;
-    if (!co_await node_alive(s.node_id))
-        co_return fail(code::not_found, "this node was deleted or revoked; re-enroll it");
-    const std::string org = s.org_id;
-    std::function<std::optional<config_record>(storage&)> latest_config = [org](storage& st) {
-        return st.latest_config(org);
+    std::function<live_config(storage&)> latest_config = [s](storage& st) {
+        return config_if_live(st, s);
     };
-    auto cfg = co_await db(std::move(latest_config));
+    const auto f = co_await db(std::move(latest_config));
+    if (!f.alive) co_return node_gone();
+    const auto& cfg = f.cfg;
     json::object out;
     out["configUpdatedAt"] = std::to_string(cfg ? cfg->updated_at : 0);
     if (cfg) {
@@ -255,14 +263,13 @@ awaitable<rpc_result> service::create_stream_token(const rpc_call& c)
     };
     std::function<issued(storage&)> issue = [this, s](storage& st) {
         issued out;
-        const auto n = st.find_node(s.node_id);
-        out.alive = n && !n->revoked;
+        out.alive = node_is_live(st, s.node_id);
         if (out.alive) out.token = sessions_.new_stream_token(st, s);
         return out;
     };
     const auto minted = co_await db(std::move(issue));
     const auto& t = minted.token;
-    if (!minted.alive) co_return fail(code::not_found, "this node was deleted or revoked; re-enroll it");
+    if (!minted.alive) co_return node_gone();
     if (!t)
         co_return fail(code::resource_exhausted,
                        "at most " + std::to_string(sessions_.limits().stream_tokens_per_node) +

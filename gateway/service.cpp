@@ -348,58 +348,48 @@ awaitable<net::reply> service::unary(const net::http::request& req, const net::p
             404, code::unimplemented,
             "unknown method " + std::string(service_name) + "/" + std::string(method));
 
-    std::optional<session_info> session;
-    switch (r->guard) {
-        case rpc_guard::admin:
-            if (!is_admin(req))
-                co_return net::connect::error_reply(code::unauthenticated, "missing or wrong admin token");
-            break;
-        case rpc_guard::login:
-            if (auth_throttled(peer.address)) {
-                ++counters_.auth_throttled;
-                co_return net::connect::error_reply(
-                    code::resource_exhausted, "too many failed attempts from this address; retry later");
-            }
-            break;
-        case rpc_guard::session: {
-            if (const auto token = detail::bearer(req)) {
-                const secret presented(*token);
-                std::function<std::optional<session_info>(storage&)> find = [this, presented](storage& st) {
-                    return sessions_.find_session(st, presented);
-                };
-                bool store_failed = false;
-                try {
-                    session = co_await db(std::move(find));
-                } catch (const boost::system::system_error& e) {
-                    if (e.code() == asio::error::operation_aborted) throw;
-                    storage_failed(e);
-                    store_failed = true;
-                } catch (const std::exception& e) {
-                    storage_failed(e);
-                    store_failed = true;
-                }
-                if (store_failed)
-                    co_return net::connect::error_reply(code::unavailable,
-                                                        "the gateway's storage failed; retry later");
-            }
-            if (!session)
-                co_return net::connect::error_reply(code::unauthenticated,
-                                                    "missing, expired or unknown session token");
-            break;
-        }
-    }
-    const rpc_call call{*body, peer, session ? &*session : nullptr};
     const auto started = std::chrono::steady_clock::now();
     const auto route_index = static_cast<std::size_t>(r - std::begin(routes_));
     rpc_result out = fail(code::unavailable, "the gateway's storage failed; retry later");
+    // One catch for the guard's and the handler's storage calls: a store
+    // that is down or broken answers unavailable now, not a hang or a 500
+    // (agents treat unavailable as transient).
     try {
+        std::optional<session_info> session;
+        switch (r->guard) {
+            case rpc_guard::admin:
+                if (!is_admin(req))
+                    co_return net::connect::error_reply(code::unauthenticated,
+                                                        "missing or wrong admin token");
+                break;
+            case rpc_guard::login:
+                if (auth_throttled(peer.address)) {
+                    ++counters_.auth_throttled;
+                    co_return net::connect::error_reply(
+                        code::resource_exhausted, "too many failed attempts from this address; retry later");
+                }
+                break;
+            case rpc_guard::session: {
+                if (const auto token = detail::bearer(req)) {
+                    const secret presented(*token);
+                    std::function<std::optional<session_info>(storage&)> find = [this,
+                                                                                 presented](storage& st) {
+                        return sessions_.find_session(st, presented);
+                    };
+                    session = co_await db(std::move(find));
+                }
+                if (!session)
+                    co_return net::connect::error_reply(code::unauthenticated,
+                                                        "missing, expired or unknown session token");
+                break;
+            }
+        }
+        const rpc_call call{*body, peer, session ? &*session : nullptr};
         out = co_await (this->*(r->handler))(call);
     } catch (const boost::system::system_error& e) {
         if (e.code() == asio::error::operation_aborted) throw;
         storage_failed(e);
     } catch (const std::exception& e) {
-        // The store is down or broken: an answer now, not a hang or a 500;
-        // agents treat unavailable as transient.
         storage_failed(e);
     }
     rpcs_.record(

@@ -140,8 +140,6 @@ private:
     awaitable<rpc_result> heartbeat(const rpc_call& c);
     awaitable<rpc_result> get_runtime_config(const rpc_call& c);
     awaitable<rpc_result> create_stream_token(const rpc_call& c);
-    /// False when the node was deleted or revoked after its session began.
-    awaitable<bool> node_alive(const std::string& node_id);
 
     // AdminService (admin_rpcs.cpp)
     awaitable<rpc_result> create_enrollment_code(const rpc_call& c);

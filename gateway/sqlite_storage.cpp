@@ -401,6 +401,12 @@ std::int64_t sqlite_storage::last_event_id()
 
 // ---- Credentials ---------------------------------------------------------
 
+storage::credential_record sqlite_storage::credential_at(const statement& s)
+{
+    // Columns: node_id, org_id, expires_ms, session_expires_ms.
+    return credential_record{s.text(0), s.text(1), s.integer(2), s.integer(3)};
+}
+
 void sqlite_storage::put_credential(credential_kind k, const std::string& hash, const credential_record& r)
 {
     statement s(db_,
@@ -426,7 +432,7 @@ std::optional<storage::credential_record> sqlite_storage::take_credential(creden
                 "RETURNING node_id, org_id, expires_ms, session_expires_ms");
     s.bind(1, static_cast<std::int64_t>(k)).bind(2, hash);
     std::optional<credential_record> out;
-    if (s.step()) out = credential_record{s.text(0), s.text(1), s.integer(2), s.integer(3)};
+    if (s.step()) out = credential_at(s);
     while (s.step()) {}
     if (out && out->expires_ms <= now_ms) return std::nullopt;
     return out;
@@ -441,7 +447,7 @@ std::optional<storage::credential_record> sqlite_storage::find_credential(creden
                 "WHERE kind = ? AND token_hash = ? AND expires_ms > ?");
     s.bind(1, static_cast<std::int64_t>(k)).bind(2, hash).bind(3, now_ms);
     if (!s.step()) return std::nullopt;
-    return credential_record{s.text(0), s.text(1), s.integer(2), s.integer(3)};
+    return credential_at(s);
 }
 
 std::size_t sqlite_storage::count_credentials(credential_kind k, const std::string& node_id,

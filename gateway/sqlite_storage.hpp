@@ -55,6 +55,7 @@ public:
 
 private:
     class statement;
+    static credential_record credential_at(const statement& s);
     void exec(const char* sql);
     void migrate();
 

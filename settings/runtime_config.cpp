@@ -191,6 +191,15 @@ std::vector<std::string> runtime_config::keys() const
     return out;
 }
 
+result<std::optional<std::chrono::seconds>> decode_heartbeat_interval(const json::object& doc)
+{
+    const auto* v = doc.if_contains("heartbeatIntervalSeconds");
+    if (!v || v->is_null()) return std::optional<std::chrono::seconds>();
+    auto n = integer(*v, "heartbeatIntervalSeconds");
+    if (!n) return n.error();
+    return std::optional<std::chrono::seconds>(heartbeat_interval_bounds.clamp_seconds(*n));
+}
+
 result<runtime_config> decode_config(const json::value& document, std::int64_t updated_at)
 {
     if (!document.is_object()) return field_error("config", "must be a JSON object");
@@ -202,11 +211,9 @@ result<runtime_config> decode_config(const json::value& document, std::int64_t u
     cfg.updated_at = updated_at;
     cfg.document = doc;
 
-    if (const auto* v = doc.if_contains("heartbeatIntervalSeconds"); v && !v->is_null()) {
-        auto n = integer(*v, "heartbeatIntervalSeconds");
-        if (!n) return n.error();
-        cfg.heartbeat_interval = heartbeat_interval_bounds.clamp_seconds(*n);
-    }
+    auto interval = decode_heartbeat_interval(doc);
+    if (!interval) return interval.error();
+    cfg.heartbeat_interval = *interval;
 
     std::optional<field_error> err;
     if (const auto* a = array_at(doc, "blockedIps", err)) {

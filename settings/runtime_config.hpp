@@ -92,6 +92,13 @@ inline constexpr std::size_t max_document_depth = net::protojson::max_body_depth
 net::protojson::result<runtime_config> decode_config(const boost::json::value& document,
                                                      std::int64_t updated_at);
 
+/// Just the document's heartbeatIntervalSeconds, decoded as decode_config
+/// does (clamped to heartbeat_interval_bounds; absent or null: nullopt),
+/// for readers of an already validated document that need nothing else
+/// (the gateway, on every heartbeat).
+net::protojson::result<std::optional<std::chrono::seconds>> decode_heartbeat_interval(
+    const boost::json::object& document);
+
 /// The state-directory file holding the last applied config:
 /// {"configUpdatedAt": "<int64>", "config": {...}}.
 std::string encode_config_file(const runtime_config& cfg);
