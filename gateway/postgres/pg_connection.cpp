@@ -39,6 +39,17 @@ void pg_connection::close() noexcept
     pending_.clear();
 }
 
+void pg_connection::take_notifications()
+{
+    while (PGnotify* n = PQnotifies(conn_)) {
+        // Bounded: a flood (or a listener nobody drains) drops the oldest.
+        // Notifications are wake-ups; readers of the events read the table.
+        if (pending_.size() >= max_pending_notifications) pending_.pop_front();
+        pending_.push_back({n->relname ? n->relname : "", n->extra ? n->extra : ""});
+        PQfreemem(n);
+    }
+}
+
 pg_error pg_connection::failure(std::string sqlstate, std::string fallback) const
 {
     std::string why = conn_ ? trimmed(PQerrorMessage(conn_)) : std::string();
@@ -211,10 +222,7 @@ awaitable<pg_result<pg_rows>> pg_connection::finish(clock::time_point deadline)
         PQclear(res);
     }
     // Notifications that arrived with the answer wait for next_notification.
-    while (PGnotify* n = PQnotifies(conn_)) {
-        pending_.push_back({n->relname ? n->relname : "", n->extra ? n->extra : ""});
-        PQfreemem(n);
-    }
+    take_notifications();
     pg_result<pg_rows> out = first ? std::move(*first) : pg_result<pg_rows>(pg_rows{});
     co_return out;
 }
@@ -227,7 +235,7 @@ awaitable<pg_result<std::optional<pg_notification>>> pg_connection::next_notific
     for (;;) {
         if (!pending_.empty()) {
             out_t n = std::optional<pg_notification>(std::move(pending_.front()));
-            pending_.erase(pending_.begin());
+            pending_.pop_front();
             co_return n;
         }
         if (!connected()) {
@@ -239,10 +247,7 @@ awaitable<pg_result<std::optional<pg_notification>>> pg_connection::next_notific
             close();
             co_return bad;
         }
-        while (PGnotify* n = PQnotifies(conn_)) {
-            pending_.push_back({n->relname ? n->relname : "", n->extra ? n->extra : ""});
-            PQfreemem(n);
-        }
+        take_notifications();
         if (!pending_.empty()) continue;
         const bool readable = co_await wait(wait_for::read, deadline);
         if (!readable) {

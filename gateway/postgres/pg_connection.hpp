@@ -10,6 +10,7 @@
 #include <boost/system/result.hpp>
 
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -69,6 +70,8 @@ public:
     awaitable<pg_result<std::optional<pg_notification>>> next_notification(std::chrono::milliseconds timeout);
 
     [[nodiscard]] bool connected() const noexcept;
+
+    static constexpr std::size_t max_pending_notifications = 1024;
     void close() noexcept;
 
 private:
@@ -76,12 +79,15 @@ private:
     /// Waits until libpq's socket is ready; false on timeout or error.
     awaitable<bool> wait(wait_for what, std::chrono::steady_clock::time_point deadline);
     pg_error failure(std::string sqlstate, std::string fallback) const;
+    /// Moves what libpq has received into `pending_`, keeping at most
+    /// max_pending_notifications (the oldest go first).
+    void take_notifications();
     /// Flushes the sent statement and collects its results.
     awaitable<pg_result<pg_rows>> finish(std::chrono::steady_clock::time_point deadline);
 
     asio::any_io_executor ex_;
     pg_conn* conn_ = nullptr;
-    std::vector<pg_notification> pending_;
+    std::deque<pg_notification> pending_;
 };
 
 }  // namespace tether::gateway::postgres

@@ -13,7 +13,23 @@ bool connection_lost(const pg_error& e)
     return e.sqlstate.rfind("08", 0) == 0 || e.sqlstate == "57014" || e.sqlstate == "57P01";
 }
 
+/// What is left of a deadline, at least 1 ms (a deadline of 0 means "now").
+std::chrono::milliseconds remaining(clock::time_point deadline)
+{
+    return std::max(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()),
+                    std::chrono::milliseconds(1));
+}
+
 }  // namespace
+
+void pg_pool::give_back(slot& s, const std::optional<pg_error>& failed)
+{
+    if (failed && connection_lost(*failed)) {
+        s.conn->close();
+        log_.warn("postgres.connection_lost", {{"sqlstate", failed->sqlstate}, {"error", failed->message}});
+    }
+    release(s);
+}
 
 pg_pool::pg_pool(asio::any_io_executor ex, pool_options opts, uniform01 rand, const log::logger& log)
     : ex_(ex), opts_(std::move(opts)), log_(log), reconnect_(opts_.reconnect, std::move(rand))
@@ -110,15 +126,8 @@ awaitable<pg_result<pg_rows>> pg_pool::query(std::string sql, std::vector<std::o
         co_return bad;
     }
     slot& s = **got;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-    auto out = co_await s.conn->query(std::move(sql), std::move(params),
-                                      std::max(left, std::chrono::milliseconds(1)));
-    if (!out && connection_lost(out.error())) {
-        s.conn->close();
-        log_.warn("postgres.connection_lost",
-                  {{"sqlstate", out.error().sqlstate}, {"error", out.error().message}});
-    }
-    release(s);
+    auto out = co_await s.conn->query(std::move(sql), std::move(params), remaining(deadline));
+    give_back(s, out ? std::nullopt : std::optional<pg_error>(out.error()));
     co_return out;
 }
 
@@ -132,35 +141,27 @@ awaitable<pg_result<std::vector<pg_rows>>> pg_pool::transaction(std::vector<stat
         co_return bad;
     }
     slot& s = **got;
-    const auto left = [&deadline] {
-        return std::max(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()),
-                        std::chrono::milliseconds(1));
-    };
     std::vector<std::optional<std::string>> none;
     std::vector<pg_rows> rows;
     std::optional<pg_error> failed;
-    auto begun = co_await s.conn->query("BEGIN", none, left());
+    auto begun = co_await s.conn->query("BEGIN", none, remaining(deadline));
     if (!begun) failed = begun.error();
     for (auto& st : statements) {
         if (failed) break;
-        auto r = co_await s.conn->query(std::move(st.sql), std::move(st.params), left());
+        auto r = co_await s.conn->query(std::move(st.sql), std::move(st.params), remaining(deadline));
         if (!r)
             failed = r.error();
         else
             rows.push_back(std::move(*r));
     }
     if (!failed) {
-        auto committed = co_await s.conn->query("COMMIT", none, left());
+        auto committed = co_await s.conn->query("COMMIT", none, remaining(deadline));
         if (!committed) failed = committed.error();
     } else if (s.conn->connected()) {
-        auto rolled = co_await s.conn->query("ROLLBACK", none, left());
+        auto rolled = co_await s.conn->query("ROLLBACK", none, remaining(deadline));
         (void)rolled;
     }
-    if (failed && connection_lost(*failed)) {
-        s.conn->close();
-        log_.warn("postgres.connection_lost", {{"sqlstate", failed->sqlstate}, {"error", failed->message}});
-    }
-    release(s);
+    give_back(s, failed);
     out_t out = failed ? out_t(*failed) : out_t(std::move(rows));
     co_return out;
 }

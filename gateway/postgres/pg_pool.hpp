@@ -58,6 +58,8 @@ private:
     /// A free slot, connected; or an error. Waits for a slot up to `deadline`.
     awaitable<pg_result<slot*>> acquire(std::chrono::steady_clock::time_point deadline);
     void release(slot& s);
+    /// After a statement: a connection that broke is closed, then the slot is free.
+    void give_back(slot& s, const std::optional<pg_error>& failed);
 
     asio::any_io_executor ex_;
     pool_options opts_;

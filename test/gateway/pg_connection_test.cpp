@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <functional>
 #include <list>
 
 namespace asio = boost::asio;
@@ -99,6 +100,27 @@ BOOST_AUTO_TEST_CASE(notifications_arrive_on_the_listening_connection)
     BOOST_TEST_REQUIRE(got->has_value());
     BOOST_TEST((*got)->channel == "tether_events");
     BOOST_TEST((*got)->payload == "42");
+}
+
+BOOST_AUTO_TEST_CASE(a_flood_of_notifications_keeps_only_the_newest)
+{
+    rig r;
+    auto listener = r.connect();
+    auto sender = r.connect();
+    BOOST_TEST_REQUIRE(r.query(*listener, "LISTEN flood").has_value());
+    const auto total = pg::pg_connection::max_pending_notifications + 76;
+    BOOST_TEST_REQUIRE(r.query(*sender,
+                               "SELECT count(pg_notify('flood', g::text)) FROM generate_series(1, $1::int) g",
+                               {std::to_string(total)})
+                           .has_value());
+    tether::test::pump_for(r.ioc, 500ms);  // delivered to the listener's socket by now
+    // A statement on the listener reads everything before its answer: the
+    // whole flood arrives at once, and only the newest are kept.
+    BOOST_TEST_REQUIRE(r.query(*listener, "SELECT 1").has_value());
+    const auto first = run_for(r.ioc, listener->next_notification(1s));
+    BOOST_TEST_REQUIRE(first.has_value());
+    BOOST_TEST_REQUIRE(first->has_value());
+    BOOST_TEST((*first)->payload == "77");
 }
 
 BOOST_AUTO_TEST_CASE(a_statement_past_its_timeout_fails_fast_and_closes_the_connection)
@@ -326,18 +348,17 @@ BOOST_AUTO_TEST_CASE(concurrent_publishes_reach_every_replica_in_id_order)
     }
     std::list<replica> replicas;
     for (int i = 0; i < 3; ++i) replicas.emplace_back(ioc, server.conninfo(), logs);
+    const auto every_replica = [&replicas](const std::function<bool(replica&)>& p) {
+        return [&replicas, p] {
+            return std::all_of(replicas.begin(), replicas.end(), p);
+        };
+    };
     for (auto& r : replicas)
         asio::co_spawn(
             ioc, r.tail.run(),
             asio::bind_cancellation_slot(r.stop.slot(), [&r](std::exception_ptr) { r.ended = true; }));
-    BOOST_TEST_REQUIRE(tether::test::poll_until(
-        ioc,
-        [&] {
-            for (auto& r : replicas)
-                if (!r.tail.listening()) return false;
-            return true;
-        },
-        10s));
+    BOOST_TEST_REQUIRE(
+        tether::test::poll_until(ioc, every_replica([](replica& r) { return r.tail.listening(); }), 10s));
     // Every replica publishes 40 events at once, 4 coroutines each.
     std::vector<std::int64_t> published;
     int failures = 0, done = 0;
@@ -363,14 +384,8 @@ BOOST_AUTO_TEST_CASE(concurrent_publishes_reach_every_replica_in_id_order)
     BOOST_TEST(failures == 0);
     BOOST_TEST_REQUIRE(published.size() == 120u);
     std::sort(published.begin(), published.end());
-    BOOST_TEST_REQUIRE(tether::test::poll_until(
-        ioc,
-        [&] {
-            for (auto& r : replicas)
-                if (r.seen.size() < 120) return false;
-            return true;
-        },
-        10s));
+    BOOST_TEST_REQUIRE(
+        tether::test::poll_until(ioc, every_replica([](replica& r) { return r.seen.size() >= 120; }), 10s));
     for (auto& r : replicas) {
         BOOST_TEST(std::is_sorted(r.seen.begin(), r.seen.end()));
         BOOST_TEST((r.seen == published));  // all of them, each once, in id order
@@ -392,31 +407,12 @@ BOOST_AUTO_TEST_CASE(concurrent_publishes_reach_every_replica_in_id_order)
     const auto id = run_for(ioc, pg::publish_event(replicas.front().pool, "acme", "config-updated", "{}"));
     BOOST_TEST_REQUIRE(id.has_value());
     BOOST_TEST(tether::test::poll_until(
-        ioc,
-        [&] {
-            for (auto& r : replicas)
-                if (r.seen.empty() || r.seen.back() != *id) return false;
-            return true;
-        },
-        5s));
-    BOOST_TEST(tether::test::poll_until(
-        ioc,
-        [&] {
-            for (auto& r : replicas)
-                if (!r.tail.listening()) return false;
-            return true;
-        },
-        10s));
+        ioc, every_replica([&id](replica& r) { return !r.seen.empty() && r.seen.back() == *id; }), 5s));
+    BOOST_TEST(
+        tether::test::poll_until(ioc, every_replica([](replica& r) { return r.tail.listening(); }), 10s));
 
     for (auto& r : replicas) r.stop.emit(asio::cancellation_type::terminal);
-    BOOST_TEST(tether::test::poll_until(
-        ioc,
-        [&] {
-            for (auto& r : replicas)
-                if (!r.ended) return false;
-            return true;
-        },
-        5s));
+    BOOST_TEST(tether::test::poll_until(ioc, every_replica([](replica& r) { return r.ended; }), 5s));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
