@@ -43,11 +43,7 @@ awaitable<rpc_result> service::create_enrollment_code(const rpc_call& c)
     const std::string code = random_token(24);
     const std::int64_t expires = sessions_.now_ms() + seconds * 1000;
     const std::string hash = auth::sha256_hex(code), o = *org;
-    std::function<int(storage&)> add_code = [=](storage& st) {
-        st.add_enrollment_code(hash, o, expires);
-        return 0;
-    };
-    co_await db(std::move(add_code));
+    co_await db_.add_enrollment_code(hash, o, expires);
     json::object out{{"code", code}, {"expiresAt", detail::timestamp(expires)}};
     co_return out;
 }
@@ -65,13 +61,7 @@ awaitable<rpc_result> service::publish_config(const rpc_call& c)
         co_return fail(code::invalid_argument, "config." + checked.error().message());
     const std::string doc = json::serialize(*cfg), o = *org;
     const auto now = sessions_.now_ms();
-    std::function<std::int64_t(storage&)> publish = [=, this](storage& st) {
-        const auto v = st.publish_config(o, doc, now);
-        json::object data{{"configUpdatedAt", v}};
-        append_and_publish(st, o, "config-updated", json::serialize(data));
-        return v;
-    };
-    auto at = co_await db(std::move(publish));
+    const auto at = co_await db_.publish_config(o, doc, now, opts_.history);
     log_.info("gateway.config_published", {{"org", o}, {"configUpdatedAt", at}, {"bytes", doc.size()}});
     json::object out{{"configUpdatedAt", std::to_string(at)}};
     co_return out;
@@ -100,10 +90,7 @@ awaitable<rpc_result> service::list_nodes(const rpc_call& c)
         after = decoded->substr(2);
     }
     const std::string o = *org;
-    std::function<std::vector<node_record>(storage&)> page = [=](storage& st) {
-        return st.list_nodes(o, after, limit + 1);
-    };
-    auto nodes = co_await db(std::move(page));
+    const auto nodes = co_await db_.list_nodes(o, after, limit + 1);
     json::array list;
     for (std::size_t i = 0; i < std::min(limit, nodes.size()); ++i) {
         const auto& n = nodes[i];
@@ -126,22 +113,11 @@ awaitable<rpc_result> service::revoke_node(const rpc_call& c)
     auto node_id = pj::get_string(in, "nodeId");
     if (!node_id) co_return detail::invalid(node_id.error());
     const std::string id = *node_id;
-    std::function<std::optional<std::string>(storage&)> revoke =
-        [this, id](storage& st) -> std::optional<std::string> {
-        const auto n = st.find_node(id);
-        if (!n || !st.revoke_node(id)) return std::nullopt;
-        sessions_.drop_node(st, id);
-        return n->org_id;
-    };
-    auto org = co_await db(std::move(revoke));
-    if (!org) co_return fail(code::not_found, "no node " + id);
-    const std::string o = *org;
-    std::function<event_record(storage&)> announce = [=, this](storage& st) {
-        json::object data{{"nodeId", id}};
-        return append_and_publish(st, o, "node-revoked", json::serialize(data));
-    };
-    auto e = co_await db(std::move(announce));
-    hub_.close_node(id, e.id);
+    // The store's feed ends the node's streams on every replica, after
+    // they have sent this event.
+    const auto revoked = co_await db_.revoke_node(id, opts_.history);
+    if (!revoked) co_return fail(code::not_found, "no node " + id);
+    const std::string o = revoked->org_id;
     log_.info("gateway.node_revoked", {{"node", id}, {"org", o}});
     json::object out;
     co_return out;

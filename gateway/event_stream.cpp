@@ -46,11 +46,9 @@ awaitable<net::reply> service::open_stream(const net::http::request& req, const 
     } else {
         std::optional<session_info> g;
         if (token) {
-            const secret presented(*token);
-            std::function<std::optional<session_info>(storage&)> take = [this, presented](storage& st) {
-                return sessions_.take_stream_token(st, presented);
-            };
-            g = co_await db(std::move(take));
+            secret presented(*token);
+            auto taken = co_await sessions_.take_stream_token(db_, std::move(presented));
+            g = std::move(taken);
         }
         if (!g)
             co_return net::connect::error_reply(code::unauthenticated,
@@ -97,22 +95,25 @@ awaitable<error_code> service::send_events(stream_start start, net::body_writer&
     // between arrives both ways and the id check below drops the copy.
     if (start.last_id) {
         const std::string org = sub->org_id();
-        const std::int64_t want = *start.last_id;
-        const bool want_valid = start.last_id_valid;
-        struct history {
-            std::int64_t pruned = 0, newest = 0;
-            std::vector<event_record> events;
-        };
-        std::function<history(storage&)> replay = [=](storage& st) {
-            history out{st.pruned_upto(org), st.last_event_id(), {}};
-            const bool gap = !want_valid || want < out.pruned || want > out.newest;
-            out.events = st.events_after(org, gap ? 0 : want);
-            if (gap) out.newest = -1;  // marks "send reset first"
-            return out;
-        };
-        auto h = co_await db(std::move(replay));
+        std::optional<std::int64_t> want;
+        if (start.last_id_valid) want = *start.last_id;
+        event_history h;
+        bool replayed = false;
+        try {
+            auto read = co_await db_.replay(org, want, opts_.history);
+            h = std::move(read);
+            replayed = true;
+        } catch (const boost::system::system_error& e) {
+            if (e.code() == asio::error::operation_aborted) throw;
+            storage_failed(e);
+        } catch (const std::exception& e) {
+            storage_failed(e);
+        }
+        // Without its history the stream would skip events: end it, and the
+        // client comes back with the same Last-Event-ID.
+        if (!replayed) co_return error_code(asio::error::try_again);
         std::string chunk;
-        if (h.newest < 0) chunk += format_event(event_record{0, org, "reset", "{}"});
+        if (h.reset) chunk += format_event(event_record{0, org, "reset", "{}"});
         for (const auto& e : h.events) {
             chunk += format_event(e);
             sent = std::max(sent, e.id);

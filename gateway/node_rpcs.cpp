@@ -39,27 +39,6 @@ std::int32_t heartbeat_interval_of(const std::optional<config_record>& cfg, std:
     return static_cast<std::int32_t>((*interval)->count());
 }
 
-/// The node exists and is not revoked. On the storage thread.
-bool node_is_live(storage& st, const std::string& node_id)
-{
-    const auto n = st.find_node(node_id);
-    return n && !n->revoked;
-}
-
-/// What a session call of a node reads: whether the node is still live, and
-/// then its org's latest config. On the storage thread.
-struct live_config {
-    bool alive = false;
-    std::optional<config_record> cfg;
-};
-live_config config_if_live(storage& st, const session_info& s)
-{
-    live_config r;
-    r.alive = node_is_live(st, s.node_id);
-    if (r.alive) r.cfg = st.latest_config(s.org_id);
-    return r;
-}
-
 rpc_error node_gone()
 {
     return fail(code::not_found, "this node was deleted or revoked; re-enroll it");
@@ -97,32 +76,15 @@ awaitable<rpc_result> service::enroll(const rpc_call& c)
     n.created_ms = sessions_.now_ms();
     const std::string code_hash = auth::sha256_hex(*code);
     const auto now = sessions_.now_ms();
-    struct enrolled {
-        std::optional<std::string> org;
-        bool key_taken = false;
-    };
-    std::function<enrolled(storage&)> enroll_node = [&](storage& st) -> enrolled {
-        enrolled out;
-        out.org = st.consume_enrollment_code(code_hash, now);
-        if (!out.org) return out;
-        if (st.public_key_taken(n.public_key)) {
-            // The code stays usable: the node only needs a key of its own.
-            st.release_enrollment_code(code_hash);
-            out.key_taken = true;
-            return out;
-        }
-        n.org_id = *out.org;
-        st.insert_node(n);
-        return out;
-    };
-    const auto result = co_await db(std::move(enroll_node));
-    const auto& org = result.org;
-    if (!org) co_return fail(code::permission_denied, "enrollment code unknown, expired or already used");
-    if (result.key_taken)
+    const auto result = co_await db_.enroll(code_hash, n, now);
+    if (result.outcome == store::enroll_outcome::code_refused)
+        co_return fail(code::permission_denied, "enrollment code unknown, expired or already used");
+    if (result.outcome == store::enroll_outcome::key_taken)
         co_return fail(code::already_exists,
                        "publicKey: another node is enrolled with this key; generate a new one");
-    log_.info("gateway.enrolled", {{"node", n.node_id}, {"org", *org}});
-    json::object out{{"nodeId", n.node_id}, {"orgId", *org}, {"apiKey", api_key}};
+    const auto& org = result.org_id;
+    log_.info("gateway.enrolled", {{"node", n.node_id}, {"org", org}});
+    json::object out{{"nodeId", n.node_id}, {"orgId", org}, {"apiKey", api_key}};
     co_return out;
 }
 
@@ -134,10 +96,7 @@ awaitable<rpc_result> service::begin_auth(const rpc_call& c)
     auto api_key = pj::get_string(in, "apiKey");
     if (!api_key) co_return detail::invalid(api_key.error());
     const std::string id = *node_id;
-    std::function<std::optional<storage::login_record>(storage&)> find_login = [id](storage& st) {
-        return st.find_login(id);
-    };
-    auto node = co_await db(std::move(find_login));
+    auto node = co_await db_.find_login(id);
     // One answer for unknown, revoked and mismatched: existence must not
     // leak, neither in the answer nor in its timing (the key is hashed and
     // compared whether or not there is a node).
@@ -146,18 +105,9 @@ awaitable<rpc_result> service::begin_auth(const rpc_call& c)
         constant_time_equal(auth::sha256_hex(*api_key), node ? node->api_key_hash : no_node_hash);
     if (!node || node->revoked || !key_matches)
         co_return fail(code::permission_denied, "node unknown, revoked, or api key mismatched");
-    struct issued {
-        std::string challenge;
-        std::int64_t expires = 0;
-    };
-    std::function<issued(storage&)> issue = [this, id](storage& st) {
-        issued out;
-        out.challenge = sessions_.new_challenge(st, id, &out.expires);
-        return out;
-    };
-    const auto issued_challenge = co_await db(std::move(issue));
-    json::object out{{"challenge", pj::base64_encode(issued_challenge.challenge)},
-                     {"expiresAt", detail::timestamp(issued_challenge.expires)}};
+    const auto issued = co_await sessions_.new_challenge(db_, id);
+    json::object out{{"challenge", pj::base64_encode(issued.bytes)},
+                     {"expiresAt", detail::timestamp(issued.expires_ms)}};
     co_return out;
 }
 
@@ -171,35 +121,18 @@ awaitable<rpc_result> service::complete_auth(const rpc_call& c)
     auto signature = pj::get_bytes(in, "signature");
     if (!signature) co_return detail::invalid(signature.error());
     const std::string id = *node_id, presented = *challenge;
-    struct found {
-        bool challenge_ok = false;
-        std::optional<node_record> node;
-    };
-    std::function<found(storage&)> take_and_find = [this, id, presented](storage& st) {
-        found out;
-        out.challenge_ok = sessions_.take_challenge(st, id, presented);
-        if (out.challenge_ok) out.node = st.find_node(id);
-        return out;
-    };
-    auto taken = co_await db(std::move(take_and_find));
-    if (!taken.challenge_ok)
+    const bool challenge_ok = co_await sessions_.take_challenge(db_, id, presented);
+    if (!challenge_ok)
         co_return fail(code::unauthenticated, "challenge expired, already used, or not issued to this node");
-    const auto& node = taken.node;
+    const auto node = co_await db_.find_node(id);
     if (!node || node->revoked)
         co_return fail(code::permission_denied, "node unknown, revoked, or api key mismatched");
     if (!auth::verify(node->public_key, auth::login_message(id, *challenge), *signature))
         co_return fail(code::unauthenticated, "signature does not verify with the enrolled key");
     const std::string org = node->org_id;
-    struct logged_in {
-        std::optional<config_record> cfg;
-        issued_token session;
-    };
-    std::function<logged_in(storage&)> log_in = [this, id, org](storage& st) {
-        return logged_in{st.latest_config(org), sessions_.new_session(st, id, org)};
-    };
-    const auto login = co_await db(std::move(log_in));
-    const auto& cfg = login.cfg;
-    const auto& session = login.session;
+    const auto live = co_await db_.config_if_live(id, org);
+    const auto& cfg = live.cfg;
+    const auto session = co_await sessions_.new_session(db_, id, org);
     json::object out{
         {"sessionToken", std::string(session.token.reveal())},
         {"expiresAt", detail::timestamp(session.expires_ms)},
@@ -219,14 +152,9 @@ awaitable<rpc_result> service::heartbeat(const rpc_call& c)
         co_return fail(code::resource_exhausted,
                        "more than " + std::to_string(sessions_.limits().heartbeats_per_second) +
                            " heartbeats per second from this node");
-    const bool write = sessions_.should_write(s.node_id);
     const auto now = sessions_.now_ms();
-    std::function<live_config(storage&)> record_beat = [=](storage& st) {
-        auto r = config_if_live(st, s);
-        if (r.alive && write) st.touch_node(s.node_id, now);  // at most once per heartbeat_write_every_ms
-        return r;
-    };
-    auto f = co_await db(std::move(record_beat));
+    const auto f =
+        co_await db_.record_heartbeat(s.node_id, s.org_id, now, sessions_.limits().heartbeat_write_every_ms);
     if (!f.alive) co_return node_gone();
     json::object out{{"configUpdatedAt", std::to_string(f.cfg ? f.cfg->updated_at : 0)},
                      {"heartbeatIntervalSeconds", heartbeat_interval_of(f.cfg, 0)}};
@@ -236,10 +164,7 @@ awaitable<rpc_result> service::heartbeat(const rpc_call& c)
 awaitable<rpc_result> service::get_runtime_config(const rpc_call& c)
 {
     const session_info& s = *c.session;
-    std::function<live_config(storage&)> latest_config = [s](storage& st) {
-        return config_if_live(st, s);
-    };
-    const auto f = co_await db(std::move(latest_config));
+    const auto f = co_await db_.config_if_live(s.node_id, s.org_id);
     if (!f.alive) co_return node_gone();
     const auto& cfg = f.cfg;
     json::object out;
@@ -257,19 +182,9 @@ awaitable<rpc_result> service::get_runtime_config(const rpc_call& c)
 awaitable<rpc_result> service::create_stream_token(const rpc_call& c)
 {
     const session_info& s = *c.session;
-    struct issued {
-        bool alive = false;
-        std::optional<issued_token> token;
-    };
-    std::function<issued(storage&)> issue = [this, s](storage& st) {
-        issued out;
-        out.alive = node_is_live(st, s.node_id);
-        if (out.alive) out.token = sessions_.new_stream_token(st, s);
-        return out;
-    };
-    const auto minted = co_await db(std::move(issue));
-    const auto& t = minted.token;
-    if (!minted.alive) co_return node_gone();
+    const bool alive = co_await db_.node_is_live(s.node_id);
+    if (!alive) co_return node_gone();
+    const auto t = co_await sessions_.new_stream_token(db_, s);
     if (!t)
         co_return fail(code::resource_exhausted,
                        "at most " + std::to_string(sessions_.limits().stream_tokens_per_node) +

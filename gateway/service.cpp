@@ -4,6 +4,7 @@
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
@@ -53,24 +54,30 @@ const service::route service::routes_[] = {
     {admin_service, "RevokeNode", rpc_guard::admin, &service::revoke_node},
 };
 
-service::service(storage& db, asio::any_io_executor db_executor, secret admin_token, gateway_options opts,
-                 const log::logger& log, session_registry::clock_fn now)
+service::service(store& db, secret admin_token, gateway_options opts, const log::logger& log,
+                 session_registry::clock_fn now)
     : db_(db),
-      db_exec_(std::move(db_executor)),
       admin_token_(std::move(admin_token)),
       opts_(opts),
       log_(log),
       sessions_(std::move(now), opts.sessions),
       hub_(opts.hub)
 {
+    db_.set_event_sink([this](const std::vector<event_record>& events) { deliver(events); });
 }
 
-event_record service::append_and_publish(storage& st, const std::string& org, const std::string& type,
-                                         const std::string& data)
+void service::deliver(const std::vector<event_record>& events)
 {
-    event_record e{st.append_event(org, type, data, opts_.history), org, type, data};
-    hub_.publish(e);
-    return e;
+    counters_.events_fanned_out += events.size();
+    for (const auto& e : events) {
+        hub_.publish(e);
+        if (e.type != "node-revoked") continue;
+        boost::system::error_code ec;
+        const auto v = json::parse(e.data, ec);
+        if (ec || !v.is_object()) continue;
+        if (const auto* id = v.as_object().if_contains("nodeId"); id && id->is_string())
+            hub_.close_node(std::string(id->get_string()), e.id);
+    }
 }
 
 awaitable<void> service::housekeeping()
@@ -79,11 +86,14 @@ awaitable<void> service::housekeeping()
     for (;;) {
         timer t{ex, std::chrono::seconds(30)};
         co_await t.async_wait(use_awaitable);
-        std::function<int(storage&)> prune = [this](storage& st) {
-            sessions_.prune(st);
-            return 0;
-        };
-        co_await db(std::move(prune));
+        try {
+            co_await sessions_.prune(db_);
+        } catch (const boost::system::system_error& e) {
+            if (e.code() == asio::error::operation_aborted) throw;
+            storage_failed(e);  // the next round tries again
+        } catch (const std::exception& e) {
+            storage_failed(e);
+        }
     }
 }
 
@@ -160,22 +170,27 @@ awaitable<net::reply> service::ready()
     const auto ex = co_await asio::this_coro::executor;
     timer deadline{ex, std::chrono::seconds(1)};
     auto done = co_await (store_answers() || deadline.async_wait());
-    const bool ok = done.index() == 0 && std::get<0>(done);
+    const bool answers = done.index() == 0 && std::get<0>(done);
+    // A replica whose event feed is down or behind would serve streams
+    // that miss events: not ready either.
+    const auto st = db_.status();
+    const bool ok = answers && st.feed_ready;
     r.head.status = ok ? 200 : 503;
     r.head.headers.set("Content-Type", "application/json");
-    r.head.body = ok ? "{\"status\":\"ready\"}" : "{\"status\":\"storage unavailable\"}";
+    r.head.body = ok ? "{\"status\":\"ready\"}"
+                  : !answers
+                      ? "{\"status\":\"storage unavailable\"}"
+                      : "{\"status\":\"event feed " + std::string(st.listening ? "behind" : "not listening") +
+                            "\",\"lagMs\":" + std::to_string(st.tail_lag_ms) + "}";
     co_return r;
 }
 
 awaitable<bool> service::store_answers()
 {
-    std::function<bool(storage&)> ping = [](storage& st) {
-        (void)st.last_event_id();
-        return true;
-    };
     bool ok = false;
     try {
-        ok = co_await db(std::move(ping));
+        co_await db_.ping();
+        ok = true;
     } catch (const std::exception& e) {
         storage_failed(e);
     }
@@ -262,6 +277,33 @@ net::reply service::metrics(const net::http::request& req) const
     sample("tether_gateway_streams", hub_.connections());
     family("tether_gateway_stream_evictions_total", "counter", "streams evicted for not keeping up");
     sample("tether_gateway_stream_evictions_total", hub_.evictions());
+    family("tether_gateway_events_fanned_out_total", "counter",
+           "committed events handed to this replica's streams (from any replica)");
+    sample("tether_gateway_events_fanned_out_total", counters_.events_fanned_out.load());
+    const auto st = db_.status();
+    const std::string backend = "{backend=\"" + std::string(db_.backend()) + "\"}";
+    family("tether_gateway_store_pool_in_use", "gauge", "storage connections running a statement");
+    sample("tether_gateway_store_pool_in_use", st.pool_in_use, backend);
+    family("tether_gateway_store_pool_open", "gauge", "storage connections open");
+    sample("tether_gateway_store_pool_open", st.pool_open, backend);
+    family("tether_gateway_event_feed_listening", "gauge",
+           "1 while the event feed is connected (PostgreSQL: the LISTEN connection)");
+    sample("tether_gateway_event_feed_listening", st.listening ? 1 : 0, backend);
+    family("tether_gateway_event_feed_lag_seconds", "gauge",
+           "time since the event feed last read everything committed");
+    {
+        char lag[48];
+        std::snprintf(lag, sizeof lag, "%.3f",
+                      st.tail_lag_ms == INT64_MAX ? 1e9 : static_cast<double>(st.tail_lag_ms) / 1e3);
+        out.append("tether_gateway_event_feed_lag_seconds")
+            .append(backend)
+            .append(" ")
+            .append(lag)
+            .append("\n");
+    }
+    family("tether_gateway_event_feed_cursor", "gauge", "the newest event id this replica fanned out");
+    sample("tether_gateway_event_feed_cursor",
+           static_cast<std::uint64_t>(std::max<std::int64_t>(st.feed_cursor, 0)), backend);
     net::reply r;
     r.head.headers.set("Content-Type", "text/plain; version=0.0.4");
     r.head.body = std::move(out);
@@ -371,12 +413,9 @@ awaitable<net::reply> service::unary(const net::http::request& req, const net::p
                 break;
             case rpc_guard::session: {
                 if (const auto token = detail::bearer(req)) {
-                    const secret presented(*token);
-                    std::function<std::optional<session_info>(storage&)> find = [this,
-                                                                                 presented](storage& st) {
-                        return sessions_.find_session(st, presented);
-                    };
-                    session = co_await db(std::move(find));
+                    secret presented(*token);
+                    auto found = co_await sessions_.find_session(db_, std::move(presented));
+                    session = std::move(found);
                 }
                 if (!session)
                     co_return net::connect::error_reply(code::unauthenticated,

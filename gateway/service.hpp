@@ -2,13 +2,12 @@
 // AdminService, and the event streams.
 #pragma once
 
-#include "base/blocking_call.hpp"
 #include "base/log.hpp"
 #include "base/secret.hpp"
 #include "gateway/event_hub.hpp"
 #include "gateway/rpc.hpp"
 #include "gateway/sessions.hpp"
-#include "gateway/storage.hpp"
+#include "gateway/store.hpp"
 #include "net/connect_reply.hpp"
 #include "net/http_server.hpp"
 #include "net/protojson.hpp"
@@ -34,6 +33,7 @@ struct gateway_counters {
     std::atomic<std::uint64_t> refused_431{0};     ///< header (or trailers) over the limit
     std::atomic<std::uint64_t> connections_refused{0};  ///< over the per-address connection limit
     std::atomic<std::uint64_t> storage_errors{0};       ///< storage calls that threw (answered unavailable)
+    std::atomic<std::uint64_t> events_fanned_out{0};    ///< committed events handed to the hub
 };
 
 /// Unary RPCs by route and outcome, and their latency, for /metrics.
@@ -75,16 +75,19 @@ inline net::server_options default_server_options()
 }
 
 /// Thread-safe: handlers run on each connection's strand; shared state is
-/// the session registry and hub (internally locked) and storage, reached only
-/// through `db_executor` (one thread, so the storage needs no locking).
+/// the session registry and hub (internally locked) and the store (awaitable,
+/// thread-safe). Events reach the hub from the store's feed only, so a
+/// replica's streams see what every replica published, in id order.
 ///
 /// The code is split by what it serves: routing, guards and /metrics in
 /// service.cpp, NodeService in node_rpcs.cpp, AdminService in
 /// admin_rpcs.cpp, the event streams in event_stream.cpp.
 class service {
 public:
-    service(storage& db, asio::any_io_executor db_executor, secret admin_token, gateway_options opts,
-            const log::logger& log, session_registry::clock_fn now);
+    /// Sets the store's event sink; `db` outlives the service and stops
+    /// feeding (its tasks end) before the service is destroyed.
+    service(store& db, secret admin_token, gateway_options opts, const log::logger& log,
+            session_registry::clock_fn now);
 
     /// The net::handler for http_server.
     awaitable<net::reply> handle(net::http::request req, net::peer_info peer);
@@ -113,19 +116,12 @@ private:
     };
     static const route routes_[];
 
-    /// Runs `query` on the storage thread. Callers name the query
-    /// (`std::function<R(storage&)> q = ...; co_await db(std::move(q));`):
-    /// a lambda converted to std::function inside the co_await expression is
-    /// a temporary GCC 12 destroys twice.
-    template <class R>
-    awaitable<R> db(std::function<R(storage&)> query);
-
     awaitable<net::reply> unary(const net::http::request& req, const net::peer_info& peer,
                                 std::string_view service_name, std::string_view method);
     net::reply metrics(const net::http::request& req) const;
     /// 200 while serving and the store answers within a second; 503 otherwise.
     awaitable<net::reply> ready();
-    /// A trivial read on the storage thread; false (counted, logged) when it throws.
+    /// A trivial round trip to the store; false (counted, logged) when it throws.
     awaitable<bool> store_answers();
     [[nodiscard]] bool is_admin(const net::http::request& req) const;
     void storage_failed(const std::exception& e);
@@ -160,12 +156,12 @@ private:
     /// closed or evicted, or a write fails.
     awaitable<error_code> send_events(stream_start start, net::body_writer& w);
 
-    /// Appends and fans out on the storage thread, so streams see id order.
-    event_record append_and_publish(storage& st, const std::string& org, const std::string& type,
-                                    const std::string& data);
+    /// The store's event sink: fans committed events out to local streams,
+    /// and ends a revoked node's streams after its `node-revoked` event
+    /// (whichever replica revoked it).
+    void deliver(const std::vector<event_record>& events);
 
-    storage& db_;
-    asio::any_io_executor db_exec_;
+    store& db_;
     secret admin_token_;
     gateway_options opts_;
     const log::logger& log_;
@@ -190,15 +186,5 @@ std::string timestamp(std::int64_t ms);
 std::optional<std::string> bearer(const net::http::request& req);
 rpc_error invalid(const net::protojson::field_error& e);
 }  // namespace detail
-
-template <class R>
-awaitable<R> service::db(std::function<R(storage&)> query)
-{
-    std::function<R()> bound = [this, query = std::move(query)] {
-        return query(db_);
-    };
-    R out = co_await blocking_call(db_exec_, std::move(bound));
-    co_return out;
-}
 
 }  // namespace tether::gateway

@@ -1,12 +1,12 @@
 // Short-lived credentials: login challenges, session tokens, stream tokens,
 // issued here and kept in the store by the SHA-256 of the token (so a
-// restart logs nobody out, and a stolen database replays nothing); plus the
-// per-node heartbeat rate limit and write debounce, which stay in this
-// process's memory.
+// restart logs nobody out, another replica knows them, and a stolen
+// database replays nothing); plus the per-node heartbeat rate limit, which
+// stays in this process's memory (per replica).
 #pragma once
 
 #include "base/secret.hpp"
-#include "gateway/storage.hpp"
+#include "gateway/store.hpp"
 
 #include <cstdint>
 #include <deque>
@@ -40,40 +40,36 @@ struct session_limits {
     std::int64_t heartbeat_write_every_ms = 5'000;
 };
 
-/// The credential calls take the storage and run where it may be used (the
-/// storage thread, inside service::db); the rate limits are thread-safe and
-/// run anywhere.
+/// The credential calls are round trips to the store; the rate limits are
+/// thread-safe and run anywhere.
 class session_registry {
 public:
     using clock_fn = std::function<std::int64_t()>;  ///< wall clock, ms since the epoch
 
     session_registry(clock_fn now, session_limits limits = {});
 
-    /// 32 random bytes, valid for one CompleteAuth of this node.
-    std::string new_challenge(storage& st, const std::string& node_id, std::int64_t* expires_ms);
+    struct challenge {
+        std::string bytes;  ///< 32 random bytes, valid for one CompleteAuth of this node
+        std::int64_t expires_ms = 0;
+    };
+    awaitable<challenge> new_challenge(store& st, std::string node_id);
     /// Single use: true once for a live challenge issued to this node.
-    bool take_challenge(storage& st, const std::string& node_id, const std::string& challenge);
+    awaitable<bool> take_challenge(store& st, std::string node_id, std::string challenge);
 
     /// A login beyond `sessions_per_node` ends the node's oldest session.
-    issued_token new_session(storage& st, const std::string& node_id, const std::string& org_id);
-    std::optional<session_info> find_session(storage& st, const secret& token);
+    awaitable<issued_token> new_session(store& st, std::string node_id, std::string org_id);
+    awaitable<std::optional<session_info>> find_session(store& st, secret token);
 
     /// nullopt when the node already holds the maximum of unexpired tokens.
-    std::optional<issued_token> new_stream_token(storage& st, const session_info& s);
+    awaitable<std::optional<issued_token>> new_stream_token(store& st, session_info s);
     /// Single use; the grant carries the session's expiry (streams end with it).
-    std::optional<session_info> take_stream_token(storage& st, const secret& token);
-
-    /// Revocation: the node's stream tokens and challenges are gone; its
-    /// sessions remain so that calls with them get not_found.
-    void drop_node(storage& st, const std::string& node_id);
+    awaitable<std::optional<session_info>> take_stream_token(store& st, secret token);
 
     /// Expired credentials leave the store, idle rate-limit state the memory.
-    void prune(storage& st);
+    awaitable<void> prune(store& st);
 
     /// Sliding one-second window per node.
     bool allow_heartbeat(const std::string& node_id);
-    /// True at most once per `heartbeat_write_every_ms` per node.
-    bool should_write(const std::string& node_id);
 
     [[nodiscard]] std::int64_t now_ms() const { return now_(); }
     [[nodiscard]] const session_limits& limits() const noexcept { return limits_; }
@@ -81,9 +77,8 @@ public:
 private:
     clock_fn now_;
     session_limits limits_;
-    std::mutex m_;  // guards the rate-limit maps
+    std::mutex m_;  // guards the rate-limit map
     std::map<std::string, std::deque<std::int64_t>> beats_;
-    std::map<std::string, std::int64_t> last_write_;
 };
 
 }  // namespace tether::gateway

@@ -1,6 +1,9 @@
-// What the gateway persists, behind an interface so a distributed backend
-// can replace SQLite without touching the RPC handlers.
+// The embedded backend's synchronous calls, one statement (or one SQLite
+// transaction) each. The gateway never calls them directly: sqlite_store
+// runs them on its storage thread behind the awaitable `store`.
 #pragma once
+
+#include "gateway/records.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -9,36 +12,16 @@
 
 namespace tether::gateway {
 
-struct node_record {
-    std::string node_id;
-    std::string org_id;
-    std::string node_name;
-    std::vector<std::string> capabilities;
-    std::string public_key;    ///< raw 32-byte Ed25519 key
-    std::string api_key_hash;  ///< hex SHA-256; the key itself is never stored
-    bool revoked = false;
-    std::int64_t last_seen_ms = 0;
-    std::int64_t created_ms = 0;
-};
-
-struct config_record {
-    std::int64_t updated_at = 0;  ///< configUpdatedAt: strictly increasing per org
-    std::string document;         ///< JSON object text
-};
-
-struct event_record {
-    std::int64_t id = 0;  ///< increasing per gateway, never reused
-    std::string org_id;
-    std::string type;
-    std::string data;
-};
-
 /// Every call is synchronous and may block on disk: the gateway calls it
 /// from its storage thread only (see storage_executor), never from an
 /// io_context thread. Implementations need not be thread-safe.
 /// Failures (disk full, corruption) throw std::runtime_error.
 class storage {
 public:
+    using login_record = gateway::login_record;
+    using credential_kind = gateway::credential_kind;
+    using credential_record = gateway::credential_record;
+
     virtual ~storage() = default;
 
     virtual void add_enrollment_code(const std::string& code_hash, const std::string& org_id,
@@ -54,12 +37,6 @@ public:
 
     virtual void insert_node(const node_record& n) = 0;
     virtual std::optional<node_record> find_node(const std::string& node_id) = 0;
-    /// What BeginAuth needs of a node, and nothing else: found or not, the
-    /// lookup costs about the same (see bench/auth_timing).
-    struct login_record {
-        std::string api_key_hash;
-        bool revoked = false;
-    };
     virtual std::optional<login_record> find_login(const std::string& node_id) = 0;
     /// Some node (revoked or not) already holds this raw public key.
     virtual bool public_key_taken(const std::string& public_key) = 0;
@@ -91,14 +68,6 @@ public:
     // of the token: a stolen table replays nothing. They live in the store so
     // a gateway restart (or another replica) still knows them.
 
-    enum class credential_kind { challenge = 1, session = 2, stream_token = 3 };
-    struct credential_record {
-        std::string node_id;
-        std::string org_id;
-        std::int64_t expires_ms = 0;
-        /// Stream tokens: when the session they were issued under ends.
-        std::int64_t session_expires_ms = 0;
-    };
     virtual void put_credential(credential_kind k, const std::string& hash, const credential_record& r) = 0;
     /// Single use: deletes the credential (live or not) and returns it when
     /// it was live at `now_ms`.

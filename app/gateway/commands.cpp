@@ -18,6 +18,11 @@ const std::vector<subcommand>& table()
           "Run the control plane: node and admin RPCs, event streams.",
           {{"listen", "HOST:PORT", "address to listen on (plain HTTP only on loopback)", "127.0.0.1:8443"},
            {"data-dir", "DIR", "where the embedded database and admin token live", "./tether-data"},
+           {"database", "URL",
+            "PostgreSQL (postgres://... or a libpq connection string) shared by replicas; absent: the "
+            "embedded SQLite file in --data-dir"},
+           {"db-pool-size", "N", "PostgreSQL connections per replica (plus one for LISTEN)", "4"},
+           {"db-timeout", "DURATION", "PostgreSQL connect and statement timeout", "5s"},
            {"tls-cert", "FILE", "PEM certificate chain (required off loopback)"},
            {"tls-key", "FILE", "PEM private key for --tls-cert"},
            {"admin-token-file", "FILE", "admin token file, created 0600 when absent", "DIR/admin.token"},
@@ -33,6 +38,11 @@ const std::vector<subcommand>& table()
             "256"},
            {"drain-timeout", "DURATION", "how long connections may take to close on SIGINT/SIGTERM", "10s"}}},
          gateway_serve},
+        {{"migrate",
+          "Apply the PostgreSQL schema migrations and exit (serve applies them too).",
+          {{"database", "URL", "PostgreSQL URI or libpq connection string"},
+           {"db-timeout", "DURATION", "connect timeout", "5s"}}},
+         gateway_migrate},
         {{"admin", "Operator commands against a running gateway.", {server, admin_token_file, ca_file}},
          nullptr,
          {

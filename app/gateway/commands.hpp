@@ -8,6 +8,7 @@ namespace tether::app {
 std::span<const subcommand> gateway_commands();
 
 int gateway_serve(invocation& inv);
+int gateway_migrate(invocation& inv);
 int admin_create_enrollment_code(invocation& inv);
 int admin_publish_config(invocation& inv);
 int admin_nodes(invocation& inv);

@@ -5,8 +5,11 @@
 #include "app/gateway/admin_token.hpp"
 #include "app/gateway/commands.hpp"
 #include "base/blocking_call.hpp"
+#include "gateway/postgres/pg_schema.hpp"
+#include "gateway/postgres/pg_store.hpp"
 #include "gateway/service.hpp"
 #include "gateway/sqlite_storage.hpp"
+#include "gateway/sqlite_store.hpp"
 #include "net/host_port.hpp"
 #include "net/http_server.hpp"
 #include "net/tls.hpp"
@@ -17,8 +20,74 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <iostream>
 
 namespace tether::app {
+
+namespace {
+
+/// --database (TETHER_DATABASE): a postgres:// or postgresql:// URI or a
+/// libpq "key=value" string selects PostgreSQL; absent, the embedded file.
+std::optional<std::string> postgres_conninfo(const invocation& inv)
+{
+    auto v = inv.args.value("database");
+    if (!v || v->empty()) return std::nullopt;
+    if (v->starts_with("postgres://") || v->starts_with("postgresql://") || v->find('=') != std::string::npos)
+        return v;
+    // The value is not echoed: it may hold a password.
+    throw cli::usage_error(
+        "--database: expected a postgres:// or postgresql:// URI or a libpq connection string "
+        "(host=... dbname=...); leave it out for the embedded SQLite file in --data-dir");
+}
+
+gateway::postgres::store_options postgres_options(const invocation& inv, std::string conninfo)
+{
+    gateway::postgres::store_options o;
+    o.pool.conninfo = std::move(conninfo);
+    if (auto v = inv.args.value("db-pool-size")) o.pool.size = cli::parse_count(*v, "--db-pool-size", 1, 256);
+    if (auto v = inv.args.value("db-timeout")) {
+        o.pool.statement_timeout = cli::parse_duration(*v, "--db-timeout");
+        o.pool.connect_timeout = o.pool.statement_timeout;
+    }
+    return o;
+}
+
+/// A start-up failure of the database is a configuration error: it ends
+/// the process with the reason (never the connection string).
+awaitable<void> open_postgres(gateway::postgres::pg_store& db, const log::logger& log)
+{
+    auto version = co_await db.open();
+    if (!version)
+        throw std::runtime_error("database: " + version.error().message + " (SQLSTATE " +
+                                 version.error().sqlstate + ")");
+    log.info("gateway.database", {{"backend", "postgres"}, {"schema_version", *version}});
+}
+
+}  // namespace
+
+int gateway_migrate(invocation& inv)
+{
+    const auto conninfo = postgres_conninfo(inv);
+    if (!conninfo) throw cli::usage_error("migrate needs --database (or TETHER_DATABASE)");
+    const auto opts = postgres_options(inv, *conninfo);
+    asio::io_context ioc;
+    int version = 0;
+    auto op = [](asio::any_io_executor ex, gateway::postgres::store_options o, int& out) -> awaitable<void> {
+        gateway::postgres::pg_connection c(ex);
+        auto connected = co_await c.connect(o.pool.conninfo, o.pool.connect_timeout);
+        if (!connected) throw std::runtime_error("database: " + connected.error().message);
+        auto v = co_await gateway::postgres::migrate(c, gateway::postgres::gateway_migrations(),
+                                                     std::chrono::minutes(5));
+        if (!v)
+            throw std::runtime_error("migration: " + v.error().message + " (SQLSTATE " + v.error().sqlstate +
+                                     ")");
+        out = *v;
+    };
+    run_to_completion(ioc, op(ioc.get_executor(), opts, version));
+    inv.log.info("gateway.migrated", {{"schema_version", version}});
+    std::cout << "schema version " << version << "\n";
+    return 0;
+}
 
 int gateway_serve(invocation& inv)
 {
@@ -66,13 +135,30 @@ int gateway_serve(invocation& inv)
     std::shared_ptr<asio::ssl::context> tls_ctx;
     if (tls) tls_ctx = net::make_server_tls(*inv.args.value("tls-cert"), *inv.args.value("tls-key"));
 
-    gateway::sqlite_storage storage(data_dir / "tether.db");
+    const auto conninfo = postgres_conninfo(inv);
 
     // Order matters: the supervisor (and its io_context) outlives the
     // storage thread, which joins before anything it completes into dies.
     supervisor sup(inv.log, opts);
+    std::unique_ptr<gateway::sqlite_storage> file;
     asio::thread_pool storage_thread(1);
-    gateway::service svc(storage, storage_thread.get_executor(), admin_token, gw, inv.log, wall_ms);
+    std::unique_ptr<gateway::store> db;
+    gateway::postgres::pg_store* pg = nullptr;
+    if (conninfo) {
+        auto store = std::make_unique<gateway::postgres::pg_store>(
+            sup.context().get_executor(), postgres_options(inv, *conninfo), process_random(), inv.log);
+        pg = store.get();
+        run_to_completion(sup.context(), open_postgres(*pg, inv.log));
+        sup.context().restart();
+        db = std::move(store);
+    } else {
+        file = std::make_unique<gateway::sqlite_storage>(data_dir / "tether.db");
+        db = std::make_unique<gateway::sqlite_store>(*file, storage_thread.get_executor());
+        inv.log.info(
+            "gateway.database",
+            {{"backend", "sqlite"}, {"file", std::filesystem::absolute(data_dir / "tether.db").string()}});
+    }
+    gateway::service svc(*db, admin_token, gw, inv.log, wall_ms);
     server_opts.on_refused = [&svc](unsigned status) {
         svc.count_refusal(status);
     };
@@ -90,6 +176,7 @@ int gateway_serve(invocation& inv)
     sup.add("http", [&server] { return server.run(); });
     sup.add("housekeeping", [&svc] { return svc.housekeeping(); });
     sup.add("readiness", [&svc] { return svc.readiness(); });
+    if (pg) sup.add("event-feed", [pg] { return pg->run_feed(); });
     const int status = sup.run();
     storage_thread.join();
     return status;

@@ -11,10 +11,17 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
+/// libpq's messages span lines ("...failed: ...\n\tIs the server running..."):
+/// one line for the log and the operator's terminal.
 std::string trimmed(const char* text)
 {
-    std::string s = text ? text : "";
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    std::string s;
+    for (const char* p = text ? text : ""; *p; ++p) {
+        const bool space = *p == '\n' || *p == '\t' || *p == '\r';
+        if (space && (s.empty() || s.back() == ' ')) continue;
+        s += space ? ' ' : *p;
+    }
+    while (!s.empty() && s.back() == ' ') s.pop_back();
     return s;
 }
 
@@ -110,6 +117,10 @@ awaitable<pg_result<bool>> pg_connection::connect(std::string conninfo, std::chr
             co_return late;
         }
     }
+    // libpq prints NOTICEs and WARNINGs to stderr by default: raw lines in
+    // the middle of the structured log. Nothing the gateway sends needs them.
+    PQsetNoticeReceiver(
+        conn_, [](void*, const PGresult*) {}, nullptr);
     if (PQsetnonblocking(conn_, 1) != 0) {
         pg_result<bool> bad = failure("08000", "cannot set non-blocking mode");
         close();

@@ -4,23 +4,28 @@
 
 namespace tether::gateway::postgres {
 
+std::string insert_event_sql(std::string_view data_sql)
+{
+    // The NOTIFY is queued with the insert and sent at commit; it names the
+    // row this statement made (currval would be whatever this connection
+    // drew last).
+    return "WITH e AS (INSERT INTO events(id, org_id, type, data) VALUES (nextval('event_ids'), $1, $2, " +
+           std::string(data_sql) + ") RETURNING id) SELECT id, pg_notify('" + std::string(events_channel) +
+           "', id::text) FROM e";
+}
+
 awaitable<pg_result<std::int64_t>> publish_event(pg_pool& pool, const std::string& org,
                                                  const std::string& type, const std::string& data)
 {
     std::vector<pg_pool::statement> steps;
     steps.push_back({"SELECT pg_advisory_xact_lock($1::bigint)", {std::to_string(publish_lock_key)}});
-    steps.push_back(
-        {"INSERT INTO events(id, org_id, type, data) VALUES (nextval('event_ids'), $1, $2, $3) "
-         "RETURNING id",
-         {org, type, data}});
-    steps.push_back(
-        {"SELECT pg_notify('" + std::string(events_channel) + "', currval('event_ids')::text)", {}});
+    steps.push_back({insert_event_sql("$3"), {org, type, data}});
     auto done = co_await pool.transaction(std::move(steps));
     if (!done) {
         pg_result<std::int64_t> bad = done.error();
         co_return bad;
     }
-    const auto& inserted = (*done)[1];
+    const auto& inserted = (*done)[1];  // the insert's own row: currval would be the session's last
     pg_result<std::int64_t> id = inserted.rows.empty() || !inserted.rows[0][0]
                                      ? pg_result<std::int64_t>(pg_error{"XX000", "INSERT returned no id"})
                                      : pg_result<std::int64_t>(std::stoll(*inserted.rows[0][0]));
@@ -41,7 +46,8 @@ event_tail::event_tail(pg_pool& pool, tail_options opts, std::int64_t cursor, de
 awaitable<bool> event_tail::catch_up()
 {
     for (;;) {
-        std::vector<std::optional<std::string>> params{std::to_string(cursor_), std::to_string(opts_.batch)};
+        std::vector<std::optional<std::string>> params{std::to_string(cursor_.load()),
+                                                       std::to_string(opts_.batch)};
         auto rows = co_await pool_.query(
             "SELECT id, org_id, type, data FROM events WHERE id > $1::bigint ORDER BY id LIMIT $2::int",
             std::move(params));
@@ -59,7 +65,10 @@ awaitable<bool> event_tail::catch_up()
             cursor_ = batch.back().id;
             deliver_(batch);
         }
-        if (batch.size() < opts_.batch) co_return true;
+        if (batch.size() < opts_.batch) {
+            caught_up_ = std::chrono::steady_clock::now().time_since_epoch().count();
+            co_return true;
+        }
     }
 }
 
@@ -86,7 +95,7 @@ awaitable<void> event_tail::run()
             if (l) {
                 listening_ = true;
                 reconnect_.reset();
-                log_.info("postgres.listening", {{"channel", events_channel}, {"cursor", cursor_}});
+                log_.info("postgres.listening", {{"channel", events_channel}, {"cursor", cursor_.load()}});
             } else {
                 listener.close();
                 const auto delay = reconnect_.next();

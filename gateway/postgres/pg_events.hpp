@@ -9,6 +9,7 @@
 #include "gateway/postgres/pg_pool.hpp"
 #include "gateway/storage.hpp"
 
+#include <atomic>
 #include <functional>
 #include <vector>
 
@@ -18,6 +19,12 @@ inline constexpr std::string_view events_channel = "tether_events";
 /// The transaction-scoped advisory lock publishers hold from nextval to
 /// commit ("tether" + 2).
 inline constexpr std::int64_t publish_lock_key = 0x7465746865720002;
+
+/// The statement that appends one event of org $1, type $2, data
+/// `data_sql` (a parameter or an expression) and queues its NOTIFY; it
+/// returns the id. Runs after pg_advisory_xact_lock(publish_lock_key) in the
+/// same transaction.
+std::string insert_event_sql(std::string_view data_sql);
 
 /// Appends one event and notifies; returns its id. Ids commit in id order:
 /// the lock is taken before nextval and released by the commit, so no
@@ -47,9 +54,16 @@ public:
 
     awaitable<void> run();
 
+    // Read from any thread (/readyz, /metrics).
     [[nodiscard]] std::int64_t cursor() const noexcept { return cursor_; }
-    /// The LISTEN connection is up (for /readyz).
+    /// The LISTEN connection is up.
     [[nodiscard]] bool listening() const noexcept { return listening_; }
+    /// When a read last found nothing more to deliver (steady clock); the
+    /// epoch before the first.
+    [[nodiscard]] std::chrono::steady_clock::time_point caught_up_at() const noexcept
+    {
+        return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(caught_up_.load()));
+    }
 
 private:
     /// Reads and delivers everything after the cursor; false when the read failed.
@@ -57,11 +71,12 @@ private:
 
     pg_pool& pool_;
     tail_options opts_;
-    std::int64_t cursor_;
+    std::atomic<std::int64_t> cursor_;
     deliver_fn deliver_;
     backoff reconnect_;
     const log::logger& log_;
-    bool listening_ = false;
+    std::atomic<bool> listening_{false};
+    std::atomic<std::chrono::steady_clock::rep> caught_up_{0};
 };
 
 }  // namespace tether::gateway::postgres

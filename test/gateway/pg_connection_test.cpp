@@ -26,14 +26,28 @@ using tether::test::run_for;
 
 namespace {
 
+/// A database of its own on the executable's shared cluster; or, for the
+/// cases that stop the server, a cluster of its own.
+struct database {
+    explicit database(bool own_cluster = false)
+        : own(own_cluster ? std::make_unique<tether::test::postgres_server>() : nullptr),
+          conninfo(server().conninfo(own ? "postgres" : server().new_database()))
+    {
+    }
+    tether::test::postgres_server& server() { return own ? *own : tether::test::shared_postgres(); }
+    std::unique_ptr<tether::test::postgres_server> own;
+    std::string conninfo;
+};
+
 struct rig {
-    tether::test::postgres_server server;
+    explicit rig(bool own_cluster = false) : db(own_cluster) {}
+    database db;
     asio::io_context ioc;
 
     std::unique_ptr<pg::pg_connection> connect()
     {
         auto c = std::make_unique<pg::pg_connection>(ioc.get_executor());
-        const auto ok = run_for(ioc, c->connect(server.conninfo(), 5s));
+        const auto ok = run_for(ioc, c->connect(db.conninfo, 5s));
         BOOST_TEST_REQUIRE(ok.has_value(), ok.error().sqlstate + " " + ok.error().message);
         BOOST_TEST_REQUIRE(c->connected());
         return c;
@@ -139,7 +153,7 @@ BOOST_AUTO_TEST_CASE(a_statement_past_its_timeout_fails_fast_and_closes_the_conn
 
 BOOST_AUTO_TEST_CASE(no_server_and_a_server_gone_are_errors_not_hangs)
 {
-    rig r;
+    rig r(true);
     pg::pg_connection nowhere(r.ioc.get_executor());
     const auto refused = run_for(r.ioc, nowhere.connect("host=/nonexistent-tether user=postgres", 5s));
     BOOST_TEST_REQUIRE(!refused.has_value());
@@ -147,7 +161,7 @@ BOOST_AUTO_TEST_CASE(no_server_and_a_server_gone_are_errors_not_hangs)
     BOOST_TEST(!refused.error().message.empty());
 
     auto c = r.connect();
-    r.server.stop();
+    r.db.server().stop();
     const auto started = std::chrono::steady_clock::now();
     const auto gone = r.query(*c, "SELECT 1", {}, 5s);
     BOOST_TEST_REQUIRE(!gone.has_value());
@@ -226,20 +240,21 @@ BOOST_AUTO_TEST_SUITE(pg_pool_suite)
 namespace {
 
 struct pool_rig {
-    tether::test::postgres_server server;
+    database db;
     asio::io_context ioc;
     tether::test::log_capture logs;
     pg::pg_pool pool;
 
-    explicit pool_rig(std::size_t size = 3)
-        : pool(
+    explicit pool_rig(std::size_t size = 3, bool own_cluster = false)
+        : db(own_cluster),
+          pool(
               ioc.get_executor(), options(size), [] { return 0.5; }, logs.logger())
     {
     }
     pg::pool_options options(std::size_t size) const
     {
         pg::pool_options o;
-        o.conninfo = server.conninfo();
+        o.conninfo = db.conninfo;
         o.size = size;
         o.statement_timeout = 5s;
         o.reconnect = {100ms, 400ms};
@@ -277,12 +292,12 @@ BOOST_AUTO_TEST_CASE(many_statements_share_a_few_connections)
 
 BOOST_AUTO_TEST_CASE(an_outage_fails_fast_and_the_pool_comes_back_by_itself)
 {
-    pool_rig r(2);
+    pool_rig r(2, true);
     const auto one = [&r] {
         return run_for(r.ioc, r.pool.query("SELECT 1", {}));
     };
     BOOST_TEST_REQUIRE(one().has_value());
-    r.server.stop();
+    r.db.server().stop();
     const auto started = std::chrono::steady_clock::now();
     BOOST_TEST(!one().has_value());  // the open connection broke
     BOOST_TEST(!one().has_value());  // a new one is refused
@@ -291,7 +306,7 @@ BOOST_AUTO_TEST_CASE(an_outage_fails_fast_and_the_pool_comes_back_by_itself)
     BOOST_TEST(refused.error().sqlstate == "08000");
     BOOST_TEST((std::chrono::steady_clock::now() - started < 2s));
     BOOST_TEST(r.logs.has("postgres.connect_failed"));
-    r.server.start();
+    r.db.server().start();
     BOOST_TEST(tether::test::poll_until(
         r.ioc,
         [&] {
@@ -338,16 +353,16 @@ struct replica {
 
 BOOST_AUTO_TEST_CASE(concurrent_publishes_reach_every_replica_in_id_order)
 {
-    tether::test::postgres_server server;
+    database db;
     asio::io_context ioc;
     tether::test::log_capture logs;
     {
         pg::pg_connection c(ioc.get_executor());
-        BOOST_TEST_REQUIRE(run_for(ioc, c.connect(server.conninfo(), 5s)).has_value());
+        BOOST_TEST_REQUIRE(run_for(ioc, c.connect(db.conninfo, 5s)).has_value());
         BOOST_TEST_REQUIRE(run_for(ioc, pg::migrate(c, pg::gateway_migrations(), 10s)).has_value());
     }
     std::list<replica> replicas;
-    for (int i = 0; i < 3; ++i) replicas.emplace_back(ioc, server.conninfo(), logs);
+    for (int i = 0; i < 3; ++i) replicas.emplace_back(ioc, db.conninfo, logs);
     const auto every_replica = [&replicas](const std::function<bool(replica&)>& p) {
         return [&replicas, p] {
             return std::all_of(replicas.begin(), replicas.end(), p);
@@ -395,7 +410,7 @@ BOOST_AUTO_TEST_CASE(concurrent_publishes_reach_every_replica_in_id_order)
     // the next event, and the listener comes back.
     {
         pg::pg_connection admin(ioc.get_executor());
-        BOOST_TEST_REQUIRE(run_for(ioc, admin.connect(server.conninfo(), 5s)).has_value());
+        BOOST_TEST_REQUIRE(run_for(ioc, admin.connect(db.conninfo, 5s)).has_value());
         const auto killed = run_for(
             ioc,
             admin.query(

@@ -53,10 +53,35 @@ public:
         running_ = true;
     }
 
-    /// libpq connection string for the `postgres` database.
-    [[nodiscard]] std::string conninfo() const
+    /// libpq connection string for `database`.
+    [[nodiscard]] std::string conninfo(const std::string& database = "postgres") const
     {
-        return "host=" + socket_dir_.string() + " user=postgres dbname=postgres";
+        return "host=" + socket_dir_.string() + " user=postgres dbname=" + database;
+    }
+
+    /// A new empty database (t1, t2, ...): a test case's own, on a cluster
+    /// the executable shares (a cluster per case costs a second each).
+    std::string new_database()
+    {
+        const std::string name = "t" + std::to_string(++databases_);
+        const auto made = psql("postgres", "CREATE DATABASE " + name);
+        if (made.status != 0) throw std::runtime_error("CREATE DATABASE failed: " + made.err);
+        return name;
+    }
+
+    /// The rows of every table of `database`, as pg_dump prints them.
+    [[nodiscard]] std::string dump(const std::string& database) const
+    {
+        const auto d = run("/usr/lib/postgresql/15/bin/pg_dump",
+                           {"-h", socket_dir_.string(), "-U", "postgres", "--data-only", "-d", database});
+        if (d.status != 0) throw std::runtime_error("pg_dump failed: " + d.err);
+        return d.out;
+    }
+
+    [[nodiscard]] run_result psql(const std::string& database, const std::string& sql) const
+    {
+        return run("/usr/lib/postgresql/15/bin/psql", {"-h", socket_dir_.string(), "-U", "postgres", "-d",
+                                                       database, "-v", "ON_ERROR_STOP=1", "-qAtc", sql});
     }
 
     void stop()
@@ -76,9 +101,17 @@ private:
     }
 
     temp_dir dir_;
+    int databases_ = 0;
     std::filesystem::path data_;
     std::filesystem::path socket_dir_;
     bool running_ = false;
 };
+
+/// The executable's one cluster, started on first use and stopped at exit.
+inline postgres_server& shared_postgres()
+{
+    static postgres_server server;
+    return server;
+}
 
 }  // namespace tether::test

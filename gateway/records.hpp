@@ -1,0 +1,53 @@
+// The records the gateway keeps, shared by both storage backends.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tether::gateway {
+
+struct node_record {
+    std::string node_id;
+    std::string org_id;
+    std::string node_name;
+    std::vector<std::string> capabilities;
+    std::string public_key;    ///< raw 32-byte Ed25519 key
+    std::string api_key_hash;  ///< hex SHA-256; the key itself is never stored
+    bool revoked = false;
+    std::int64_t last_seen_ms = 0;
+    std::int64_t created_ms = 0;
+};
+
+struct config_record {
+    std::int64_t updated_at = 0;  ///< configUpdatedAt: strictly increasing per org
+    std::string document;         ///< JSON object text
+};
+
+struct event_record {
+    std::int64_t id = 0;  ///< increasing in commit order, never reused
+    std::string org_id;
+    std::string type;
+    std::string data;
+};
+
+/// What BeginAuth needs of a node, and nothing else: found or not, the
+/// lookup costs about the same (see bench/auth_timing).
+struct login_record {
+    std::string api_key_hash;
+    bool revoked = false;
+};
+
+// Login challenges, sessions and stream tokens, keyed by the SHA-256 (hex)
+// of the token: a stolen table replays nothing. They live in the store so
+// a gateway restart (or another replica) still knows them.
+enum class credential_kind { challenge = 1, session = 2, stream_token = 3 };
+struct credential_record {
+    std::string node_id;
+    std::string org_id;
+    std::int64_t expires_ms = 0;
+    /// Stream tokens: when the session they were issued under ends.
+    std::int64_t session_expires_ms = 0;
+};
+
+}  // namespace tether::gateway

@@ -1,0 +1,245 @@
+#include "gateway/sqlite_store.hpp"
+
+#include "base/blocking_call.hpp"
+
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+
+namespace tether::gateway {
+
+sqlite_store::sqlite_store(storage& db, asio::any_io_executor storage_thread)
+    : db_(db), thread_(std::move(storage_thread))
+{
+}
+
+template <class R>
+awaitable<R> sqlite_store::on_thread(std::function<R(storage&)> step)
+{
+    std::function<R()> bound = [this, step = std::move(step)] {
+        return step(db_);
+    };
+    R out = co_await blocking_call(thread_, std::move(bound));
+    co_return out;
+}
+
+event_record sqlite_store::append(const std::string& org, const std::string& type, const std::string& data,
+                                  std::size_t keep)
+{
+    event_record e{db_.append_event(org, type, data, keep), org, type, data};
+    // Still on the storage thread: the sink sees ids in commit order.
+    fed_ = e.id;
+    if (sink_) sink_({e});
+    return e;
+}
+
+awaitable<void> sqlite_store::add_enrollment_code(std::string code_hash, std::string org_id,
+                                                  std::int64_t expires_ms)
+{
+    std::function<int(storage&)> step = [&](storage& st) {
+        st.add_enrollment_code(code_hash, org_id, expires_ms);
+        return 0;
+    };
+    co_await on_thread(std::move(step));
+}
+
+awaitable<store::enrollment> sqlite_store::enroll(std::string code_hash, node_record n, std::int64_t now_ms)
+{
+    std::function<enrollment(storage&)> step = [&](storage& st) {
+        enrollment out;
+        const auto org = st.consume_enrollment_code(code_hash, now_ms);
+        if (!org) return out;
+        out.org_id = *org;
+        if (st.public_key_taken(n.public_key)) {
+            // The code stays usable: the node only needs a key of its own.
+            st.release_enrollment_code(code_hash);
+            out.outcome = enroll_outcome::key_taken;
+            return out;
+        }
+        n.org_id = *org;
+        st.insert_node(n);
+        out.outcome = enroll_outcome::enrolled;
+        return out;
+    };
+    auto out = co_await on_thread(std::move(step));
+    co_return out;
+}
+
+awaitable<std::optional<login_record>> sqlite_store::find_login(std::string node_id)
+{
+    std::function<std::optional<login_record>(storage&)> step = [&](storage& st) {
+        return st.find_login(node_id);
+    };
+    auto out = co_await on_thread(std::move(step));
+    co_return out;
+}
+
+awaitable<std::optional<node_record>> sqlite_store::find_node(std::string node_id)
+{
+    std::function<std::optional<node_record>(storage&)> step = [&](storage& st) {
+        return st.find_node(node_id);
+    };
+    auto out = co_await on_thread(std::move(step));
+    co_return out;
+}
+
+awaitable<bool> sqlite_store::node_is_live(std::string node_id)
+{
+    std::function<bool(storage&)> step = [&](storage& st) {
+        const auto n = st.find_node(node_id);
+        return n && !n->revoked;
+    };
+    const bool out = co_await on_thread(std::move(step));
+    co_return out;
+}
+
+awaitable<live_config> sqlite_store::config_if_live(std::string node_id, std::string org_id)
+{
+    auto out = co_await record_heartbeat(std::move(node_id), std::move(org_id), 0, -1);
+    co_return out;
+}
+
+awaitable<live_config> sqlite_store::record_heartbeat(std::string node_id, std::string org_id,
+                                                      std::int64_t now_ms, std::int64_t write_every_ms)
+{
+    std::function<live_config(storage&)> step = [&](storage& st) {
+        live_config out;
+        const auto n = st.find_node(node_id);
+        out.alive = n && !n->revoked;
+        if (!out.alive) return out;
+        // write_every_ms < 0: a read only (config_if_live).
+        if (write_every_ms >= 0 && n->last_seen_ms <= now_ms - write_every_ms) st.touch_node(node_id, now_ms);
+        out.cfg = st.latest_config(org_id);
+        return out;
+    };
+    auto out = co_await on_thread(std::move(step));
+    co_return out;
+}
+
+awaitable<std::vector<node_record>> sqlite_store::list_nodes(std::string org_id, std::string after_id,
+                                                             std::size_t limit)
+{
+    std::function<std::vector<node_record>(storage&)> step = [&](storage& st) {
+        return st.list_nodes(org_id, after_id, limit);
+    };
+    auto out = co_await on_thread(std::move(step));
+    co_return out;
+}
+
+awaitable<std::optional<event_record>> sqlite_store::revoke_node(std::string node_id, std::size_t keep)
+{
+    std::function<std::optional<event_record>(storage&)> step =
+        [&](storage& st) -> std::optional<event_record> {
+        const auto n = st.find_node(node_id);
+        if (!n || !st.revoke_node(node_id)) return std::nullopt;
+        st.drop_credentials(credential_kind::stream_token, node_id);
+        st.drop_credentials(credential_kind::challenge, node_id);
+        const boost::json::object data{{"nodeId", node_id}};
+        return append(n->org_id, "node-revoked", boost::json::serialize(data), keep);
+    };
+    auto out = co_await on_thread(std::move(step));
+    co_return out;
+}
+
+awaitable<std::int64_t> sqlite_store::publish_config(std::string org_id, std::string document,
+                                                     std::int64_t now_ms, std::size_t keep)
+{
+    std::function<std::int64_t(storage&)> step = [&](storage& st) {
+        const auto at = st.publish_config(org_id, document, now_ms);
+        const boost::json::object data{{"configUpdatedAt", at}};
+        append(org_id, "config-updated", boost::json::serialize(data), keep);
+        return at;
+    };
+    const auto out = co_await on_thread(std::move(step));
+    co_return out;
+}
+
+awaitable<event_history> sqlite_store::replay(std::string org_id, std::optional<std::int64_t> after_id,
+                                              std::size_t limit)
+{
+    std::function<event_history(storage&)> step = [&](storage& st) {
+        event_history out;
+        const auto pruned = st.pruned_upto(org_id);
+        const auto newest = st.last_event_id();
+        out.reset = !after_id || *after_id < pruned || *after_id > newest;
+        out.events = st.events_after(org_id, out.reset ? 0 : *after_id);
+        if (out.events.size() > limit) {
+            out.reset = true;
+            out.events.erase(out.events.begin(), out.events.end() - static_cast<std::ptrdiff_t>(limit));
+        }
+        return out;
+    };
+    auto out = co_await on_thread(std::move(step));
+    co_return out;
+}
+
+awaitable<void> sqlite_store::put_credential(credential_kind k, std::string hash, credential_record r,
+                                             std::size_t keep)
+{
+    std::function<int(storage&)> step = [&](storage& st) {
+        st.put_credential(k, hash, r);
+        if (keep > 0) st.trim_credentials(k, r.node_id, keep);
+        return 0;
+    };
+    co_await on_thread(std::move(step));
+}
+
+awaitable<bool> sqlite_store::put_credential_capped(credential_kind k, std::string hash, credential_record r,
+                                                    std::size_t max_live, std::int64_t now_ms)
+{
+    std::function<bool(storage&)> step = [&](storage& st) {
+        if (st.count_credentials(k, r.node_id, now_ms) >= max_live) return false;
+        st.put_credential(k, hash, r);
+        return true;
+    };
+    const bool out = co_await on_thread(std::move(step));
+    co_return out;
+}
+
+awaitable<std::optional<credential_record>> sqlite_store::take_credential(credential_kind k, std::string hash,
+                                                                          std::int64_t now_ms)
+{
+    std::function<std::optional<credential_record>(storage&)> step = [&](storage& st) {
+        return st.take_credential(k, hash, now_ms);
+    };
+    auto out = co_await on_thread(std::move(step));
+    co_return out;
+}
+
+awaitable<std::optional<credential_record>> sqlite_store::find_credential(credential_kind k, std::string hash,
+                                                                          std::int64_t now_ms)
+{
+    std::function<std::optional<credential_record>(storage&)> step = [&](storage& st) {
+        return st.find_credential(k, hash, now_ms);
+    };
+    auto out = co_await on_thread(std::move(step));
+    co_return out;
+}
+
+awaitable<void> sqlite_store::prune_credentials(std::int64_t now_ms)
+{
+    std::function<int(storage&)> step = [&](storage& st) {
+        st.prune_credentials(now_ms);
+        return 0;
+    };
+    co_await on_thread(std::move(step));
+}
+
+awaitable<void> sqlite_store::ping()
+{
+    std::function<int(storage&)> step = [](storage& st) {
+        (void)st.last_event_id();
+        return 0;
+    };
+    co_await on_thread(std::move(step));
+}
+
+store_status sqlite_store::status() const
+{
+    store_status s;
+    s.feed_cursor = fed_.load();
+    return s;
+}
+
+}  // namespace tether::gateway

@@ -1,0 +1,68 @@
+// The embedded backend behind the awaitable store: a synchronous `storage`
+// (the SQLite file) used from one storage thread only, so its composite
+// steps are atomic without locks, and events reach the sink in id order
+// from that thread, as they are committed.
+#pragma once
+
+#include "gateway/storage.hpp"
+#include "gateway/store.hpp"
+
+#include <atomic>
+#include <functional>
+
+namespace tether::gateway {
+
+class sqlite_store final : public store {
+public:
+    /// `db` is used on `storage_thread` only; both outlive this object.
+    sqlite_store(storage& db, asio::any_io_executor storage_thread);
+
+    void set_event_sink(event_sink sink) override { sink_ = std::move(sink); }
+
+    awaitable<void> add_enrollment_code(std::string code_hash, std::string org_id,
+                                        std::int64_t expires_ms) override;
+    awaitable<enrollment> enroll(std::string code_hash, node_record n, std::int64_t now_ms) override;
+    awaitable<std::optional<login_record>> find_login(std::string node_id) override;
+    awaitable<std::optional<node_record>> find_node(std::string node_id) override;
+    awaitable<bool> node_is_live(std::string node_id) override;
+    awaitable<live_config> config_if_live(std::string node_id, std::string org_id) override;
+    awaitable<live_config> record_heartbeat(std::string node_id, std::string org_id, std::int64_t now_ms,
+                                            std::int64_t write_every_ms) override;
+    awaitable<std::vector<node_record>> list_nodes(std::string org_id, std::string after_id,
+                                                   std::size_t limit) override;
+    awaitable<std::optional<event_record>> revoke_node(std::string node_id, std::size_t keep) override;
+    awaitable<std::int64_t> publish_config(std::string org_id, std::string document, std::int64_t now_ms,
+                                           std::size_t keep) override;
+    awaitable<event_history> replay(std::string org_id, std::optional<std::int64_t> after_id,
+                                    std::size_t limit) override;
+    awaitable<void> put_credential(credential_kind k, std::string hash, credential_record r,
+                                   std::size_t keep) override;
+    awaitable<bool> put_credential_capped(credential_kind k, std::string hash, credential_record r,
+                                          std::size_t max_live, std::int64_t now_ms) override;
+    awaitable<std::optional<credential_record>> take_credential(credential_kind k, std::string hash,
+                                                                std::int64_t now_ms) override;
+    awaitable<std::optional<credential_record>> find_credential(credential_kind k, std::string hash,
+                                                                std::int64_t now_ms) override;
+    awaitable<void> prune_credentials(std::int64_t now_ms) override;
+    awaitable<void> ping() override;
+    [[nodiscard]] store_status status() const override;
+    [[nodiscard]] std::uint64_t node_writes() const noexcept override { return db_.node_writes(); }
+    [[nodiscard]] std::string_view backend() const noexcept override { return "sqlite"; }
+
+private:
+    /// Runs `step` on the storage thread. Callers name the step (a lambda
+    /// converted to std::function inside a co_await is a temporary GCC 12
+    /// destroys twice).
+    template <class R>
+    awaitable<R> on_thread(std::function<R(storage&)> step);
+    /// On the storage thread: appends and hands the event to the sink.
+    event_record append(const std::string& org, const std::string& type, const std::string& data,
+                        std::size_t keep);
+
+    storage& db_;
+    asio::any_io_executor thread_;
+    event_sink sink_;
+    std::atomic<std::int64_t> fed_{0};
+};
+
+}  // namespace tether::gateway
