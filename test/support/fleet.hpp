@@ -69,15 +69,30 @@ struct gateway_process {
     std::unique_ptr<child_process> proc;
     std::string url;
     int port = 0;
+    std::vector<std::string> extra;  ///< more serve flags (--database, ...)
+    std::filesystem::path token_file = dir.path() / "gw" / "admin.token";
 
-    explicit gateway_process(int fixed_port = 0) : port(fixed_port) { start(); }
+    explicit gateway_process(int fixed_port = 0, std::vector<std::string> serve_flags = {},
+                             std::filesystem::path admin_token_file = {})
+        : port(fixed_port), extra(std::move(serve_flags))
+    {
+        if (!admin_token_file.empty()) token_file = std::move(admin_token_file);
+        start();
+    }
 
     void start()
     {
-        proc = std::make_unique<child_process>(
-            binary("tether-gateway"),
-            std::vector<std::string>{"serve", "--listen", "127.0.0.1:" + std::to_string(port), "--data-dir",
-                                     (dir.path() / "gw").string(), "--log-format", "json"});
+        std::vector<std::string> args{"serve",
+                                      "--listen",
+                                      "127.0.0.1:" + std::to_string(port),
+                                      "--data-dir",
+                                      (dir.path() / "gw").string(),
+                                      "--admin-token-file",
+                                      token_file.string(),
+                                      "--log-format",
+                                      "json"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        proc = std::make_unique<child_process>(binary("tether-gateway"), args);
         BOOST_TEST_REQUIRE(
             proc->wait_output([](const std::string& e) { return contains(e, "gateway.listening"); },
                               std::chrono::seconds(20)),
@@ -89,8 +104,7 @@ struct gateway_process {
 
     std::vector<std::string> admin(std::vector<std::string> rest) const
     {
-        std::vector<std::string> a{"admin", "--server", url, "--admin-token-file",
-                                   (dir.path() / "gw" / "admin.token").string()};
+        std::vector<std::string> a{"admin", "--server", url, "--admin-token-file", token_file.string()};
         a.insert(a.end(), rest.begin(), rest.end());
         return a;
     }
@@ -115,10 +129,11 @@ struct gateway_process {
 
 /// `tether enroll` into `state`; returns the node id.
 inline std::string enroll(const gateway_process& gw, const std::filesystem::path& state,
-                          const std::string& org = "acme", const std::string& name = "t1")
+                          const std::string& org = "acme", const std::string& name = "t1",
+                          const std::string& server = {})
 {
-    const auto r = run(binary("tether"), {"enroll", "--server", gw.url, "--code", gw.code(org), "--state-dir",
-                                          state.string(), "--name", name});
+    const auto r = run(binary("tether"), {"enroll", "--server", server.empty() ? gw.url : server, "--code",
+                                          gw.code(org), "--state-dir", state.string(), "--name", name});
     BOOST_TEST_REQUIRE(r.status == 0, r.err);
     const auto s = boost::json::parse(read_file(state / "state.json"));
     return std::string(s.at("nodeId").as_string());

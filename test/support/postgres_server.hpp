@@ -84,6 +84,16 @@ public:
                                                        database, "-v", "ON_ERROR_STOP=1", "-qAtc", sql});
     }
 
+    /// `pg_ctl restart -m fast`: sessions are ended, the server is back in
+    /// a moment (a database restart drill).
+    void restart()
+    {
+        const auto r = as_owner("/usr/lib/postgresql/15/bin/pg_ctl",
+                                {"-D", data_.string(), "-l", (dir_.path() / "server.log").string(), "-m",
+                                 "fast", "-w", "-t", "30", "restart"});
+        if (r.status != 0) throw std::runtime_error("pg_ctl restart failed: " + r.err + r.out);
+    }
+
     void stop()
     {
         if (!running_) return;
