@@ -45,9 +45,9 @@ std::string session_manager::reenroll_hint(const std::string& detail)
            "--force";
 }
 
-session_manager::session_manager(asio::any_io_executor ex, asio::any_io_executor blocking, net::url server,
-                                 std::shared_ptr<asio::ssl::context> tls, state_paths paths, node_state state,
-                                 secret key_pem, const log::logger& log)
+session_manager::session_manager(asio::any_io_executor ex, asio::any_io_executor blocking,
+                                 net::server_set server, std::shared_ptr<asio::ssl::context> tls,
+                                 state_paths paths, node_state state, secret key_pem, const log::logger& log)
     : strand_(asio::make_strand(ex)),
       blocking_(std::move(blocking)),
       http_(std::make_unique<net::http_client>(strand_, std::move(tls))),

@@ -6,6 +6,7 @@
 #include "base/asio.hpp"
 #include "base/log.hpp"
 #include "net/connect.hpp"
+#include "net/server_set.hpp"
 #include "net/url.hpp"
 
 #include <boost/asio/strand.hpp>
@@ -41,7 +42,7 @@ using session_result = boost::system::result<T, session_error>;
 class session_manager {
 public:
     /// `blocking` runs file writes (state.json) off the event loop.
-    session_manager(asio::any_io_executor ex, asio::any_io_executor blocking, net::url server,
+    session_manager(asio::any_io_executor ex, asio::any_io_executor blocking, net::server_set server,
                     std::shared_ptr<asio::ssl::context> tls, state_paths paths, node_state state,
                     secret key_pem, const log::logger& log);
     ~session_manager();

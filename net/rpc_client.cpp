@@ -12,9 +12,10 @@ awaitable<rpc_result<boost::json::object>> rpc_client::call(std::string service,
                                                             boost::json::object request, secret bearer,
                                                             std::chrono::milliseconds timeout)
 {
+    const url base = servers_.current();
     http::request req;
     req.method = "POST";
-    const url target = base_.with_path("/" + service + "/" + method);
+    const url target = base.with_path("/" + service + "/" + method);
     req.target = target.target();
     req.headers.set("Content-Type", "application/json");
     req.headers.set(connect::protocol_version_header, "1");
@@ -28,16 +29,20 @@ awaitable<rpc_result<boost::json::object>> rpc_client::call(std::string service,
         const auto ec = res.error();
         connect::error e;
         if (ec == errc::timeout)
-            e = {connect::code::deadline_exceeded, "no answer from " + base_.redacted() + " in time"};
+            e = {connect::code::deadline_exceeded, "no answer from " + base.redacted() + " in time"};
         else if (ec == asio::error::operation_aborted)
             e = {connect::code::canceled, "canceled"};
         else
-            e = {connect::code::unavailable, base_.redacted() + ": " + ec.message()};
+            e = {connect::code::unavailable, base.redacted() + ": " + ec.message()};
+        if (e.c != connect::code::canceled) servers_.failed(base);
         out = e;
         co_return out;
     }
     if (res->status != 200) {
-        out = connect::decode_error(res->status, res->body);
+        auto e = connect::decode_error(res->status, res->body);
+        if (e.c == connect::code::unavailable || e.c == connect::code::deadline_exceeded)
+            servers_.failed(base);
+        out = std::move(e);
         co_return out;
     }
     auto body = protojson::parse_object(res->body);

@@ -4,6 +4,7 @@
 #include "base/asio.hpp"
 #include "base/secret.hpp"
 #include "net/connect.hpp"
+#include "net/server_set.hpp"
 #include "net/url.hpp"
 
 #include <boost/json/object.hpp>
@@ -22,7 +23,10 @@ using rpc_result = boost::system::result<T, connect::error>;
 /// Not thread-safe (uses its http_client's strand).
 class rpc_client {
 public:
-    rpc_client(http_client& http, url base) : http_(http), base_(std::move(base)) {}
+    /// Calls go to `servers.current()`; a failure another replica could
+    /// answer (transport, unavailable, deadline_exceeded) moves the set on,
+    /// so the caller's next attempt goes to the next replica.
+    rpc_client(http_client& http, server_set servers) : http_(http), servers_(std::move(servers)) {}
 
     /// POST base/<service>/<method> with `request` as JSON. `bearer` empty:
     /// no Authorization header. Transport failures come back as Connect codes
@@ -32,11 +36,11 @@ public:
                                                     boost::json::object request, secret bearer,
                                                     std::chrono::milliseconds timeout);
 
-    [[nodiscard]] const url& base() const noexcept { return base_; }
+    [[nodiscard]] url base() const { return servers_.current(); }
 
 private:
     http_client& http_;
-    url base_;
+    server_set servers_;
 };
 
 /// Service names of the wire contract.

@@ -118,7 +118,7 @@ awaitable<error_code> sse_client::run(prepare_fn prepare, event_fn on_event, sta
         if (cancelled()) co_return asio::error::operation_aborted;
         if (!current) {
             current = 0;
-            if (opts_.candidates.size() > 1) {
+            if (opts_.candidates.size() > 1 && !opts_.peers) {
                 auto picked = co_await select_candidate();
                 if (cancelled()) co_return asio::error::operation_aborted;
                 // None reachable: keep trying the preferred one with backoff.
@@ -157,6 +157,10 @@ awaitable<error_code> sse_client::run(prepare_fn prepare, event_fn on_event, sta
             continue;  // reconnect at once: the preferred URL just answered
         }
         if (end.healthy) backoff_.reset();
+        if (opts_.peers && !end.healthy && opts_.candidates.size() > 1) {
+            current = (*current + 1) % opts_.candidates.size();
+            reprobe_at_ = steady::time_point::max();
+        }
         auto delay = backoff_.next();
         if (end.slow) {
             const double r = std::clamp(rand_ ? rand_() : 0.5, 0.0, 1.0);
@@ -168,7 +172,8 @@ awaitable<error_code> sse_client::run(prepare_fn prepare, event_fn on_event, sta
                                     {"reason", reason_of(end.ec)},
                                     {"status", last_status_}});
         if (!co_await pause(delay)) co_return asio::error::operation_aborted;
-        if (*current != 0 && steady::now() >= reprobe_at_) current.reset();  // time to look again
+        if (!opts_.peers && *current != 0 && steady::now() >= reprobe_at_)
+            current.reset();  // time to look again
     }
 }
 

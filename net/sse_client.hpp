@@ -20,6 +20,10 @@ class http_client;
 struct sse_options {
     /// Candidate stream URLs, preferred first (new), then fallbacks (old).
     std::vector<url> candidates;
+    /// The candidates are equals (replicas of one gateway, already in a
+    /// shuffled order): no preference, no probing; an attempt or a stream
+    /// that fails before it became healthy moves to the next one.
+    bool peers = false;
     /// No byte for this long means a dead stream (the server comments every 15 s).
     std::chrono::milliseconds read_timeout{45'000};
     /// Connect, TLS, request and response header.

@@ -40,8 +40,8 @@ int agent_enroll(invocation& inv)
     const auto code = inv.args.value("code");
     if (!server_text || server_text->empty()) throw cli::usage_error("--server is required");
     if (!code || code->empty()) throw cli::usage_error("--code is required");
-    const auto server = parse_url_flag(*server_text, inv.args.origin("server"));
-    const auto tls = client_tls(inv, server.tls());
+    const auto server = parse_server_list(*server_text, inv.args.origin("server"), process_random());
+    const auto tls = client_tls(inv, any_tls(server));
     const auto paths = resolve_state_dir(inv);
     std::error_code ec;
     if (std::filesystem::exists(paths.state_file(), ec) && !inv.args.enabled("force"))
@@ -61,9 +61,16 @@ int agent_enroll(invocation& inv)
                            {"capabilities", json::array{"heartbeat", "config", "events"}}};
     run_to_completion(ioc, [&]() -> awaitable<void> {
         const secret none;
-        auto r =
-            co_await rpc.call(std::string(net::node_service), "Enroll", req, none, std::chrono::seconds(30));
-        out = std::move(r);
+        // With several replicas, one that cannot answer (down, no database)
+        // hands the attempt to the next; any other answer is the answer.
+        for (std::size_t attempt = 0; attempt < server.size(); ++attempt) {
+            auto r = co_await rpc.call(std::string(net::node_service), "Enroll", req, none,
+                                       std::chrono::seconds(30));
+            const bool next = !r && (r.error().c == net::connect::code::unavailable ||
+                                     r.error().c == net::connect::code::deadline_exceeded);
+            out = std::move(r);
+            if (!next) break;
+        }
     }());
     if (!*out) {
         const auto& e = out->error();

@@ -30,7 +30,7 @@ std::optional<json::object> data_object(const net::sse_event& e)
 
 }  // namespace
 
-revocation_check confirm_with_gateway(auth::session_manager& session, net::url server,
+revocation_check confirm_with_gateway(auth::session_manager& session, net::server_set server,
                                       std::shared_ptr<asio::ssl::context> tls)
 {
     return [&session, server = std::move(server), tls = std::move(tls)]() -> awaitable<void> {

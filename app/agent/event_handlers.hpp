@@ -5,6 +5,7 @@
 #include "auth/session.hpp"
 #include "base/asio.hpp"
 #include "base/log.hpp"
+#include "net/server_set.hpp"
 #include "net/url.hpp"
 
 #include <functional>
@@ -20,7 +21,7 @@ class dispatch_task;
 /// authenticated call: throws fatal_exit(permanent_auth) when the gateway
 /// says so, and returns otherwise (an event alone is not proof).
 using revocation_check = std::function<awaitable<void>()>;
-revocation_check confirm_with_gateway(auth::session_manager& session, net::url server,
+revocation_check confirm_with_gateway(auth::session_manager& session, net::server_set server,
                                       std::shared_ptr<asio::ssl::context> tls);
 
 /// config-updated and reset ask `sync` for a fetch; node-revoked naming

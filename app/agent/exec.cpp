@@ -70,7 +70,10 @@ int agent_exec(invocation& inv)
                                  " (without --upstream, exec forwards to the node's gateway "
                                  "and needs an enrolled identity)");
         }
-        auto u = net::parse_url(st->server_url);
+        // With several gateway URLs the broker forwards to the first: one
+        // upstream origin, so the credential goes to exactly one place.
+        const auto listed = net::split_server_list(st->server_url);
+        auto u = net::parse_url(listed.empty() ? std::string() : listed.front());
         if (!u)
             throw fatal_exit(exit_status::usage, paths.state_file().string() + " serverUrl: " + u.error());
         upstream = *u;

@@ -57,20 +57,24 @@ int agent_run(invocation& inv)
         throw fatal_exit(exit_status::usage, e.what());
     }
     // The URL policy applies before any request.
-    const auto server = parse_url_flag(st.server_url, paths.state_file().string() + " serverUrl");
+    const auto rand = process_random();
+    const auto server = parse_server_list(st.server_url, paths.state_file().string() + " serverUrl", rand);
     std::vector<net::url> given;
     for (const auto& v : inv.args.values("realtime-url"))
         given.push_back(parse_url_flag(v, inv.args.origin("realtime-url")));
     net::sse_options stream;
     stream.candidates = realtime_candidates(server, given);
+    // Several --server URLs and no --realtime-url: the streams are the
+    // replicas', equals in the shuffled order; a dead one is left at once.
+    stream.peers = given.empty() && server.size() > 1;
     // Realtime only speeds updates up (heartbeats catch up on the rest): a
     // proxy's login page or a 4xx is retried slowly, never the end of it.
     stream.never_give_up = true;
     if (auto v = inv.args.value("stream-read-timeout"))
         stream.read_timeout = cli::parse_duration(*v, "--stream-read-timeout");
-    const bool any_tls = server.tls() || std::any_of(stream.candidates.begin(), stream.candidates.end(),
-                                                     [](const net::url& u) { return u.tls(); });
-    const auto tls = client_tls(inv, any_tls);
+    const bool tls_needed = any_tls(server) || std::any_of(stream.candidates.begin(), stream.candidates.end(),
+                                                           [](const net::url& u) { return u.tls(); });
+    const auto tls = client_tls(inv, tls_needed);
 
     supervisor_options opts;
     if (auto v = inv.args.value("threads"))
@@ -97,7 +101,6 @@ int agent_run(invocation& inv)
     settings::config_store store(ex, settings::load_config_file(paths.config_file(), inv.log));
     metrics.config_updated_at = store.updated_at();
     auth::session_manager session(ex, blocking.get_executor(), server, tls, paths, st, key, inv.log);
-    const auto rand = process_random();
     config_sync_task sync(
         {ex, store, session, server, tls, paths, blocking.get_executor(), metrics, inv.log, rand});
     dispatch_task dispatch({ex, metrics.dispatch, inv.log, rand});
@@ -132,7 +135,8 @@ int agent_run(invocation& inv)
     }
     inv.log.info("agent.start", {{"node", st.node_id},
                                  {"org", st.org_id},
-                                 {"server", server.redacted()},
+                                 {"server", server.current().redacted()},
+                                 {"servers", server.size()},
                                  {"stream", stream.candidates.front().redacted()},
                                  {"pid", ::getpid()},
                                  {"configUpdatedAt", store.updated_at()}});

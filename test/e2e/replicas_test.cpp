@@ -317,6 +317,54 @@ BOOST_AUTO_TEST_CASE(three_replicas_on_postgres_behind_haproxy)
         BOOST_TEST(ms <= 1000);
     }
 
+    // 6. Without a load balancer: an agent given every replica (--server
+    //    A,B,C, shuffled once) fails over when the one it uses dies.
+    {
+        std::string list;
+        for (const auto& r : d.replicas) list += (list.empty() ? "" : ",") + r->url;
+        agent listed;
+        listed.state = d.dir.path() / "listed";
+        listed.node_id = t::enroll(*d.replicas[0], listed.state, "fleet", "listed", list);
+        listed.proc = t::run_agent(listed.state);
+        BOOST_TEST_REQUIRE(
+            listed.proc->wait_output([](const std::string& e) { return contains(e, "sse.connected"); }, 20s));
+        const auto first = lines_with(listed.proc->err(), "sse.connected").front();
+        std::size_t used = 0;
+        while (used < 3 && !contains(first, d.replicas[used]->url)) ++used;
+        BOOST_TEST_REQUIRE(used < 3u, first);
+        const auto killed_at = now_ms_of_day();
+        d.replicas[used]->proc->signal(SIGKILL);
+        BOOST_TEST(d.replicas[used]->proc->wait_for(5s).has_value());
+        const auto other = [&](const std::string& e) {
+            for (const auto& l : lines_with(e, "sse.connected"))
+                if (t::ts_ms(l) > killed_at && !contains(l, d.replicas[used]->url)) return true;
+            return false;
+        };
+        BOOST_TEST_REQUIRE(listed.proc->wait_output(other, 15s), listed.proc->err());
+        const auto via = d.replicas[(used + 1) % 3].get();
+        const auto at = via->publish("fleet", R"({"flags": {"listed": true}})");
+        BOOST_TEST(listed.proc->wait_output(
+            [&at](const std::string& e) {
+                for (const auto& l : lines_with(e, "config.applied"))
+                    if (contains(l, at)) return true;
+                return false;
+            },
+            10s));
+        std::string back_at;
+        for (const auto& l : lines_with(listed.proc->err(), "sse.connected"))
+            if (t::ts_ms(l) > killed_at) {
+                back_at = std::to_string(t::ts_ms(l) - killed_at);
+                break;
+            }
+        std::cout << "replicas 6: --server with 3 URLs: replica " << used + 1
+                  << " killed, streaming from another after " << back_at
+                  << " ms, the next publish applied; exited: "
+                  << (listed.proc->wait_for(0ms).has_value() ? "yes" : "no") << "\n";
+        BOOST_TEST(!listed.proc->wait_for(0ms).has_value());
+        listed.proc->signal(SIGTERM);
+        BOOST_TEST(listed.proc->wait_for(5s).value_or(-1) == 0);
+    }
+
     for (auto& a : d.fleet) a.proc->signal(SIGTERM);
     for (auto& a : d.fleet) BOOST_TEST(a.proc->wait_for(5s).value_or(-1) == 0);
 }

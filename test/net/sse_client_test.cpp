@@ -397,4 +397,29 @@ BOOST_AUTO_TEST_CASE(falls_back_then_returns_to_the_preferred_url)
     BOOST_TEST(preferred_streams == 1);
 }
 
+BOOST_AUTO_TEST_CASE(peers_move_to_the_next_replica_when_one_fails_and_never_probe)
+{
+    harness h;
+    int dead_requests = 0, live_requests = 0;
+    // "Dead": answers 503 at once (a replica without its database, or a
+    // proxy in front of a dead one). Live: a stream that ends after one event.
+    loopback_server dead(h.ioc, [&](http::request, net::peer_info) -> awaitable<reply> {
+        ++dead_requests;
+        co_return status_reply(503);
+    });
+    loopback_server live(h.ioc, [&](http::request, net::peer_info) -> awaitable<reply> {
+        ++live_requests;
+        co_return stream_reply("data: live" + std::to_string(live_requests) + "\n\n");
+    });
+    auto o = options_for({dead.base(), live.base()});
+    o.peers = true;
+    h.run(o, [](const auto& e) { return e.data == "live3"; });
+    // One try on the dead replica, then the live one; its streams end (not
+    // healthy), so each end moves on: dead, live, dead, live, dead, live.
+    BOOST_TEST(live_requests == 3);
+    BOOST_TEST(dead_requests == 3);
+    BOOST_TEST(!h.logs.has("sse.using_fallback"));  // no preference among peers
+    BOOST_TEST(!h.logs.has("sse.candidate_unreachable"), "peers are not probed");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -9,6 +9,7 @@
 #include "base/asio.hpp"
 #include "base/backoff.hpp"
 #include "base/log.hpp"
+#include "net/server_set.hpp"
 #include "net/url.hpp"
 #include "settings/config_store.hpp"
 
@@ -25,7 +26,7 @@ public:
         asio::any_io_executor ex;
         settings::config_store& store;
         auth::session_manager& session;
-        net::url server;
+        net::server_set server;  ///< one URL, or replicas to fail over between
         std::shared_ptr<asio::ssl::context> tls;
         auth::state_paths paths;
         asio::any_io_executor blocking;  ///< file writes

@@ -8,6 +8,7 @@
 #include "base/asio.hpp"
 #include "base/backoff.hpp"
 #include "base/log.hpp"
+#include "net/server_set.hpp"
 #include "net/url.hpp"
 #include "settings/config_store.hpp"
 #include "settings/runtime_config.hpp"
@@ -25,7 +26,7 @@ class heartbeat_task {
 public:
     struct deps {
         auth::session_manager& session;
-        net::url server;
+        net::server_set server;  ///< one URL, or replicas to fail over between
         std::shared_ptr<asio::ssl::context> tls;
         const settings::config_store& store;
         config_sync_task& sync;

@@ -26,12 +26,15 @@ bool stream_refused(net::connect::code c)
 
 }  // namespace
 
-std::vector<net::url> realtime_candidates(const net::url& server, const std::vector<net::url>& given)
+std::vector<net::url> realtime_candidates(const net::server_set& server, const std::vector<net::url>& given)
 {
     std::vector<net::url> out;
     for (const auto& u : given)
         out.push_back(u.path.empty() || u.path == "/" ? u.with_path("/v1/events") : u);
-    if (out.empty()) out.push_back(server.with_path("/v1/events"));
+    // Every replica's stream, in the set's (shuffled) order: the stream
+    // client falls back along them as it does along --realtime-url.
+    if (out.empty())
+        for (const auto& u : server.in_order()) out.push_back(u.with_path("/v1/events"));
     return out;
 }
 

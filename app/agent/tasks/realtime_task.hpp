@@ -7,6 +7,7 @@
 #include "base/asio.hpp"
 #include "base/backoff.hpp"
 #include "base/log.hpp"
+#include "net/server_set.hpp"
 #include "net/sse_client.hpp"
 #include "net/url.hpp"
 
@@ -20,14 +21,14 @@ class dispatch_task;
 
 /// The stream URL candidates: each `--realtime-url` in order (a URL with no
 /// path gets /v1/events), or the server's /v1/events when none is given.
-std::vector<net::url> realtime_candidates(const net::url& server, const std::vector<net::url>& given);
+std::vector<net::url> realtime_candidates(const net::server_set& server, const std::vector<net::url>& given);
 
 class realtime_task {
 public:
     struct deps {
         net::sse_options stream;
         auth::session_manager& session;
-        net::url server;
+        net::server_set server;  ///< one URL, or replicas to fail over between
         std::shared_ptr<asio::ssl::context> tls;
         dispatch_task& dispatch;
         config_sync_task& sync;
