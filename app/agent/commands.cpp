@@ -53,7 +53,9 @@ const std::vector<subcommand>& table()
     static const std::vector<subcommand> cmds = {
         {{"enroll",
           "Register this node with the gateway and store its identity.",
-          {{"server", "URL", "gateway base URL (https, or http to loopback)"},
+          {{"server", "URL[,URL...]",
+            "gateway base URL (https, or http to loopback); several: replicas without a load balancer, "
+            "shuffled once, failed over in order"},
            {"code", "CODE", "single-use enrollment code from the operator"},
            {"name", "NAME", "node name shown to operators", "the host name"},
            state_dir,

@@ -44,6 +44,7 @@ void pg_connection::close() noexcept
     if (conn_) PQfinish(conn_);
     conn_ = nullptr;
     pending_.clear();
+    prepared_.clear();  // they lived in the server session that just ended
 }
 
 void pg_connection::take_notifications()
@@ -139,11 +140,35 @@ awaitable<pg_result<pg_rows>> pg_connection::query(std::string sql,
         co_return down;
     }
     const auto deadline = clock::now() + timeout;
+    // Statements with parameters are the store's fixed set: each is parsed
+    // and planned once per connection, then only bound and executed.
+    // Parameterless ones (BEGIN, COMMIT, LISTEN) go unnamed.
+    std::string name;
+    if (!params.empty()) {
+        if (const auto it = prepared_.find(sql); it != prepared_.end()) {
+            name = it->second;
+        } else if (prepared_.size() < max_prepared) {
+            const std::string fresh = "tether_" + std::to_string(prepared_.size() + 1);
+            if (PQsendPrepare(conn_, fresh.c_str(), sql.c_str(), static_cast<int>(params.size()), nullptr) !=
+                1) {
+                pg_result<pg_rows> bad = failure("08000", "cannot send the statement");
+                close();
+                co_return bad;
+            }
+            auto parsed = co_await finish(deadline);
+            if (!parsed) co_return parsed;  // a statement that does not parse is not kept
+            prepared_.emplace(sql, fresh);
+            name = fresh;
+        }
+    }
     std::vector<const char*> values;
     values.reserve(params.size());
     for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-    if (PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                          nullptr, nullptr, 0) != 1) {
+    const int sent = name.empty() ? PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()),
+                                                      nullptr, values.data(), nullptr, nullptr, 0)
+                                  : PQsendQueryPrepared(conn_, name.c_str(), static_cast<int>(values.size()),
+                                                        values.data(), nullptr, nullptr, 0);
+    if (sent != 1) {
         pg_result<pg_rows> bad = failure("08000", "cannot send the statement");
         close();
         co_return bad;

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -58,6 +59,7 @@ public:
     awaitable<pg_result<bool>> connect(std::string conninfo, std::chrono::milliseconds timeout);
 
     /// One statement with text parameters ($1, $2, ...; nullopt is NULL).
+    /// With parameters it is prepared on first use and reused after.
     awaitable<pg_result<pg_rows>> query(std::string sql, std::vector<std::optional<std::string>> params,
                                         std::chrono::milliseconds timeout);
 
@@ -72,6 +74,8 @@ public:
     [[nodiscard]] bool connected() const noexcept;
 
     static constexpr std::size_t max_pending_notifications = 1024;
+    /// Named prepared statements kept per connection; beyond it, unnamed.
+    static constexpr std::size_t max_prepared = 128;
     void close() noexcept;
 
 private:
@@ -88,6 +92,7 @@ private:
     asio::any_io_executor ex_;
     pg_conn* conn_ = nullptr;
     std::deque<pg_notification> pending_;
+    std::map<std::string, std::string> prepared_;  // SQL text -> statement name
 };
 
 }  // namespace tether::gateway::postgres

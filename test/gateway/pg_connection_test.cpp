@@ -85,6 +85,28 @@ BOOST_AUTO_TEST_CASE(statements_with_parameters_round_trip)
     BOOST_TEST(*r.query(*c, "SELECT count(*) FROM t")->rows[0][0] == "2");
 }
 
+BOOST_AUTO_TEST_CASE(statements_with_parameters_are_prepared_once_per_connection)
+{
+    rig r;
+    auto c = r.connect();
+    const auto prepared = [&] {
+        const auto n = r.query(*c, "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'tether_%'");
+        BOOST_TEST_REQUIRE(n.has_value(), n.error().message);
+        return *n->rows[0][0];
+    };
+    BOOST_TEST(prepared() == "0");
+    for (int i = 0; i < 5; ++i) {
+        const auto v = r.query(*c, "SELECT $1::int + 1", {std::to_string(i)});
+        BOOST_TEST_REQUIRE(v.has_value(), v.error().message);
+        BOOST_TEST(*v->rows[0][0] == std::to_string(i + 1));
+    }
+    BOOST_TEST(prepared() == "1");  // five executions, one statement
+    // One that does not parse is an error each time and is not kept.
+    for (int i = 0; i < 2; ++i) BOOST_TEST(r.query(*c, "SELEC $1", {"1"}).error().sqlstate == "42601");
+    BOOST_TEST(r.query(*c, "SELECT $1::text", {"x"}).has_value());
+    BOOST_TEST(prepared() == "2");
+}
+
 BOOST_AUTO_TEST_CASE(server_errors_carry_the_sqlstate_and_leave_the_connection_usable)
 {
     rig r;
