@@ -3,6 +3,8 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 
+#include <poll.h>
+
 #include <libpq-fe.h>
 
 namespace tether::gateway::postgres {
@@ -45,6 +47,23 @@ void pg_connection::close() noexcept
     conn_ = nullptr;
     pending_.clear();
     prepared_.clear();  // they lived in the server session that just ended
+}
+
+bool pg_connection::still_open()
+{
+    if (!connected()) return false;
+    // An ended connection is readable: the server's goodbye, then EOF.
+    for (int round = 0; round < 4; ++round) {
+        pollfd p{PQsocket(conn_), POLLIN, 0};
+        const int r = ::poll(&p, 1, 0);
+        if (r == 0) return true;
+        if (r < 0 || PQconsumeInput(conn_) == 0 || PQstatus(conn_) != CONNECTION_OK) {
+            close();
+            return false;
+        }
+        take_notifications();
+    }
+    return true;
 }
 
 void pg_connection::take_notifications()

@@ -72,6 +72,11 @@ public:
     awaitable<pg_result<std::optional<pg_notification>>> next_notification(std::chrono::milliseconds timeout);
 
     [[nodiscard]] bool connected() const noexcept;
+    /// For an idle connection, without blocking: false (and closed) when
+    /// the server has ended it meanwhile (a restart, pg_terminate_backend),
+    /// which libpq only notices at the next statement otherwise. Reads
+    /// notifications that arrived.
+    bool still_open();
 
     static constexpr std::size_t max_pending_notifications = 1024;
     /// Named prepared statements kept per connection; beyond it, unnamed.

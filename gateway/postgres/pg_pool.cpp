@@ -61,9 +61,11 @@ awaitable<pg_result<pg_pool::slot*>> pg_pool::acquire(clock::time_point deadline
 {
     for (;;) {
         slot* free = nullptr;
-        // A connected free slot first, then any free one.
+        // A connected free slot first, then any free one. An idle connection
+        // the server ended (a restart) is noticed here and remade, instead
+        // of failing the caller's statement.
         for (auto& s : slots_)
-            if (!s.busy && s.conn && s.conn->connected()) {
+            if (!s.busy && s.conn && s.conn->still_open()) {
                 free = &s;
                 break;
             }

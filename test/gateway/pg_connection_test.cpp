@@ -18,6 +18,7 @@
 #include <chrono>
 #include <functional>
 #include <list>
+#include <thread>
 
 namespace asio = boost::asio;
 namespace pg = tether::gateway::postgres;
@@ -285,6 +286,24 @@ struct pool_rig {
 };
 
 }  // namespace
+
+BOOST_AUTO_TEST_CASE(an_idle_connection_the_server_ended_is_remade_without_a_failure)
+{
+    pool_rig r(1);
+    BOOST_TEST_REQUIRE(run_for(r.ioc, r.pool.query("SELECT 1", {})).has_value());
+    // What a database restart does to idle pooled connections.
+    rig admin;
+    admin.db.conninfo = r.db.conninfo;
+    auto c = admin.connect();
+    const auto ended = admin.query(*c,
+                                   "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                   "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    BOOST_TEST_REQUIRE(ended.has_value(), ended.error().message);
+    BOOST_TEST(*ended->rows[0][0] == "1");
+    std::this_thread::sleep_for(100ms);  // the goodbye reaches the idle socket
+    const auto next = run_for(r.ioc, r.pool.query("SELECT 2", {}));
+    BOOST_TEST(next.has_value(), (next ? "" : next.error().sqlstate + " " + next.error().message));
+}
 
 BOOST_AUTO_TEST_CASE(many_statements_share_a_few_connections)
 {

@@ -30,6 +30,16 @@
 
 namespace tether::test {
 
+#ifdef TETHER_TEST_POSTGRES
+/// The cluster fixtures made from now on use: the shared one unless a test
+/// that stops its database sets a cluster of its own (and resets it).
+inline postgres_server* fixture_cluster = nullptr;
+inline postgres_server& cluster_for_fixtures()
+{
+    return fixture_cluster ? *fixture_cluster : shared_postgres();
+}
+#endif
+
 struct enrolled_node {
     std::string node_id;
     std::string org_id;
@@ -49,7 +59,8 @@ public:
     void start()
     {
 #ifdef TETHER_TEST_POSTGRES
-        if (database_.empty()) database_ = shared_postgres().new_database();
+        if (!cluster_) cluster_ = &cluster_for_fixtures();
+        if (database_.empty()) database_ = cluster_->new_database();
         auto pg = std::make_unique<gateway::postgres::pg_store>(
             ioc.get_executor(), postgres_options(), [] { return 0.5; }, logs.logger());
         auto opened = run_for(ioc, pg->open());
@@ -114,7 +125,7 @@ public:
     std::string stored_bytes()
     {
 #ifdef TETHER_TEST_POSTGRES
-        return shared_postgres().dump(database_);
+        return cluster_->dump(database_);
 #else
         std::string all;
         for (const auto& f : std::filesystem::directory_iterator(dir.path())) {
@@ -268,11 +279,13 @@ private:
     gateway::postgres::store_options postgres_options() const
     {
         gateway::postgres::store_options o;
-        o.pool.conninfo = shared_postgres().conninfo(database_);
+        o.pool.conninfo = cluster_->conninfo(database_);
+        o.pool.reconnect = {std::chrono::milliseconds(50), std::chrono::milliseconds(500)};
         o.pool.size = 4;
         o.pool.statement_timeout = std::chrono::seconds(5);
         return o;
     }
+    postgres_server* cluster_ = nullptr;
     std::string database_;
     gateway::postgres::pg_store* pg_ = nullptr;
     asio::cancellation_signal feed_stop_;

@@ -94,12 +94,14 @@ public:
         if (r.status != 0) throw std::runtime_error("pg_ctl restart failed: " + r.err + r.out);
     }
 
-    void stop()
+    /// `immediate` is a crash: with this cluster's synchronous_commit=off
+    /// the last commits may be gone after it. `fast` ends sessions and keeps
+    /// every commit (a database restart, not a crash).
+    void stop(const std::string& mode = "immediate")
     {
         if (!running_) return;
         running_ = false;
-        (void)as_owner("/usr/lib/postgresql/15/bin/pg_ctl",
-                       {"-D", data_.string(), "-m", "immediate", "-w", "stop"});
+        (void)as_owner("/usr/lib/postgresql/15/bin/pg_ctl", {"-D", data_.string(), "-m", mode, "-w", "stop"});
     }
 
 private:
