@@ -9,7 +9,7 @@ FROM debian:12 AS build
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       g++ cmake ninja-build libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev \
-      libssl-dev libsqlite3-dev ca-certificates \
+      libssl-dev libsqlite3-dev libpq-dev ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -19,7 +19,7 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DTETHER_BUILD_TEST
 FROM debian:12-slim
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      libboost-json1.81.0 libboost-url1.81.0 libssl3 libsqlite3-0 ca-certificates wget \
+      libboost-json1.81.0 libboost-url1.81.0 libssl3 libsqlite3-0 libpq5 ca-certificates wget \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/tether --create-home --shell /usr/sbin/nologin tether \
  && chmod 0700 /var/lib/tether
