@@ -732,7 +732,6 @@ BOOST_AUTO_TEST_CASE(with_the_gateways_own_settings_a_stream_that_never_reads_is
     BOOST_TEST_REQUIRE(tether::test::poll_until(
         g.ioc, [&] { return g.service().hub().connections() == 1; }, 5s));
     // Far fewer than the ~22 000 events an autotuned send buffer absorbed.
-    const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < 4000 && g.service().hub().connections() == 1; ++i) {
         g.publish("acme", {});
         if (i % 50 == 0) tether::test::run_for(g.ioc, tether::test::sleep_for(1ms));
@@ -740,8 +739,9 @@ BOOST_AUTO_TEST_CASE(with_the_gateways_own_settings_a_stream_that_never_reads_is
     BOOST_TEST(tether::test::poll_until(
         g.ioc, [&] { return g.service().hub().connections() == 0; }, 5s));
     BOOST_TEST(g.logs.has("gateway.stream_evicted"), g.logs.all());
-    // Long before the 10 s write timeout would have cut it.
-    BOOST_TEST((std::chrono::steady_clock::now() - t0 < 8s));
+    // Ended by its queue depth, not by the 10 s write timeout (how long the
+    // publishes took depends on the backend and the sanitizer, not on this).
+    BOOST_TEST(!g.logs.has("gateway.stream_write_failed"), g.logs.all());
     ::close(slow);
 }
 
