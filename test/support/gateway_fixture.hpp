@@ -26,6 +26,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <future>
 #include <map>
 
 namespace tether::test {
@@ -115,6 +116,14 @@ public:
         }
         pg_ = nullptr;
 #endif
+        // Nothing of the old service may still be queued on the storage
+        // thread or in the context when its objects go: wait for the thread
+        // to run everything posted so far, then run what it completed.
+        std::promise<void> drained;
+        asio::post(pool_, [&drained] { drained.set_value(); });
+        drained.get_future().wait();
+        ioc.restart();
+        ioc.poll();
         svc_.reset();
         db_.reset();
         backend_.reset();
