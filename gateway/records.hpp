@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tether::gateway {
@@ -49,5 +50,10 @@ struct credential_record {
     /// Stream tokens: when the session they were issued under ends.
     std::int64_t session_expires_ms = 0;
 };
+
+/// node_record::capabilities as both backends store them: a JSON array of
+/// strings (anything else reads back as none).
+std::string caps_to_json(const std::vector<std::string>& caps);
+std::vector<std::string> caps_from_json(std::string_view text);
 
 }  // namespace tether::gateway

@@ -94,12 +94,6 @@ awaitable<bool> sqlite_store::node_is_live(std::string node_id)
     co_return out;
 }
 
-awaitable<live_config> sqlite_store::config_if_live(std::string node_id, std::string org_id)
-{
-    auto out = co_await record_heartbeat(std::move(node_id), std::move(org_id), 0, -1);
-    co_return out;
-}
-
 awaitable<live_config> sqlite_store::record_heartbeat(std::string node_id, std::string org_id,
                                                       std::int64_t now_ms, std::int64_t write_every_ms)
 {

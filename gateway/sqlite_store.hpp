@@ -25,7 +25,6 @@ public:
     awaitable<std::optional<login_record>> find_login(std::string node_id) override;
     awaitable<std::optional<node_record>> find_node(std::string node_id) override;
     awaitable<bool> node_is_live(std::string node_id) override;
-    awaitable<live_config> config_if_live(std::string node_id, std::string org_id) override;
     awaitable<live_config> record_heartbeat(std::string node_id, std::string org_id, std::int64_t now_ms,
                                             std::int64_t write_every_ms) override;
     awaitable<std::vector<node_record>> list_nodes(std::string org_id, std::string after_id,

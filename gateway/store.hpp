@@ -68,9 +68,14 @@ public:
     virtual awaitable<std::optional<login_record>> find_login(std::string node_id) = 0;
     virtual awaitable<std::optional<node_record>> find_node(std::string node_id) = 0;
     virtual awaitable<bool> node_is_live(std::string node_id) = 0;
-    virtual awaitable<live_config> config_if_live(std::string node_id, std::string org_id) = 0;
+    /// record_heartbeat without the write.
+    awaitable<live_config> config_if_live(std::string node_id, std::string org_id)
+    {
+        auto out = co_await record_heartbeat(std::move(node_id), std::move(org_id), 0, -1);
+        co_return out;
+    }
     /// config_if_live, and last_seen = now when the node is live and its
-    /// last_seen is at least `write_every_ms` old: one round trip, so a
+    /// last_seen is at least `write_every_ms` old (< 0: never write): one round trip, so a
     /// heartbeat storm costs reads, and writes at most once per interval
     /// across every replica.
     virtual awaitable<live_config> record_heartbeat(std::string node_id, std::string org_id,

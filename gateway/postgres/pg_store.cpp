@@ -70,24 +70,6 @@ std::string unhex(std::string_view text)
     return out;
 }
 
-std::string caps_to_json(const std::vector<std::string>& caps)
-{
-    boost::json::array a;
-    for (const auto& c : caps) a.emplace_back(c);
-    return boost::json::serialize(a);
-}
-
-std::vector<std::string> caps_from_json(std::string_view text)
-{
-    std::vector<std::string> out;
-    boost::system::error_code ec;
-    const auto v = boost::json::parse(text, ec);
-    if (ec || !v.is_array()) return out;
-    for (const auto& c : v.get_array())
-        if (c.is_string()) out.emplace_back(c.get_string());
-    return out;
-}
-
 constexpr const char* node_columns =
     "node_id, org_id, node_name, capabilities, encode(public_key, 'hex'), api_key_hash, revoked, "
     "last_seen_ms, created_ms";
@@ -280,12 +262,6 @@ awaitable<bool> pg_store::node_is_live(std::string node_id)
     params p{std::move(node_id)};
     const auto r = co_await run("SELECT NOT revoked FROM nodes WHERE node_id = $1", std::move(p));
     const bool out = !r.rows.empty() && boolean(r, 0, 0);
-    co_return out;
-}
-
-awaitable<live_config> pg_store::config_if_live(std::string node_id, std::string org_id)
-{
-    auto out = co_await record_heartbeat(std::move(node_id), std::move(org_id), 0, -1);
     co_return out;
 }
 

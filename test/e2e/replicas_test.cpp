@@ -22,19 +22,12 @@ using namespace std::chrono_literals;
 namespace t = tether::test;
 using t::contains;
 using t::lines_with;
+using t::now_ms_of_day;
 using clk = std::chrono::steady_clock;
 
 namespace {
 
 constexpr std::size_t fleet_size = 60;
-
-std::int64_t now_ms_of_day()
-{
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
-    return ms % 86'400'000;
-}
 
 std::string stats(std::vector<std::int64_t> v)
 {

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,15 @@ inline std::int64_t ts_ms(const std::string& line)
             std::stoll(t.substr(6, 2))) *
                1000 +
            std::stoll(t.substr(9, 3));
+}
+
+/// Milliseconds of the day now (UTC), to compare with ts_ms.
+inline std::int64_t now_ms_of_day()
+{
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+    return ms % 86'400'000;
 }
 
 /// Log lines of `text` containing `needle`.

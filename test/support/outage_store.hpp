@@ -42,11 +42,6 @@ public:
         const bool r = co_await up().node_is_live(std::move(id));
         co_return r;
     }
-    awaitable<gateway::live_config> config_if_live(std::string id, std::string org) override
-    {
-        auto r = co_await up().config_if_live(std::move(id), std::move(org));
-        co_return r;
-    }
     awaitable<gateway::live_config> record_heartbeat(std::string id, std::string org, std::int64_t now,
                                                      std::int64_t every) override
     {
