@@ -1,7 +1,12 @@
 #include "gateway/event_hub.hpp"
 
+#include "net/http_server.hpp"
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
+
+#include <algorithm>
+#include <array>
 
 namespace tether::gateway {
 
@@ -22,105 +27,189 @@ std::string format_event(const event_record& e)
     return out;
 }
 
-subscription::subscription(event_hub& hub, std::string org_id, std::string node_id, std::string ip,
-                           asio::any_io_executor strand)
+shared_frame make_frame(const event_record& e)
+{
+    return std::make_shared<const event_frame>(
+        event_frame{e.id, e.org_id, net::encode_chunk(format_event(e))});
+}
+
+/// The streams that run on one executor. `subs` and the state of every
+/// subscription in it are guarded by `m`; the jobs that touch them run on
+/// `ex`, so `m` is contended only by a subscription ending elsewhere.
+struct hub_shard : std::enable_shared_from_this<hub_shard> {
+    explicit hub_shard(asio::any_io_executor e) : ex(std::move(e)) {}
+    asio::any_io_executor ex;
+    std::mutex m;
+    std::vector<subscription*> subs;
+    // Published, not yet delivered: one job delivers all of them, so a
+    // shard that falls behind writes several events per send, not one.
+    // A revocation goes in the same list, so it takes effect exactly
+    // between the events published before and after it.
+    struct item {
+        shared_frame frame;            ///< an event, or:
+        std::string close_node;        ///< the node whose streams end after
+        std::int64_t close_after = 0;  ///< this event
+    };
+    std::mutex pending_m;
+    std::vector<item> pending;
+    bool scheduled = false;
+
+    /// Queues `it` and makes sure one job will deliver what is pending.
+    void add(item it, std::size_t limit, const std::shared_ptr<std::atomic<std::uint64_t>>& evictions);
+    void run_pending(std::size_t limit, std::atomic<std::uint64_t>& evictions);
+    void close(const std::string& node_id, std::int64_t after_id);
+};
+
+subscription::subscription(event_hub& hub, std::shared_ptr<hub_shard> shard, std::string org_id,
+                           std::string node_id, std::string ip)
     : hub_(hub),
+      shard_(std::move(shard)),
       org_id_(std::move(org_id)),
       node_id_(std::move(node_id)),
       ip_(std::move(ip)),
-      strand_(strand),
-      wake_(strand, asio::steady_timer::time_point::max()),
-      evict_(strand, asio::steady_timer::time_point::max())
+      wake_(shard_->ex, asio::steady_timer::time_point::max())
 {
 }
 
 subscription::~subscription()
 {
+    {
+        const std::lock_guard lock(shard_->m);
+        auto& v = shard_->subs;
+        v[index_] = v.back();
+        v[index_]->index_ = index_;
+        v.pop_back();
+    }
     hub_.release(this);
 }
 
-std::int64_t subscription::close_after() const
+void subscription::attach(net::body_writer* w)
 {
-    const std::lock_guard lock(m_);
-    return close_after_;
+    const std::lock_guard lock(shard_->m);
+    direct_ = w;
 }
 
-void subscription::push(const event_record& e, std::size_t limit)
+void subscription::end()
 {
-    {
-        const std::lock_guard lock(m_);
-        if (state_ != state::open) return;
-        if (queue_.size() >= limit) {
-            // A consumer this far behind would make the publisher wait or
-            // memory grow; dropping it keeps everyone else on time.
-            state_ = state::evicted;
-            queue_.clear();
-        } else {
-            queue_.push_back(e);
-        }
-    }
+    const std::lock_guard lock(shard_->m);
+    if (state_ != state::open) return;
+    state_ = state::closed;
+    queue_ = {};
+    offset_ = 0;
     wake();
 }
 
-void subscription::close_after(std::int64_t id)
+void subscription::sent_up_to(std::int64_t id)
 {
-    {
-        const std::lock_guard lock(m_);
-        close_after_ = id;
-    }
-    wake();
+    const std::lock_guard lock(shard_->m);
+    accepted_ = std::max(accepted_, id);
+    std::erase_if(queue_, [&](const shared_frame& f) { return f->id > 0 && f->id <= id; });
+}
+
+subscription::state subscription::current() const
+{
+    const std::lock_guard lock(shard_->m);
+    return state_;
+}
+
+bool subscription::finished() const
+{
+    const std::lock_guard lock(shard_->m);
+    return finished_locked();
+}
+
+bool subscription::finished_locked() const
+{
+    return close_after_ > 0 && accepted_ >= close_after_ && queue_.empty();
 }
 
 void subscription::wake()
 {
-    // The timer belongs to the connection's strand: cancel it there. The
-    // weak reference lets a stream that already ended ignore the wake.
-    asio::post(strand_, [w = weak_from_this()] {
-        const auto self = w.lock();
-        if (!self) return;
-        self->wake_.cancel();
-        bool evicted = false;
-        {
-            const std::lock_guard lock(self->m_);
-            evicted = self->state_ == state::evicted;
-        }
-        if (evicted) self->evict_.cancel();
-    });
+    if (parked_) wake_.cancel();
 }
 
-awaitable<void> subscription::evicted()
+void subscription::deliver(std::span<const shared_frame> frames, std::size_t limit)
 {
-    for (;;) {
-        {
-            const std::lock_guard lock(m_);
-            if (state_ == state::evicted) co_return;
+    const bool was_idle = queue_.empty();
+    for (const auto& f : frames) {
+        if (state_ != state::open) return;
+        if (!org_id_.empty() && org_id_ != f->org_id) continue;
+        if (f->id > 0 && f->id <= accepted_) continue;             // the replay sent it
+        if (close_after_ > 0 && accepted_ >= close_after_) break;  // revoked: nothing after its event
+        if (queue_.size() >= limit) {
+            // A consumer this far behind would make the publisher wait or
+            // memory grow; dropping it keeps everyone else on time.
+            state_ = state::evicted;
+            queue_ = {};
+            offset_ = 0;
+            if (parked_)
+                wake();
+            else if (direct_)
+                direct_->abort();  // its write is blocked on a peer that stopped reading
+            return;
         }
-        evict_.expires_at(asio::steady_timer::time_point::max());
-        auto [ec] = co_await evict_.async_wait(nothrow);
-        (void)ec;
-        const auto cs = co_await asio::this_coro::cancellation_state;
-        if (cs.cancelled() != asio::cancellation_type::none) co_return;
+        queue_.push_back(f);
+        accepted_ = std::max(accepted_, f->id);
     }
+    if (!parked_ || queue_.empty()) return;  // busy writing (or not yet streaming): it takes the queue next
+    if (direct_ && was_idle)
+        write_now();
+    else
+        wake();
+}
+
+void subscription::write_now()
+{
+    // IOV_MAX is far above this; a longer queue is the slow path's.
+    constexpr std::size_t max_gather = 64;
+    std::array<asio::const_buffer, max_gather> bufs;
+    const std::size_t count = std::min(queue_.size(), max_gather);
+    for (std::size_t i = 0; i < count; ++i) bufs[i] = asio::buffer(queue_[i]->chunk);
+    error_code ec;
+    auto n = direct_->try_write_encoded({bufs.data(), count}, ec);
+    if (ec) {
+        // All of it goes the slow way: the coroutine's own write then
+        // fails the same way and ends the stream.
+        wake();
+        return;
+    }
+    std::size_t done = 0;
+    while (done < count && n >= queue_[done]->chunk.size()) n -= queue_[done++]->chunk.size();
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(done));
+    offset_ = n;
+    // The rest, or the end of a revoked node's stream, is the coroutine's.
+    if (!queue_.empty() || finished_locked()) wake();
 }
 
 awaitable<subscription::batch> subscription::next(std::chrono::milliseconds max_wait)
 {
     batch out;
     const auto take = [&] {
-        const std::lock_guard lock(m_);
+        const std::lock_guard lock(shard_->m);
+        parked_ = false;
         out.st = state_;
-        out.events.assign(queue_.begin(), queue_.end());
-        queue_.clear();
-        return out.st != state::open || !out.events.empty();
+        out.frames.swap(queue_);
+        out.offset = std::exchange(offset_, 0);
+        if (out.st == state::open && out.frames.empty() && finished_locked()) out.st = state::closed;
+        return out.st != state::open || !out.frames.empty();
+    };
+    const auto unpark = [&] {
+        const std::lock_guard lock(shard_->m);
+        parked_ = false;
     };
     for (;;) {
         if (take()) co_return out;
-        // Checked and armed on this strand; a push posts its wake here too,
-        // so it either found the queue non-empty above or cancels this wait.
+        {
+            // Parked and armed without leaving the strand, where every
+            // delivery runs: none can slip in between.
+            const std::lock_guard lock(shard_->m);
+            parked_ = true;
+        }
         wake_.expires_after(max_wait);
         auto [ec] = co_await wake_.async_wait(nothrow);
         const auto cs = co_await asio::this_coro::cancellation_state;
         if (cs.cancelled() != asio::cancellation_type::none) {
+            unpark();
             out.st = state::closed;
             co_return out;
         }
@@ -131,27 +220,48 @@ awaitable<subscription::batch> subscription::next(std::chrono::milliseconds max_
     }
 }
 
+event_hub::event_hub(hub_limits limits)
+    : limits_(limits), evictions_(std::make_shared<std::atomic<std::uint64_t>>(0))
+{
+}
+
 std::shared_ptr<subscription> event_hub::subscribe(const std::string& org_id, const std::string& node_id,
-                                                   const std::string& ip, asio::any_io_executor strand,
+                                                   const std::string& ip, const asio::any_io_executor& strand,
                                                    refusal* why)
 {
     const bool admin = org_id.empty();
-    const std::lock_guard lock(m_);
-    const std::size_t in_use = admin ? admin_total_ : total_ - admin_total_;
-    if (in_use >= (admin ? limits_.admin_global : limits_.global)) {
-        if (why) *why = refusal::global;
-        return nullptr;
+    std::shared_ptr<hub_shard> shard;
+    {
+        const std::lock_guard lock(m_);
+        const std::size_t in_use = admin ? admin_total_ : total_ - admin_total_;
+        if (in_use >= (admin ? limits_.admin_global : limits_.global)) {
+            if (why) *why = refusal::global;
+            return nullptr;
+        }
+        auto& from_ip = per_ip_[admin ? "admin " + ip : ip];
+        if (from_ip >= (admin ? limits_.admin_per_ip : limits_.per_ip)) {
+            if (why) *why = refusal::per_ip;
+            return nullptr;
+        }
+        ++total_;
+        if (admin) ++admin_total_;
+        ++from_ip;
+        std::erase_if(shards_, [&](const std::weak_ptr<hub_shard>& w) {
+            auto sh = w.lock();
+            if (sh && sh->ex == strand) shard = std::move(sh);
+            return w.expired();
+        });
+        if (!shard) {
+            shard = std::make_shared<hub_shard>(strand);
+            shards_.push_back(shard);
+        }
     }
-    auto& from_ip = per_ip_[admin ? "admin " + ip : ip];
-    if (from_ip >= (admin ? limits_.admin_per_ip : limits_.per_ip)) {
-        if (why) *why = refusal::per_ip;
-        return nullptr;
+    auto s = std::make_shared<subscription>(*this, shard, org_id, node_id, ip);
+    {
+        const std::lock_guard lock(shard->m);
+        s->index_ = shard->subs.size();
+        shard->subs.push_back(s.get());
     }
-    ++total_;
-    if (admin) ++admin_total_;
-    ++from_ip;
-    auto s = std::make_shared<subscription>(*this, org_id, node_id, ip, std::move(strand));
-    subs_.push_back(s);
     if (why) *why = refusal::none;
     return s;
 }
@@ -164,37 +274,81 @@ void event_hub::release(subscription* s)
     if (admin) --admin_total_;
     if (auto it = per_ip_.find(admin ? "admin " + s->ip_ : s->ip_); it != per_ip_.end() && --it->second == 0)
         per_ip_.erase(it);
-    subs_.remove_if([](const std::weak_ptr<subscription>& w) { return w.expired(); });
+}
+
+std::vector<std::shared_ptr<hub_shard>> event_hub::live_shards()
+{
+    std::vector<std::shared_ptr<hub_shard>> out;
+    const std::lock_guard lock(m_);
+    for (const auto& w : shards_)
+        if (auto sh = w.lock()) out.push_back(std::move(sh));
+    return out;
+}
+
+void hub_shard::add(item it, std::size_t limit, const std::shared_ptr<std::atomic<std::uint64_t>>& evictions)
+{
+    {
+        const std::lock_guard lock(pending_m);
+        pending.push_back(std::move(it));
+        if (std::exchange(scheduled, true)) return;  // the job already posted takes it too
+    }
+    asio::post(ex, [self = shared_from_this(), limit, evictions] { self->run_pending(limit, *evictions); });
+}
+
+void hub_shard::run_pending(std::size_t limit, std::atomic<std::uint64_t>& evictions)
+{
+    std::vector<item> items;
+    {
+        const std::lock_guard lock(pending_m);
+        items.swap(pending);
+        scheduled = false;
+    }
+    std::vector<shared_frame> frames;
+    const std::lock_guard lock(m);
+    const auto flush = [&] {
+        if (frames.empty()) return;
+        for (auto* s : subs) {
+            const bool was_open = s->state_ == subscription::state::open;
+            s->deliver(frames, limit);
+            if (was_open && s->state_ == subscription::state::evicted) ++evictions;
+        }
+        frames.clear();
+    };
+    for (auto& it : items) {
+        if (it.frame) {
+            frames.push_back(std::move(it.frame));
+            continue;
+        }
+        flush();
+        close(it.close_node, it.close_after);
+    }
+    flush();
+}
+
+void hub_shard::close(const std::string& node_id, std::int64_t after_id)
+{
+    for (auto* s : subs) {
+        if (s->node_id_ != node_id) continue;
+        s->close_after_ = after_id;
+        // Nothing after the revocation reaches the node (but the front,
+        // when a direct write sent part of it).
+        auto& q = s->queue_;
+        q.erase(std::remove_if(q.begin() + (s->offset_ > 0 ? 1 : 0), q.end(),
+                               [&](const shared_frame& f) { return f->id > after_id; }),
+                q.end());
+        if (s->finished_locked()) s->wake();
+    }
 }
 
 void event_hub::publish(const event_record& e)
 {
-    std::vector<std::shared_ptr<subscription>> targets;
-    {
-        const std::lock_guard lock(m_);
-        for (const auto& w : subs_)
-            if (auto s = w.lock(); s && (s->org_id_.empty() || s->org_id_ == e.org_id)) targets.push_back(s);
-    }
-    for (const auto& s : targets) {
-        const bool was_open = [&] {
-            const std::lock_guard lock(s->m_);
-            return s->state_ == subscription::state::open;
-        }();
-        s->push(e, limits_.queue);
-        const std::lock_guard lock(s->m_);
-        if (was_open && s->state_ == subscription::state::evicted) ++evictions_;
-    }
+    const auto f = make_frame(e);
+    for (auto& sh : live_shards()) sh->add({f, {}, 0}, limits_.queue, evictions_);
 }
 
 void event_hub::close_node(const std::string& node_id, std::int64_t after_id)
 {
-    std::vector<std::shared_ptr<subscription>> targets;
-    {
-        const std::lock_guard lock(m_);
-        for (const auto& w : subs_)
-            if (auto s = w.lock(); s && s->node_id_ == node_id) targets.push_back(s);
-    }
-    for (const auto& s : targets) s->close_after(after_id);
+    for (auto& sh : live_shards()) sh->add({nullptr, node_id, after_id}, limits_.queue, evictions_);
 }
 
 std::size_t event_hub::connections() const

@@ -1,5 +1,12 @@
 // Fan-out of stored events to open streams. A publish never waits on a
 // subscriber: each stream has a bounded queue, and one that fills is evicted.
+//
+// Streams are grouped in shards, one per executor they run on (the gateway
+// runs its connections on one strand per event-loop thread). A publish
+// encodes the event once and posts one job per shard; on the shard's strand
+// that job writes the shared bytes straight to every idle stream's socket
+// (one send each) and wakes a stream's coroutine only when its socket would
+// block, it uses TLS, or it is busy writing.
 #pragma once
 
 #include "base/asio.hpp"
@@ -9,13 +16,16 @@
 
 #include <atomic>
 #include <chrono>
-#include <deque>
-#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
+
+namespace tether::net {
+class body_writer;
+}
 
 namespace tether::gateway {
 
@@ -29,68 +39,96 @@ struct hub_limits {
     std::size_t admin_global = 64;
 };
 
+/// One event as every stream sends it: encoded once, shared, immutable.
+struct event_frame {
+    std::int64_t id = 0;
+    std::string org_id;
+    std::string chunk;  ///< the SSE text as one HTTP/1.1 chunk (net::encode_chunk)
+};
+using shared_frame = std::shared_ptr<const event_frame>;
+
+shared_frame make_frame(const event_record& e);
+
 class event_hub;
+struct hub_shard;
 
 /// One open stream's inbox. Created by event_hub::subscribe on the
-/// connection's strand; `next` must be awaited from that strand only.
-class subscription : public std::enable_shared_from_this<subscription> {
+/// connection's strand; everything but the destructor on that strand only.
+class subscription {
 public:
     enum class state { open, evicted, closed };
 
     struct batch {
-        std::vector<event_record> events;
+        std::vector<shared_frame> frames;
+        /// Bytes of frames[0] already written (a direct write the socket
+        /// took part of): the rest must follow before anything else.
+        std::size_t offset = 0;
         state st = state::open;
         bool idle = false;  ///< the wait ran out with nothing to send
     };
 
-    subscription(event_hub& hub, std::string org_id, std::string node_id, std::string ip,
-                 asio::any_io_executor strand);
+    subscription(event_hub& hub, std::shared_ptr<hub_shard> shard, std::string org_id, std::string node_id,
+                 std::string ip);
     ~subscription();
     subscription(const subscription&) = delete;
     subscription& operator=(const subscription&) = delete;
 
-    /// Everything queued, or an idle mark after `max_wait`.
+    /// Lets the shard write events to `w` itself while the stream waits in
+    /// `next` (nullptr: stop). `w` must outlive the attachment.
+    void attach(net::body_writer* w);
+
+    /// The peer went away: `next` returns closed, a write in progress ends.
+    void end();
+
+    /// Events up to `id` were sent (the replay): later copies are dropped.
+    void sent_up_to(std::int64_t id);
+
+    /// Everything queued and not yet written, or an idle mark after
+    /// `max_wait`. Events the shard wrote directly meanwhile never show up.
     awaitable<batch> next(std::chrono::milliseconds max_wait);
 
-    /// Completes once the stream is evicted (its queue overflowed), or when
-    /// cancelled. Raced against a write that the peer is not taking, so an
-    /// overflow ends the stream at once instead of at the write timeout.
-    /// On the subscription's strand only.
-    awaitable<void> evicted();
-
+    [[nodiscard]] state current() const;
     [[nodiscard]] const std::string& org_id() const noexcept { return org_id_; }
     [[nodiscard]] const std::string& node_id() const noexcept { return node_id_; }
-    /// Set by revocation: the stream ends after sending the event with this id.
-    [[nodiscard]] std::int64_t close_after() const;
+    /// Revocation: the stream has sent the event it was to end after.
+    [[nodiscard]] bool finished() const;
 
 private:
     friend class event_hub;
-    void push(const event_record& e, std::size_t limit);  // any thread
-    void close_after(std::int64_t id);                    // any thread
+    friend struct hub_shard;
+    // On the strand, with the shard locked:
+    void deliver(std::span<const shared_frame> frames, std::size_t limit);
+    void write_now();
     void wake();
+    [[nodiscard]] bool finished_locked() const;
 
     event_hub& hub_;
+    std::shared_ptr<hub_shard> shard_;
     std::string org_id_;  ///< empty: the admin stream, every org
     std::string node_id_;
     std::string ip_;
-    asio::any_io_executor strand_;
     asio::steady_timer wake_;
-    asio::steady_timer evict_;  // cancelled on the strand when the state becomes evicted
-    mutable std::mutex m_;
-    std::deque<event_record> queue_;
+    // Guarded by the shard's mutex:
+    std::size_t index_ = 0;  ///< position in the shard's list
+    std::vector<shared_frame> queue_;
+    std::size_t offset_ = 0;
     state state_ = state::open;
+    bool parked_ = false;  ///< waiting in next(): no write of its own in progress
+    net::body_writer* direct_ = nullptr;
+    std::int64_t accepted_ = 0;  ///< the newest event queued or written: older copies are dropped
     std::int64_t close_after_ = 0;
 };
 
 class event_hub {
 public:
-    explicit event_hub(hub_limits limits = {}) : limits_(limits) {}
+    explicit event_hub(hub_limits limits = {});
 
     enum class refusal { none, per_ip, global };
 
-    /// Admits a stream or says which limit refuses it.
+    /// Admits a stream or says which limit refuses it. `strand`: the
+    /// connection's, where the stream's coroutine runs.
     std::shared_ptr<subscription> subscribe(const std::string& org_id, const std::string& node_id,
-                                            const std::string& ip, asio::any_io_executor strand,
+                                            const std::string& ip, const asio::any_io_executor& strand,
                                             refusal* why);
 
     /// Hands a stored event to every matching stream. Call in id order
@@ -101,19 +139,21 @@ public:
     void close_node(const std::string& node_id, std::int64_t after_id);
 
     [[nodiscard]] std::size_t connections() const;
-    [[nodiscard]] std::uint64_t evictions() const noexcept { return evictions_.load(); }
+    [[nodiscard]] std::uint64_t evictions() const noexcept { return evictions_->load(); }
 
 private:
     friend class subscription;
     void release(subscription* s);
+    std::vector<std::shared_ptr<hub_shard>> live_shards();
 
     hub_limits limits_;
+    // Shared with the jobs a publish posts, which may run after the hub is gone.
+    std::shared_ptr<std::atomic<std::uint64_t>> evictions_;
     mutable std::mutex m_;
-    std::list<std::weak_ptr<subscription>> subs_;
+    std::vector<std::weak_ptr<hub_shard>> shards_;
     std::map<std::string, std::size_t> per_ip_;  // key: ip, or "admin " + ip
     std::size_t total_ = 0;
     std::size_t admin_total_ = 0;
-    std::atomic<std::uint64_t> evictions_{0};
 };
 
 /// "id: N\nevent: T\ndata: D\n\n" with multi-line data split into data lines.

@@ -2,7 +2,6 @@
 // /v1/admin/events (an operator, with the admin token).
 #include "gateway/service.hpp"
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 
 #include <algorithm>
@@ -87,12 +86,33 @@ awaitable<net::reply> service::open_stream(const net::http::request& req, const 
     co_return r;
 }
 
+namespace {
+
+/// While attached, the hub writes events to the stream itself.
+struct attachment {
+    attachment(subscription& s, net::body_writer& w) : sub(s), writer(w)
+    {
+        sub.attach(&w);
+        w.on_peer_gone([](void* p) { static_cast<subscription*>(p)->end(); }, &sub);
+    }
+    ~attachment()
+    {
+        writer.on_peer_gone(nullptr, nullptr);
+        sub.attach(nullptr);
+    }
+    attachment(const attachment&) = delete;
+    attachment& operator=(const attachment&) = delete;
+    subscription& sub;
+    net::body_writer& writer;
+};
+
+}  // namespace
+
 awaitable<error_code> service::send_events(stream_start start, net::body_writer& w)
 {
     const auto& sub = start.sub;
-    std::int64_t sent = 0;
     // Subscribed before reading the history: an event published in
-    // between arrives both ways and the id check below drops the copy.
+    // between arrives both ways and the subscription drops the copy.
     if (start.last_id) {
         const std::string org = sub->org_id();
         std::optional<std::int64_t> want;
@@ -113,14 +133,19 @@ awaitable<error_code> service::send_events(stream_start start, net::body_writer&
         // client comes back with the same Last-Event-ID.
         if (!replayed) co_return error_code(asio::error::try_again);
         std::string chunk;
+        std::int64_t sent = 0;
         if (h.reset) chunk += format_event(event_record{0, org, "reset", "{}"});
         for (const auto& e : h.events) {
             chunk += format_event(e);
             sent = std::max(sent, e.id);
         }
+        sub->sent_up_to(sent);
         if (!chunk.empty())
             if (auto wec = co_await w.write(chunk)) co_return wec;
     }
+    const attachment attached(*sub, w);
+    static const std::string keep_alive_chunk = net::encode_chunk(": keep-alive\n\n");
+    std::vector<asio::const_buffer> out;
     for (;;) {
         const auto now = sessions_.now_ms();
         if (now >= start.expires_ms) co_return error_code{};  // the session behind the token ended
@@ -131,31 +156,29 @@ awaitable<error_code> service::send_events(stream_start start, net::body_writer&
             co_return error_code{};
         }
         if (b.st == subscription::state::closed) co_return error_code{};
-        std::string chunk;
-        for (const auto& e : b.events) {
-            if (e.id <= sent) continue;
-            chunk += format_event(e);
-            sent = e.id;
+        out.clear();
+        if (b.idle) out.emplace_back(keep_alive_chunk.data(), keep_alive_chunk.size());
+        for (std::size_t i = 0; i < b.frames.size(); ++i) {
+            const auto& c = b.frames[i]->chunk;
+            const std::size_t skip = i == 0 ? b.offset : 0;
+            out.emplace_back(c.data() + skip, c.size() - skip);
         }
-        if (b.idle) chunk = ": keep-alive\n\n";
-        if (!chunk.empty()) {
-            // A peer that stopped reading blocks this write; its queue
-            // overflowing meanwhile ends the stream now.
-            using namespace asio::experimental::awaitable_operators;
-            auto done = co_await (w.write(chunk) || sub->evicted());
-            if (done.index() == 1) {
+        // A peer that stopped reading blocks this write; its queue
+        // overflowing meanwhile aborts it, so the stream ends now rather
+        // than at the write timeout.
+        if (const auto wec = co_await w.write_encoded(out)) {
+            const auto st = sub->current();
+            if (st == subscription::state::closed) co_return wec;  // the peer went: nothing to say
+            if (st == subscription::state::evicted) {
                 log_.warn("gateway.stream_evicted",
                           {{"node", sub->node_id()}, {"reason", "queue full while a write was blocked"}});
                 co_return error_code(asio::error::operation_aborted);
             }
-            if (const auto wec = std::get<0>(done)) {
-                // Write timeout: a consumer that stopped reading.
-                log_.warn("gateway.stream_write_failed",
-                          {{"node", sub->node_id()}, {"error", wec.message()}});
-                co_return wec;
-            }
+            // Write timeout: a consumer that stopped reading.
+            log_.warn("gateway.stream_write_failed", {{"node", sub->node_id()}, {"error", wec.message()}});
+            co_return wec;
         }
-        if (const auto ca = sub->close_after(); ca > 0 && sent >= ca) co_return error_code{};
+        if (sub->finished()) co_return error_code{};
     }
 }
 

@@ -70,6 +70,9 @@ inline net::server_options default_server_options()
     // A node holds up to ~5 (stream, login, heartbeat, config, stream token);
     // 20 nodes behind one address (the stream limit per address) fit.
     o.max_connections_per_ip = 256;
+    // One strand per event-loop thread (serve sets how many): a publish is
+    // then one job per thread, which writes to every idle stream itself.
+    o.connection_strands = 1;
     o.refusal = net::connect::refusal_reply;
     return o;
 }

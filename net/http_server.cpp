@@ -8,7 +8,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -20,6 +19,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
+#include <cstdio>
 #include <list>
 #include <map>
 
@@ -43,6 +43,16 @@ reply refusal(const server_options& opts, unsigned status, std::string_view reas
 
 }  // namespace
 
+std::string encode_chunk(std::string_view bytes)
+{
+    char size[20];
+    const int n = std::snprintf(size, sizeof size, "%zx\r\n", bytes.size());
+    std::string out;
+    out.reserve(static_cast<std::size_t>(n) + bytes.size() + 2);
+    out.append(size, static_cast<std::size_t>(n)).append(bytes).append("\r\n");
+    return out;
+}
+
 reply json_reply(std::string body)
 {
     reply r;
@@ -60,9 +70,22 @@ auto& lowest(Stream& s)
 }
 
 template <class Stream>
+constexpr bool is_tls = false;
+template <class Next>
+constexpr bool is_tls<beast::ssl_stream<Next>> = true;
+
+template <class Stream>
 class chunk_writer final : public body_writer {
 public:
-    chunk_writer(Stream& s, std::chrono::milliseconds timeout) : stream_(s), timeout_(timeout) {}
+    chunk_writer(Stream& s, std::chrono::milliseconds timeout) : stream_(s), timeout_(timeout)
+    {
+        // A write that would block must fail at once, not wait: the direct
+        // path below runs on the strand every other stream shares.
+        if constexpr (!is_tls<Stream>) {
+            error_code ignored;
+            lowest(stream_).socket().non_blocking(true, ignored);
+        }
+    }
     awaitable<error_code> write(std::string_view bytes) override
     {
         if (bytes.empty()) co_return error_code{};
@@ -71,53 +94,108 @@ public:
         if (ec == beast::error::timeout) ec = errc::timeout;
         co_return ec;
     }
+    awaitable<error_code> write_encoded(std::span<const asio::const_buffer> chunks) override
+    {
+        if (chunks.empty()) co_return error_code{};
+        lowest(stream_).expires_after(timeout_);
+        error_code ec;
+        if constexpr (is_tls<Stream>) {
+            // One TLS record per buffer otherwise: copy a batch into one.
+            if (chunks.size() > 1) {
+                std::string joined;
+                joined.reserve(asio::buffer_size(chunks));
+                for (const auto& b : chunks) joined.append(static_cast<const char*>(b.data()), b.size());
+                auto [wec, n] = co_await asio::async_write(stream_, asio::buffer(joined), nothrow);
+                ec = wec;
+            } else {
+                auto [wec, n] = co_await asio::async_write(stream_, chunks, nothrow);
+                ec = wec;
+            }
+        } else {
+            auto [wec, n] = co_await asio::async_write(stream_, chunks, nothrow);
+            ec = wec;
+        }
+        if (ec == beast::error::timeout) ec = errc::timeout;
+        co_return ec;
+    }
+    std::size_t try_write_encoded(std::span<const asio::const_buffer> chunks, error_code& ec) override
+    {
+        ec = {};
+        if constexpr (is_tls<Stream>) {
+            return 0;
+        } else {
+            const auto n = lowest(stream_).socket().write_some(chunks, ec);
+            if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+            return n;
+        }
+    }
+    void abort() override { lowest(stream_).cancel(); }
+    void on_peer_gone(void (*fn)(void*), void* arg) override
+    {
+        if (watch_) {
+            watch_->fn = fn;
+            watch_->arg = arg;
+        }
+    }
+
+    /// Waits for the peer to close or speak (an event stream's subscriber
+    /// never speaks again). Waits for readability only, so it never takes
+    /// bytes from a TLS layer above. A callback, not a coroutine raced
+    /// against the body: that costs a frame and a parallel group per stream.
+    void watch_peer()
+    {
+        watch_ = std::make_shared<peer_watch>();
+        lowest(stream_).socket().async_wait(
+            asio::socket_base::wait_read, [w = watch_, this](const error_code& ec) {
+                if (ec == asio::error::operation_aborted || w->done) return;
+                w->gone = true;
+                // No more writes: they fail at once now.
+                error_code ignored;
+                lowest(stream_).socket().shutdown(asio::socket_base::shutdown_both, ignored);
+                abort();
+                if (w->fn) w->fn(w->arg);
+            });
+    }
+    /// After the body returned: whether the peer went first.
+    bool unwatch()
+    {
+        watch_->done = true;
+        watch_->fn = nullptr;
+        return watch_->gone;
+    }
 
 private:
+    struct peer_watch {
+        bool gone = false;
+        bool done = false;  // the body returned: the writer may be gone
+        void (*fn)(void*) = nullptr;
+        void* arg = nullptr;
+    };
     Stream& stream_;
     std::chrono::milliseconds timeout_;
+    std::shared_ptr<peer_watch> watch_;
 };
 
-/// Completes when the peer of a streamed response closes (FIN or RST) or
-/// sends anything at all: an event stream's subscriber never speaks again,
-/// so either way its slot is free at once instead of at the next write that
-/// fails. Waits for readability only, so it never takes bytes from a TLS
-/// layer above.
+/// The status line and header of a streamed response: their own frame, so
+/// the serializer and fields are freed while the body streams for hours.
 template <class Stream>
-awaitable<void> peer_gone(Stream& stream)
+awaitable<error_code> write_stream_head(Stream& stream, const http::response& head, bool reuse,
+                                        unsigned version, const server_options& opts)
 {
-    auto& sock = lowest(stream).socket();
-    auto [ec] = co_await sock.async_wait(asio::socket_base::wait_read, nothrow);
-    (void)ec;
+    bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(head.status), version};
+    for (const auto& f : head.headers) res.set(f.name, f.value);
+    res.chunked(true);
+    res.keep_alive(reuse);
+    bhttp::response_serializer<bhttp::empty_body> sr{res};
+    lowest(stream).expires_after(opts.write_timeout);
+    auto [ec, n] = co_await bhttp::async_write_header(stream, sr, nothrow);
+    co_return ec;
 }
 
 template <class Stream>
-awaitable<error_code> write_reply(Stream& stream, reply& rep, bool keep_alive, unsigned version,
-                                  const server_options& opts, bool head_only = false)
+awaitable<error_code> write_whole_reply(Stream& stream, reply& rep, bool keep_alive, unsigned version,
+                                        const server_options& opts, bool head_only)
 {
-    if (rep.stream && !head_only) {
-        bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(rep.head.status), version};
-        for (const auto& f : rep.head.headers) res.set(f.name, f.value);
-        const bool reuse = keep_alive && rep.reuse_after_stream;
-        res.chunked(true);
-        res.keep_alive(reuse);
-        bhttp::response_serializer<bhttp::empty_body> sr{res};
-        lowest(stream).expires_after(opts.write_timeout);
-        auto [ec, n] = co_await bhttp::async_write_header(stream, sr, nothrow);
-        if (ec) co_return ec;
-        chunk_writer<Stream> w(stream, opts.write_timeout);
-        if (reuse) {
-            if (auto sec = co_await rep.stream(w); sec) co_return sec;
-        } else {
-            using namespace asio::experimental::awaitable_operators;
-            auto ended = co_await (rep.stream(w) || peer_gone(stream));
-            if (ended.index() == 1) co_return asio::error::eof;
-            if (const auto sec = std::get<0>(ended); sec) co_return sec;
-        }
-        lowest(stream).expires_after(opts.write_timeout);
-        auto [ec2, n2] = co_await asio::async_write(stream, bhttp::make_chunk_last(), nothrow);
-        if (ec2) co_return ec2;
-        co_return reuse ? error_code() : error_code(asio::error::eof);
-    }
     bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(rep.head.status), version};
     for (const auto& f : rep.head.headers) res.set(f.name, f.value);
     res.body() = std::move(rep.head.body);
@@ -128,6 +206,28 @@ awaitable<error_code> write_reply(Stream& stream, reply& rep, bool keep_alive, u
     if (head_only) res.body().clear();
     lowest(stream).expires_after(opts.write_timeout);
     auto [ec, n] = co_await bhttp::async_write(stream, res, nothrow);
+    co_return ec;
+}
+
+template <class Stream>
+awaitable<error_code> write_reply(Stream& stream, reply& rep, bool keep_alive, unsigned version,
+                                  const server_options& opts, bool head_only = false)
+{
+    if (rep.stream && !head_only) {
+        const bool reuse = keep_alive && rep.reuse_after_stream;
+        if (auto ec = co_await write_stream_head(stream, rep.head, reuse, version, opts)) co_return ec;
+        rep.head = {};
+        chunk_writer<Stream> w(stream, opts.write_timeout);
+        if (!reuse) w.watch_peer();
+        auto sec = co_await rep.stream(w);
+        if (!reuse && w.unwatch()) co_return asio::error::eof;
+        if (sec) co_return sec;
+        lowest(stream).expires_after(opts.write_timeout);
+        auto [ec2, n2] = co_await asio::async_write(stream, bhttp::make_chunk_last(), nothrow);
+        if (ec2) co_return ec2;
+        co_return reuse ? error_code() : error_code(asio::error::eof);
+    }
+    auto ec = co_await write_whole_reply(stream, rep, keep_alive, version, opts, head_only);
     co_return ec;
 }
 
@@ -290,8 +390,11 @@ awaitable<void> http_server::run()
     // server's own strand, so they can run in parallel on several threads.
     auto& ctx = static_cast<asio::io_context&>(asio::query(home, asio::execution::context));
     task_group connections(home);
+    std::vector<asio::strand<asio::io_context::executor_type>> shared;
+    for (std::size_t i = 0; i < s.opts.connection_strands; ++i) shared.push_back(asio::make_strand(ctx));
+    std::size_t next_shared = 0;
     for (;;) {
-        auto conn_strand = asio::make_strand(ctx);
+        auto conn_strand = shared.empty() ? asio::make_strand(ctx) : shared[next_shared++ % shared.size()];
         auto [ec, socket] = co_await s.acceptor.async_accept(conn_strand, nothrow);
         if (ec == asio::error::operation_aborted) break;
         if (ec) {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 
 namespace boost::asio::ssl {
@@ -37,6 +38,12 @@ struct server_options {
     /// SO_SNDBUF for accepted sockets; 0 leaves the kernel's autotuning.
     /// Bounds the kernel memory one slow stream can pin.
     int send_buffer_bytes = 0;
+    /// Connections share this many strands, round robin (0: a strand each).
+    /// A server whose handlers never block can run every connection of one
+    /// event-loop thread on one strand: then work meant for many connections
+    /// (an event published to every stream) is one job per strand, not one
+    /// per connection.
+    std::size_t connection_strands = 0;
     /// Open connections from one address; one more is closed at once.
     /// 0: no limit (a Unix socket's one peer).
     std::size_t max_connections_per_ip = 0;
@@ -54,13 +61,36 @@ struct peer_info {
     std::uint16_t port = 0;
 };
 
-/// Writes a streamed response body chunk by chunk.
+/// `bytes` as one chunk of a chunked body ("<hex size>\r\n<bytes>\r\n"):
+/// for a payload encoded once and written to many streams.
+std::string encode_chunk(std::string_view bytes);  // bytes: not empty (that is the last chunk)
+
+/// Writes a streamed response body chunk by chunk. On the connection's
+/// strand only.
 class body_writer {
 public:
     virtual ~body_writer() = default;
     /// Fails with errc::timeout when the peer does not take the bytes within
     /// the write timeout (a slow consumer), or with the socket's error.
     virtual awaitable<error_code> write(std::string_view bytes) = 0;
+    /// Bytes already chunk-encoded (encode_chunk), as one gathered write;
+    /// the same failures as `write`.
+    virtual awaitable<error_code> write_encoded(std::span<const asio::const_buffer> chunks) = 0;
+    /// Writes what the socket takes at once, without waiting, and returns how
+    /// many bytes it took (0 with no error when it would block). For a
+    /// publisher that writes to an idle stream straight away and leaves the
+    /// rest to `write_encoded`. Never while a write is in progress. A TLS
+    /// stream takes nothing this way: its records belong to the TLS engine.
+    virtual std::size_t try_write_encoded(std::span<const asio::const_buffer> chunks, error_code& ec) = 0;
+    /// Ends a write in progress with operation_aborted (and the stream with
+    /// it): a stream evicted while its peer is not reading.
+    virtual void abort() = 0;
+    /// Called (on the strand) when the peer of a stream that ends only with
+    /// its subscriber closes or sends anything, so a body that waits long
+    /// between writes frees its slot at once. A body that registers none
+    /// learns it from its next write, which fails. Deregisters itself when
+    /// the body returns; one callback at a time.
+    virtual void on_peer_gone(void (*fn)(void*), void* arg) = 0;
 };
 
 struct reply {

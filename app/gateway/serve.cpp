@@ -116,6 +116,7 @@ int gateway_serve(invocation& inv)
     if (auto v = inv.args.value("auth-failures-per-minute"))
         gw.auth_failures_per_window = cli::parse_count(*v, "--auth-failures-per-minute", 1, 1'000'000'000);
     auto server_opts = gateway::default_server_options();
+    server_opts.connection_strands = opts.threads;
     if (auto v = inv.args.value("max-connections-per-ip"))
         server_opts.max_connections_per_ip = cli::parse_count(*v, "--max-connections-per-ip", 1, 10'000'000);
 

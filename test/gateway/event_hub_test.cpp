@@ -1,5 +1,6 @@
 #include "gateway/event_hub.hpp"
 
+#include "net/http_server.hpp"
 #include "support/run_for.hpp"
 
 #include <boost/asio/strand.hpp>
@@ -26,7 +27,7 @@ BOOST_AUTO_TEST_CASE(slow_consumer_is_evicted_while_a_fast_one_keeps_up)
         hub.publish(event_record{i, "acme", "config-updated", "{}"});  // never waits for anyone
         const auto b = tether::test::run_for(ioc, fast->next(1s));
         BOOST_TEST((b.st == subscription::state::open));
-        for (const auto& e : b.events) BOOST_TEST(e.id == static_cast<std::int64_t>(++fast_got));
+        for (const auto& e : b.frames) BOOST_TEST(e->id == static_cast<std::int64_t>(++fast_got));
     }
     BOOST_TEST(fast_got == 10u);
     const auto s = tether::test::run_for(ioc, slow->next(1s));
@@ -55,12 +56,54 @@ BOOST_AUTO_TEST_CASE(org_filter_idle_and_limits)
     hub.publish(event_record{1, "beta", "config-updated", "{}"});
     const auto idle = tether::test::run_for(ioc, a->next(50ms));
     BOOST_TEST(idle.idle);
-    BOOST_TEST(idle.events.empty());
-    BOOST_TEST(tether::test::run_for(ioc, admin->next(1s)).events.size() == 1u);
+    BOOST_TEST(idle.frames.empty());
+    BOOST_TEST(tether::test::run_for(ioc, admin->next(1s)).frames.size() == 1u);
 
     a.reset();  // releasing a stream frees its slot
     BOOST_TEST(hub.connections() == 2u);
     BOOST_TEST(hub.subscribe("acme", "n1", "10.0.0.1", asio::make_strand(ioc), &why) != nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(a_burst_is_one_batch_in_order_and_a_revoked_node_gets_nothing_after_its_event)
+{
+    asio::io_context ioc;
+    event_hub hub({.queue = 64, .per_ip = 20, .global = 100});
+    event_hub::refusal why{};
+    auto node = hub.subscribe("acme", "n1", "10.0.0.1", asio::make_strand(ioc), &why);
+    auto other = hub.subscribe("acme", "n2", "10.0.0.2", asio::make_strand(ioc), &why);
+    BOOST_TEST_REQUIRE((node && other));
+    // Published while nothing runs: one delivery job takes all five.
+    for (std::int64_t i = 1; i <= 5; ++i) hub.publish(event_record{i, "acme", "config-updated", "{}"});
+    hub.close_node("n1", 3);
+    hub.publish(event_record{6, "acme", "config-updated", "{}"});
+    const auto b = tether::test::run_for(ioc, node->next(1s));
+    std::vector<std::int64_t> ids;
+    for (const auto& f : b.frames) ids.push_back(f->id);
+    // Event 6 was published after the revocation; 4 and 5 before it was
+    // known, and they are dropped too: the node's stream ends at event 3.
+    BOOST_TEST(ids == (std::vector<std::int64_t>{1, 2, 3}),
+               ids.size() << " first " << (ids.empty() ? 0 : ids.front()) << " last "
+                          << (ids.empty() ? 0 : ids.back()));
+    BOOST_TEST((tether::test::run_for(ioc, node->next(1s)).st == subscription::state::closed));
+    const auto all = tether::test::run_for(ioc, other->next(1s));
+    BOOST_TEST(all.frames.size() == 6u);
+    // A frame is encoded once and shared by every stream that sends it.
+    BOOST_TEST(all.frames.front().get() == b.frames.front().get());
+    BOOST_TEST(b.frames.front()->chunk ==
+               tether::net::encode_chunk("id: 1\nevent: config-updated\ndata: {}\n\n"));
+}
+
+BOOST_AUTO_TEST_CASE(a_peer_gone_ends_a_waiting_stream)
+{
+    asio::io_context ioc;
+    event_hub hub;
+    event_hub::refusal why{};
+    auto s = hub.subscribe("acme", "n1", "10.0.0.1", asio::make_strand(ioc), &why);
+    BOOST_TEST_REQUIRE(s != nullptr);
+    asio::post(ioc, [&] { s->end(); });
+    BOOST_TEST((tether::test::run_for(ioc, s->next(5s)).st == subscription::state::closed));
+    hub.publish(event_record{1, "acme", "config-updated", "{}"});
+    BOOST_TEST(tether::test::run_for(ioc, s->next(50ms)).frames.empty());
 }
 
 BOOST_AUTO_TEST_CASE(event_format_splits_multiline_data)

@@ -1,5 +1,6 @@
 // The gateway against its contract: every RPC's success and error codes,
 // storage effects, and the event streams, over real HTTP on loopback.
+#include "net/http_reader.hpp"
 #include "support/gateway_fixture.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -13,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -743,6 +745,127 @@ BOOST_AUTO_TEST_CASE(with_the_gateways_own_settings_a_stream_that_never_reads_is
     // publishes took depends on the backend and the sanitizer, not on this).
     BOOST_TEST(!g.logs.has("gateway.stream_write_failed"), g.logs.all());
     ::close(slow);
+}
+
+namespace {
+
+/// Bursts of events of a few KiB, each handed to the hub at once (one
+/// delivery job, so the burst goes out in one gathered write), to an idle
+/// stream whose path holds a few KiB: the direct write stops part-way
+/// through an event and the stream's coroutine must finish it while the
+/// reader lags. Every chunk and event must arrive whole, in order, once.
+void a_lagging_reader_gets_every_event_whole_and_in_order(gateway_fixture& g, int rounds)
+{
+    const auto n = g.enroll("acme");
+    const int fd = open_unread_stream(g, g.stream_token(g.session(n)));
+    net::http::response_reader reader({16 * 1024, 1 << 20});
+    net::sse_parser parser;
+    const std::string pad(3000, 'p');
+    std::vector<std::int64_t> published;
+    std::vector<std::int64_t> got;
+    std::vector<std::int64_t> ids;
+    char buf[4096];
+    const auto read_until = [&](const auto& enough) {
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        while (!enough() && std::chrono::steady_clock::now() < deadline) {
+            tether::test::run_for(g.ioc, tether::test::sleep_for(1ms));  // the gateway writes as we read
+            const ssize_t r = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (r == 0) break;
+            if (r < 0) continue;
+            const auto st = reader.feed({buf, static_cast<std::size_t>(r)});
+            BOOST_TEST_REQUIRE((st != net::http::read_status::failed), reader.failure().reason);
+            const auto body = reader.take_body();
+            const auto perr = parser.feed(body, [&](const net::sse_event& e) {
+                if (e.type != "config-updated") return;
+                const auto v = json::parse(e.data).as_object();
+                BOOST_TEST(v.at("pad").as_string() == pad);
+                got.push_back(v.at("configUpdatedAt").as_int64());
+                ids.push_back(std::stoll(e.last_event_id));
+            });
+            BOOST_TEST_REQUIRE(!perr, perr.message());
+        }
+    };
+    read_until([&] { return reader.header_done(); });
+    BOOST_TEST_REQUIRE(reader.header_done());
+    for (int round = 0; round < rounds; ++round) {
+        tether::test::run_for(g.ioc, tether::test::sleep_for(5ms));  // the stream waits for events again
+        for (int i = 0; i < 10; ++i) {
+            const auto v = static_cast<std::int64_t>(published.size()) + 1;
+            published.push_back(v);
+            g.service().hub().publish(tether::gateway::event_record{
+                1000 + v, "acme", "config-updated",
+                R"({"configUpdatedAt":)" + std::to_string(v) + R"(,"pad":")" + pad + R"("})"});
+        }
+        read_until([&] { return got.size() >= published.size(); });
+    }
+    ::close(fd);
+    BOOST_TEST(got == published, got.size() << " of " << published.size() << " events");
+    BOOST_TEST(std::is_sorted(ids.begin(), ids.end()));
+    BOOST_TEST((std::adjacent_find(ids.begin(), ids.end()) == ids.end()));
+}
+
+net::server_options small_send_buffer()
+{
+    auto so = tether::gateway::default_server_options();  // one strand: the direct write path
+    so.send_buffer_bytes = 4096;
+    so.write_timeout = 30s;  // the reader waits on purpose
+    return so;
+}
+
+tether::gateway::gateway_options deep_queue()
+{
+    tether::gateway::gateway_options o;
+    o.hub.queue = 4096;
+    return o;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_reader_behind_its_stream_gets_every_event_whole_and_in_order)
+{
+    gateway_fixture g(deep_queue(), small_send_buffer());
+    a_lagging_reader_gets_every_event_whole_and_in_order(g, 30);
+}
+
+BOOST_AUTO_TEST_CASE(a_reader_slower_than_its_tls_stream_gets_every_event_whole_and_in_order)
+{
+    gateway_fixture g(deep_queue(), small_send_buffer(), true);
+    // A raw socket cannot speak TLS: this reader uses the client, and reads
+    // only after every publish, so the stream's queue holds a backlog.
+    const auto n = g.enroll("acme");
+    auto [st, stream] = g.open_stream(g.stream_token(g.session(n)));
+    BOOST_TEST_REQUIRE(st == 200u);
+    std::vector<std::int64_t> published;
+    for (int i = 0; i < 300; ++i) published.push_back(g.publish("acme", {}));
+    const auto events = g.read_events(*stream, published.size());
+    std::vector<std::int64_t> got;
+    for (const auto& e : events) got.push_back(json::parse(e.data).at("configUpdatedAt").as_int64());
+    BOOST_TEST(got == published, got.size() << " of " << published.size() << " events");
+}
+
+BOOST_AUTO_TEST_CASE(streams_on_one_strand_and_on_their_own_get_the_same_events)
+{
+    // The gateway's own settings put every connection on one strand (one hub
+    // shard); a server with a strand per connection makes a shard each.
+    for (const bool shared : {true, false}) {
+        auto so = tether::gateway::default_server_options();
+        if (!shared) so.connection_strands = 0;
+        gateway_fixture g({}, so);
+        const auto a = g.enroll("acme");
+        const auto b = g.enroll("acme");
+        auto [s1, one] = g.open_stream(g.stream_token(g.session(a)));
+        auto [s2, two] = g.open_stream(g.stream_token(g.session(b)));
+        auto [s3, admin] = g.open_stream(g.admin, {}, true);
+        BOOST_TEST_REQUIRE((s1 == 200u && s2 == 200u && s3 == 200u));
+        std::vector<std::int64_t> published;
+        for (int i = 0; i < 20; ++i) published.push_back(g.publish("acme", {}));
+        for (auto* s : {one.get(), two.get(), admin.get()}) {
+            std::vector<std::int64_t> got;
+            for (const auto& e : g.read_events(*s, published.size()))
+                got.push_back(json::parse(e.data).at("configUpdatedAt").as_int64());
+            BOOST_TEST(got == published, (shared ? "shared strand: " : "own strands: ") << got.size());
+        }
+    }
 }
 
 BOOST_AUTO_TEST_CASE(idle_streams_get_comments)

@@ -13,10 +13,12 @@
 #include "net/protojson.hpp"
 #include "net/rpc_client.hpp"
 #include "net/sse_parser.hpp"
+#include "net/tls.hpp"
 #include "support/child_process.hpp"
 #include "support/loopback_server.hpp"
 #include "support/outage_store.hpp"
 #include "support/run_for.hpp"
+#include "support/test_pki.hpp"
 #ifdef TETHER_TEST_POSTGRES
 #include "gateway/postgres/pg_store.hpp"
 #include "support/postgres_server.hpp"
@@ -28,6 +30,7 @@
 #include <fstream>
 #include <future>
 #include <map>
+#include <optional>
 
 namespace tether::test {
 
@@ -50,9 +53,12 @@ struct enrolled_node {
 
 class gateway_fixture {
 public:
-    explicit gateway_fixture(gateway::gateway_options opts = {}, net::server_options server_opts = {})
+    /// `tls`: the server speaks TLS with a test CA the client trusts.
+    explicit gateway_fixture(gateway::gateway_options opts = {}, net::server_options server_opts = {},
+                             bool tls = false)
         : opts_(opts), server_opts_(server_opts)
     {
+        if (tls) pki_ = make_pki(dir.path(), "gateway", {"localhost"}, {"127.0.0.1"});
         start();
     }
     ~gateway_fixture() { stop(); }
@@ -89,8 +95,9 @@ public:
             [this](net::http::request req, net::peer_info peer) {
                 return svc_->handle(std::move(req), std::move(peer));
             },
-            nullptr, server_opts_);
-        http_ = std::make_unique<net::http_client>(ioc.get_executor(), nullptr);
+            pki_ ? net::make_server_tls(pki_->cert, pki_->key) : nullptr, server_opts_);
+        http_ = std::make_unique<net::http_client>(ioc.get_executor(),
+                                                   pki_ ? net::make_client_tls(pki_->ca_cert) : nullptr);
         rpc_ = std::make_unique<net::rpc_client>(*http_, srv_->base());
     }
 
@@ -284,6 +291,7 @@ public:
 private:
     gateway::gateway_options opts_;
     net::server_options server_opts_;
+    std::optional<pki_files> pki_;
 #ifdef TETHER_TEST_POSTGRES
     gateway::postgres::store_options postgres_options() const
     {
