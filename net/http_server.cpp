@@ -19,6 +19,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <list>
 #include <map>
@@ -145,9 +148,25 @@ public:
     void watch_peer()
     {
         watch_ = std::make_shared<peer_watch>();
+        arm_watch();
+    }
+    void arm_watch()
+    {
         lowest(stream_).socket().async_wait(
             asio::socket_base::wait_read, [w = watch_, this](const error_code& ec) {
                 if (ec == asio::error::operation_aborted || w->done) return;
+                // Edge-triggered readiness can be stale (the request's own
+                // bytes, read before the reactor saw them): look before
+                // calling the peer gone.
+                if (!ec) {
+                    char b = 0;
+                    const auto n =
+                        ::recv(lowest(stream_).socket().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+                    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+                        arm_watch();
+                        return;
+                    }
+                }
                 w->gone = true;
                 // No more writes: they fail at once now.
                 error_code ignored;
