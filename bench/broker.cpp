@@ -1,6 +1,10 @@
 // Requests through the credential broker vs straight to the same upstream.
 //
-//   build/release/bench/bench_broker [REQUESTS per worker=2000] [WORKERS=8]
+//   build/release/bench/bench_broker [REQUESTS per worker=2000] [WORKERS=8] [ROUNDS=3]
+//
+// Also runs nginx from Debian (`tools/bootstrap --bench`) as the proxy a user
+// would pick instead, configured by bench/nginx/credential-proxy.conf, with
+// the same child code on its Unix socket.
 //
 // One TLS upstream on loopback (a thread of this process, test CA made on
 // the fly) answering a small body. Two baselines: "direct, async" is
@@ -30,8 +34,10 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,6 +50,7 @@
 #include <functional>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -127,18 +134,32 @@ double since_us(clk::time_point a)
     return std::chrono::duration<double, std::micro>(clk::now() - a).count();
 }
 
-/// The child under `tether exec`: WORKERS threads, REQUESTS each. "fresh":
-/// one broker stream per request (handshake + connection each time);
-/// "keepalive": one stream per worker, requests one after another on it.
-int child(int workers, int requests, bool keepalive)
+/// A stream to the proxy: the broker's (fd-3 handshake) or nginx's Unix socket.
+int connect_unix(const std::string& path)
 {
-    const char* s = std::getenv("TETHER_SENTINEL");
-    const std::string req = std::string("GET /bench?app_key=") + (s ? s : "") +
-                            " HTTP/1.1\r\nHost: tether-broker.invalid\r\n" +
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+    if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) return fd;
+    if (fd >= 0) ::close(fd);
+    return -1;
+}
+
+/// The child: WORKERS threads, REQUESTS each, plain HTTP/1.1 to a local
+/// proxy that adds the credential. "fresh": one stream per request
+/// (connection, and for the broker its handshake, each time); "keepalive":
+/// one stream per worker, requests one after another on it. The same code
+/// for the broker and for nginx: only `open` differs.
+int child(int workers, int requests, bool keepalive, const std::function<int()>& open,
+          const std::string& target)
+{
+    const std::string req = "GET " + target + " HTTP/1.1\r\nHost: tether-broker.invalid\r\n" +
                             (keepalive ? "" : "Connection: close\r\n") + "\r\n";
     return run_workers(workers, [&](std::vector<double>& lat, std::atomic<int>& failures) {
         if (keepalive) {
-            const int fd = tether::broker_client::connect_stream();
+            const int fd = open();
             std::string pending;
             for (int i = 0; i < requests && fd >= 0; ++i) {
                 const auto a = clk::now();
@@ -153,7 +174,7 @@ int child(int workers, int requests, bool keepalive)
         }
         for (int i = 0; i < requests; ++i) {
             const auto a = clk::now();
-            const int fd = tether::broker_client::connect_stream();
+            const int fd = open();
             if (fd < 0 || ::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
                 ++failures;
                 if (fd >= 0) ::close(fd);
@@ -271,16 +292,86 @@ result_line through_broker(const std::filesystem::path& tether, const std::files
     return collect(cmd, "broker");
 }
 
+/// nginx 1.22 from Debian as the local credential-injecting proxy
+/// (bench/nginx/credential-proxy.conf): keep-alive and fresh-connection
+/// runs of the same child, or nullopt when nginx is not installed
+/// (`tools/bootstrap --bench`).
+std::optional<std::pair<result_line, result_line>> through_nginx(const std::filesystem::path& self,
+                                                                 const std::filesystem::path& dir,
+                                                                 const net::url& upstream,
+                                                                 const std::filesystem::path& ca, int workers,
+                                                                 int requests)
+{
+    const std::filesystem::path nginx = "/usr/sbin/nginx";
+    const std::filesystem::path conf_in = TETHER_SOURCE_DIR "/bench/nginx/credential-proxy.conf";
+    std::ifstream in(conf_in);
+    if (!std::filesystem::exists(nginx) || !in) {
+        std::fprintf(stderr, "nginx: not run (%s or %s missing; tools/bootstrap --bench installs nginx)\n",
+                     nginx.c_str(), conf_in.c_str());
+        return std::nullopt;
+    }
+    std::string conf((std::istreambuf_iterator<char>(in)), {});
+    const auto ndir = dir / "nginx";
+    std::filesystem::create_directories(ndir);
+    const auto put = [&](const std::string& key, const std::string& value) {
+        for (std::size_t p; (p = conf.find(key)) != std::string::npos;) conf.replace(p, key.size(), value);
+    };
+    put("@DIR@", ndir.string());
+    put("@PORT@", std::to_string(upstream.port));
+    put("@CA@", ca.string());
+    put("@CREDENTIAL@", "the-real-credential");
+    const auto conf_path = ndir / "nginx.conf";
+    std::ofstream(conf_path) << conf;
+    const auto sock = ndir / "nginx.sock";
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::execl(nginx.c_str(), "nginx", "-q", "-p", ndir.c_str(), "-c", conf_path.c_str(),
+                static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    for (int i = 0; i < 100 && !std::filesystem::exists(sock); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::optional<std::pair<result_line, result_line>> out;
+    if (std::filesystem::exists(sock)) {
+        const auto run = [&](const char* mode) {
+            return collect(self.string() + " --nginx-child " + std::to_string(workers) + " " +
+                               std::to_string(requests) + " " + mode + " " + sock.string(),
+                           "nginx");
+        };
+        auto keep = run("keepalive");
+        auto fresh = run("fresh");
+        out.emplace(std::move(keep), std::move(fresh));
+    } else {
+        std::fprintf(stderr, "nginx: did not start (see %s)\n", (ndir / "error.log").c_str());
+    }
+    ::kill(pid, SIGTERM);
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv)
 {
-    if (argc >= 5 && std::string(argv[1]) == "--child")
-        return child(std::atoi(argv[2]), std::atoi(argv[3]), std::string(argv[4]) == "keepalive");
+    if (argc >= 5 && std::string(argv[1]) == "--child") {
+        const char* s = std::getenv("TETHER_SENTINEL");
+        return child(
+            std::atoi(argv[2]), std::atoi(argv[3]), std::string(argv[4]) == "keepalive",
+            [] { return tether::broker_client::connect_stream(); },
+            std::string("/bench?app_key=") + (s ? s : ""));
+    }
+    if (argc >= 6 && std::string(argv[1]) == "--nginx-child") {
+        const std::string path = argv[5];
+        return child(
+            std::atoi(argv[2]), std::atoi(argv[3]), std::string(argv[4]) == "keepalive",
+            [&] { return connect_unix(path); }, "/bench");
+    }
     if (argc >= 6 && std::string(argv[1]) == "--direct-child")
         return direct_child(std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]), argv[5]);
     const int requests = argc > 1 ? std::atoi(argv[1]) : 2000;
     const int workers = argc > 2 ? std::atoi(argv[2]) : 8;
+    const int rounds = std::clamp(argc > 3 ? std::atoi(argv[3]) : 3, 1, 20);
     const auto self = std::filesystem::canonical("/proc/self/exe");
     const auto tether = self.parent_path().parent_path() / "app" / "tether";
     const auto dir = std::filesystem::temp_directory_path() / ("bench-broker-" + std::to_string(::getpid()));
@@ -309,30 +400,69 @@ int main(int argc, char** argv)
     const auto upstream =
         *net::parse_url("https://127.0.0.1:" + std::to_string(upstream_server.local_endpoint().port()));
 
-    const auto d = direct(upstream, pki.ca_cert, workers, requests);
-    const auto dc = collect(self.string() + " --direct-child " + std::to_string(workers) + " " +
-                                std::to_string(requests) + " " + std::to_string(upstream.port) + " " +
-                                pki.ca_cert.string(),
-                            "direct child");
-    const auto b = through_broker(tether, self, upstream, pki.ca_cert, cred, workers, requests, true);
-    const auto f = through_broker(tether, self, upstream, pki.ca_cert, cred, workers, requests, false);
+    // Every case once per round, rounds interleaved, the median round of
+    // each case reported: this machine's neighbours move single runs by
+    // a third.
+    struct series {
+        const char* what;
+        std::vector<result_line> runs;
+    };
+    std::vector<series> cases{{"direct, async client in-process", {}}, {"direct, the child's own HTTPS", {}},
+                              {"broker, keep-alive stream", {}},       {"broker, fresh stream each", {}},
+                              {"nginx, keep-alive connection", {}},    {"nginx, fresh connection each", {}}};
+    for (int r = 0; r < rounds; ++r) {
+        cases[0].runs.push_back(direct(upstream, pki.ca_cert, workers, requests));
+        cases[1].runs.push_back(collect(self.string() + " --direct-child " + std::to_string(workers) + " " +
+                                            std::to_string(requests) + " " + std::to_string(upstream.port) +
+                                            " " + pki.ca_cert.string(),
+                                        "direct child"));
+        cases[2].runs.push_back(
+            through_broker(tether, self, upstream, pki.ca_cert, cred, workers, requests, true));
+        cases[3].runs.push_back(
+            through_broker(tether, self, upstream, pki.ca_cert, cred, workers, requests, false));
+        if (auto n = through_nginx(self, dir, upstream, pki.ca_cert, workers, requests)) {
+            cases[4].runs.push_back(std::move(n->first));
+            cases[5].runs.push_back(std::move(n->second));
+        }
+    }
     asio::post(up_ioc, [&] { stop.emit(asio::cancellation_type::terminal); });
     up_thread.join();
     std::filesystem::remove_all(dir);
 
     const double total = static_cast<double>(workers) * requests;
-    const double d_rps = total / d.seconds, dc_rps = total / dc.seconds, b_rps = total / b.seconds,
-                 f_rps = total / f.seconds;
-    const auto line = [&](const char* what, double rps, const result_line& r) {
-        std::printf("%-34s %8.0f req/s  p50 %7.0f us  p99 %7.0f us  vs async %3.0f %%  vs child %3.0f %%\n",
-                    what, rps, pct(r.latencies_us, 0.5), pct(r.latencies_us, 0.99), 100.0 * rps / d_rps,
-                    100.0 * rps / dc_rps);
+    struct summary {
+        double rps = 0, lo = 0, hi = 0, p50 = 0, p99 = 0;
     };
-    std::printf("%d workers x %d requests\n", workers, requests);
-    line("direct, async client in-process", d_rps, d);
-    line("direct, the child's own HTTPS", dc_rps, dc);
-    line("broker, keep-alive stream", b_rps, b);
-    line("broker, fresh stream each", f_rps, f);
+    const auto summarize = [&](std::vector<result_line> runs) {
+        summary out;
+        if (runs.empty()) return out;
+        std::sort(runs.begin(), runs.end(),
+                  [](const auto& a, const auto& b) { return a.seconds < b.seconds; });
+        const auto& mid = runs[runs.size() / 2];
+        out.rps = total / mid.seconds;
+        out.hi = total / runs.front().seconds;
+        out.lo = total / runs.back().seconds;
+        out.p50 = pct(mid.latencies_us, 0.5);
+        out.p99 = pct(mid.latencies_us, 0.99);
+        return out;
+    };
+    std::vector<summary> sum;
+    for (const auto& c : cases) sum.push_back(summarize(c.runs));
+    std::printf("%d workers x %d requests, median of %d rounds (range)\n", workers, requests, rounds);
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+        if (cases[i].runs.empty()) continue;
+        std::printf(
+            "%-34s %8.0f req/s (%6.0f-%6.0f)  p50 %6.0f us  p99 %6.0f us  vs async %3.0f %%  vs child %3.0f "
+            "%%\n",
+            cases[i].what, sum[i].rps, sum[i].lo, sum[i].hi, sum[i].p50, sum[i].p99,
+            100.0 * sum[i].rps / sum[0].rps, 100.0 * sum[i].rps / sum[1].rps);
+    }
+    if (!cases[4].runs.empty())
+        std::printf(
+            "broker vs nginx: keep-alive %.0f %% of its req/s, p99 %.0f vs %.0f us; fresh %.0f %%, p99 %.0f "
+            "vs %.0f us\n",
+            100.0 * sum[2].rps / sum[4].rps, sum[2].p99, sum[4].p99, 100.0 * sum[3].rps / sum[5].rps,
+            sum[3].p99, sum[5].p99);
     std::printf("(target: broker >= 80 %% of direct throughput)\n");
     return 0;
 }

@@ -24,7 +24,7 @@ class gateway_process {
 public:
     /// Starts `binary serve --listen 127.0.0.1:PORT --data-dir DIR` plus
     /// `extra` flags; `name` names the temp directory. nullopt when it did
-    /// not start or wrote no admin token within 5 s.
+    /// not start or wrote no admin token within 20 s (a profiler may slow its start).
     static std::optional<gateway_process> start(const std::string& binary, const std::string& name,
                                                 const std::vector<std::string>& extra)
     {
@@ -42,7 +42,7 @@ public:
         if (::posix_spawn(&g.pid_, binary.c_str(), nullptr, nullptr, argv.data(), environ) != 0)
             return std::nullopt;
         const auto token_file = g.dir_ / "gw" / "admin.token";
-        for (int i = 0; i < 100 && !std::filesystem::exists(token_file); ++i)
+        for (int i = 0; i < 400 && !std::filesystem::exists(token_file); ++i)
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the listener is up by now
         std::ifstream tf(token_file);
