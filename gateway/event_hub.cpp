@@ -151,34 +151,56 @@ void subscription::deliver(std::span<const shared_frame> frames, std::size_t lim
         queue_.push_back(f);
         accepted_ = std::max(accepted_, f->id);
     }
-    if (!parked_ || queue_.empty()) return;  // busy writing (or not yet streaming): it takes the queue next
-    if (direct_ && was_idle)
+    // Busy writing (or not yet streaming): it takes the queue next. Blocked:
+    // the socket's writable callback sends the rest and what came since.
+    if (!parked_ || queue_.empty() || blocked_) return;
+    if (direct_ && direct_->writes_directly() && was_idle)
         write_now();
     else
         wake();
 }
 
+void subscription::on_writable()
+{
+    const std::lock_guard lock(shard_->m);
+    if (state_ != state::open || !blocked_ || !direct_) return;
+    blocked_ = false;
+    write_now();
+}
+
 void subscription::write_now()
 {
-    // IOV_MAX is far above this; a longer queue is the slow path's.
+    // IOV_MAX is far above this; the rest goes with the next write.
     constexpr std::size_t max_gather = 64;
     std::array<asio::const_buffer, max_gather> bufs;
     const std::size_t count = std::min(queue_.size(), max_gather);
     for (std::size_t i = 0; i < count; ++i) bufs[i] = asio::buffer(queue_[i]->chunk);
+    bufs[0] += offset_;
     error_code ec;
     auto n = direct_->try_write_encoded({bufs.data(), count}, ec);
     if (ec) {
-        // All of it goes the slow way: the coroutine's own write then
-        // fails the same way and ends the stream.
+        // The coroutine's own write then fails the same way and ends the
+        // stream (the rest of a partly written event included).
         wake();
         return;
     }
     std::size_t done = 0;
-    while (done < count && n >= queue_[done]->chunk.size()) n -= queue_[done++]->chunk.size();
+    while (done < count && n >= bufs[done].size()) n -= bufs[done++].size();
     queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(done));
-    offset_ = n;
-    // The rest, or the end of a revoked node's stream, is the coroutine's.
-    if (!queue_.empty() || finished_locked()) wake();
+    offset_ = done > 0 ? n : offset_ + n;
+    if (!queue_.empty()) {
+        // The socket is full: wait until it takes more, here rather than in
+        // the coroutine, so a slow reader costs no timer and no resume per
+        // write. A reader that takes nothing for the write timeout is ended
+        // by the coroutine's wait (next()), one that falls a queue behind
+        // by deliver().
+        if (!blocked_) blocked_since_ = std::chrono::steady_clock::now();
+        blocked_ = true;
+        direct_->when_writable([](void* p) { static_cast<subscription*>(p)->on_writable(); }, this);
+        return;
+    }
+    blocked_ = false;
+    if (finished_locked()) wake();  // the end of a revoked node's stream is the coroutine's
 }
 
 awaitable<subscription::batch> subscription::next(std::chrono::milliseconds max_wait)
@@ -188,6 +210,16 @@ awaitable<subscription::batch> subscription::next(std::chrono::milliseconds max_
         const std::lock_guard lock(shard_->m);
         parked_ = false;
         out.st = state_;
+        if (blocked_ && state_ == state::open) {
+            // The writable callback owns the queue; the coroutine only
+            // watches the clock.
+            if (std::chrono::steady_clock::now() - blocked_since_ >= direct_->write_timeout()) {
+                out.st = state::closed;
+                out.write_timed_out = true;
+                return true;
+            }
+            return false;
+        }
         out.frames.swap(queue_);
         out.offset = std::exchange(offset_, 0);
         if (out.st == state::open && out.frames.empty() && finished_locked()) out.st = state::closed;
@@ -205,6 +237,14 @@ awaitable<subscription::batch> subscription::next(std::chrono::milliseconds max_
             const std::lock_guard lock(shard_->m);
             parked_ = true;
         }
+        {
+            const std::lock_guard lock(shard_->m);
+            if (blocked_)
+                max_wait = std::min(max_wait, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                  blocked_since_ + direct_->write_timeout() -
+                                                  std::chrono::steady_clock::now()) +
+                                                  std::chrono::milliseconds(1));
+        }
         wake_.expires_after(max_wait);
         auto [ec] = co_await wake_.async_wait(nothrow);
         const auto cs = co_await asio::this_coro::cancellation_state;
@@ -214,7 +254,12 @@ awaitable<subscription::batch> subscription::next(std::chrono::milliseconds max_
             co_return out;
         }
         if (!ec) {
-            out.idle = !take();
+            if (take()) co_return out;
+            {
+                const std::lock_guard lock(shard_->m);
+                if (blocked_) continue;  // still within the write timeout: nothing to say meanwhile
+            }
+            out.idle = true;
             co_return out;
         }
     }

@@ -65,6 +65,8 @@ public:
         std::size_t offset = 0;
         state st = state::open;
         bool idle = false;  ///< the wait ran out with nothing to send
+        /// Closed because the socket took nothing for the write timeout.
+        bool write_timed_out = false;
     };
 
     subscription(event_hub& hub, std::shared_ptr<hub_shard> shard, std::string org_id, std::string node_id,
@@ -100,6 +102,7 @@ private:
     void deliver(std::span<const shared_frame> frames, std::size_t limit);
     void write_now();
     void wake();
+    void on_writable();  // on the strand; locks the shard
     [[nodiscard]] bool finished_locked() const;
 
     event_hub& hub_;
@@ -113,7 +116,9 @@ private:
     std::vector<shared_frame> queue_;
     std::size_t offset_ = 0;
     state state_ = state::open;
-    bool parked_ = false;  ///< waiting in next(): no write of its own in progress
+    bool parked_ = false;   ///< waiting in next(): no write of its own in progress
+    bool blocked_ = false;  ///< a direct write stopped part-way: the socket's writable callback goes on
+    std::chrono::steady_clock::time_point blocked_since_;
     net::body_writer* direct_ = nullptr;
     std::int64_t accepted_ = 0;  ///< the newest event queued or written: older copies are dropped
     std::int64_t close_after_ = 0;

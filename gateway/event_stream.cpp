@@ -1,6 +1,7 @@
 // The event streams: /v1/events (a node, with a single-use stream token) and
 // /v1/admin/events (an operator, with the admin token).
 #include "gateway/service.hpp"
+#include "net/errc.hpp"
 
 #include <boost/asio/this_coro.hpp>
 
@@ -97,6 +98,7 @@ struct attachment {
     }
     ~attachment()
     {
+        writer.when_writable(nullptr, nullptr);
         writer.on_peer_gone(nullptr, nullptr);
         sub.attach(nullptr);
     }
@@ -153,7 +155,13 @@ awaitable<error_code> service::send_events(stream_start start, net::body_writer&
         auto b = co_await sub->next(std::min(opts_.idle_comment, until_expiry));
         if (b.st == subscription::state::evicted) {
             log_.warn("gateway.stream_evicted", {{"node", sub->node_id()}, {"reason", "queue full"}});
-            co_return error_code{};
+            // Cut short, without the last chunk: its socket may be full.
+            co_return error_code(asio::error::operation_aborted);
+        }
+        if (b.write_timed_out) {
+            log_.warn("gateway.stream_write_failed",
+                      {{"node", sub->node_id()}, {"error", "write timed out"}});
+            co_return error_code(net::errc::timeout);
         }
         if (b.st == subscription::state::closed) co_return error_code{};
         out.clear();

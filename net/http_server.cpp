@@ -132,6 +132,25 @@ public:
             return n;
         }
     }
+    [[nodiscard]] bool writes_directly() const noexcept override { return !is_tls<Stream>; }
+    [[nodiscard]] std::chrono::milliseconds write_timeout() const noexcept override { return timeout_; }
+    void when_writable(void (*fn)(void*), void* arg) override
+    {
+        if constexpr (!is_tls<Stream>) {
+            if (!writable_) writable_ = std::make_shared<callback>();
+            writable_->fn = fn;
+            writable_->arg = arg;
+            if (!fn || writable_->armed) return;
+            writable_->armed = true;
+            lowest(stream_).socket().async_wait(asio::socket_base::wait_write,
+                                                [c = writable_](const error_code& ec) {
+                                                    c->armed = false;
+                                                    if (ec || !c->fn) return;
+                                                    const auto call = std::exchange(c->fn, nullptr);
+                                                    call(c->arg);
+                                                });
+        }
+    }
     void abort() override { lowest(stream_).cancel(); }
     void on_peer_gone(void (*fn)(void*), void* arg) override
     {
@@ -184,6 +203,12 @@ public:
     }
 
 private:
+    struct callback {
+        void (*fn)(void*) = nullptr;
+        void* arg = nullptr;
+        bool armed = false;
+    };
+    std::shared_ptr<callback> writable_;  // outlives the writer while a wait is pending
     struct peer_watch {
         bool gone = false;
         bool done = false;  // the body returned: the writer may be gone

@@ -82,6 +82,14 @@ public:
     /// rest to `write_encoded`. Never while a write is in progress. A TLS
     /// stream takes nothing this way: its records belong to the TLS engine.
     virtual std::size_t try_write_encoded(std::span<const asio::const_buffer> chunks, error_code& ec) = 0;
+    /// Whether try_write_encoded can take bytes at all (not over TLS).
+    [[nodiscard]] virtual bool writes_directly() const noexcept = 0;
+    /// Calls `fn(arg)` (on the strand) once the socket can take more after
+    /// try_write_encoded took less than it was given; nullptr: no call.
+    /// One registration at a time; it ends with the body.
+    virtual void when_writable(void (*fn)(void*), void* arg) = 0;
+    /// What one write may take before the peer counts as not reading.
+    [[nodiscard]] virtual std::chrono::milliseconds write_timeout() const noexcept = 0;
     /// Ends a write in progress with operation_aborted (and the stream with
     /// it): a stream evicted while its peer is not reading.
     virtual void abort() = 0;
