@@ -37,8 +37,15 @@ shared_frame make_frame(const event_record& e)
 /// subscription in it are guarded by `m`; the jobs that touch them run on
 /// `ex`, so `m` is contended only by a subscription ending elsewhere.
 struct hub_shard : std::enable_shared_from_this<hub_shard> {
-    explicit hub_shard(asio::any_io_executor e) : ex(std::move(e)) {}
+    hub_shard(asio::any_io_executor e, std::size_t queue_limit,
+              std::shared_ptr<std::atomic<std::uint64_t>> eviction_count)
+        : ex(std::move(e)), limit(queue_limit), evictions(std::move(eviction_count))
+    {
+    }
     asio::any_io_executor ex;
+    const std::size_t limit;
+    // The hub's counter, shared: a job may run after the hub is gone.
+    const std::shared_ptr<std::atomic<std::uint64_t>> evictions;
     std::mutex m;
     std::vector<subscription*> subs;
     // Published, not yet delivered: one job delivers all of them, so a
@@ -55,8 +62,8 @@ struct hub_shard : std::enable_shared_from_this<hub_shard> {
     bool scheduled = false;
 
     /// Queues `it` and makes sure one job will deliver what is pending.
-    void add(item it, std::size_t limit, const std::shared_ptr<std::atomic<std::uint64_t>>& evictions);
-    void run_pending(std::size_t limit, std::atomic<std::uint64_t>& evictions);
+    void add(item it);
+    void run_pending();
     void close(const std::string& node_id, std::int64_t after_id);
 };
 
@@ -236,9 +243,6 @@ awaitable<subscription::batch> subscription::next(std::chrono::milliseconds max_
             // delivery runs: none can slip in between.
             const std::lock_guard lock(shard_->m);
             parked_ = true;
-        }
-        {
-            const std::lock_guard lock(shard_->m);
             if (blocked_)
                 max_wait = std::min(max_wait, std::chrono::duration_cast<std::chrono::milliseconds>(
                                                   blocked_since_ + direct_->write_timeout() -
@@ -297,7 +301,7 @@ std::shared_ptr<subscription> event_hub::subscribe(const std::string& org_id, co
             return w.expired();
         });
         if (!shard) {
-            shard = std::make_shared<hub_shard>(strand);
+            shard = std::make_shared<hub_shard>(strand, limits_.queue, evictions_);
             shards_.push_back(shard);
         }
     }
@@ -330,17 +334,17 @@ std::vector<std::shared_ptr<hub_shard>> event_hub::live_shards()
     return out;
 }
 
-void hub_shard::add(item it, std::size_t limit, const std::shared_ptr<std::atomic<std::uint64_t>>& evictions)
+void hub_shard::add(item it)
 {
     {
         const std::lock_guard lock(pending_m);
         pending.push_back(std::move(it));
         if (std::exchange(scheduled, true)) return;  // the job already posted takes it too
     }
-    asio::post(ex, [self = shared_from_this(), limit, evictions] { self->run_pending(limit, *evictions); });
+    asio::post(ex, [self = shared_from_this()] { self->run_pending(); });
 }
 
-void hub_shard::run_pending(std::size_t limit, std::atomic<std::uint64_t>& evictions)
+void hub_shard::run_pending()
 {
     std::vector<item> items;
     {
@@ -355,7 +359,7 @@ void hub_shard::run_pending(std::size_t limit, std::atomic<std::uint64_t>& evict
         for (auto* s : subs) {
             const bool was_open = s->state_ == subscription::state::open;
             s->deliver(frames, limit);
-            if (was_open && s->state_ == subscription::state::evicted) ++evictions;
+            if (was_open && s->state_ == subscription::state::evicted) ++*evictions;
         }
         frames.clear();
     };
@@ -388,12 +392,12 @@ void hub_shard::close(const std::string& node_id, std::int64_t after_id)
 void event_hub::publish(const event_record& e)
 {
     const auto f = make_frame(e);
-    for (auto& sh : live_shards()) sh->add({f, {}, 0}, limits_.queue, evictions_);
+    for (auto& sh : live_shards()) sh->add({f, {}, 0});
 }
 
 void event_hub::close_node(const std::string& node_id, std::int64_t after_id)
 {
-    for (auto& sh : live_shards()) sh->add({nullptr, node_id, after_id}, limits_.queue, evictions_);
+    for (auto& sh : live_shards()) sh->add({nullptr, node_id, after_id});
 }
 
 std::size_t event_hub::connections() const

@@ -5,8 +5,9 @@
 // runs its connections on one strand per event-loop thread). A publish
 // encodes the event once and posts one job per shard; on the shard's strand
 // that job writes the shared bytes straight to every idle stream's socket
-// (one send each) and wakes a stream's coroutine only when its socket would
-// block, it uses TLS, or it is busy writing.
+// (one send each). What a full socket does not take waits for a writable
+// callback on the same strand; a stream's coroutine writes only over TLS,
+// idle comments and the replay, and watches the write timeout.
 #pragma once
 
 #include "base/asio.hpp"

@@ -100,24 +100,19 @@ public:
     awaitable<error_code> write_encoded(std::span<const asio::const_buffer> chunks) override
     {
         if (chunks.empty()) co_return error_code{};
-        lowest(stream_).expires_after(timeout_);
-        error_code ec;
+        std::string joined;
+        asio::const_buffer one;
         if constexpr (is_tls<Stream>) {
             // One TLS record per buffer otherwise: copy a batch into one.
             if (chunks.size() > 1) {
-                std::string joined;
                 joined.reserve(asio::buffer_size(chunks));
                 for (const auto& b : chunks) joined.append(static_cast<const char*>(b.data()), b.size());
-                auto [wec, n] = co_await asio::async_write(stream_, asio::buffer(joined), nothrow);
-                ec = wec;
-            } else {
-                auto [wec, n] = co_await asio::async_write(stream_, chunks, nothrow);
-                ec = wec;
+                one = asio::buffer(joined);
+                chunks = {&one, 1};
             }
-        } else {
-            auto [wec, n] = co_await asio::async_write(stream_, chunks, nothrow);
-            ec = wec;
         }
+        lowest(stream_).expires_after(timeout_);
+        auto [ec, n] = co_await asio::async_write(stream_, chunks, nothrow);
         if (ec == beast::error::timeout) ec = errc::timeout;
         co_return ec;
     }
@@ -137,27 +132,23 @@ public:
     void when_writable(void (*fn)(void*), void* arg) override
     {
         if constexpr (!is_tls<Stream>) {
-            if (!writable_) writable_ = std::make_shared<callback>();
-            writable_->fn = fn;
-            writable_->arg = arg;
+            if (!writable_) writable_ = std::make_shared<writable_wait>();
+            writable_->then = {fn, arg};
             if (!fn || writable_->armed) return;
             writable_->armed = true;
             lowest(stream_).socket().async_wait(asio::socket_base::wait_write,
-                                                [c = writable_](const error_code& ec) {
-                                                    c->armed = false;
-                                                    if (ec || !c->fn) return;
-                                                    const auto call = std::exchange(c->fn, nullptr);
-                                                    call(c->arg);
+                                                [w = writable_](const error_code& ec) {
+                                                    w->armed = false;
+                                                    if (ec || !w->then.fn) return;
+                                                    const auto then = std::exchange(w->then, {});
+                                                    then.fn(then.arg);
                                                 });
         }
     }
     void abort() override { lowest(stream_).cancel(); }
     void on_peer_gone(void (*fn)(void*), void* arg) override
     {
-        if (watch_) {
-            watch_->fn = fn;
-            watch_->arg = arg;
-        }
+        if (watch_) watch_->then = {fn, arg};
     }
 
     /// Waits for the peer to close or speak (an event stream's subscriber
@@ -191,14 +182,14 @@ public:
                 error_code ignored;
                 lowest(stream_).socket().shutdown(asio::socket_base::shutdown_both, ignored);
                 abort();
-                if (w->fn) w->fn(w->arg);
+                if (w->then.fn) w->then.fn(w->then.arg);
             });
     }
     /// After the body returned: whether the peer went first.
     bool unwatch()
     {
         watch_->done = true;
-        watch_->fn = nullptr;
+        watch_->then = {};
         return watch_->gone;
     }
 
@@ -206,17 +197,20 @@ private:
     struct callback {
         void (*fn)(void*) = nullptr;
         void* arg = nullptr;
+    };
+    // Both outlive the writer while their wait is pending.
+    struct writable_wait {
+        callback then;
         bool armed = false;
     };
-    std::shared_ptr<callback> writable_;  // outlives the writer while a wait is pending
     struct peer_watch {
+        callback then;
         bool gone = false;
         bool done = false;  // the body returned: the writer may be gone
-        void (*fn)(void*) = nullptr;
-        void* arg = nullptr;
     };
     Stream& stream_;
     std::chrono::milliseconds timeout_;
+    std::shared_ptr<writable_wait> writable_;
     std::shared_ptr<peer_watch> watch_;
 };
 

@@ -78,9 +78,10 @@ public:
     virtual awaitable<error_code> write_encoded(std::span<const asio::const_buffer> chunks) = 0;
     /// Writes what the socket takes at once, without waiting, and returns how
     /// many bytes it took (0 with no error when it would block). For a
-    /// publisher that writes to an idle stream straight away and leaves the
-    /// rest to `write_encoded`. Never while a write is in progress. A TLS
-    /// stream takes nothing this way: its records belong to the TLS engine.
+    /// publisher that writes to an idle stream straight away and sends the
+    /// rest from `when_writable`. Never while a write is in progress. A TLS
+    /// stream takes nothing this way (writes_directly() is false): its
+    /// records belong to the TLS engine.
     virtual std::size_t try_write_encoded(std::span<const asio::const_buffer> chunks, error_code& ec) = 0;
     /// Whether try_write_encoded can take bytes at all (not over TLS).
     [[nodiscard]] virtual bool writes_directly() const noexcept = 0;

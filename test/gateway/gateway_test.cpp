@@ -804,6 +804,14 @@ void a_lagging_reader_gets_every_event_whole_and_in_order(gateway_fixture& g, in
     BOOST_TEST((std::adjacent_find(ids.begin(), ids.end()) == ids.end()));
 }
 
+/// The configUpdatedAt of each config-updated event, in order.
+std::vector<std::int64_t> versions(const std::vector<net::sse_event>& events)
+{
+    std::vector<std::int64_t> out;
+    for (const auto& e : events) out.push_back(json::parse(e.data).at("configUpdatedAt").as_int64());
+    return out;
+}
+
 net::server_options small_send_buffer()
 {
     auto so = tether::gateway::default_server_options();  // one strand: the direct write path
@@ -837,9 +845,7 @@ BOOST_AUTO_TEST_CASE(a_reader_slower_than_its_tls_stream_gets_every_event_whole_
     BOOST_TEST_REQUIRE(st == 200u);
     std::vector<std::int64_t> published;
     for (int i = 0; i < 300; ++i) published.push_back(g.publish("acme", {}));
-    const auto events = g.read_events(*stream, published.size());
-    std::vector<std::int64_t> got;
-    for (const auto& e : events) got.push_back(json::parse(e.data).at("configUpdatedAt").as_int64());
+    const auto got = versions(g.read_events(*stream, published.size()));
     BOOST_TEST(got == published, got.size() << " of " << published.size() << " events");
 }
 
@@ -860,9 +866,7 @@ BOOST_AUTO_TEST_CASE(streams_on_one_strand_and_on_their_own_get_the_same_events)
         std::vector<std::int64_t> published;
         for (int i = 0; i < 20; ++i) published.push_back(g.publish("acme", {}));
         for (auto* s : {one.get(), two.get(), admin.get()}) {
-            std::vector<std::int64_t> got;
-            for (const auto& e : g.read_events(*s, published.size()))
-                got.push_back(json::parse(e.data).at("configUpdatedAt").as_int64());
+            const auto got = versions(g.read_events(*s, published.size()));
             BOOST_TEST(got == published, (shared ? "shared strand: " : "own strands: ") << got.size());
         }
     }
