@@ -201,8 +201,11 @@ void subscription::write_now()
         // write. A reader that takes nothing for the write timeout is ended
         // by the coroutine's wait (next()), one that falls a queue behind
         // by deliver().
-        if (!blocked_) blocked_since_ = std::chrono::steady_clock::now();
-        blocked_ = true;
+        if (!blocked_) {
+            blocked_since_ = std::chrono::steady_clock::now();
+            blocked_ = true;
+            wake();  // its wait was for an idle comment: bound it by the write timeout now
+        }
         direct_->when_writable([](void* p) { static_cast<subscription*>(p)->on_writable(); }, this);
         return;
     }

@@ -872,6 +872,33 @@ BOOST_AUTO_TEST_CASE(streams_on_one_strand_and_on_their_own_get_the_same_events)
     }
 }
 
+BOOST_AUTO_TEST_CASE(a_stream_whose_reader_stops_ends_at_the_write_timeout_with_its_queue_far_from_full)
+{
+    auto o = deep_queue();
+    o.idle_comment = 60s;  // the timeout, not an idle comment, must wake the stream
+    auto so = small_send_buffer();
+    so.write_timeout = 300ms;
+    gateway_fixture g(o, so);
+    const auto n = g.enroll("acme");
+    const int fd = open_unread_stream(g, g.stream_token(g.session(n)));
+    BOOST_TEST_REQUIRE(tether::test::poll_until(
+        g.ioc, [&] { return g.service().hub().connections() == 1; }, 5s));
+    tether::test::run_for(g.ioc, tether::test::sleep_for(20ms));
+    // Enough to fill the few KiB the path holds, far below the 4096 queue.
+    const std::string pad(3000, 'p');
+    for (int i = 1; i <= 40; ++i)
+        g.service().hub().publish(tether::gateway::event_record{
+            1000 + i, "acme", "config-updated",
+            R"({"configUpdatedAt":)" + std::to_string(i) + R"(,"pad":")" + pad + R"("})"});
+    // Without the write timeout nothing would end it: no overflow, no idle comment for a minute.
+    BOOST_TEST(tether::test::poll_until(
+        g.ioc, [&] { return g.service().hub().connections() == 0; }, 5s));
+    BOOST_TEST(g.logs.has("gateway.stream_write_failed"), g.logs.all());
+    BOOST_TEST(!g.logs.has("gateway.stream_evicted"), g.logs.all());
+    BOOST_TEST(g.service().hub().evictions() == 0u);
+    ::close(fd);
+}
+
 BOOST_AUTO_TEST_CASE(idle_streams_get_comments)
 {
     tether::gateway::gateway_options o;
