@@ -34,7 +34,26 @@ awaitable<bool> config_store::apply(config_ptr next, bool allow_older)
     if (allow_older ? next->updated_at == have : next->updated_at <= have) co_return false;
     current_.store(next);
     for (const auto& s : subscribers_) s(next);
+    {
+        const std::lock_guard lock(watchers_mutex_);
+        std::erase_if(watchers_, [](const std::weak_ptr<change_signal>& w) {
+            const auto alive = w.lock();
+            if (alive) alive->notify();
+            return !alive;
+        });
+    }
     co_return true;
+}
+
+std::shared_ptr<change_signal> config_store::watch(asio::any_io_executor ex) const
+{
+    auto s = std::make_shared<change_signal>(std::move(ex));
+    const std::lock_guard lock(watchers_mutex_);
+    // Gone watchers are pruned here too, so a store that never changes
+    // does not collect them.
+    std::erase_if(watchers_, [](const std::weak_ptr<change_signal>& w) { return w.expired(); });
+    watchers_.push_back(s);
+    return s;
 }
 
 config_ptr load_config_file(const std::filesystem::path& file, const log::logger& log)

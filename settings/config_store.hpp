@@ -6,17 +6,36 @@
 #include "base/log.hpp"
 #include "settings/runtime_config.hpp"
 
+#include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/strand.hpp>
 
 #include <atomic>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 namespace tether::settings {
 
 using config_ptr = std::shared_ptr<const runtime_config>;
+
+/// Wakes its owner after applied changes: several changes before it looks
+/// wake it once (it reads current() then, the only version that matters).
+/// Thread-safe; the wait is cancellable like any operation.
+class change_signal {
+public:
+    explicit change_signal(asio::any_io_executor ex) : ch_(std::move(ex), 1) {}
+    awaitable<void> wait()
+    {
+        auto [ec] = co_await ch_.async_receive(nothrow);
+        (void)ec;
+    }
+    void notify() noexcept { (void)ch_.try_send(error_code{}); }
+
+private:
+    asio::experimental::concurrent_channel<void(error_code)> ch_;
+};
 
 class config_store {
 public:
@@ -34,6 +53,10 @@ public:
     /// Before the first update only (subscribers are not locked).
     void subscribe(subscriber s) { subscribers_.push_back(std::move(s)); }
 
+    /// A signal for one watcher, at any time, from any thread: notified
+    /// after every change applied while the watcher holds it.
+    std::shared_ptr<change_signal> watch(asio::any_io_executor ex) const;
+
     /// Applies `next` when it is newer than the current config; true when it
     /// did (subscribers have then been called). Callable from any strand.
     awaitable<bool> update(config_ptr next);
@@ -49,6 +72,8 @@ private:
     asio::strand<asio::any_io_executor> strand_;
     std::atomic<config_ptr> current_;
     std::vector<subscriber> subscribers_;
+    mutable std::mutex watchers_mutex_;  // watching does not change the config
+    mutable std::vector<std::weak_ptr<change_signal>> watchers_;
 };
 
 /// Loads the last applied config from `file` (the state directory's

@@ -8,6 +8,9 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
 #include <string_view>
 
 namespace tether::app {
@@ -31,6 +34,37 @@ struct dispatch_stats {
     counter overflow_dropped{0};
 };
 
+/// Why the last config was not taken (a document that failed validation, a
+/// version from the future, a rendered file that could not be written),
+/// until a later version is taken. The one field under a lock: a string.
+class config_problem {
+public:
+    struct value {
+        std::string message;
+        std::int64_t config_updated_at = 0;
+        std::int64_t at_ms = 0;
+    };
+    void set(value v)
+    {
+        const std::lock_guard lock(m_);
+        v_ = std::move(v);
+    }
+    void clear()
+    {
+        const std::lock_guard lock(m_);
+        v_.reset();
+    }
+    [[nodiscard]] std::optional<value> get() const
+    {
+        const std::lock_guard lock(m_);
+        return v_;
+    }
+
+private:
+    mutable std::mutex m_;
+    std::optional<value> v_;
+};
+
 struct agent_metrics {
     // Heartbeats.
     counter last_heartbeat_ok_ms{0};
@@ -45,6 +79,9 @@ struct agent_metrics {
     counter config_applies{0};
     counter config_rejections{0};
     counter config_fetches{0};
+    counter config_applied_at_ms{0};  ///< wall time this node applied the current version; 0: loaded at start
+    counter config_confirmed_ms{0};   ///< wall time the gateway last said this version is current
+    config_problem config_last_error;
 
     // Event stream.
     std::atomic<bool> realtime_connected{false};

@@ -1,6 +1,8 @@
 // `tether run`: the supervisor and the agent's long-lived tasks.
 #include "app/agent/commands.hpp"
+#include "app/agent/config_api.hpp"
 #include "app/agent/event_handlers.hpp"
+#include "app/agent/tasks/config_render_task.hpp"
 #include "app/agent/tasks/config_sync_task.hpp"
 #include "app/agent/tasks/dispatch_task.hpp"
 #include "app/agent/tasks/health_task.hpp"
@@ -25,6 +27,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <grp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,6 +39,43 @@ namespace {
 
 namespace json = boost::json;
 namespace pj = net::protojson;
+
+/// --config-out, --config-mode, --config-group; nullopt without --config-out.
+std::optional<settings::projection_options> projection_flags(const invocation& inv,
+                                                             const std::filesystem::path& state_dir)
+{
+    const auto dir = inv.args.value("config-out");
+    for (const char* f : {"config-mode", "config-group"})
+        if (!dir && inv.args.value(f)) throw cli::usage_error(inv.args.origin(f) + " needs --config-out DIR");
+    if (!dir) return std::nullopt;
+    settings::projection_options o;
+    if (dir->empty()) throw cli::usage_error(inv.args.origin("config-out") + " must name a directory");
+    o.dir = std::filesystem::absolute(*dir);
+    std::error_code ec;
+    if (std::filesystem::equivalent(o.dir, state_dir, ec))
+        throw cli::usage_error(inv.args.origin("config-out") +
+                               " must not be the state directory (it is private to the agent)");
+    if (auto m = inv.args.value("config-mode")) {
+        const auto mode = settings::parse_file_mode(*m);
+        if (!mode)
+            throw cli::usage_error(inv.args.origin("config-mode") +
+                                   " must be an octal mode like 0640, not '" + *m + "'");
+        o.mode = *mode;
+    }
+    if (auto g = inv.args.value("config-group")) {
+        if (!g->empty() && g->find_first_not_of("0123456789") == std::string::npos) {
+            o.group = static_cast<gid_t>(std::stoul(*g));
+        } else {
+            group gr{};
+            group* found = nullptr;
+            std::vector<char> buf(16384);
+            if (::getgrnam_r(g->c_str(), &gr, buf.data(), buf.size(), &found) != 0 || !found)
+                throw cli::usage_error(inv.args.origin("config-group") + ": no group named '" + *g + "'");
+            o.group = found->gr_gid;
+        }
+    }
+    return o;
+}
 
 }  // namespace
 
@@ -80,6 +120,7 @@ int agent_run(invocation& inv)
     if (auto v = inv.args.value("threads"))
         opts.threads = static_cast<unsigned>(cli::parse_count(*v, "--threads", 1, 64));
     if (auto v = inv.args.value("drain-timeout")) opts.drain = cli::parse_duration(*v, "--drain-timeout");
+    const auto projection = projection_flags(inv, paths.dir);
     std::chrono::milliseconds beat_every{30'000};
     if (auto v = inv.args.value("heartbeat-interval"))
         beat_every = cli::parse_duration(*v, "--heartbeat-interval");
@@ -118,6 +159,17 @@ int agent_run(invocation& inv)
                               {"heartbeat", "config", "events"}});
     realtime_task realtime({stream, session, server, tls, dispatch, sync, metrics, inv.log, rand});
     reaper_task reaper({-1, inv.log});
+    std::optional<config_render_task> render;
+    if (projection) {
+        render.emplace(
+            config_render_task::deps{store, *projection, blocking.get_executor(), metrics, inv.log});
+        try {
+            render->render_now();
+        } catch (const std::runtime_error& e) {
+            throw fatal_exit(exit_status::usage, std::string("--config-out: ") + e.what());
+        }
+    }
+    const config_api local_config(store);
     std::optional<health_task> health;
     if (auto v = inv.args.value("health-listen")) {
         const auto listen = parse_listen(inv, "health-listen", *v);
@@ -125,11 +177,12 @@ int agent_run(invocation& inv)
             throw cli::usage_error(inv.args.origin("health-listen") +
                                    " must be a loopback IP address, not '" + *v +
                                    "': health and metrics are not for the network");
-        health.emplace(health_task::deps{ex,
-                                         listen.endpoint,
-                                         {&metrics, [&session] { return session.refreshes(); },
-                                          [&session] { return session.valid(); }, st.node_id},
-                                         inv.log});
+        health.emplace(health_task::deps{
+            ex,
+            listen.endpoint,
+            {&metrics, [&session] { return session.refreshes(); }, [&session] { return session.valid(); },
+             st.node_id, &local_config, inv.args.enabled("require-config")},
+            inv.log});
         const auto ep = health->local_endpoint();
         inv.log.info("health.listening", {{"address", ep.address().to_string()}, {"port", ep.port()}});
     }
@@ -160,6 +213,9 @@ int agent_run(invocation& inv)
     if (::getpid() == 1) sup.add("reaper", [&] { return reaper.run(); });
 #endif
     if (health) sup.add("health", [&] { return health->run(); });
+    if (render)
+        sup.add(
+            "config-render", [&] { return render->run(); }, restart);
     const int code = sup.run();
     health.reset();
     blocking.join();

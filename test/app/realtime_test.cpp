@@ -2,6 +2,7 @@
 // config sync -> store, against the real gateway where it can be made to do
 // what the test needs, and a scripted one (real HTTP on loopback) for the
 // failures it cannot be made to produce on demand.
+#include "app/agent/tasks/config_render_task.hpp"
 #include "app/agent/tasks/health_task.hpp"
 #include "app/common/exit_status.hpp"
 #include "net/connect_reply.hpp"
@@ -14,6 +15,8 @@
 #include "support/scripted_gateway.hpp"
 #include "support/text.hpp"
 
+#include <boost/asio/use_future.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -162,9 +165,20 @@ BOOST_AUTO_TEST_CASE(an_invalid_document_is_rejected_whole_and_the_old_one_kept)
     rig.script.stream = [&](int) {
         return tether::test::sse_reply("", 30s);
     };
+    // The workload's file and /status see it too (issue 17).
+    tether::test::temp_dir out;
+    tether::app::config_render_task render({rig.agent.store,
+                                            {out.path() / "cfg", 0640, std::nullopt},
+                                            rig.agent.blocking.get_executor(),
+                                            rig.agent.metrics,
+                                            rig.agent.logs.logger()});
+    rig.agent.start(render.run(), "config-render");
     rig.start_all();
     BOOST_TEST_REQUIRE(poll_until(
         rig.ioc, [&] { return rig.agent.store.updated_at() == 5; }, 5s));
+    const auto v5 = tether::app::rendered_document(*rig.agent.store.current());
+    BOOST_TEST_REQUIRE(poll_until(
+        rig.ioc, [&] { return tether::settings::projected_document(out.path() / "cfg") == v5; }, 5s));
 
     rig.script.config_at = 6;
     rig.script.config = {
@@ -178,6 +192,22 @@ BOOST_AUTO_TEST_CASE(an_invalid_document_is_rejected_whole_and_the_old_one_kept)
     const auto rejected = rig.agent.logs.events("config.rejected");
     BOOST_TEST_REQUIRE(rejected.size() == 1u);
     BOOST_TEST(rejected[0].at("error").as_string() == "rateLimits[0].windowSeconds: must be > 0");
+    // Nothing changed on disk; /status says why.
+    tether::test::pump_for(rig.ioc, 200ms);
+    BOOST_TEST(tether::settings::projected_document(out.path() / "cfg").value_or("") == v5);
+    BOOST_TEST(tether::settings::projected_version_dir(out.path() / "cfg").value_or("") == "..5");
+    tether::app::health_sources src;
+    src.metrics = &rig.agent.metrics;
+    const auto health = tether::app::health_handler(src);
+    net::http::request get;
+    get.target = "/status";
+    auto answer = asio::co_spawn(rig.ioc, health(get, {}), asio::use_future);
+    tether::test::pump_for(rig.ioc, 50ms);
+    const auto status = json::parse(answer.get().head.body);
+    const auto& cfg = status.at("config");
+    BOOST_TEST(cfg.at("version").to_number<std::int64_t>() == 5);
+    BOOST_TEST(cfg.at("lastError").at("message").as_string() == "rateLimits[0].windowSeconds: must be > 0");
+    BOOST_TEST(cfg.at("lastError").at("configUpdatedAt").to_number<std::int64_t>() == 6);
     // The refused version is not fetched again for the same news; an older
     // or equal one never is.
     const int fetches = rig.script.fetches;
@@ -187,6 +217,7 @@ BOOST_AUTO_TEST_CASE(an_invalid_document_is_rejected_whole_and_the_old_one_kept)
     tether::test::pump_for(rig.ioc, 300ms);
     BOOST_TEST(rig.script.fetches == fetches);
     BOOST_TEST(rig.agent.metrics.config_applies.load() == 1);
+    rig.agent.stop();  // before `render` goes
 }
 
 BOOST_AUTO_TEST_CASE(a_burst_of_100_events_costs_at_most_two_fetches)

@@ -127,22 +127,25 @@ awaitable<config_sync_task::outcome> config_sync_task::fetch_and_apply(net::rpc_
     if (!doc || doc->is_null()) doc = &empty;
     if (!at) {
         ++deps_.metrics.config_rejections;
+        deps_.metrics.config_last_error.set({at.error().message(), 0, wall_ms()});
         log.warn("config.rejected", {{"error", at.error().message()}, {"source", source}});
         co_return outcome::done;
     }
     if (*at > version_bound()) {
         ++deps_.metrics.config_rejections;
-        log.warn("config.rejected",
-                 {{"configUpdatedAt", *at},
-                  {"error", "configUpdatedAt is beyond the gateway's clock (more than " +
-                                std::to_string(deps_.max_version_ahead.count() / 1000) + " s ahead)"},
-                  {"kept", deps_.store.updated_at()},
-                  {"source", source}});
+        const auto why = "configUpdatedAt is beyond the gateway's clock (more than " +
+                         std::to_string(deps_.max_version_ahead.count() / 1000) + " s ahead)";
+        deps_.metrics.config_last_error.set({why, *at, wall_ms()});
+        log.warn("config.rejected", {{"configUpdatedAt", *at},
+                                     {"error", why},
+                                     {"kept", deps_.store.updated_at()},
+                                     {"source", source}});
         co_return outcome::done;
     }
     // The gateway's current version is the truth, even below a poisoned one.
     const bool disown = applied_is_from_the_future() && *at != deps_.store.updated_at();
     if (*at <= deps_.store.updated_at() && !disown) {
+        if (*at == deps_.store.updated_at()) deps_.metrics.config_confirmed_ms = wall_ms();
         log.debug("config.unchanged", {{"configUpdatedAt", *at}, {"source", source}});
         co_return outcome::done;
     }
@@ -152,6 +155,7 @@ awaitable<config_sync_task::outcome> config_sync_task::fetch_and_apply(net::rpc_
         auto prev = rejected_at_.load();
         while (prev < *at && !rejected_at_.compare_exchange_weak(prev, *at)) {}
         ++deps_.metrics.config_rejections;
+        deps_.metrics.config_last_error.set({cfg.error().message(), *at, wall_ms()});
         log.warn("config.rejected", {{"configUpdatedAt", *at},
                                      {"error", cfg.error().message()},
                                      {"kept", deps_.store.updated_at()},
@@ -169,6 +173,9 @@ awaitable<config_sync_task::outcome> config_sync_task::fetch_and_apply(net::rpc_
         changed = co_await deps_.store.update(next);
     if (!changed) co_return outcome::done;
     deps_.metrics.config_updated_at = *at;
+    deps_.metrics.config_applied_at_ms = wall_ms();
+    deps_.metrics.config_confirmed_ms = wall_ms();
+    deps_.metrics.config_last_error.clear();
     ++deps_.metrics.config_applies;
     // Persisted after applying: a crash in between costs one refetch, while
     // a failing disk must not stop the node from enforcing the new config.

@@ -124,7 +124,11 @@ net::handler health_handler(health_sources src)
         const auto now = wall_ms();
         const auto interval = std::max<std::int64_t>(m.interval_ms.load(), 1000);
         const std::string path = req.target.substr(0, req.target.find('?'));
-        if (req.method != "GET") co_return text(405, "GET only\n");
+        if (req.method != "GET" && req.method != "HEAD") co_return text(405, "GET only\n");
+        if (src.config && config_api::handles(path)) {
+            auto r = co_await src.config->answer(req);
+            co_return r;
+        }
         if (path == "/livez") {
             // Wedged: the heartbeat loop has not come round for far longer
             // than an interval (plus the longest call it may be waiting on).
@@ -135,6 +139,8 @@ net::handler health_handler(health_sources src)
             const auto last_ok = m.last_heartbeat_ok_ms.load();
             const bool session = !src.session_valid || src.session_valid();
             const bool recent = last_ok > 0 && now - last_ok <= 2 * interval;
+            if (src.require_config && m.config_updated_at.load() == 0)
+                co_return text(503, "no config applied yet\n");
             if (session && recent) co_return text(200, "ready\n");
             co_return text(
                 503, !session ? "no valid session\n" : "no successful heartbeat within two intervals\n");
@@ -150,6 +156,19 @@ net::handler health_handler(health_sources src)
                                   {"configRejections", m.config_rejections.load()},
                                   {"streamConnects", m.stream_connects.load()},
                                   {"realtimeConnected", m.realtime_connected.load()}};
+            boost::json::object config{{"version", m.config_updated_at.load()}};
+            const auto applied = m.config_applied_at_ms.load();
+            config["appliedAt"] = applied > 0 ? boost::json::value(applied) : boost::json::value(nullptr);
+            const auto confirmed = m.config_confirmed_ms.load();
+            config["staleSeconds"] =
+                confirmed > 0 ? boost::json::value(std::max<std::int64_t>(0, now - confirmed) / 1000)
+                              : boost::json::value(nullptr);
+            if (const auto e = m.config_last_error.get())
+                config["lastError"] = boost::json::object{
+                    {"message", e->message}, {"configUpdatedAt", e->config_updated_at}, {"atMs", e->at_ms}};
+            else
+                config["lastError"] = nullptr;
+            o["config"] = std::move(config);
             co_return text(200, boost::json::serialize(o), "application/json");
         }
         co_return text(404, "not found\n");

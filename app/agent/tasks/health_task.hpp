@@ -2,6 +2,7 @@
 // and the task that serves it.
 #pragma once
 
+#include "app/agent/config_api.hpp"
 #include "app/agent/metrics.hpp"
 #include "net/http_server.hpp"
 
@@ -15,9 +16,14 @@ struct health_sources {
     std::function<std::uint64_t()> session_refreshes;
     std::function<bool()> session_valid;
     std::string node_id;
+    /// The local config watch API, when served here.
+    const config_api* config = nullptr;
+    /// /readyz also waits for a config to have been applied.
+    bool require_config = false;
 };
 
-/// Answers the four endpoints from `src`; everything else is 404.
+/// Answers the four endpoints and the config API from `src`; everything
+/// else is 404.
 net::handler health_handler(health_sources src);
 
 /// The health task: serves `health_handler` on a loopback address.

@@ -60,6 +60,7 @@ awaitable<void> heartbeat_task::run()
             ++metrics.heartbeats_sent;
             metrics.last_heartbeat_ok_ms = wall_ms();
             const auto server_cfg = pj::value_or(pj::get_int64(*r, "configUpdatedAt"), 0);
+            if (server_cfg == d_.store.updated_at()) metrics.config_confirmed_ms = wall_ms();
             const auto server_interval = pj::value_or(pj::get_int32(*r, "heartbeatIntervalSeconds"), 0);
             if (server_interval > 0) from_server_ = std::chrono::seconds(server_interval);
             log.info("heartbeat.ok",

@@ -1,0 +1,256 @@
+#include "app/agent/config_api.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <charconv>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tether::app {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::string_view document_path = "/v1/config";
+constexpr std::string_view events_path = "/v1/config/events";
+constexpr std::size_t max_keys = 64;
+constexpr std::size_t max_key_length = 128;
+
+net::reply plain(unsigned status, std::string_view why)
+{
+    net::reply r;
+    r.head.status = status;
+    r.head.headers.set("Content-Type", "application/json");
+    r.head.headers.set("Cache-Control", "no-store");
+    r.head.body = json::serialize(json::object{{"error", why}}) + "\n";
+    return r;
+}
+
+/// The `keys` parameter: names of top-level keys, comma-separated (an
+/// encoded comma too). nullopt when absent; a refusal reason when bad.
+struct keys_param {
+    std::optional<std::vector<std::string>> keys;
+    std::string refusal;
+};
+
+keys_param parse_keys(std::string_view target)
+{
+    keys_param out;
+    const auto q = target.find('?');
+    if (q == std::string_view::npos) return out;
+    std::string_view query = target.substr(q + 1);
+    while (!query.empty()) {
+        const auto amp = query.find('&');
+        const auto param = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+        if (!param.starts_with("keys=")) continue;
+        if (out.keys) {
+            out.refusal = "keys given more than once";
+            return out;
+        }
+        out.keys.emplace();
+        std::string key;
+        const auto flush = [&] {
+            if (key.empty() || key.size() > max_key_length) return false;
+            out.keys->push_back(std::exchange(key, {}));
+            return out.keys->size() <= max_keys;
+        };
+        const auto value = param.substr(5);
+        for (std::size_t i = 0; i < value.size(); ++i) {
+            const char c = value[i];
+            const bool comma = c == ',' || (c == '%' && value.substr(i + 1, 2) == "2C") ||
+                               (c == '%' && value.substr(i + 1, 2) == "2c");
+            if (comma) {
+                if (c == '%') i += 2;
+                if (!flush()) {
+                    out.refusal = "keys must be 1 to 64 names of 1 to 128 characters, comma-separated";
+                    return out;
+                }
+                continue;
+            }
+            const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                            c == '_' || c == '-' || c == '.';
+            if (!ok) {
+                out.refusal = "keys may hold letters, digits, '_', '-' and '.' only";
+                return out;
+            }
+            key += c;
+        }
+        if (!flush()) {
+            out.refusal = "keys must be 1 to 64 names of 1 to 128 characters, comma-separated";
+            return out;
+        }
+    }
+    return out;
+}
+
+/// What a reader with `keys` gets of `cfg`, on one line.
+std::string payload(const settings::runtime_config& cfg, const std::optional<std::vector<std::string>>& keys)
+{
+    if (!keys) return json::serialize(cfg.document);
+    json::object some;
+    for (const auto& k : *keys)
+        if (const auto* v = cfg.document.if_contains(k)) some[k] = *v;
+    return json::serialize(some);
+}
+
+std::string etag(std::int64_t version)
+{
+    return "\"" + std::to_string(version) + "\"";
+}
+
+/// If-None-Match holds `tag` (or W/`tag`, or *).
+bool matches(std::string_view header, const std::string& tag)
+{
+    while (!header.empty()) {
+        const auto comma = header.find(',');
+        auto one = header.substr(0, comma);
+        header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
+        while (!one.empty() && (one.front() == ' ' || one.front() == '\t')) one.remove_prefix(1);
+        while (!one.empty() && (one.back() == ' ' || one.back() == '\t')) one.remove_suffix(1);
+        if (one.starts_with("W/")) one.remove_prefix(2);
+        if (one == "*" || one == tag) return true;
+    }
+    return false;
+}
+
+std::optional<std::int64_t> parse_version(std::string_view s)
+{
+    std::int64_t v = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+    return v;
+}
+
+}  // namespace
+
+config_api::config_api(const settings::config_store& store, config_api_options o)
+    : state_(std::make_shared<state>(store, o))
+{
+}
+
+bool config_api::handles(std::string_view path) noexcept
+{
+    return path == document_path || path == events_path;
+}
+
+namespace {
+
+struct stream_slot {
+    std::atomic<std::size_t>& open;
+    explicit stream_slot(std::atomic<std::size_t>& n) : open(n) { ++open; }
+    ~stream_slot() { --open; }
+    stream_slot(const stream_slot&) = delete;
+    stream_slot& operator=(const stream_slot&) = delete;
+};
+
+/// The peer of a stream went: ends the wait at once instead of at the next
+/// comment.
+struct peer_watch {
+    settings::change_signal& changed;
+    net::body_writer& writer;
+    bool gone = false;
+    peer_watch(settings::change_signal& c, net::body_writer& w) : changed(c), writer(w)
+    {
+        writer.on_peer_gone(
+            [](void* p) {
+                auto& self = *static_cast<peer_watch*>(p);
+                self.gone = true;
+                self.changed.notify();
+            },
+            this);
+    }
+    ~peer_watch() { writer.on_peer_gone(nullptr, nullptr); }
+    peer_watch(const peer_watch&) = delete;
+    peer_watch& operator=(const peer_watch&) = delete;
+};
+
+template <class State>
+awaitable<error_code> send_config_events(std::shared_ptr<State> st,
+                                         std::optional<std::vector<std::string>> keys,
+                                         std::optional<std::int64_t> last_id, net::body_writer& w)
+{
+    using namespace asio::experimental::awaitable_operators;
+    const stream_slot slot(st->streams);
+    const auto ex = co_await asio::this_coro::executor;
+    // Taken before the first look: a change in between still wakes us.
+    const auto changed = st->store.watch(ex);
+    peer_watch peer(*changed, w);
+    timer comment{ex};
+    // Resuming: the version the reader has counts as sent, and a reader at
+    // or past the current one gets nothing until the next change.
+    std::optional<std::int64_t> sent = last_id;
+    std::string sent_payload;
+    for (bool first = true;; first = false) {
+        const auto cfg = st->store.current();
+        const bool resumed_past = first && last_id && cfg->updated_at <= *last_id;
+        if (cfg->updated_at != 0 && cfg->updated_at != sent && !resumed_past) {
+            auto body = payload(*cfg, keys);
+            sent = cfg->updated_at;
+            // With keys, a version that left them as they were sends nothing.
+            if (!keys || body != sent_payload) {
+                const std::string event =
+                    "event: config\nid: " + std::to_string(cfg->updated_at) + "\ndata: " + body + "\n\n";
+                sent_payload = std::move(body);
+                if (auto ec = co_await w.write(event)) co_return ec;
+            }
+        }
+        comment.expires_after(st->opts.comment_every);
+        const auto woke = co_await (changed->wait() || comment.async_wait(nothrow));
+        if (peer.gone) {
+            const error_code none;
+            co_return none;
+        }
+        if (woke.index() == 1) {
+            if (auto ec = co_await w.write(": keep-alive\n\n")) co_return ec;
+        }
+    }
+}
+
+}  // namespace
+
+awaitable<net::reply> config_api::answer(const net::http::request& req) const
+{
+    const std::string path = req.target.substr(0, req.target.find('?'));
+    auto k = parse_keys(req.target);
+    if (!k.refusal.empty()) co_return plain(400, k.refusal);
+    if (path == events_path) {
+        if (state_->streams.load() >= state_->opts.max_streams)
+            co_return plain(503, "too many config event streams on this node");
+        std::optional<std::int64_t> last_id;
+        if (const auto h = req.headers.get("Last-Event-ID")) last_id = parse_version(*h);
+        net::reply r;
+        r.head.headers.set("Content-Type", "text/event-stream");
+        r.head.headers.set("Cache-Control", "no-store");
+        // Not a coroutine lambda: the named coroutine's frame owns copies of
+        // what it needs (std::function may destroy the lambda meanwhile).
+        r.stream = [st = state_, keys = std::move(k.keys), last_id](net::body_writer& w) {
+            return send_config_events(st, keys, last_id, w);
+        };
+        co_return r;
+    }
+    const auto cfg = state_->store.current();
+    if (cfg->updated_at == 0) {
+        auto r = plain(503, "no config has been applied on this node yet");
+        r.head.headers.set("Retry-After", "1");
+        co_return r;
+    }
+    net::reply r;
+    const auto tag = etag(cfg->updated_at);
+    r.head.headers.set("ETag", tag);
+    r.head.headers.set("Cache-Control", "no-cache");
+    if (const auto inm = req.headers.get("If-None-Match"); inm && matches(*inm, tag)) {
+        r.head.status = 304;
+        co_return r;
+    }
+    r.head.headers.set("Content-Type", "application/json");
+    r.head.body = payload(*cfg, k.keys) + "\n";
+    co_return r;
+}
+
+}  // namespace tether::app

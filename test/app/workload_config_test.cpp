@@ -1,0 +1,318 @@
+// Runtime config reaching the node's workloads (issue 17), with the real
+// gateway and agent and separate reader processes: the rendered file
+// (--config-out), the local watch API (/v1/config, /v1/config/events).
+#include "support/child_process.hpp"
+#include "support/fleet.hpp"
+#include "support/text.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <sstream>
+#include <thread>
+
+using namespace std::chrono_literals;
+using tether::test::binary;
+using tether::test::child_process;
+using tether::test::contains;
+using tether::test::enroll;
+using tether::test::free_port;
+using tether::test::gateway_process;
+using tether::test::run_agent;
+using tether::test::temp_dir;
+
+namespace {
+
+/// One request over a plain socket; the raw response (HTTP/1.0: the server
+/// closes after it).
+std::string http_get(int port, const std::string& path, const std::string& headers = {})
+{
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string out;
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+        const std::string req = "GET " + path + " HTTP/1.0\r\n" + headers + "\r\n";
+        (void)::write(fd, req.data(), req.size());
+        char buf[4096];
+        for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return out;
+}
+
+std::string body_of(const std::string& response)
+{
+    const auto at = response.find("\r\n\r\n");
+    return at == std::string::npos ? std::string() : response.substr(at + 4);
+}
+
+// Readers are separate processes, as a workload is. Each prints one line
+// per change it sees: CLOCK_MONOTONIC in ns (steady_clock here), then what
+// it saw.
+constexpr const char* file_reader = R"(
+import sys, time
+path, last = sys.argv[1], None
+print("ready", flush=True)
+while True:
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        text = None
+    if text is not None and text != last:
+        print(time.monotonic_ns(), text.strip(), flush=True)
+        last = text
+    time.sleep(0.002)
+)";
+
+constexpr const char* sse_reader = R"(
+import http.client, sys, time
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=60)
+c.request("GET", sys.argv[2])
+r = c.getresponse()
+print("status", r.status, r.getheader("Content-Type"), flush=True)
+event = {}
+while True:
+    line = r.readline()
+    if not line:
+        break
+    line = line.decode().rstrip("\n")
+    if line == "":
+        if "data" in event:
+            print(time.monotonic_ns(), event.get("event"), event.get("id"), event["data"], flush=True)
+        event = {}
+    elif not line.startswith(":"):
+        name, _, value = line.partition(": ")
+        event[name] = value
+)";
+
+std::int64_t now_ns()
+{
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+/// The first line of `out` holding `needle`: its leading timestamp (ns) and
+/// the rest; nullopt when there is none yet.
+std::optional<std::pair<std::int64_t, std::string>> seen(const std::string& out, const std::string& needle)
+{
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);) {
+        if (!contains(line, needle)) continue;
+        const auto sp = line.find(' ');
+        if (sp == std::string::npos ||
+            line.substr(0, sp).find_first_not_of("0123456789") != std::string::npos)
+            continue;
+        return std::pair{std::stoll(line.substr(0, sp)), line.substr(sp + 1)};
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(workload_config)
+
+BOOST_AUTO_TEST_CASE(a_publish_reaches_the_rendered_file_and_the_watch_streams_within_a_second)
+{
+    auto gw = std::make_unique<gateway_process>();
+    temp_dir dir;
+    const auto state = dir.path() / "state";
+    const auto out = dir.path() / "out";
+    enroll(*gw, state);
+    const int port = free_port();
+    auto agent = run_agent(state, {"--health-listen", "127.0.0.1:" + std::to_string(port), "--config-out",
+                                   out.string(), "--require-config"});
+    BOOST_TEST_REQUIRE(
+        agent->wait_output(
+            [](const std::string& e) { return contains(e, "heartbeat.ok") && contains(e, "sse.connected"); },
+            15s),
+        agent->err());
+    // Nothing applied yet: not ready (--require-config), nothing to read.
+    BOOST_TEST(contains(http_get(port, "/readyz"), "no config applied yet"));
+    BOOST_TEST(http_get(port, "/v1/config").starts_with("HTTP/1.0 503"));
+    BOOST_TEST(!std::filesystem::exists(out / "config.json"));
+
+    child_process file(std::filesystem::path("/usr/bin/python3"),
+                       {"-c", file_reader, (out / "config.json").string()});
+    child_process all("/usr/bin/python3", {"-c", sse_reader, std::to_string(port), "/v1/config/events"});
+    child_process flags("/usr/bin/python3",
+                        {"-c", sse_reader, std::to_string(port), "/v1/config/events?keys=flags"});
+    BOOST_TEST_REQUIRE(
+        file.wait_output([](const std::string& s) { return contains(s, "ready"); }, 10s, true));
+    for (auto* r : {&all, &flags})
+        BOOST_TEST_REQUIRE(
+            r->wait_output([](const std::string& s) { return contains(s, "status 200 text/event-stream"); },
+                           10s, true),
+            r->out() + r->err());
+
+    const auto published = now_ns();
+    const auto v1 = gw->publish("acme", R"({"flags": {"x": true}, "blockedIps": ["203.0.113.0/24"]})");
+    const auto mark = std::string("203.0.113.0/24");
+    for (auto* r : {&file, &all, &flags}) {
+        BOOST_TEST_REQUIRE(
+            r->wait_output(
+                [&](const std::string& s) { return seen(s, r == &flags ? "\"x\"" : mark).has_value(); }, 10s,
+                true),
+            r->out() + r->err() + agent->err());
+        const auto arrival = seen(r->out(), r == &flags ? "\"x\"" : mark)->first;
+        BOOST_TEST((arrival - published) < 1'000'000'000LL,
+                   "reached a reader " << (arrival - published) / 1'000'000 << " ms after the publish began");
+    }
+    const std::string doc1 = R"({"flags":{"x":true},"blockedIps":["203.0.113.0/24"]})";
+    BOOST_TEST(seen(file.out(), mark)->second == doc1);
+    BOOST_TEST(seen(all.out(), mark)->second == "config " + v1 + " " + doc1);
+    BOOST_TEST(seen(flags.out(), "\"x\"")->second == "config " + v1 + " {\"flags\":{\"x\":true}}");
+
+    // The document, its ETag, a conditional GET, readiness, /status.
+    const auto got = http_get(port, "/v1/config");
+    BOOST_TEST(got.starts_with("HTTP/1.0 200"), got);
+    BOOST_TEST(contains(got, "ETag: \"" + v1 + "\""), got);
+    BOOST_TEST(body_of(got) == doc1 + "\n");
+    BOOST_TEST(http_get(port, "/v1/config", "If-None-Match: \"" + v1 + "\"\r\n").starts_with("HTTP/1.0 304"));
+    BOOST_TEST(http_get(port, "/v1/config", "If-None-Match: \"1\"\r\n").starts_with("HTTP/1.0 200"));
+    BOOST_TEST(body_of(http_get(port, "/v1/config?keys=blockedIps")) ==
+               "{\"blockedIps\":[\"203.0.113.0/24\"]}\n");
+    BOOST_TEST(http_get(port, "/v1/config?keys=a%20b").starts_with("HTTP/1.0 400"));
+    BOOST_TEST(http_get(port, "/readyz").starts_with("HTTP/1.0 200"));
+    const auto status = boost::json::parse(body_of(http_get(port, "/status")));
+    BOOST_TEST(status.at("config").at("version").to_number<std::int64_t>() == std::stoll(v1));
+    BOOST_TEST(status.at("config").at("appliedAt").to_number<std::int64_t>() > 0);
+    BOOST_TEST(status.at("config").at("lastError").is_null());
+
+    // The directory as Kubernetes projects a ConfigMap.
+    BOOST_TEST(std::filesystem::read_symlink(out / "config.json").string() == "..data/config.json");
+    BOOST_TEST(std::filesystem::read_symlink(out / "..data").string() == ".." + v1);
+    struct stat st {};
+    BOOST_TEST_REQUIRE(::stat((out / "config.json").c_str(), &st) == 0);
+    BOOST_TEST((st.st_mode & 07777U) == 0640U);
+
+    // A change that leaves flags alone: the full stream sees it, the keyed
+    // one does not.
+    const auto v2 = gw->publish("acme", R"({"flags": {"x": true}, "blockedIps": ["198.51.100.0/24"]})");
+    BOOST_TEST_REQUIRE(
+        all.wait_output([](const std::string& s) { return contains(s, "198.51.100.0/24"); }, 10s, true),
+        all.out());
+    BOOST_TEST_REQUIRE(
+        file.wait_output([](const std::string& s) { return contains(s, "198.51.100.0/24"); }, 10s, true));
+    std::this_thread::sleep_for(300ms);
+    BOOST_TEST(tether::test::count(flags.out(), "config ") == 1, flags.out());
+    BOOST_TEST(contains(all.out(), "config " + v2 + " "));
+
+    // Resuming with Last-Event-ID: nothing for a reader that has the
+    // current version; the current one for a reader behind.
+    child_process behind("/usr/bin/python3", {"-c", R"(
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
+c.request("GET", "/v1/config/events", headers={"Last-Event-ID": sys.argv[2]})
+r = c.getresponse()
+try:
+    while True:
+        line = r.readline()
+        if not line: break
+        print(line.decode().rstrip("\n"), flush=True)
+except Exception:
+    pass
+)",
+                                              std::to_string(port), v1});
+    BOOST_TEST_REQUIRE(
+        behind.wait_output([&](const std::string& s) { return contains(s, "id: " + v2); }, 10s, true),
+        behind.out() + behind.err());
+
+    // Restarted with the gateway gone: the last good config is rendered
+    // before any network.
+    agent->signal(SIGTERM);
+    BOOST_TEST_REQUIRE(agent->wait_for(5s).value_or(-1) == 0, agent->err());
+    gw.reset();
+    std::filesystem::remove_all(out);
+    auto again = run_agent(state, {"--config-out", out.string()});
+    BOOST_TEST_REQUIRE(
+        again->wait_output([](const std::string& e) { return contains(e, "config.rendered"); }, 10s),
+        again->err());
+    BOOST_TEST(tether::test::read_file(out / "config.json") ==
+               R"({"flags":{"x":true},"blockedIps":["198.51.100.0/24"]})"
+               "\n");
+    again->signal(SIGTERM);
+    BOOST_TEST(again->wait_for(5s).value_or(-1) == 0);
+}
+
+// The README's examples ("Using the config in your service"), as written.
+BOOST_AUTO_TEST_CASE(the_readme_examples_follow_publishes)
+{
+    gateway_process gw;
+    temp_dir dir;
+    const auto state = dir.path() / "state";
+    const auto out = dir.path() / "out";
+    enroll(gw, state);
+    const int port = free_port();
+    auto agent = run_agent(
+        state, {"--health-listen", "127.0.0.1:" + std::to_string(port), "--config-out", out.string()});
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return contains(e, "sse.connected"); }, 15s),
+        agent->err());
+    const auto v1 = gw.publish("acme", R"({"flags": {"beta": false}})");
+    const std::filesystem::path examples = TETHER_SOURCE_DIR "/docs/examples";
+    child_process follow(examples / "follow-config.py",
+                         {"http://127.0.0.1:" + std::to_string(port), "flags"});
+    child_process watch(examples / "watch-config-dir.sh", {out.string()});
+    const auto line1 = "config " + v1 + " {\"flags\": {\"beta\": false}}";
+    BOOST_TEST_REQUIRE(
+        follow.wait_output([&](const std::string& s) { return contains(s, line1); }, 10s, true),
+        follow.out() + follow.err());
+    BOOST_TEST_REQUIRE(
+        watch.wait_output([&](const std::string& s) { return contains(s, "config " + v1 + " {\"flags\""); },
+                          10s, true),
+        watch.out() + watch.err());
+    std::this_thread::sleep_for(300ms);  // inotifywait is watching by now
+
+    const auto v2 = gw.publish("acme", R"({"flags": {"beta": true}})");
+    BOOST_TEST_REQUIRE(follow.wait_output(
+                           [&](const std::string& s) {
+                               return contains(s, "config " + v2 + " {\"flags\": {\"beta\": true}}");
+                           },
+                           10s, true),
+                       follow.out() + follow.err());
+    BOOST_TEST_REQUIRE(watch.wait_output(
+                           [&](const std::string& s) {
+                               return contains(s, "config " + v2 + " {\"flags\":{\"beta\":true}}");
+                           },
+                           10s, true),
+                       watch.out() + watch.err());
+    // One line per version each, nothing twice.
+    BOOST_TEST(tether::test::count(follow.out(), "config ") == 2, follow.out());
+    BOOST_TEST(tether::test::count(watch.out(), "config ") == 2, watch.out());
+}
+
+BOOST_AUTO_TEST_CASE(bad_config_out_flags_are_start_up_errors)
+{
+    temp_dir dir;
+    const auto state = dir.path() / "state";
+    gateway_process gw;
+    enroll(gw, state);
+    tether::test::write_file(dir.path() / "a-file", "x");
+    const auto refused = [&](std::vector<std::string> flags, const std::string& says) {
+        std::vector<std::string> args{"run", "--state-dir", state.string()};
+        args.insert(args.end(), flags.begin(), flags.end());
+        const auto r = tether::test::run(binary("tether"), args, {}, 20s);
+        BOOST_TEST(r.status == 2, r.err);
+        BOOST_TEST(contains(r.err, says), r.err);
+    };
+    refused({"--config-out", (dir.path() / "a-file").string()}, "a-file");
+    refused({"--config-out", state.string()}, "must not be the state directory");
+    refused({"--config-out", (dir.path() / "out").string(), "--config-mode", "0999"}, "octal mode");
+    refused({"--config-out", (dir.path() / "out").string(), "--config-group", "no-such-group-here"},
+            "no group named");
+    refused({"--config-mode", "0644"}, "needs --config-out");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
