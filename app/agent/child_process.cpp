@@ -16,19 +16,21 @@ extern char** environ;
 
 namespace tether::app {
 
-std::vector<std::string> child_environment(const std::string& sentinel)
+std::vector<std::string> child_environment(const std::string& sentinel, const std::vector<std::string>& extra)
 {
     std::vector<std::string> env;
     for (char** e = environ; e && *e; ++e) {
         const std::string_view kv(*e);
         if (kv.starts_with("TETHER_CREDENTIAL") || kv.starts_with("TETHER_CRED_FD=") ||
-            kv.starts_with("TETHER_API_BASE=") || kv.starts_with("TETHER_SENTINEL="))
+            kv.starts_with("TETHER_API_BASE=") || kv.starts_with("TETHER_SENTINEL=") ||
+            kv.starts_with("TETHER_CONFIG_FILE=") || kv.starts_with("TETHER_CONFIG_URL="))
             continue;
         env.emplace_back(kv);
     }
     env.push_back("TETHER_CRED_FD=3");
     env.push_back("TETHER_API_BASE=" + std::string(auth::broker_api_base));
     env.push_back("TETHER_SENTINEL=" + sentinel);
+    env.insert(env.end(), extra.begin(), extra.end());
     return env;
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -119,6 +120,77 @@ std::optional<std::pair<std::int64_t, std::string>> seen(const std::string& out,
     return std::nullopt;
 }
 
+// `tether exec`'s child: prints a line when it starts and on each SIGHUP,
+// with CLOCK_MONOTONIC (ns), the version its TETHER_CONFIG_FILE shows (the
+// name ..data points at) and the file's content.
+constexpr const char* reload_child = R"(
+import os, signal, sys, time
+f = os.environ["TETHER_CONFIG_FILE"]
+d = os.path.dirname(f)
+def version():
+    try:
+        return os.readlink(os.path.join(d, "..data"))[2:]
+    except OSError:
+        return "none"
+def show(tag):
+    try:
+        with open(f) as fh:
+            text = fh.read().strip()
+    except OSError:
+        text = ""
+    print(tag, time.monotonic_ns(), version(), text, os.environ.get("TETHER_CONFIG_URL", ""), flush=True)
+signal.signal(signal.SIGHUP, lambda *a: show("hup"))
+show("start")
+while True:
+    time.sleep(0.05)
+)";
+
+// N publishes through AdminService over one keep-alive connection, SPACING
+// seconds apart; prints each configUpdatedAt.
+constexpr const char* publisher = R"(
+import http.client, json, sys, time
+port, token_file, n, spacing = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+token = open(token_file).read().strip()
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+for i in range(n):
+    body = json.dumps({"orgId": "acme", "config": {"flags": {"on": i % 2 == 0}, "round": {"n": i}}})
+    c.request("POST", "/tether.v1.AdminService/PublishConfig", body,
+              {"Content-Type": "application/json", "Authorization": "Bearer " + token})
+    r = c.getresponse()
+    out = r.read()
+    if r.status != 200:
+        print("failed", r.status, out, file=sys.stderr, flush=True)
+        sys.exit(1)
+    print(json.loads(out)["configUpdatedAt"], flush=True)
+    time.sleep(spacing)
+)";
+
+std::vector<std::string> lines_starting(const std::string& out, const std::string& tag)
+{
+    std::vector<std::string> found;
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);)
+        if (line.starts_with(tag + " ")) found.push_back(line);
+    return found;
+}
+
+/// The fields of a reload_child line: tag, time (ns), version, content...
+std::vector<std::string> fields(const std::string& line)
+{
+    std::vector<std::string> out;
+    std::istringstream in(line);
+    for (std::string f; in >> f;) out.push_back(f);
+    return out;
+}
+
+std::unique_ptr<child_process> exec_child(const std::filesystem::path& state, std::vector<std::string> flags)
+{
+    std::vector<std::string> args{"exec", "--state-dir", state.string(), "--log-format", "json"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    args.insert(args.end(), {"--", "/usr/bin/python3", "-c", reload_child});
+    return std::make_unique<child_process>(binary("tether"), args);
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(workload_config)
@@ -156,6 +228,9 @@ BOOST_AUTO_TEST_CASE(a_publish_reaches_the_rendered_file_and_the_watch_streams_w
                            10s, true),
             r->out() + r->err());
 
+    // The agent fetched once as its stream connected; fetches are at least
+    // a second apart (config_sync_task's min_fetch_interval).
+    std::this_thread::sleep_for(1200ms);
     const auto published = now_ns();
     const auto v1 = gw->publish("acme", R"({"flags": {"x": true}, "blockedIps": ["203.0.113.0/24"]})");
     const auto mark = std::string("203.0.113.0/24");
@@ -168,6 +243,8 @@ BOOST_AUTO_TEST_CASE(a_publish_reaches_the_rendered_file_and_the_watch_streams_w
         const auto arrival = seen(r->out(), r == &flags ? "\"x\"" : mark)->first;
         BOOST_TEST((arrival - published) < 1'000'000'000LL,
                    "reached a reader " << (arrival - published) / 1'000'000 << " ms after the publish began");
+        BOOST_TEST_MESSAGE("reached a reader " << (arrival - published) / 1'000'000
+                                               << " ms after the publish began");
     }
     const std::string doc1 = R"({"flags":{"x":true},"blockedIps":["203.0.113.0/24"]})";
     BOOST_TEST(seen(file.out(), mark)->second == doc1);
@@ -288,9 +365,27 @@ BOOST_AUTO_TEST_CASE(the_readme_examples_follow_publishes)
                            },
                            10s, true),
                        watch.out() + watch.err());
+    // The third: a shell service under `tether exec`, reloading on SIGHUP.
+    child_process sighup(binary("tether"),
+                         {"exec", "--state-dir", state.string(), "--on-config-change", "signal:SIGHUP",
+                          "--wait-for-config", "--", (examples / "reload-on-sighup.sh").string()});
+    BOOST_TEST_REQUIRE(
+        sighup.wait_output(
+            [](const std::string& s) { return contains(s, "loaded {\"flags\":{\"beta\":true}}"); }, 10s,
+            true),
+        sighup.out() + sighup.err());
+    std::this_thread::sleep_for(1200ms);  // the agent's fetches are a second apart
+    gw.publish("acme", R"({"flags": {"beta": false}, "limit": 3})");
+    BOOST_TEST_REQUIRE(sighup.wait_output(
+                           [](const std::string& s) {
+                               return contains(s, "loaded {\"flags\":{\"beta\":false},\"limit\":3}");
+                           },
+                           10s, true),
+                       sighup.out() + sighup.err());
+
     // One line per version each, nothing twice.
-    BOOST_TEST(tether::test::count(follow.out(), "config ") == 2, follow.out());
-    BOOST_TEST(tether::test::count(watch.out(), "config ") == 2, watch.out());
+    BOOST_TEST(tether::test::count(follow.out(), "config ") == 3, follow.out());
+    BOOST_TEST(tether::test::count(watch.out(), "config ") == 3, watch.out());
 }
 
 BOOST_AUTO_TEST_CASE(bad_config_out_flags_are_start_up_errors)
@@ -313,6 +408,163 @@ BOOST_AUTO_TEST_CASE(bad_config_out_flags_are_start_up_errors)
     refused({"--config-out", (dir.path() / "out").string(), "--config-group", "no-such-group-here"},
             "no group named");
     refused({"--config-mode", "0644"}, "needs --config-out");
+}
+
+BOOST_AUTO_TEST_CASE(exec_alone_signals_its_child_within_a_second_of_a_publish)
+{
+    gateway_process gw;
+    temp_dir dir;
+    const auto state = dir.path() / "state";
+    enroll(gw, state);
+    // No `tether run`: exec keeps its own session and stream. The child
+    // waits for the first config (--wait-for-config).
+    auto exec = exec_child(state, {"--on-config-change", "signal:SIGHUP", "--wait-for-config"});
+    BOOST_TEST_REQUIRE(
+        exec->wait_output([](const std::string& e) { return contains(e, "sse.connected"); }, 15s),
+        exec->err());
+    std::this_thread::sleep_for(300ms);
+    BOOST_TEST(lines_starting(exec->out(), "start").empty(), "started without a config: " + exec->out());
+
+    const auto v1 = gw.publish("acme", R"({"flags": {"a": true}})");
+    BOOST_TEST_REQUIRE(
+        exec->wait_output([](const std::string& s) { return contains(s, "start "); }, 10s, true),
+        exec->out() + exec->err());
+    const auto start = fields(lines_starting(exec->out(), "start").front());
+    BOOST_TEST_REQUIRE(start.size() >= 5U, exec->out());
+    BOOST_TEST(start[2] == v1);
+    BOOST_TEST(start[3] == R"({"flags":{"a":true}})");
+    BOOST_TEST(start[4].starts_with("http://127.0.0.1:"), start[4]);
+    BOOST_TEST(start[4].ends_with("/v1/config"), start[4]);
+
+    // Fetches are at least a second apart (config_sync_task's
+    // min_fetch_interval): the next publish comes after that, as a
+    // publish an operator makes does.
+    std::this_thread::sleep_for(1200ms);
+    const auto published = now_ns();
+    const auto v2 = gw.publish("acme", R"({"flags": {"a": false}})");
+    BOOST_TEST_REQUIRE(exec->wait_output([](const std::string& s) { return contains(s, "hup "); }, 10s, true),
+                       exec->out() + exec->err());
+    const auto hup = fields(lines_starting(exec->out(), "hup").front());
+    BOOST_TEST(hup[2] == v2);  // the file was rendered before the signal
+    BOOST_TEST(hup[3] == R"({"flags":{"a":false}})");
+    const auto ms = (std::stoll(hup[1]) - published) / 1'000'000;
+    BOOST_TEST(ms < 1000, "SIGHUP reached the child " << ms << " ms after the publish began");
+    BOOST_TEST_MESSAGE("SIGHUP " << ms << " ms after the publish began");
+    // The child's watch API serves the same document.
+    const auto url = hup[4];
+    const int api_port = std::stoi(url.substr(std::string("http://127.0.0.1:").size()));
+    BOOST_TEST(body_of(http_get(api_port, "/v1/config")) == R"({"flags":{"a":false}})"
+                                                            "\n");
+
+    // SIGTERM is the child's; its death by it is exec's status.
+    exec->signal(SIGTERM);
+    const auto st = exec->wait_for(10s);
+    BOOST_TEST_REQUIRE(st.has_value(), exec->err());
+    BOOST_TEST(*st == 128 + SIGTERM);  // the child's own death, passed on
+    BOOST_TEST(lines_starting(exec->out(), "hup").size() == 1U, exec->out());
+}
+
+BOOST_AUTO_TEST_CASE(two_hundred_publishes_in_ten_seconds_signal_a_handful_and_end_on_the_last)
+{
+    gateway_process gw;
+    temp_dir dir;
+    const auto state = dir.path() / "state";
+    enroll(gw, state);
+    // `tether run` holds the state directory: both execs follow it.
+    auto agent = run_agent(state);
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return contains(e, "sse.connected"); }, 15s),
+        agent->err());
+    gw.publish("acme", R"({"flags": {"on": true}})");
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return contains(e, "config.applied"); }, 15s),
+        agent->err());
+    auto signalled = exec_child(state, {"--on-config-change", "signal:SIGHUP", "--config-wait", "1s:3s"});
+    auto restarted = exec_child(
+        state, {"--on-config-change", "restart", "--config-wait", "1s:3s", "--kill-timeout", "2s"});
+    for (auto* e : {signalled.get(), restarted.get()}) {
+        BOOST_TEST_REQUIRE(
+            e->wait_output([](const std::string& s) { return contains(s, "start "); }, 15s, true),
+            e->out() + e->err());
+        BOOST_TEST(contains(e->err(), "config.following"), e->err());
+    }
+
+    child_process pub("/usr/bin/python3",
+                      {"-c", publisher, std::to_string(gw.port), gw.token_file.string(), "200", "0.045"});
+    BOOST_TEST_REQUIRE(pub.wait_for(60s).value_or(-1) == 0, pub.err());
+    std::string last;
+    {
+        std::istringstream lines(pub.out());
+        for (std::string line; std::getline(lines, line);)
+            if (!line.empty()) last = line;
+    }
+    BOOST_TEST_REQUIRE(!last.empty());
+    // Both end on the last version: quiet for 1 s after the last change.
+    for (auto* e : {signalled.get(), restarted.get()}) {
+        BOOST_TEST_REQUIRE(e->wait_output(
+                               [&](const std::string& s) {
+                                   const auto tag = e == signalled.get() ? "hup" : "start";
+                                   const auto l = lines_starting(s, tag);
+                                   return !l.empty() && fields(l.back())[2] == last;
+                               },
+                               20s, true),
+                           e->out() + e->err() + agent->err());
+    }
+    const auto hups = lines_starting(signalled->out(), "hup");
+    BOOST_TEST_MESSAGE("200 publishes: " << hups.size() << " SIGHUPs, "
+                                         << lines_starting(restarted->out(), "start").size() - 1
+                                         << " restarts");
+    BOOST_TEST(hups.size() <= 6U, signalled->out());
+    BOOST_TEST(hups.size() >= 1U);
+    // Never backwards, never the same version twice.
+    std::set<std::string> versions;
+    std::string previous;
+    for (const auto& l : hups) {
+        const auto v = fields(l)[2];
+        BOOST_TEST(versions.insert(v).second, "signalled twice for " << v);
+        BOOST_TEST((previous.empty() || std::stoll(v) > std::stoll(previous)), "went back to " << v);
+        previous = v;
+    }
+    const auto starts = lines_starting(restarted->out(), "start");
+    BOOST_TEST(starts.size() <= 7U, restarted->out());
+    std::set<std::string> started;
+    for (std::size_t i = 1; i < starts.size(); ++i)
+        BOOST_TEST(started.insert(fields(starts[i])[2]).second, "restarted twice for one version");
+    BOOST_TEST(tether::test::count(restarted->err(), "exec.child_killed") == 0);  // python stops on SIGTERM
+}
+
+BOOST_AUTO_TEST_CASE(bad_exec_config_flags_are_start_up_errors)
+{
+    gateway_process gw;
+    temp_dir dir;
+    const auto state = dir.path() / "state";
+    enroll(gw, state);
+    const auto refused = [&](std::vector<std::string> flags, const std::string& says) {
+        std::vector<std::string> args{"exec", "--state-dir", state.string()};
+        args.insert(args.end(), flags.begin(), flags.end());
+        args.insert(args.end(), {"--", "/bin/true"});
+        const auto r = tether::test::run(binary("tether"), args, {}, 20s);
+        BOOST_TEST(r.status == 2, r.err);
+        BOOST_TEST(contains(r.err, says), r.err);
+    };
+    refused({"--on-config-change", "reload"}, "must be none, restart or signal:NAME");
+    refused({"--on-config-change", "signal:SIGKILL"}, "must be none, restart or signal:NAME");
+    refused({"--on-config-change", "signal:HUP", "--config-wait", "3s:1s"}, "MAX must not be below MIN");
+    refused({"--on-config-change", "restart", "--kill-signal", "SIGNOPE"}, "must name a signal");
+    refused({"--config-wait", "1s"}, "needs --on-config-change");
+    refused({"--wait-for-config", "--config-listen", "0.0.0.0:0"}, "loopback");
+    // A child that exits on its own still ends exec with its status.
+    const auto own = tether::test::run(binary("tether"),
+                                       {"exec", "--state-dir", state.string(), "--on-config-change",
+                                        "restart", "--", "/bin/sh", "-c", "exit 7"},
+                                       {}, 20s);
+    BOOST_TEST(own.status == 7, own.err);
+    temp_dir empty;
+    const auto r = tether::test::run(
+        binary("tether"),
+        {"exec", "--state-dir", (empty.path() / "none").string(), "--wait-for-config", "--", "/bin/true"});
+    BOOST_TEST(r.status == 2, r.err);
+    BOOST_TEST(contains(r.err, "need an enrolled identity"), r.err);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -94,7 +94,11 @@ child_process::child_process(std::filesystem::path exe, std::vector<std::string>
     sigaddset(&def, SIGTERM);
     sigaddset(&def, SIGPIPE);
     posix_spawnattr_setsigdefault(&attr, &def);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    // Its own process group: the destructor's SIGKILL then also takes what
+    // it started (a `tether exec` child, a shell pipeline), nothing outlives
+    // the test.
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
 
     const int rc = ::posix_spawn(&pid_, exe.c_str(), &fa, &attr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&fa);
@@ -105,7 +109,9 @@ child_process::child_process(std::filesystem::path exe, std::vector<std::string>
 child_process::~child_process()
 {
     if (pid_ > 0 && !status_) {
-        ::kill(pid_, SIGKILL);
+        // The group while its leader is unreaped: its id cannot be anyone
+        // else's yet.
+        ::kill(-pid_, SIGKILL);
         int st = 0;
         ::waitpid(pid_, &st, 0);
     }

@@ -33,7 +33,8 @@ awaitable<void> reaper_task::run()
     const auto ex = co_await asio::this_coro::executor;
     asio::signal_set chld(ex, SIGCHLD);
     for (;;) {
-        if (const int n = reap_exited(d_.keep); n > 0) d_.log.debug("reaper.reaped", {{"count", n}});
+        if (const int n = reap_exited(d_.keep_now ? d_.keep_now() : d_.keep); n > 0)
+            d_.log.debug("reaper.reaped", {{"count", n}});
         co_await chld.async_wait(use_awaitable);  // cancellation ends the task here
     }
 }

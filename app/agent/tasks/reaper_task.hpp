@@ -7,6 +7,8 @@
 
 #include <sys/types.h>
 
+#include <functional>
+
 namespace tether::app {
 
 class reaper_task {
@@ -14,9 +16,12 @@ public:
     struct deps {
         pid_t keep = -1;  ///< a child whose status its owner collects; -1: none
         const log::logger& log;
+        /// When set, asked each time instead of `keep` (a child restarted
+        /// under another pid).
+        std::function<pid_t()> keep_now = {};
     };
 
-    explicit reaper_task(deps d) : d_(d) {}
+    explicit reaper_task(deps d) : d_(std::move(d)) {}
 
     /// Reaps every exited child except `keep`, now and on each SIGCHLD,
     /// until cancelled.

@@ -1,0 +1,70 @@
+// What `tether run` is apart from its listeners: a session with the gateway,
+// heartbeats, config sync, the event stream and its dispatcher, around one
+// config store. `tether exec` runs the same to follow the node's config when
+// no `tether run` holds the state directory.
+#pragma once
+
+#include "app/agent/event_handlers.hpp"
+#include "app/agent/metrics.hpp"
+#include "app/agent/tasks/config_sync_task.hpp"
+#include "app/agent/tasks/dispatch_task.hpp"
+#include "app/agent/tasks/heartbeat_task.hpp"
+#include "app/agent/tasks/realtime_task.hpp"
+#include "app/common/invocation.hpp"
+#include "app/common/supervisor.hpp"
+#include "auth/session.hpp"
+#include "auth/state_store.hpp"
+#include "net/sse_client.hpp"
+#include "settings/config_store.hpp"
+#include "settings/projected_config.hpp"
+
+#include <memory>
+#include <optional>
+
+namespace tether::app {
+
+/// --config-out, --config-mode, --config-group; nullopt without --config-out.
+std::optional<settings::projection_options> projection_flags(const invocation& inv,
+                                                             const std::filesystem::path& state_dir);
+
+class agent_core {
+public:
+    struct deps {
+        invocation&
+            inv;  ///< --realtime-url, --stream-read-timeout, --heartbeat-interval, --no-realtime, --ca-file
+        auth::state_paths paths;
+        auth::node_state state;
+        secret key;
+        asio::any_io_executor ex;
+        asio::any_io_executor blocking;
+        settings::config_store& store;
+        agent_metrics& metrics;
+        uniform01 rand;
+    };
+
+    /// Parses the flags (a bad one throws cli::usage_error) and builds the
+    /// tasks; nothing runs until add_tasks.
+    explicit agent_core(deps d);
+
+    /// Heartbeat, config sync, dispatcher and (unless --no-realtime) the
+    /// event stream, each restarted with backoff if it fails.
+    void add_tasks(supervisor& sup);
+
+    [[nodiscard]] auth::session_manager& session() noexcept { return *session_; }
+    [[nodiscard]] const net::server_set& server() const noexcept { return server_; }
+    [[nodiscard]] const std::shared_ptr<asio::ssl::context>& tls() const noexcept { return tls_; }
+    [[nodiscard]] const net::sse_options& stream() const noexcept { return stream_; }
+
+private:
+    deps d_;
+    net::server_set server_;
+    net::sse_options stream_;
+    std::shared_ptr<asio::ssl::context> tls_;
+    std::unique_ptr<auth::session_manager> session_;
+    std::unique_ptr<config_sync_task> sync_;
+    std::unique_ptr<dispatch_task> dispatch_;
+    std::unique_ptr<heartbeat_task> heartbeat_;
+    std::unique_ptr<realtime_task> realtime_;
+};
+
+}  // namespace tether::app
