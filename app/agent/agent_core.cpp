@@ -8,6 +8,20 @@
 
 namespace tether::app {
 
+std::optional<gid_t> group_flag(const invocation& inv, std::string_view flag)
+{
+    const auto g = inv.args.value(flag);
+    if (!g) return std::nullopt;
+    if (!g->empty() && g->size() < 10 && g->find_first_not_of("0123456789") == std::string::npos)
+        return static_cast<gid_t>(std::stoul(*g));
+    group gr{};
+    group* found = nullptr;
+    std::vector<char> buf(16384);
+    if (::getgrnam_r(g->c_str(), &gr, buf.data(), buf.size(), &found) != 0 || !found)
+        throw cli::usage_error(inv.args.origin(flag) + ": no group named '" + *g + "'");
+    return found->gr_gid;
+}
+
 /// --config-out, --config-mode, --config-group; nullopt without --config-out.
 std::optional<settings::projection_options> projection_flags(const invocation& inv,
                                                              const std::filesystem::path& state_dir)
@@ -30,18 +44,7 @@ std::optional<settings::projection_options> projection_flags(const invocation& i
                                    " must be an octal mode like 0640, not '" + *m + "'");
         o.mode = *mode;
     }
-    if (auto g = inv.args.value("config-group")) {
-        if (!g->empty() && g->find_first_not_of("0123456789") == std::string::npos) {
-            o.group = static_cast<gid_t>(std::stoul(*g));
-        } else {
-            group gr{};
-            group* found = nullptr;
-            std::vector<char> buf(16384);
-            if (::getgrnam_r(g->c_str(), &gr, buf.data(), buf.size(), &found) != 0 || !found)
-                throw cli::usage_error(inv.args.origin("config-group") + ": no group named '" + *g + "'");
-            o.group = found->gr_gid;
-        }
-    }
+    o.group = group_flag(inv, "config-group");
     return o;
 }
 

@@ -18,10 +18,17 @@
 #include "settings/config_store.hpp"
 #include "settings/projected_config.hpp"
 
+#include <sys/types.h>
+
 #include <memory>
 #include <optional>
+#include <string_view>
 
 namespace tether::app {
+
+/// A group flag's value (a name, or a number); nullopt when not given.
+/// An unknown name is a usage error.
+std::optional<gid_t> group_flag(const invocation& inv, std::string_view flag);
 
 /// --config-out, --config-mode, --config-group; nullopt without --config-out.
 std::optional<settings::projection_options> projection_flags(const invocation& inv,

@@ -8,6 +8,7 @@
 #include "app/agent/tasks/dispatch_task.hpp"
 #include "app/agent/tasks/health_task.hpp"
 #include "app/agent/tasks/heartbeat_task.hpp"
+#include "app/agent/tasks/local_socket_task.hpp"
 #include "app/agent/tasks/realtime_task.hpp"
 #include "app/agent/tasks/reaper_task.hpp"
 #include "app/common/client_flags.hpp"
@@ -97,6 +98,12 @@ int agent_run(invocation& inv)
         }
     }
     const config_api local_config(store);
+    const health_sources sources{&metrics,
+                                 [&session] { return session.refreshes(); },
+                                 [&session] { return session.valid(); },
+                                 st.node_id,
+                                 &local_config,
+                                 inv.args.enabled("require-config")};
     std::optional<health_task> health;
     if (auto v = inv.args.value("health-listen")) {
         const auto listen = parse_listen(inv, "health-listen", *v);
@@ -104,14 +111,21 @@ int agent_run(invocation& inv)
             throw cli::usage_error(inv.args.origin("health-listen") +
                                    " must be a loopback IP address, not '" + *v +
                                    "': health and metrics are not for the network");
-        health.emplace(health_task::deps{
-            ex,
-            listen.endpoint,
-            {&metrics, [&session] { return session.refreshes(); }, [&session] { return session.valid(); },
-             st.node_id, &local_config, inv.args.enabled("require-config")},
-            inv.log});
+        health.emplace(health_task::deps{ex, listen.endpoint, sources, inv.log});
         const auto ep = health->local_endpoint();
         inv.log.info("health.listening", {{"address", ep.address().to_string()}, {"port", ep.port()}});
+    }
+    std::optional<local_socket_task> local;
+    if (auto v = inv.args.value("local-socket")) {
+        try {
+            local.emplace(local_socket_task::deps{ex, *v, group_flag(inv, "local-socket-group"),
+                                                  health_handler(sources), inv.log});
+        } catch (const std::runtime_error& e) {
+            throw fatal_exit(exit_status::usage, inv.args.origin("local-socket") + ": " + e.what());
+        }
+        inv.log.info("local.listening", {{"path", *v}});
+    } else if (inv.args.value("local-socket-group")) {
+        throw cli::usage_error(inv.args.origin("local-socket-group") + " needs --local-socket PATH");
     }
     inv.log.info("agent.start", {{"node", st.node_id},
                                  {"org", st.org_id},
@@ -130,6 +144,7 @@ int agent_run(invocation& inv)
     if (::getpid() == 1) sup.add("reaper", [&] { return reaper.run(); });
 #endif
     if (health) sup.add("health", [&] { return health->run(); });
+    if (local) sup.add("local-socket", [&] { return local->run(); });
     if (render) {
         task_policy restart;
         restart.failure = task_policy::on_failure::restart;
@@ -138,6 +153,7 @@ int agent_run(invocation& inv)
     }
     const int code = sup.run();
     health.reset();
+    local.reset();
     blocking.join();
     return code;
 }

@@ -388,6 +388,89 @@ BOOST_AUTO_TEST_CASE(the_readme_examples_follow_publishes)
     BOOST_TEST(tether::test::count(watch.out(), "config ") == 3, watch.out());
 }
 
+// One GET over the Unix socket as `who` (setpriv arguments; empty: us);
+// prints the status line, or "refused: ..." / "closed".
+std::string unix_get(const std::filesystem::path& sock, const std::string& path, std::vector<std::string> who)
+{
+    constexpr const char* client = R"(
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    s.connect(sys.argv[1])
+except OSError as e:
+    print("refused:", e.strerror, flush=True)
+    sys.exit(0)
+try:
+    s.sendall(("GET " + sys.argv[2] + " HTTP/1.0\r\n\r\n").encode())
+except OSError:
+    pass
+data = b""
+while True:
+    try:
+        chunk = s.recv(4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    data += chunk
+print(data.decode().split("\r\n")[0] if data else "closed", flush=True)
+)";
+    std::vector<std::string> args = std::move(who);
+    std::filesystem::path exe = "/usr/bin/python3";
+    if (!args.empty()) {
+        exe = "/usr/bin/setpriv";
+        args.emplace_back("/usr/bin/python3");
+    }
+    args.insert(args.end(), {"-c", client, sock.string(), path});
+    const auto r = tether::test::run(exe, args, {}, 20s);
+    return r.out + r.err;
+}
+
+BOOST_AUTO_TEST_CASE(the_unix_socket_answers_by_peer_credentials)
+{
+    if (::geteuid() != 0) {
+        BOOST_TEST_MESSAGE("skipped: needs root to run a peer as nobody");
+        return;
+    }
+    gateway_process gw;
+    temp_dir dir;
+    const auto state = dir.path() / "state";
+    enroll(gw, state);
+    // Others must reach the socket's directory for the file mode and the
+    // credentials to be what decides.
+    std::filesystem::permissions(dir.path(), std::filesystem::perms::owner_all |
+                                                 std::filesystem::perms::group_exec |
+                                                 std::filesystem::perms::others_exec);
+    const auto sock = dir.path() / "agent.sock";
+    auto agent = run_agent(state, {"--local-socket", sock.string(), "--local-socket-group", "nogroup"});
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return contains(e, "local.listening"); }, 15s),
+        agent->err());
+    struct stat st {};
+    BOOST_TEST_REQUIRE(::stat(sock.c_str(), &st) == 0);
+    BOOST_TEST((st.st_mode & 0777U) == 0660U);
+    BOOST_TEST(st.st_gid == 65534U);
+
+    BOOST_TEST(contains(unix_get(sock, "/livez", {}), "HTTP/1.0 200"));  // our uid
+    const std::vector<std::string> member{"--reuid=nobody", "--regid=nogroup", "--clear-groups"};
+    BOOST_TEST(contains(unix_get(sock, "/v1/config", member), "HTTP/1.0 503"));  // the group: no config yet
+    const std::vector<std::string> stranger{"--reuid=nobody", "--regid=daemon", "--clear-groups"};
+    BOOST_TEST(contains(unix_get(sock, "/livez", stranger), "refused:"));  // the file mode
+    // With the file opened to all, the credentials still keep a stranger out.
+    ::chmod(sock.c_str(), 0666);
+    const auto answer = unix_get(sock, "/livez", stranger);
+    BOOST_TEST(contains(answer, "closed"), answer);
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return contains(e, "local.refused"); }, 5s),
+        agent->err());
+    BOOST_TEST(contains(agent->err(), "\"uid\":65534"), agent->err());
+
+    // A second agent cannot take a socket in use; the first removes it at exit.
+    agent->signal(SIGTERM);
+    BOOST_TEST_REQUIRE(agent->wait_for(5s).value_or(-1) == 0, agent->err());
+    BOOST_TEST(!std::filesystem::exists(sock));
+}
+
 BOOST_AUTO_TEST_CASE(bad_config_out_flags_are_start_up_errors)
 {
     temp_dir dir;
