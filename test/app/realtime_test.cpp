@@ -5,9 +5,11 @@
 #include "app/agent/tasks/config_render_task.hpp"
 #include "app/agent/tasks/health_task.hpp"
 #include "app/common/exit_status.hpp"
+#include "auth/keys.hpp"
 #include "net/connect_reply.hpp"
 #include "net/protojson.hpp"
 #include "support/agent_parts.hpp"
+#include "support/child_process.hpp"
 #include "support/gateway_fixture.hpp"
 #include "support/loopback_server.hpp"
 #include "support/node_states.hpp"
@@ -63,6 +65,20 @@ std::string event(std::string_view type, std::string_view data, std::string_view
     std::string s;
     if (!id.empty()) s += "id: " + std::string(id) + "\n";
     return s + "event: " + std::string(type) + "\ndata: " + std::string(data) + "\n\n";
+}
+
+/// Writes what the test queues, for a minute: a named coroutine, its frame
+/// owns the queue (a coroutine lambda's captures live in the lambda).
+awaitable<tether::error_code> write_queued(std::shared_ptr<std::vector<std::string>> queued,
+                                           net::body_writer& w)
+{
+    for (int i = 0; i < 1200; ++i) {
+        for (; !queued->empty(); queued->erase(queued->begin()))
+            if (auto ec = co_await w.write(queued->front())) co_return ec;
+        co_await tether::test::sleep_for(50ms);
+    }
+    const tether::error_code none;  // named: see the GCC 12 rules in base/asio.hpp
+    co_return none;
 }
 
 }  // namespace
@@ -218,6 +234,78 @@ BOOST_AUTO_TEST_CASE(an_invalid_document_is_rejected_whole_and_the_old_one_kept)
     BOOST_TEST(rig.script.fetches == fetches);
     BOOST_TEST(rig.agent.metrics.config_applies.load() == 1);
     rig.agent.stop();  // before `render` goes
+}
+
+// `tether exec --on-config-change signal:SIGHUP` (a real process) against
+// the scripted gateway, which can send what the real one refuses: a
+// document that fails validation reaches neither the child's file nor the
+// child; the next good one does both.
+BOOST_AUTO_TEST_CASE(exec_renders_and_signals_nothing_for_an_invalid_document)
+{
+    asio::io_context ioc;
+    tether::test::scripted_gateway script;
+    script.config_at = 5;
+    script.config = {{"flags", json::object{{"x", true}}}};
+    // Events the test queues go out on the open stream.
+    auto queued = std::make_shared<std::vector<std::string>>();
+    script.stream = [queued](int) {
+        net::reply r;
+        r.head.headers.set("Content-Type", "text/event-stream");
+        r.stream = [queued](net::body_writer& w) {
+            return write_queued(queued, w);
+        };
+        return r;
+    };
+    tether::test::loopback_server srv(
+        ioc, [&script](net::http::request r, net::peer_info p) { return script(std::move(r), p); });
+    tether::test::temp_dir dir;
+    const tether::auth::state_paths paths{dir.path() / "state"};
+    std::filesystem::create_directories(paths.dir);
+    tether::auth::save_state(paths, tether::test::scripted_node(srv.base()));
+    tether::auth::save_key(paths, tether::secret(tether::auth::generate_key().private_pem));
+    constexpr const char* child = R"(
+import os, signal, time
+f = os.environ["TETHER_CONFIG_FILE"]
+def show(tag):
+    with open(f) as fh:
+        print(tag, fh.read().strip(), flush=True)
+signal.signal(signal.SIGHUP, lambda *a: show("hup"))
+show("start")
+while True:
+    time.sleep(0.05)
+)";
+    tether::test::child_process exec(
+        tether::test::binary("tether"),
+        {"exec", "--state-dir", paths.dir.string(), "--on-config-change", "signal:SIGHUP",
+         "--wait-for-config", "--log-format", "json", "--", "/usr/bin/python3", "-c", child});
+    const auto out_has = [&](const std::string& s) {
+        return tether::test::contains(exec.out(), s);
+    };
+    BOOST_TEST_REQUIRE(poll_until(
+                           ioc, [&] { return out_has(R"(start {"flags":{"x":true}})"); }, 15s),
+                       exec.out() + exec.err());
+
+    script.config_at = 6;
+    script.config = {
+        {"rateLimits", json::array{json::object{{"route", "/a"}, {"maxRequests", 1}, {"windowSeconds", 0}}}}};
+    queued->push_back("event: config-updated\ndata: {\"configUpdatedAt\": 6}\n\n");
+    BOOST_TEST_REQUIRE(poll_until(
+                           ioc, [&] { return tether::test::contains(exec.err(), "config.rejected"); }, 10s),
+                       exec.err());
+    tether::test::pump_for(ioc, 1500ms);  // longer than a render and a signal take
+    BOOST_TEST(!out_has("hup"), exec.out());
+
+    tether::test::pump_for(ioc, 1000ms);  // fetches are a second apart
+    script.config_at = 7;
+    script.config = {{"flags", json::object{{"x", false}}}};
+    queued->push_back("event: config-updated\ndata: {\"configUpdatedAt\": 7}\n\n");
+    BOOST_TEST_REQUIRE(poll_until(
+                           ioc, [&] { return out_has(R"(hup {"flags":{"x":false}})"); }, 10s),
+                       exec.out() + exec.err());
+    BOOST_TEST(tether::test::count(exec.out(), "hup") == 1, exec.out());
+    exec.signal(SIGTERM);
+    BOOST_TEST(poll_until(
+        ioc, [&] { return exec.wait_for(10ms).has_value(); }, 10s));
 }
 
 BOOST_AUTO_TEST_CASE(a_burst_of_100_events_costs_at_most_two_fetches)
