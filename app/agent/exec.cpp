@@ -195,7 +195,15 @@ int agent_exec(invocation& inv)
     std::optional<config_api> api;
     std::optional<health_task> api_server;
     std::optional<settings::projection_options> out;
-    std::filesystem::path temp_out;
+    // Ours alone (no --config-out): removed however we leave.
+    struct scratch_dir {
+        std::filesystem::path path;
+        ~scratch_dir()
+        {
+            std::error_code ignored;
+            if (!path.empty()) std::filesystem::remove_all(path, ignored);
+        }
+    } temp_out;
     std::vector<std::string> config_env;
     if (config) {
         store.emplace(ex, settings::load_config_file(paths.config_file(), inv.log));
@@ -209,14 +217,13 @@ int agent_exec(invocation& inv)
         }
         out = projection_flags(inv, paths.dir);
         if (!out) {
-            // Ours alone, removed when we exit.
             std::string tmpl = (std::filesystem::temp_directory_path() / "tether-exec-XXXXXX").string();
             if (!::mkdtemp(tmpl.data()))
                 throw fatal_exit(exit_status::usage, "cannot create a directory for the child's config in " +
                                                          std::filesystem::temp_directory_path().string());
-            temp_out = tmpl;
+            temp_out.path = tmpl;
             out.emplace();
-            out->dir = temp_out;
+            out->dir = temp_out.path;
         }
         api.emplace(*store);
         const auto listen =
@@ -246,7 +253,6 @@ int agent_exec(invocation& inv)
                      {{"pid", pid}, {"command", argv.front()}, {"upstream", upstream->redacted()}});
         return pid;
     };
-    std::optional<child_watch_task::deps> watch_deps;
     std::optional<int> exit_code;
     pid_t first = -1;
     if (!config) {
@@ -315,10 +321,6 @@ int agent_exec(invocation& inv)
     api_server.reset();
     blocking.join();
     if (config) ::close(theirs);
-    if (!temp_out.empty()) {
-        std::error_code ignored;
-        std::filesystem::remove_all(temp_out, ignored);
-    }
     if (exit_code) return *exit_code;
     return code;
 }

@@ -383,6 +383,9 @@ BOOST_AUTO_TEST_CASE(the_readme_examples_follow_publishes)
                            10s, true),
                        sighup.out() + sighup.err());
 
+    sighup.signal(SIGTERM);
+    BOOST_TEST(sighup.wait_for(10s).has_value(), sighup.err());
+
     // One line per version each, nothing twice.
     BOOST_TEST(tether::test::count(follow.out(), "config ") == 3, follow.out());
     BOOST_TEST(tether::test::count(watch.out(), "config ") == 3, watch.out());
@@ -545,6 +548,12 @@ BOOST_AUTO_TEST_CASE(exec_alone_signals_its_child_within_a_second_of_a_publish)
     BOOST_TEST_REQUIRE(st.has_value(), exec->err());
     BOOST_TEST(*st == 128 + SIGTERM);  // the child's own death, passed on
     BOOST_TEST(lines_starting(exec->out(), "hup").size() == 1U, exec->out());
+    // The child's private config directory goes with exec.
+    const auto rendered =
+        boost::json::parse(tether::test::lines_with(exec->err(), "config.rendered").front());
+    const std::filesystem::path private_dir(std::string(rendered.at("dir").as_string()));
+    BOOST_TEST(private_dir.filename().string().starts_with("tether-exec-"), private_dir);
+    BOOST_TEST(!std::filesystem::exists(private_dir), private_dir);
 }
 
 BOOST_AUTO_TEST_CASE(two_hundred_publishes_in_ten_seconds_signal_a_handful_and_end_on_the_last)
@@ -614,6 +623,10 @@ BOOST_AUTO_TEST_CASE(two_hundred_publishes_in_ten_seconds_signal_a_handful_and_e
     for (std::size_t i = 1; i < starts.size(); ++i)
         BOOST_TEST(started.insert(fields(starts[i])[2]).second, "restarted twice for one version");
     BOOST_TEST(tether::test::count(restarted->err(), "exec.child_killed") == 0);  // python stops on SIGTERM
+    for (auto* e : {signalled.get(), restarted.get()}) {
+        e->signal(SIGTERM);
+        BOOST_TEST(e->wait_for(10s).value_or(-1) == 128 + SIGTERM, e->err());
+    }
 }
 
 BOOST_AUTO_TEST_CASE(bad_exec_config_flags_are_start_up_errors)
