@@ -7,6 +7,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
+#include <map>
 
 namespace tether::gateway {
 
@@ -91,15 +92,35 @@ awaitable<rpc_result> service::list_nodes(const rpc_call& c)
     }
     const std::string o = *org;
     const auto nodes = co_await db_.list_nodes(o, after, limit + 1);
+    // Online: seen within two of the heartbeat intervals its org's config
+    // sets (the gateway's default, or the agents' 30 s), plus the write
+    // debounce that may hold last_seen back.
+    std::map<std::string, std::int64_t> online_window;  // by org, for this page
+    const auto now = sessions_.now_ms();
     json::array list;
     for (std::size_t i = 0; i < std::min(limit, nodes.size()); ++i) {
         const auto& n = nodes[i];
+        auto window = online_window.find(n.org_id);
+        if (window == online_window.end()) {
+            const auto cfg = co_await db_.latest_config(n.org_id);
+            const auto fallback =
+                opts_.heartbeat_interval_seconds > 0 ? opts_.heartbeat_interval_seconds : 30;
+            const std::int64_t interval_ms =
+                std::int64_t{1000} * detail::heartbeat_interval_of(cfg, fallback);
+            window =
+                online_window.emplace(n.org_id, 2 * interval_ms + sessions_.limits().heartbeat_write_every_ms)
+                    .first;
+        }
         json::array caps;
         for (const auto& cap : n.capabilities) caps.emplace_back(cap);
         json::object item{
             {"nodeId", n.node_id}, {"orgId", n.org_id}, {"nodeName", n.node_name}, {"capabilities", caps}};
         if (n.last_seen_ms > 0) item["lastSeenAt"] = detail::timestamp(n.last_seen_ms);
         if (n.revoked) item["revoked"] = true;
+        item["online"] = !n.revoked && n.last_seen_ms > 0 && now - n.last_seen_ms <= window->second;
+        if (n.applied_config_at > 0) item["appliedConfigUpdatedAt"] = std::to_string(n.applied_config_at);
+        if (!n.agent_version.empty()) item["agentVersion"] = n.agent_version;
+        if (n.applied_changed_ms > 0) item["appliedChangedAt"] = detail::timestamp(n.applied_changed_ms);
         list.push_back(std::move(item));
     }
     json::object out{{"nodes", list}};

@@ -24,6 +24,15 @@ std::optional<std::string> node_name_problem(std::string_view name)
     return std::nullopt;
 }
 
+rpc_error node_gone()
+{
+    return fail(code::not_found, "this node was deleted or revoked; re-enroll it");
+}
+
+}  // namespace
+
+namespace detail {
+
 /// The heartbeatIntervalSeconds a config sets, clamped as the node's
 /// decoder clamps it, or `fallback`. Only that key is decoded: the document
 /// was validated whole when it was published, and this runs on every
@@ -39,12 +48,7 @@ std::int32_t heartbeat_interval_of(const std::optional<config_record>& cfg, std:
     return static_cast<std::int32_t>((*interval)->count());
 }
 
-rpc_error node_gone()
-{
-    return fail(code::not_found, "this node was deleted or revoked; re-enroll it");
-}
-
-}  // namespace
+}  // namespace detail
 
 awaitable<rpc_result> service::enroll(const rpc_call& c)
 {
@@ -137,7 +141,7 @@ awaitable<rpc_result> service::complete_auth(const rpc_call& c)
         {"sessionToken", std::string(session.token.reveal())},
         {"expiresAt", detail::timestamp(session.expires_ms)},
         {"serverTime", detail::timestamp(sessions_.now_ms())},
-        {"heartbeatIntervalSeconds", heartbeat_interval_of(cfg, opts_.heartbeat_interval_seconds)}};
+        {"heartbeatIntervalSeconds", detail::heartbeat_interval_of(cfg, opts_.heartbeat_interval_seconds)}};
     co_return out;
 }
 
@@ -145,19 +149,34 @@ awaitable<rpc_result> service::heartbeat(const rpc_call& c)
 {
     const json::object& in = c.in;
     const session_info& s = *c.session;
-    for (const char* k : {"uptimeSeconds", "configUpdatedAt"})
-        if (auto v = pj::get_int64(in, k); !v) co_return detail::invalid(v.error());
-    if (auto v = pj::get_string(in, "agentVersion"); !v) co_return detail::invalid(v.error());
+    if (auto v = pj::get_int64(in, "uptimeSeconds"); !v) co_return detail::invalid(v.error());
+    auto applied = pj::get_int64(in, "configUpdatedAt");
+    if (!applied) co_return detail::invalid(applied.error());
+    auto version = pj::get_string(in, "agentVersion");
+    if (!version) co_return detail::invalid(version.error());
+    auto caps = pj::get_strings(in, "capabilities");
+    if (!caps) co_return detail::invalid(caps.error());
+    // Stored and shown to operators: short, printable, bounded.
+    if (version->size() > 64 || node_name_problem(*version))
+        co_return fail(code::invalid_argument, "agentVersion: must be at most 64 printable bytes");
+    if (caps->size() > 32) co_return fail(code::invalid_argument, "capabilities: at most 32");
+    // Absent (an older agent, or a writer that omits empty lists): the
+    // capabilities it enrolled with stay.
+    const bool caps_sent = in.contains("capabilities");
+    for (const auto& cap : *caps)
+        if (cap.empty() || cap.size() > 64 || node_name_problem(cap))
+            co_return fail(code::invalid_argument, "capabilities: each must be 1 to 64 printable bytes");
+    heartbeat_report report{*applied, *version, caps_sent ? std::optional(*caps) : std::nullopt};
     if (!sessions_.allow_heartbeat(s.node_id))
         co_return fail(code::resource_exhausted,
                        "more than " + std::to_string(sessions_.limits().heartbeats_per_second) +
                            " heartbeats per second from this node");
     const auto now = sessions_.now_ms();
-    const auto f =
-        co_await db_.record_heartbeat(s.node_id, s.org_id, now, sessions_.limits().heartbeat_write_every_ms);
+    const auto f = co_await db_.record_heartbeat(
+        s.node_id, s.org_id, now, sessions_.limits().heartbeat_write_every_ms, std::move(report));
     if (!f.alive) co_return node_gone();
     json::object out{{"configUpdatedAt", std::to_string(f.cfg ? f.cfg->updated_at : 0)},
-                     {"heartbeatIntervalSeconds", heartbeat_interval_of(f.cfg, 0)}};
+                     {"heartbeatIntervalSeconds", detail::heartbeat_interval_of(f.cfg, 0)}};
     co_return out;
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,19 @@ struct node_record {
     bool revoked = false;
     std::int64_t last_seen_ms = 0;
     std::int64_t created_ms = 0;
+    /// From heartbeats: the configUpdatedAt the node applied, its agent's
+    /// version, and when the applied version last changed.
+    std::int64_t applied_config_at = 0;
+    std::string agent_version;
+    std::int64_t applied_changed_ms = 0;
+};
+
+/// What a heartbeat says of the node; stored when it differs from what is
+/// (at once, whatever the last_seen debounce).
+struct heartbeat_report {
+    std::int64_t applied_config_at = 0;
+    std::string agent_version;
+    std::optional<std::vector<std::string>> capabilities;  ///< not sent: the stored ones stay
 };
 
 struct config_record {

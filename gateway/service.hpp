@@ -188,6 +188,9 @@ namespace detail {
 std::string timestamp(std::int64_t ms);
 std::optional<std::string> bearer(const net::http::request& req);
 rpc_error invalid(const net::protojson::field_error& e);
+/// The heartbeatIntervalSeconds `cfg` sets (clamped as agents clamp it), or
+/// `fallback`.
+std::int32_t heartbeat_interval_of(const std::optional<config_record>& cfg, std::int32_t fallback);
 }  // namespace detail
 
 }  // namespace tether::gateway

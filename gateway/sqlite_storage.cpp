@@ -62,6 +62,13 @@ CREATE TABLE credentials(
 CREATE INDEX credentials_by_node ON credentials(kind, node_id);
 CREATE INDEX credentials_by_expiry ON credentials(expires_ms);
 )sql",
+    // 3: what heartbeats report (issue 18): the applied config, the agent's
+    // version, when the applied version last changed.
+    R"sql(
+ALTER TABLE nodes ADD COLUMN applied_config_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE nodes ADD COLUMN agent_version TEXT NOT NULL DEFAULT '';
+ALTER TABLE nodes ADD COLUMN applied_changed_ms INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 }  // namespace
@@ -233,7 +240,8 @@ void sqlite_storage::insert_node(const node_record& n)
 
 namespace {
 constexpr const char* node_columns =
-    "node_id, org_id, node_name, capabilities, public_key, api_key_hash, revoked, last_seen_ms, created_ms";
+    "node_id, org_id, node_name, capabilities, public_key, api_key_hash, revoked, last_seen_ms, created_ms, "
+    "applied_config_at, agent_version, applied_changed_ms";
 }
 
 std::optional<node_record> sqlite_storage::find_node(const std::string& node_id)
@@ -241,9 +249,9 @@ std::optional<node_record> sqlite_storage::find_node(const std::string& node_id)
     statement s(db_, (std::string("SELECT ") + node_columns + " FROM nodes WHERE node_id = ?").c_str());
     s.bind(1, node_id);
     if (!s.step()) return std::nullopt;
-    return node_record{s.text(0),   s.text(1), s.text(2),         caps_from_json(s.text(3)),
-                       s.text(4),   s.text(5), s.integer(6) != 0, s.integer(7),
-                       s.integer(8)};
+    return node_record{s.text(0),    s.text(1),    s.text(2),         caps_from_json(s.text(3)),
+                       s.text(4),    s.text(5),    s.integer(6) != 0, s.integer(7),
+                       s.integer(8), s.integer(9), s.text(10),        s.integer(11)};
 }
 
 std::optional<storage::login_record> sqlite_storage::find_login(const std::string& node_id)
@@ -268,6 +276,21 @@ void sqlite_storage::touch_node(const std::string& node_id, std::int64_t last_se
     ++node_writes_;
 }
 
+void sqlite_storage::record_report(const std::string& node_id, std::int64_t now_ms, const heartbeat_report& r)
+{
+    statement s(
+        db_,
+        "UPDATE nodes SET last_seen_ms = ?1, applied_changed_ms = CASE WHEN applied_config_at != ?2 THEN ?1 "
+        "ELSE applied_changed_ms END, applied_config_at = ?2, agent_version = ?3, capabilities = ?4 "
+        "WHERE node_id = ?5");
+    s.bind(1, now_ms)
+        .bind(2, r.applied_config_at)
+        .bind(3, r.agent_version)
+        .bind(4, caps_to_json(r.capabilities.value_or(std::vector<std::string>{})));
+    s.bind(5, node_id).step();
+    ++node_writes_;
+}
+
 bool sqlite_storage::revoke_node(const std::string& node_id)
 {
     statement s(db_, "UPDATE nodes SET revoked = 1 WHERE node_id = ?");
@@ -285,7 +308,8 @@ std::vector<node_record> sqlite_storage::list_nodes(const std::string& org_id, c
     s.bind(1, org_id).bind(2, after_id).bind(3, static_cast<std::int64_t>(limit));
     while (s.step())
         out.push_back(node_record{s.text(0), s.text(1), s.text(2), caps_from_json(s.text(3)), s.text(4),
-                                  s.text(5), s.integer(6) != 0, s.integer(7), s.integer(8)});
+                                  s.text(5), s.integer(6) != 0, s.integer(7), s.integer(8), s.integer(9),
+                                  s.text(10), s.integer(11)});
     return out;
 }
 

@@ -27,6 +27,7 @@ public:
     std::optional<login_record> find_login(const std::string& node_id) override;
     void release_enrollment_code(const std::string& code_hash) override;
     void touch_node(const std::string& node_id, std::int64_t last_seen_ms) override;
+    void record_report(const std::string& node_id, std::int64_t now_ms, const heartbeat_report& r) override;
     bool revoke_node(const std::string& node_id) override;
     std::vector<node_record> list_nodes(const std::string& org_id, const std::string& after_id,
                                         std::size_t limit) override;

@@ -95,7 +95,8 @@ awaitable<bool> sqlite_store::node_is_live(std::string node_id)
 }
 
 awaitable<live_config> sqlite_store::record_heartbeat(std::string node_id, std::string org_id,
-                                                      std::int64_t now_ms, std::int64_t write_every_ms)
+                                                      std::int64_t now_ms, std::int64_t write_every_ms,
+                                                      std::optional<heartbeat_report> report)
 {
     std::function<live_config(storage&)> step = [&](storage& st) {
         live_config out;
@@ -103,9 +104,25 @@ awaitable<live_config> sqlite_store::record_heartbeat(std::string node_id, std::
         out.alive = n && !n->revoked;
         if (!out.alive) return out;
         // write_every_ms < 0: a read only (config_if_live).
-        if (write_every_ms >= 0 && n->last_seen_ms <= now_ms - write_every_ms) st.touch_node(node_id, now_ms);
+        if (report && !report->capabilities) report->capabilities = n->capabilities;
+        const bool changed =
+            report && (report->applied_config_at != n->applied_config_at ||
+                       report->agent_version != n->agent_version || *report->capabilities != n->capabilities);
+        if (write_every_ms >= 0 && changed)
+            st.record_report(node_id, now_ms, *report);
+        else if (write_every_ms >= 0 && n->last_seen_ms <= now_ms - write_every_ms)
+            st.touch_node(node_id, now_ms);
         out.cfg = st.latest_config(org_id);
         return out;
+    };
+    auto out = co_await on_thread(std::move(step));
+    co_return out;
+}
+
+awaitable<std::optional<config_record>> sqlite_store::latest_config(std::string org_id)
+{
+    std::function<std::optional<config_record>(storage&)> step = [&](storage& st) {
+        return st.latest_config(org_id);
     };
     auto out = co_await on_thread(std::move(step));
     co_return out;

@@ -41,6 +41,10 @@ public:
     /// Some node (revoked or not) already holds this raw public key.
     virtual bool public_key_taken(const std::string& public_key) = 0;
     virtual void touch_node(const std::string& node_id, std::int64_t last_seen_ms) = 0;
+    /// touch_node and the report's facts; applied_changed_ms = now when the
+    /// applied version differs from the stored one.
+    virtual void record_report(const std::string& node_id, std::int64_t now_ms,
+                               const heartbeat_report& r) = 0;
     /// False when there is no such node.
     virtual bool revoke_node(const std::string& node_id) = 0;
     /// Nodes ordered by id, after `after_id` (exclusive), at most `limit`.

@@ -71,15 +71,17 @@ public:
     /// record_heartbeat without the write.
     awaitable<live_config> config_if_live(std::string node_id, std::string org_id)
     {
-        auto out = co_await record_heartbeat(std::move(node_id), std::move(org_id), 0, -1);
+        auto out = co_await record_heartbeat(std::move(node_id), std::move(org_id), 0, -1, std::nullopt);
         co_return out;
     }
     /// config_if_live, and last_seen = now when the node is live and its
     /// last_seen is at least `write_every_ms` old (< 0: never write): one round trip, so a
     /// heartbeat storm costs reads, and writes at most once per interval
-    /// across every replica.
+    /// across every replica. A `report` that differs from the stored one is
+    /// written at once (with last_seen), so a rollout shows without waiting.
     virtual awaitable<live_config> record_heartbeat(std::string node_id, std::string org_id,
-                                                    std::int64_t now_ms, std::int64_t write_every_ms) = 0;
+                                                    std::int64_t now_ms, std::int64_t write_every_ms,
+                                                    std::optional<heartbeat_report> report) = 0;
     /// Nodes ordered by id after `after_id` (exclusive), at most `limit`;
     /// `org_id` empty: every org.
     virtual awaitable<std::vector<node_record>> list_nodes(std::string org_id, std::string after_id,
@@ -93,6 +95,8 @@ public:
     /// Stores a new version (configUpdatedAt = max(now, previous + 1)) and
     /// appends its `config-updated` event, atomically; the org's history
     /// keeps the newest `keep` events.
+    /// The org's newest config, if it has one.
+    virtual awaitable<std::optional<config_record>> latest_config(std::string org_id) = 0;
     virtual awaitable<std::int64_t> publish_config(std::string org_id, std::string document,
                                                    std::int64_t now_ms, std::size_t keep) = 0;
     /// The org's events after `after_id` (nullopt: a cursor that did not

@@ -127,17 +127,23 @@ int admin_nodes(invocation& inv)
         std::cout << json::serialize(all) << "\n";
         return 0;
     }
-    std::cout
-        << "NODE ID                ORG               NAME                 LAST SEEN              REVOKED\n";
+    std::cout << "NODE ID                ORG               NAME                 LAST SEEN                "
+                 "ONLINE  APPLIED          VERSION     REVOKED\n";
     for (const auto& v : all) {
-        const auto& n = v.as_object();
+        if (!v.is_object()) continue;
+        const auto& n = v.get_object();
         const auto get = [&](const char* k) {
             const auto* x = n.if_contains(k);
             return x && x->is_string() ? terminal_safe(x->get_string()) : std::string("-");
         };
-        const auto* rev = n.if_contains("revoked");
-        std::printf("%-22s %-17s %-20s %-22s %s\n", get("nodeId").c_str(), get("orgId").c_str(),
-                    get("nodeName").c_str(), get("lastSeenAt").c_str(), rev && rev->as_bool() ? "yes" : "no");
+        const auto flag = [&](const char* k) {
+            const auto* x = n.if_contains(k);
+            return x && x->is_bool() && x->get_bool();
+        };
+        std::printf("%-22s %-17s %-20s %-24s %-7s %-16s %-11s %s\n", get("nodeId").c_str(),
+                    get("orgId").c_str(), get("nodeName").c_str(), get("lastSeenAt").c_str(),
+                    flag("online") ? "yes" : "no", get("appliedConfigUpdatedAt").c_str(),
+                    get("agentVersion").c_str(), flag("revoked") ? "yes" : "no");
     }
     return 0;
 }

@@ -12,7 +12,7 @@ namespace {
 // The tables of the SQLite backend, in PostgreSQL's types. Events get their
 // id from a sequence in the publishing transaction (the backend will take a
 // transaction-scoped advisory lock before nextval, so ids commit in order).
-constexpr std::array<std::string_view, 1> migrations{{
+constexpr std::array<std::string_view, 2> migrations{{
     R"sql(
 CREATE TABLE enrollment_codes(
   code_hash  text PRIMARY KEY,
@@ -56,6 +56,12 @@ CREATE TABLE credentials(
   PRIMARY KEY(kind, token_hash));
 CREATE INDEX credentials_by_node ON credentials(kind, node_id);
 CREATE INDEX credentials_by_expiry ON credentials(expires_ms);
+)sql",
+    // 2: what heartbeats report (issue 18), as SQLite's migration 3.
+    R"sql(
+ALTER TABLE nodes ADD COLUMN applied_config_at bigint NOT NULL DEFAULT 0;
+ALTER TABLE nodes ADD COLUMN agent_version text NOT NULL DEFAULT '';
+ALTER TABLE nodes ADD COLUMN applied_changed_ms bigint NOT NULL DEFAULT 0;
 )sql",
 }};
 

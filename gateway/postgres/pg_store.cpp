@@ -72,13 +72,14 @@ std::string unhex(std::string_view text)
 
 constexpr const char* node_columns =
     "node_id, org_id, node_name, capabilities, encode(public_key, 'hex'), api_key_hash, revoked, "
-    "last_seen_ms, created_ms";
+    "last_seen_ms, created_ms, applied_config_at, agent_version, applied_changed_ms";
 
 node_record node_at(const pg_rows& r, std::size_t i)
 {
-    return node_record{text(r, i, 0),        text(r, i, 1), text(r, i, 2),    caps_from_json(text(r, i, 3)),
-                       unhex(text(r, i, 4)), text(r, i, 5), boolean(r, i, 6), integer(r, i, 7),
-                       integer(r, i, 8)};
+    return node_record{
+        text(r, i, 0),        text(r, i, 1),    text(r, i, 2),    caps_from_json(text(r, i, 3)),
+        unhex(text(r, i, 4)), text(r, i, 5),    boolean(r, i, 6), integer(r, i, 7),
+        integer(r, i, 8),     integer(r, i, 9), text(r, i, 10),   integer(r, i, 11)};
 }
 
 credential_record credential_at(const pg_rows& r, std::size_t i)
@@ -266,16 +267,37 @@ awaitable<bool> pg_store::node_is_live(std::string node_id)
 }
 
 awaitable<live_config> pg_store::record_heartbeat(std::string node_id, std::string org_id,
-                                                  std::int64_t now_ms, std::int64_t write_every_ms)
+                                                  std::int64_t now_ms, std::int64_t write_every_ms,
+                                                  std::optional<heartbeat_report> report)
 {
     // One round trip: liveness, the debounced write (only when last_seen is
-    // old enough, so a storm across replicas writes once per interval) and
-    // the org's latest config. write_every_ms < 0 reads only.
+    // old enough, so a storm across replicas writes once per interval, or
+    // when the report differs from what is stored) and the org's latest
+    // config. write_every_ms < 0 reads only. Without a report ($5 NULL) the
+    // stored facts stay.
     params p{std::move(node_id), std::move(org_id), std::to_string(now_ms), std::to_string(write_every_ms)};
+    if (report) {
+        p.emplace_back(std::to_string(report->applied_config_at));
+        p.emplace_back(report->agent_version);
+        if (report->capabilities)
+            p.emplace_back(caps_to_json(*report->capabilities));
+        else
+            p.emplace_back(std::nullopt);
+    } else {
+        p.insert(p.end(), 3, std::nullopt);
+    }
     const auto r = co_await run(
         "WITH n AS (SELECT revoked FROM nodes WHERE node_id = $1), "
-        "t AS (UPDATE nodes SET last_seen_ms = $3::bigint WHERE node_id = $1 AND NOT revoked "
-        "  AND $4::bigint >= 0 AND last_seen_ms <= $3::bigint - $4::bigint RETURNING 1) "
+        "t AS (UPDATE nodes SET last_seen_ms = $3::bigint, "
+        "  applied_changed_ms = CASE WHEN $5::bigint IS NOT NULL AND applied_config_at <> $5::bigint "
+        "    THEN $3::bigint ELSE applied_changed_ms END, "
+        "  applied_config_at = coalesce($5::bigint, applied_config_at), "
+        "  agent_version = coalesce($6::text, agent_version), capabilities = coalesce($7::text, "
+        "capabilities) "
+        "  WHERE node_id = $1 AND NOT revoked AND $4::bigint >= 0 AND (last_seen_ms <= $3::bigint - "
+        "$4::bigint "
+        "    OR ($5::bigint IS NOT NULL AND (applied_config_at <> $5::bigint OR agent_version <> $6::text "
+        "      OR capabilities <> $7::text))) RETURNING 1) "
         "SELECT (SELECT NOT revoked FROM n), (SELECT count(*) FROM t), c.updated_at, c.document "
         "FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT updated_at, document FROM configs "
         "  WHERE org_id = $2 ORDER BY updated_at DESC LIMIT 1) AS c ON true",
@@ -284,6 +306,18 @@ awaitable<live_config> pg_store::record_heartbeat(std::string node_id, std::stri
     out.alive = boolean(r, 0, 0);
     if (integer(r, 0, 1) > 0) ++node_writes_;
     if (out.alive && !is_null(r, 0, 2)) out.cfg = config_record{integer(r, 0, 2), text(r, 0, 3)};
+    co_return out;
+}
+
+awaitable<std::optional<config_record>> pg_store::latest_config(std::string org_id)
+{
+    params p{std::move(org_id)};
+    const auto r = co_await run(
+        "SELECT updated_at, document FROM configs WHERE org_id = $1 "
+        "ORDER BY updated_at DESC LIMIT 1",
+        std::move(p));
+    std::optional<config_record> out;
+    if (!r.rows.empty()) out = config_record{integer(r, 0, 0), text(r, 0, 1)};
     co_return out;
 }
 

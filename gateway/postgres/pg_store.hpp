@@ -43,7 +43,9 @@ public:
     awaitable<std::optional<node_record>> find_node(std::string node_id) override;
     awaitable<bool> node_is_live(std::string node_id) override;
     awaitable<live_config> record_heartbeat(std::string node_id, std::string org_id, std::int64_t now_ms,
-                                            std::int64_t write_every_ms) override;
+                                            std::int64_t write_every_ms,
+                                            std::optional<heartbeat_report> report) override;
+    awaitable<std::optional<config_record>> latest_config(std::string org_id) override;
     awaitable<std::vector<node_record>> list_nodes(std::string org_id, std::string after_id,
                                                    std::size_t limit) override;
     awaitable<std::optional<event_record>> revoke_node(std::string node_id, std::size_t keep) override;

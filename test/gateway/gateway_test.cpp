@@ -372,6 +372,75 @@ BOOST_AUTO_TEST_CASE(heartbeat_storm_writes_storage_once_per_5_seconds)
     BOOST_TEST(g.store().node_writes() - before == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(heartbeats_record_the_applied_config_and_list_nodes_shows_it)
+{
+    gateway_fixture g;
+    const auto a = g.enroll("acme", "a");
+    const auto b = g.enroll("acme", "b");
+    const auto sa = g.session(a);
+    const auto sb = g.session(b);
+    const auto find = [&](const std::string& id) {
+        auto r = g.admin_call("ListNodes", {{"orgId", "acme"}});
+        BOOST_TEST_REQUIRE(r.has_value(), r.error().message);
+        for (const auto& v : r->at("nodes").as_array())
+            if (v.at("nodeId").as_string() == id) return v.as_object();
+        BOOST_FAIL("no node " + id);
+        return json::object{};
+    };
+    // Enrolled, never beat: offline, nothing applied.
+    BOOST_TEST(!find(a.node_id).at("online").as_bool());
+    BOOST_TEST(!find(a.node_id).contains("appliedConfigUpdatedAt"));
+
+    const json::object beat{{"agentVersion", "1.2.3"},
+                            {"uptimeSeconds", "5"},
+                            {"configUpdatedAt", "1700"},
+                            {"capabilities", json::array{"heartbeat", "config"}}};
+    BOOST_TEST_REQUIRE(g.node("Heartbeat", beat, sa).has_value());
+    auto na = find(a.node_id);
+    BOOST_TEST(na.at("online").as_bool());
+    BOOST_TEST(na.at("appliedConfigUpdatedAt").as_string() == "1700");
+    BOOST_TEST(na.at("agentVersion").as_string() == "1.2.3");
+    BOOST_TEST(na.at("capabilities").as_array().size() == 2U);
+    BOOST_TEST(na.contains("appliedChangedAt"));
+
+    // A new applied version is written at once, inside the last_seen
+    // debounce; the same report again is not written.
+    const auto writes = g.store().node_writes();
+    g.now += 1'000;
+    auto next = beat;
+    next["configUpdatedAt"] = "1800";
+    BOOST_TEST_REQUIRE(g.node("Heartbeat", next, sa).has_value());
+    BOOST_TEST(g.store().node_writes() == writes + 1);
+    BOOST_TEST(find(a.node_id).at("appliedConfigUpdatedAt").as_string() == "1800");
+    g.now += 1'000;
+    BOOST_TEST_REQUIRE(g.node("Heartbeat", next, sa).has_value());
+    BOOST_TEST(g.store().node_writes() == writes + 1);
+    // Capabilities left out keep the ones stored.
+    auto no_caps = next;
+    no_caps.erase("capabilities");
+    BOOST_TEST_REQUIRE(g.node("Heartbeat", no_caps, sa).has_value());
+    BOOST_TEST(find(a.node_id).at("capabilities").as_array().size() == 2U);
+
+    // Two intervals (30 s without a config saying otherwise) plus the
+    // debounce later, a node that stopped beating is offline.
+    BOOST_TEST_REQUIRE(g.node("Heartbeat", beat, sb).has_value());
+    g.now += 66'000;
+    BOOST_TEST(!find(b.node_id).at("online").as_bool());
+
+    // Hostile reports are refused, not stored.
+    auto bad = beat;
+    bad["agentVersion"] = std::string(65, 'v');
+    BOOST_TEST((code_of(g.node("Heartbeat", bad, sa)) == code::invalid_argument));
+    bad = beat;
+    bad["agentVersion"] = "1.0\x1b[2J";
+    BOOST_TEST((code_of(g.node("Heartbeat", bad, sa)) == code::invalid_argument));
+    bad = beat;
+    json::array many;
+    for (int i = 0; i < 33; ++i) many.emplace_back("c" + std::to_string(i));
+    bad["capabilities"] = many;
+    BOOST_TEST((code_of(g.node("Heartbeat", bad, sa)) == code::invalid_argument));
+}
+
 BOOST_AUTO_TEST_CASE(revocation_is_permanent_and_visible)
 {
     gateway_fixture g;

@@ -42,10 +42,16 @@ public:
         const bool r = co_await up().node_is_live(std::move(id));
         co_return r;
     }
-    awaitable<gateway::live_config> record_heartbeat(std::string id, std::string org, std::int64_t now,
-                                                     std::int64_t every) override
+    awaitable<std::optional<gateway::config_record>> latest_config(std::string org) override
     {
-        auto r = co_await up().record_heartbeat(std::move(id), std::move(org), now, every);
+        auto r = co_await up().latest_config(std::move(org));
+        co_return r;
+    }
+    awaitable<gateway::live_config> record_heartbeat(std::string id, std::string org, std::int64_t now,
+                                                     std::int64_t every,
+                                                     std::optional<gateway::heartbeat_report> report) override
+    {
+        auto r = co_await up().record_heartbeat(std::move(id), std::move(org), now, every, std::move(report));
         co_return r;
     }
     awaitable<std::vector<gateway::node_record>> list_nodes(std::string org, std::string after,
