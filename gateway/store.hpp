@@ -78,7 +78,8 @@ public:
     /// last_seen is at least `write_every_ms` old (< 0: never write): one round trip, so a
     /// heartbeat storm costs reads, and writes at most once per interval
     /// across every replica. A `report` that differs from the stored one is
-    /// written at once (with last_seen), so a rollout shows without waiting.
+    /// written at once (with last_seen), so a rollout shows without waiting,
+    /// but at most once a second per node.
     virtual awaitable<live_config> record_heartbeat(std::string node_id, std::string org_id,
                                                     std::int64_t now_ms, std::int64_t write_every_ms,
                                                     std::optional<heartbeat_report> report) = 0;

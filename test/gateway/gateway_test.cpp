@@ -415,6 +415,15 @@ BOOST_AUTO_TEST_CASE(heartbeats_record_the_applied_config_and_list_nodes_shows_i
     g.now += 1'000;
     BOOST_TEST_REQUIRE(g.node("Heartbeat", next, sa).has_value());
     BOOST_TEST(g.store().node_writes() == writes + 1);
+    // A node that changes its story on every beat: one write a second.
+    for (int i = 0; i < 5; ++i) {
+        auto flap = beat;
+        flap["configUpdatedAt"] = std::to_string(2000 + i);
+        BOOST_TEST_REQUIRE(g.node("Heartbeat", flap, sa).has_value());
+    }
+    BOOST_TEST(g.store().node_writes() == writes + 2, "rewritten within a second");
+    BOOST_TEST(find(a.node_id).at("appliedConfigUpdatedAt").as_string() == "2000");
+    g.now += 1'000;
     // Capabilities left out keep the ones stored.
     auto no_caps = next;
     no_caps.erase("capabilities");
