@@ -2,14 +2,9 @@
 #include "app/agent/agent_core.hpp"
 #include "app/agent/commands.hpp"
 #include "app/agent/config_api.hpp"
-#include "app/agent/event_handlers.hpp"
 #include "app/agent/tasks/config_render_task.hpp"
-#include "app/agent/tasks/config_sync_task.hpp"
-#include "app/agent/tasks/dispatch_task.hpp"
 #include "app/agent/tasks/health_task.hpp"
-#include "app/agent/tasks/heartbeat_task.hpp"
 #include "app/agent/tasks/local_socket_task.hpp"
-#include "app/agent/tasks/realtime_task.hpp"
 #include "app/agent/tasks/reaper_task.hpp"
 #include "app/common/client_flags.hpp"
 #include "app/common/exit_status.hpp"
@@ -19,30 +14,15 @@
 #include "auth/keys.hpp"
 #include "auth/session.hpp"
 #include "auth/state_store.hpp"
-#include "net/host_port.hpp"
-#include "net/http_client.hpp"
 #include "net/http_server.hpp"
-#include "net/protojson.hpp"
-#include "net/rpc_client.hpp"
-#include "net/tls.hpp"
 
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 
-#include <grp.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <iostream>
 
 namespace tether::app {
-
-namespace {
-
-namespace json = boost::json;
-namespace pj = net::protojson;
-
-}  // namespace
 
 int agent_run(invocation& inv)
 {

@@ -16,20 +16,36 @@ std::string rendered_document(const settings::runtime_config& cfg)
     return boost::json::serialize(cfg.document) + "\n";
 }
 
-bool config_render_task::render(const settings::runtime_config& cfg)
-{
-    return settings::project_config(d_.out, cfg.updated_at, rendered_document(cfg));
-}
-
 void config_render_task::render_now()
 {
     settings::prepare_projection_dir(d_.out);
     const auto cfg = d_.store.current();
     if (cfg->updated_at == 0) return;  // nothing was ever applied here
-    const bool wrote = render(*cfg);
+    const bool wrote = settings::project_config(d_.out, cfg->updated_at, rendered_document(*cfg));
     rendered_ = cfg->updated_at;
     d_.log.info("config.rendered",
                 {{"dir", d_.out.dir.string()}, {"configUpdatedAt", cfg->updated_at}, {"written", wrote}});
+}
+
+awaitable<bool> config_render_task::render(settings::config_ptr cfg)
+{
+    std::function<int()> write = [this, cfg] {
+        return settings::project_config(d_.out, cfg->updated_at, rendered_document(*cfg)) ? 1 : 0;
+    };
+    try {
+        const int wrote = co_await blocking_call(d_.blocking, std::move(write));
+        d_.log.info(
+            "config.rendered",
+            {{"dir", d_.out.dir.string()}, {"configUpdatedAt", cfg->updated_at}, {"written", wrote == 1}});
+    } catch (const std::runtime_error& e) {
+        d_.metrics.config_last_error.set({std::string("rendering: ") + e.what(), cfg->updated_at, wall_ms()});
+        d_.log.warn(
+            "config.render_failed",
+            {{"dir", d_.out.dir.string()}, {"configUpdatedAt", cfg->updated_at}, {"error", e.what()}});
+        co_return false;
+    }
+    rendered_ = cfg->updated_at;
+    co_return true;
 }
 
 awaitable<void> config_render_task::run()
@@ -43,24 +59,9 @@ awaitable<void> config_render_task::run()
     for (;;) {
         const auto cfg = d_.store.current();
         bool failed = false;
-        if (cfg->updated_at != 0 && cfg->updated_at != rendered_) {
-            std::function<int()> write = [this, cfg] {
-                return render(*cfg) ? 1 : 0;
-            };
-            try {
-                const int wrote = co_await blocking_call(d_.blocking, std::move(write));
-                rendered_ = cfg->updated_at;
-                d_.log.info("config.rendered", {{"dir", d_.out.dir.string()},
-                                                {"configUpdatedAt", cfg->updated_at},
-                                                {"written", wrote == 1}});
-            } catch (const std::runtime_error& e) {
-                failed = true;
-                d_.metrics.config_last_error.set(
-                    {std::string("rendering: ") + e.what(), cfg->updated_at, wall_ms()});
-                d_.log.warn("config.render_failed", {{"dir", d_.out.dir.string()},
-                                                     {"configUpdatedAt", cfg->updated_at},
-                                                     {"error", e.what()}});
-            }
+        if (cfg->updated_at != 0 && cfg->updated_at != rendered()) {
+            const bool ok = co_await render(cfg);
+            failed = !ok;
         }
         if (cs.cancelled() != asio::cancellation_type::none) co_return;
         if (failed) {

@@ -8,6 +8,7 @@
 #include "settings/config_store.hpp"
 #include "settings/projected_config.hpp"
 
+#include <atomic>
 #include <string>
 
 namespace tether::app {
@@ -33,16 +34,20 @@ public:
     /// std::runtime_error when the directory cannot be written.
     void render_now();
 
+    /// Publishes `cfg` on the blocking executor and logs it; false, with the
+    /// failure logged and shown in /status, when it could not be written.
+    awaitable<bool> render(settings::config_ptr cfg);
+
+    /// The version the directory shows (0: none yet). Thread-safe.
+    [[nodiscard]] std::int64_t rendered() const noexcept { return rendered_.load(); }
+
     /// Publishes every later version (only the newest of a burst). A failed
-    /// write is logged, shown in /status and retried every 5 s.
+    /// write is retried every 5 s.
     awaitable<void> run();
 
 private:
-    /// True when it wrote (false: the directory showed these bytes already).
-    bool render(const settings::runtime_config& cfg);
-
     deps d_;
-    std::int64_t rendered_ = 0;  // the version the directory shows
+    std::atomic<std::int64_t> rendered_{0};
 };
 
 }  // namespace tether::app

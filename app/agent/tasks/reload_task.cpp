@@ -1,8 +1,5 @@
 #include "app/agent/tasks/reload_task.hpp"
 
-#include "app/agent/tasks/config_render_task.hpp"
-#include "base/blocking_call.hpp"
-
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 
@@ -68,42 +65,9 @@ std::optional<reload_policy> parse_reload_mode(std::string_view text)
     return std::nullopt;
 }
 
-void reload_task::render_now()
-{
-    settings::prepare_projection_dir(d_.out);
-    const auto cfg = d_.store.current();
-    if (cfg->updated_at == 0) return;
-    const bool wrote = settings::project_config(d_.out, cfg->updated_at, rendered_document(*cfg));
-    rendered_ = cfg->updated_at;
-    d_.log.info("config.rendered",
-                {{"dir", d_.out.dir.string()}, {"configUpdatedAt", cfg->updated_at}, {"written", wrote}});
-}
-
 awaitable<void> reload_task::rendered_once()
 {
-    while (rendered_.load() == 0) co_await rendered_signal_.wait();
-}
-
-awaitable<bool> reload_task::render(settings::config_ptr cfg)
-{
-    std::function<int()> write = [this, cfg] {
-        return settings::project_config(d_.out, cfg->updated_at, rendered_document(*cfg)) ? 1 : 0;
-    };
-    try {
-        const int wrote = co_await blocking_call(d_.blocking, std::move(write));
-        d_.log.info(
-            "config.rendered",
-            {{"dir", d_.out.dir.string()}, {"configUpdatedAt", cfg->updated_at}, {"written", wrote == 1}});
-    } catch (const std::runtime_error& e) {
-        d_.metrics.config_last_error.set({std::string("rendering: ") + e.what(), cfg->updated_at, wall_ms()});
-        d_.log.warn(
-            "config.render_failed",
-            {{"dir", d_.out.dir.string()}, {"configUpdatedAt", cfg->updated_at}, {"error", e.what()}});
-        co_return false;
-    }
-    rendered_ = cfg->updated_at;
-    rendered_signal_.notify();
-    co_return true;
+    while (renderer_.rendered() == 0) co_await rendered_signal_.wait();
 }
 
 void reload_task::act(std::int64_t version)
@@ -134,7 +98,7 @@ awaitable<void> reload_task::run()
     timer quiet{ex};
     timer retry{ex};
     for (;;) {
-        if (d_.store.updated_at() <= rendered_.load()) {
+        if (d_.store.updated_at() <= renderer_.rendered()) {
             co_await changed->wait();
             if (stopped()) co_return;
             continue;
@@ -154,8 +118,8 @@ awaitable<void> reload_task::run()
             }
         }
         const auto cfg = d_.store.current();
-        if (cfg->updated_at <= rendered_.load()) continue;  // an older one replaced it meanwhile
-        const bool ok = co_await render(cfg);
+        if (cfg->updated_at <= renderer_.rendered()) continue;  // an older one replaced it meanwhile
+        const bool ok = co_await renderer_.render(cfg);
         if (stopped()) co_return;
         if (!ok) {
             // Nothing is signalled for a file the child cannot read; retried.
@@ -164,6 +128,7 @@ awaitable<void> reload_task::run()
             if (stopped()) co_return;
             continue;
         }
+        rendered_signal_.notify();
         act(cfg->updated_at);
     }
 }

@@ -8,6 +8,7 @@
 
 #include "app/agent/metrics.hpp"
 #include "app/agent/tasks/child_watch_task.hpp"
+#include "app/agent/tasks/config_render_task.hpp"
 #include "base/asio.hpp"
 #include "base/log.hpp"
 #include "settings/config_store.hpp"
@@ -47,11 +48,16 @@ public:
         const log::logger& log;
     };
 
-    explicit reload_task(deps d) : d_(std::move(d)), rendered_signal_(d_.ex) {}
+    explicit reload_task(deps d)
+        : d_(std::move(d)),
+          renderer_({d_.store, d_.out, d_.blocking, d_.metrics, d_.log}),
+          rendered_signal_(d_.ex)
+    {
+    }
 
     /// Renders the current config now, blocking (before the child starts).
     /// Throws std::runtime_error when the directory cannot be written.
-    void render_now();
+    void render_now() { renderer_.render_now(); }
 
     /// Done once some config is rendered (--wait-for-config).
     awaitable<void> rendered_once();
@@ -61,12 +67,11 @@ public:
     [[nodiscard]] std::int64_t actions() const noexcept { return actions_.load(); }
 
 private:
-    awaitable<bool> render(settings::config_ptr cfg);
     void act(std::int64_t version);
 
     deps d_;
+    config_render_task renderer_;  // its render(), not its run(): acting follows each render here
     settings::change_signal rendered_signal_;
-    std::atomic<std::int64_t> rendered_{0};
     std::atomic<std::int64_t> actions_{0};
 };
 
