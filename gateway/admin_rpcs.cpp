@@ -4,6 +4,7 @@
 #include "gateway/service.hpp"
 #include "settings/runtime_config.hpp"
 
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
@@ -92,9 +93,6 @@ awaitable<rpc_result> service::list_nodes(const rpc_call& c)
     }
     const std::string o = *org;
     const auto nodes = co_await db_.list_nodes(o, after, limit + 1);
-    // Online: seen within two of the heartbeat intervals its org's config
-    // sets (the gateway's default, or the agents' 30 s), plus the write
-    // debounce that may hold last_seen back.
     std::map<std::string, std::int64_t> online_window;  // by org, for this page
     const auto now = sessions_.now_ms();
     json::array list;
@@ -103,28 +101,107 @@ awaitable<rpc_result> service::list_nodes(const rpc_call& c)
         auto window = online_window.find(n.org_id);
         if (window == online_window.end()) {
             const auto cfg = co_await db_.latest_config(n.org_id);
-            const auto fallback =
-                opts_.heartbeat_interval_seconds > 0 ? opts_.heartbeat_interval_seconds : 30;
-            const std::int64_t interval_ms =
-                std::int64_t{1000} * detail::heartbeat_interval_of(cfg, fallback);
-            window =
-                online_window.emplace(n.org_id, 2 * interval_ms + sessions_.limits().heartbeat_write_every_ms)
-                    .first;
+            window = online_window.emplace(n.org_id, online_window_ms(cfg)).first;
         }
-        json::array caps;
-        for (const auto& cap : n.capabilities) caps.emplace_back(cap);
-        json::object item{
-            {"nodeId", n.node_id}, {"orgId", n.org_id}, {"nodeName", n.node_name}, {"capabilities", caps}};
-        if (n.last_seen_ms > 0) item["lastSeenAt"] = detail::timestamp(n.last_seen_ms);
-        if (n.revoked) item["revoked"] = true;
-        item["online"] = !n.revoked && n.last_seen_ms > 0 && now - n.last_seen_ms <= window->second;
-        if (n.applied_config_at > 0) item["appliedConfigUpdatedAt"] = std::to_string(n.applied_config_at);
-        if (!n.agent_version.empty()) item["agentVersion"] = n.agent_version;
-        if (n.applied_changed_ms > 0) item["appliedChangedAt"] = detail::timestamp(n.applied_changed_ms);
-        list.push_back(std::move(item));
+        list.push_back(node_json(n, now, window->second));
     }
     json::object out{{"nodes", list}};
     if (nodes.size() > limit) out["nextPageToken"] = pj::base64_encode("n:" + nodes[limit - 1].node_id);
+    co_return out;
+}
+
+std::int64_t service::online_window_ms(const std::optional<config_record>& cfg) const
+{
+    // Two of the heartbeat intervals the org's config sets (the gateway's
+    // default, or the agents' 30 s), plus the write debounce that may hold
+    // last_seen back.
+    const auto fallback = opts_.heartbeat_interval_seconds > 0 ? opts_.heartbeat_interval_seconds : 30;
+    const std::int64_t interval_ms = std::int64_t{1000} * detail::heartbeat_interval_of(cfg, fallback);
+    return 2 * interval_ms + sessions_.limits().heartbeat_write_every_ms;
+}
+
+json::object service::node_json(const node_record& n, std::int64_t now_ms, std::int64_t window_ms)
+{
+    json::array caps;
+    for (const auto& cap : n.capabilities) caps.emplace_back(cap);
+    json::object item{
+        {"nodeId", n.node_id}, {"orgId", n.org_id}, {"nodeName", n.node_name}, {"capabilities", caps}};
+    if (n.last_seen_ms > 0) item["lastSeenAt"] = detail::timestamp(n.last_seen_ms);
+    if (n.revoked) item["revoked"] = true;
+    item["online"] = !n.revoked && n.last_seen_ms > 0 && now_ms - n.last_seen_ms <= window_ms;
+    if (n.applied_config_at > 0) item["appliedConfigUpdatedAt"] = std::to_string(n.applied_config_at);
+    if (!n.agent_version.empty()) item["agentVersion"] = n.agent_version;
+    if (n.applied_changed_ms > 0) item["appliedChangedAt"] = detail::timestamp(n.applied_changed_ms);
+    return item;
+}
+
+awaitable<rpc_result> service::get_rollout(const rpc_call& c)
+{
+    const json::object& in = c.in;
+    auto org = get_org_id(in);
+    if (!org) co_return detail::invalid(org.error());
+    auto size = pj::get_int32(in, "pageSize");
+    if (!size) co_return detail::invalid(size.error());
+    if (*size < 0) co_return fail(code::invalid_argument, "pageSize: must not be negative");
+    const std::size_t limit = *size == 0 ? 100 : std::min<std::size_t>(static_cast<std::size_t>(*size), 1000);
+    auto token = pj::get_string(in, "pageToken");
+    if (!token) co_return detail::invalid(token.error());
+    std::string after;
+    if (!token->empty()) {
+        auto decoded = pj::base64_decode(*token, "pageToken");
+        if (!decoded || !decoded->starts_with("b:"))
+            co_return fail(code::invalid_argument, "pageToken: not a token this gateway issued");
+        after = decoded->substr(2);
+    }
+    const std::string o = *org;
+    const auto cfg = co_await db_.latest_config(o);
+    const auto window = online_window_ms(cfg);
+    const auto now = sessions_.now_ms();
+    const std::int64_t latest = cfg ? cfg->updated_at : 0;
+    const auto r = co_await db_.rollout(o, latest, now - window, after, limit + 1);
+    json::array behind;
+    for (std::size_t i = 0; i < std::min(limit, r.behind_page.size()); ++i)
+        behind.push_back(node_json(r.behind_page[i], now, window));
+    json::object out{{"configUpdatedAt", std::to_string(latest)},
+                     {"online", r.applied + r.behind},
+                     {"applied", r.applied},
+                     {"behind", r.behind},
+                     {"offline", r.offline},
+                     {"revoked", r.revoked},
+                     {"behindNodes", behind}};
+    if (r.last_caught_up_ms > 0) out["lastCaughtUpAt"] = detail::timestamp(r.last_caught_up_ms);
+    if (r.behind_page.size() > limit)
+        out["nextPageToken"] = pj::base64_encode("b:" + r.behind_page[limit - 1].node_id);
+    co_return out;
+}
+
+awaitable<rpc_result> service::get_config(const rpc_call& c)
+{
+    const json::object& in = c.in;
+    auto org = get_org_id(in);
+    if (!org) co_return detail::invalid(org.error());
+    const std::string o = *org;
+    const auto cfg = co_await db_.latest_config(o);
+    json::object out{{"configUpdatedAt", std::to_string(cfg ? cfg->updated_at : 0)}};
+    json::value doc = json::object{};
+    if (cfg) {
+        boost::system::error_code ec;
+        auto v = json::parse(cfg->document, ec);
+        if (!ec && v.is_object()) doc = std::move(v);
+    }
+    out["config"] = std::move(doc);
+    co_return out;
+}
+
+awaitable<rpc_result> service::get_online_history(const rpc_call& c)
+{
+    const json::object& in = c.in;
+    auto org = get_org_id(in);
+    if (!org) co_return detail::invalid(org.error());
+    json::array samples;
+    for (const auto& s : fleet_.samples(*org))
+        samples.push_back(json::object{{"at", detail::timestamp(s.at_ms)}, {"online", s.online}});
+    json::object out{{"samples", samples}};
     co_return out;
 }
 

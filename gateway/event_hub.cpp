@@ -30,7 +30,7 @@ std::string format_event(const event_record& e)
 shared_frame make_frame(const event_record& e)
 {
     return std::make_shared<const event_frame>(
-        event_frame{e.id, e.org_id, net::encode_chunk(format_event(e))});
+        event_frame{e.id, e.org_id, net::encode_chunk(format_event(e)), admin_only_event(e.type)});
 }
 
 /// The streams that run on one executor. `subs` and the state of every
@@ -48,6 +48,9 @@ struct hub_shard : std::enable_shared_from_this<hub_shard> {
     const std::shared_ptr<std::atomic<std::uint64_t>> evictions;
     std::mutex m;
     std::vector<subscription*> subs;
+    // The admin streams among them (a few): an event only they see is not
+    // offered to every node's stream.
+    std::vector<subscription*> admins;
     // Published, not yet delivered: one job delivers all of them, so a
     // shard that falls behind writes several events per send, not one.
     // A revocation goes in the same list, so it takes effect exactly
@@ -86,6 +89,7 @@ subscription::~subscription()
         v[index_] = v.back();
         v[index_]->index_ = index_;
         v.pop_back();
+        std::erase(shard_->admins, this);
     }
     hub_.release(this);
 }
@@ -140,7 +144,7 @@ void subscription::deliver(std::span<const shared_frame> frames, std::size_t lim
     const bool was_idle = queue_.empty();
     for (const auto& f : frames) {
         if (state_ != state::open) return;
-        if (!org_id_.empty() && org_id_ != f->org_id) continue;
+        if (!org_id_.empty() && (org_id_ != f->org_id || f->admin_only)) continue;
         if (f->id > 0 && f->id <= accepted_) continue;             // the replay sent it
         if (close_after_ > 0 && accepted_ >= close_after_) break;  // revoked: nothing after its event
         if (queue_.size() >= limit) {
@@ -313,6 +317,7 @@ std::shared_ptr<subscription> event_hub::subscribe(const std::string& org_id, co
         const std::lock_guard lock(shard->m);
         s->index_ = shard->subs.size();
         shard->subs.push_back(s.get());
+        if (admin) shard->admins.push_back(s.get());
     }
     if (why) *why = refusal::none;
     return s;
@@ -359,7 +364,9 @@ void hub_shard::run_pending()
     const std::lock_guard lock(m);
     const auto flush = [&] {
         if (frames.empty()) return;
-        for (auto* s : subs) {
+        const bool for_nodes =
+            std::any_of(frames.begin(), frames.end(), [](const shared_frame& f) { return !f->admin_only; });
+        for (auto* s : for_nodes ? subs : admins) {
             const bool was_open = s->state_ == subscription::state::open;
             s->deliver(frames, limit);
             if (was_open && s->state_ == subscription::state::evicted) ++*evictions;

@@ -44,7 +44,8 @@ struct hub_limits {
 struct event_frame {
     std::int64_t id = 0;
     std::string org_id;
-    std::string chunk;  ///< the SSE text as one HTTP/1.1 chunk (net::encode_chunk)
+    std::string chunk;        ///< the SSE text as one HTTP/1.1 chunk (net::encode_chunk)
+    bool admin_only = false;  ///< admin_only_event: node streams skip it
 };
 using shared_frame = std::shared_ptr<const event_frame>;
 

@@ -138,6 +138,7 @@ awaitable<error_code> service::send_events(stream_start start, net::body_writer&
         std::int64_t sent = 0;
         if (h.reset) chunk += format_event(event_record{0, org, "reset", "{}"});
         for (const auto& e : h.events) {
+            if (!org.empty() && admin_only_event(e.type)) continue;
             chunk += format_event(e);
             sent = std::max(sent, e.id);
         }

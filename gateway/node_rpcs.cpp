@@ -6,6 +6,7 @@
 #include "settings/runtime_config.hpp"
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 
 namespace tether::gateway {
 
@@ -172,9 +173,25 @@ awaitable<rpc_result> service::heartbeat(const rpc_call& c)
                        "more than " + std::to_string(sessions_.limits().heartbeats_per_second) +
                            " heartbeats per second from this node");
     const auto now = sessions_.now_ms();
+    const json::object status{{"nodeId", s.node_id},
+                              {"appliedConfigUpdatedAt", report.applied_config_at},
+                              {"agentVersion", report.agent_version}};
     const auto f = co_await db_.record_heartbeat(
         s.node_id, s.org_id, now, sessions_.limits().heartbeat_write_every_ms, std::move(report));
     if (!f.alive) co_return node_gone();
+    if (f.report_written) {
+        // For operators following a rollout. The report is stored either
+        // way: a lost event costs them a poll, not the node a retry.
+        const std::string org = s.org_id, data = json::serialize(status);
+        try {
+            co_await db_.append_event(org, "node-status", data, opts_.history);
+        } catch (const boost::system::system_error& e) {
+            if (e.code() == asio::error::operation_aborted) throw;
+            storage_failed(e);
+        } catch (const std::exception& e) {
+            storage_failed(e);
+        }
+    }
     json::object out{{"configUpdatedAt", std::to_string(f.cfg ? f.cfg->updated_at : 0)},
                      {"heartbeatIntervalSeconds", detail::heartbeat_interval_of(f.cfg, 0)}};
     co_return out;

@@ -34,10 +34,30 @@ struct heartbeat_report {
     std::optional<std::vector<std::string>> capabilities;  ///< not sent: the stored ones stay
 };
 
+/// One org's rollout of its latest config, as GetRollout reports it.
+/// Revoked nodes count only in `revoked`.
+struct rollout_counts {
+    std::size_t applied = 0;  ///< online, on the latest version (or newer)
+    std::size_t behind = 0;   ///< online, on an older one (or none)
+    std::size_t offline = 0;  ///< not seen within the online window (or never)
+    std::size_t revoked = 0;
+    /// The newest applied_changed_ms among nodes on the latest version: when
+    /// the last of them caught up (0: none has).
+    std::int64_t last_caught_up_ms = 0;
+    std::vector<node_record> behind_page;  ///< by node id, after the cursor asked for
+};
+
 struct config_record {
     std::int64_t updated_at = 0;  ///< configUpdatedAt: strictly increasing per org
     std::string document;         ///< JSON object text
 };
+
+/// Events only operators see: a node's heartbeat report changed. Node
+/// streams never carry them, live or replayed.
+inline bool admin_only_event(std::string_view type) noexcept
+{
+    return type == "node-status";
+}
 
 struct event_record {
     std::int64_t id = 0;  ///< increasing in commit order, never reused

@@ -52,6 +52,9 @@ const service::route service::routes_[] = {
     {admin_service, "PublishConfig", rpc_guard::admin, &service::publish_config},
     {admin_service, "ListNodes", rpc_guard::admin, &service::list_nodes},
     {admin_service, "RevokeNode", rpc_guard::admin, &service::revoke_node},
+    {admin_service, "GetRollout", rpc_guard::admin, &service::get_rollout},
+    {admin_service, "GetConfig", rpc_guard::admin, &service::get_config},
+    {admin_service, "GetOnlineHistory", rpc_guard::admin, &service::get_online_history},
 };
 
 service::service(store& db, secret admin_token, gateway_options opts, const log::logger& log,
@@ -94,6 +97,30 @@ awaitable<void> service::housekeeping()
         } catch (const std::exception& e) {
             storage_failed(e);
         }
+    }
+}
+
+awaitable<void> service::sample_fleet()
+{
+    const auto ex = co_await asio::this_coro::executor;
+    for (;;) {
+        try {
+            const auto orgs = co_await db_.node_orgs(fleet_history::max_orgs);
+            for (const auto& org : orgs) {
+                const auto cfg = co_await db_.latest_config(org);
+                const auto now = sessions_.now_ms();
+                const auto r =
+                    co_await db_.rollout(org, cfg ? cfg->updated_at : 0, now - online_window_ms(cfg), "", 0);
+                fleet_.record(org, now, r.applied + r.behind);
+            }
+        } catch (const boost::system::system_error& e) {
+            if (e.code() == asio::error::operation_aborted) throw;
+            storage_failed(e);  // a gap in the chart; the next round tries again
+        } catch (const std::exception& e) {
+            storage_failed(e);
+        }
+        timer t{ex, opts_.fleet_sample_every};
+        co_await t.async_wait(use_awaitable);
     }
 }
 

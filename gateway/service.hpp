@@ -5,6 +5,7 @@
 #include "base/log.hpp"
 #include "base/secret.hpp"
 #include "gateway/event_hub.hpp"
+#include "gateway/fleet_history.hpp"
 #include "gateway/rpc.hpp"
 #include "gateway/sessions.hpp"
 #include "gateway/store.hpp"
@@ -57,6 +58,8 @@ struct gateway_options {
     /// it the address gets resource_exhausted until the window ends.
     std::size_t auth_failures_per_window = 20;
     std::int64_t auth_failure_window_ms = 60'000;
+    /// How often sample_fleet counts each org's online nodes (the console's chart).
+    std::chrono::milliseconds fleet_sample_every{60'000};
 };
 
 /// The HTTP server settings the gateway runs with.
@@ -98,6 +101,11 @@ public:
     /// The gateway's housekeeping task: forgets expired challenges, sessions
     /// and stream tokens every 30 s. Runs until cancelled.
     awaitable<void> housekeeping();
+
+    /// Records every org's online count in fleet_history (GetOnlineHistory),
+    /// at once and then every gateway_options::fleet_sample_every. Runs
+    /// until cancelled.
+    awaitable<void> sample_fleet();
 
     [[nodiscard]] event_hub& hub() noexcept { return hub_; }
     [[nodiscard]] const gateway_counters& counters() const noexcept { return counters_; }
@@ -145,6 +153,12 @@ private:
     awaitable<rpc_result> publish_config(const rpc_call& c);
     awaitable<rpc_result> list_nodes(const rpc_call& c);
     awaitable<rpc_result> revoke_node(const rpc_call& c);
+    awaitable<rpc_result> get_rollout(const rpc_call& c);
+    awaitable<rpc_result> get_config(const rpc_call& c);
+    awaitable<rpc_result> get_online_history(const rpc_call& c);
+    /// How long after its last heartbeat a node of an org with `cfg` counts as online.
+    [[nodiscard]] std::int64_t online_window_ms(const std::optional<config_record>& cfg) const;
+    static boost::json::object node_json(const node_record& n, std::int64_t now_ms, std::int64_t window_ms);
 
     // Event streams (event_stream.cpp)
     struct stream_start {
@@ -172,6 +186,7 @@ private:
     event_hub hub_;
     gateway_counters counters_;
     rpc_counters rpcs_;
+    fleet_history fleet_;
     std::atomic<bool> draining_{false};
     struct failures {
         std::int64_t window_start = 0;

@@ -244,14 +244,20 @@ constexpr const char* node_columns =
     "applied_config_at, agent_version, applied_changed_ms";
 }
 
+node_record sqlite_storage::node_at(const statement& s)
+{
+    // Columns: node_columns.
+    return node_record{s.text(0),    s.text(1),    s.text(2),         caps_from_json(s.text(3)),
+                       s.text(4),    s.text(5),    s.integer(6) != 0, s.integer(7),
+                       s.integer(8), s.integer(9), s.text(10),        s.integer(11)};
+}
+
 std::optional<node_record> sqlite_storage::find_node(const std::string& node_id)
 {
     statement s(db_, (std::string("SELECT ") + node_columns + " FROM nodes WHERE node_id = ?").c_str());
     s.bind(1, node_id);
     if (!s.step()) return std::nullopt;
-    return node_record{s.text(0),    s.text(1),    s.text(2),         caps_from_json(s.text(3)),
-                       s.text(4),    s.text(5),    s.integer(6) != 0, s.integer(7),
-                       s.integer(8), s.integer(9), s.text(10),        s.integer(11)};
+    return node_at(s);
 }
 
 std::optional<storage::login_record> sqlite_storage::find_login(const std::string& node_id)
@@ -306,10 +312,51 @@ std::vector<node_record> sqlite_storage::list_nodes(const std::string& org_id, c
                       " FROM nodes WHERE (?1 = '' OR org_id = ?1) AND node_id > ?2 ORDER BY node_id LIMIT ?3")
                          .c_str());
     s.bind(1, org_id).bind(2, after_id).bind(3, static_cast<std::int64_t>(limit));
-    while (s.step())
-        out.push_back(node_record{s.text(0), s.text(1), s.text(2), caps_from_json(s.text(3)), s.text(4),
-                                  s.text(5), s.integer(6) != 0, s.integer(7), s.integer(8), s.integer(9),
-                                  s.text(10), s.integer(11)});
+    while (s.step()) out.push_back(node_at(s));
+    return out;
+}
+
+rollout_counts sqlite_storage::rollout(const std::string& org_id, std::int64_t latest_at,
+                                       std::int64_t online_since_ms, const std::string& after_id,
+                                       std::size_t limit)
+{
+    rollout_counts out;
+    {
+        // One pass over the org's nodes (nodes_by_org).
+        statement s(db_,
+                    "SELECT "
+                    "COALESCE(SUM(revoked = 0 AND last_seen_ms >= ?2 AND applied_config_at >= ?3), 0), "
+                    "COALESCE(SUM(revoked = 0 AND last_seen_ms >= ?2 AND applied_config_at < ?3), 0), "
+                    "COALESCE(SUM(revoked = 0 AND last_seen_ms < ?2), 0), "
+                    "COALESCE(SUM(revoked != 0), 0), "
+                    "COALESCE(MAX(CASE WHEN revoked = 0 AND applied_config_at >= ?3 THEN applied_changed_ms "
+                    "END), 0) "
+                    "FROM nodes WHERE org_id = ?1");
+        s.bind(1, org_id).bind(2, online_since_ms).bind(3, latest_at);
+        if (s.step()) {
+            out.applied = static_cast<std::size_t>(s.integer(0));
+            out.behind = static_cast<std::size_t>(s.integer(1));
+            out.offline = static_cast<std::size_t>(s.integer(2));
+            out.revoked = static_cast<std::size_t>(s.integer(3));
+            out.last_caught_up_ms = s.integer(4);
+        }
+    }
+    statement s(db_, (std::string("SELECT ") + node_columns +
+                      " FROM nodes WHERE org_id = ?1 AND revoked = 0 AND last_seen_ms >= ?2 "
+                      "AND applied_config_at < ?3 AND node_id > ?4 ORDER BY node_id LIMIT ?5")
+                         .c_str());
+    s.bind(1, org_id).bind(2, online_since_ms).bind(3, latest_at).bind(4, after_id);
+    s.bind(5, static_cast<std::int64_t>(limit));
+    while (s.step()) out.behind_page.push_back(node_at(s));
+    return out;
+}
+
+std::vector<std::string> sqlite_storage::node_orgs(std::size_t limit)
+{
+    std::vector<std::string> out;
+    statement s(db_, "SELECT DISTINCT org_id FROM nodes ORDER BY org_id LIMIT ?");
+    s.bind(1, static_cast<std::int64_t>(limit));
+    while (s.step()) out.push_back(s.text(0));
     return out;
 }
 

@@ -31,6 +31,9 @@ public:
     bool revoke_node(const std::string& node_id) override;
     std::vector<node_record> list_nodes(const std::string& org_id, const std::string& after_id,
                                         std::size_t limit) override;
+    rollout_counts rollout(const std::string& org_id, std::int64_t latest_at, std::int64_t online_since_ms,
+                           const std::string& after_id, std::size_t limit) override;
+    std::vector<std::string> node_orgs(std::size_t limit) override;
     std::int64_t publish_config(const std::string& org_id, const std::string& document,
                                 std::int64_t now_ms) override;
     std::optional<config_record> latest_config(const std::string& org_id) override;
@@ -57,6 +60,7 @@ public:
 private:
     class statement;
     static credential_record credential_at(const statement& s);
+    static node_record node_at(const statement& s);
     void exec(const char* sql);
     void migrate();
 

@@ -111,9 +111,10 @@ awaitable<live_config> sqlite_store::record_heartbeat(std::string node_id, std::
         // A change goes at once, but a node that changes its story on every
         // beat still costs at most a write a second.
         if (write_every_ms >= 0 && changed &&
-            n->last_seen_ms <= now_ms - std::min<std::int64_t>(write_every_ms, 1000))
+            n->last_seen_ms <= now_ms - std::min<std::int64_t>(write_every_ms, 1000)) {
             st.record_report(node_id, now_ms, *report);
-        else if (write_every_ms >= 0 && n->last_seen_ms <= now_ms - write_every_ms)
+            out.report_written = true;
+        } else if (write_every_ms >= 0 && n->last_seen_ms <= now_ms - write_every_ms)
             st.touch_node(node_id, now_ms);
         out.cfg = st.latest_config(org_id);
         return out;
@@ -138,6 +139,36 @@ awaitable<std::vector<node_record>> sqlite_store::list_nodes(std::string org_id,
         return st.list_nodes(org_id, after_id, limit);
     };
     auto out = co_await on_thread(std::move(step));
+    co_return out;
+}
+
+awaitable<rollout_counts> sqlite_store::rollout(std::string org_id, std::int64_t latest_at,
+                                                std::int64_t online_since_ms, std::string after_id,
+                                                std::size_t limit)
+{
+    std::function<rollout_counts(storage&)> step = [&](storage& st) {
+        return st.rollout(org_id, latest_at, online_since_ms, after_id, limit);
+    };
+    auto out = co_await on_thread(std::move(step));
+    co_return out;
+}
+
+awaitable<std::vector<std::string>> sqlite_store::node_orgs(std::size_t limit)
+{
+    std::function<std::vector<std::string>(storage&)> step = [&](storage& st) {
+        return st.node_orgs(limit);
+    };
+    auto out = co_await on_thread(std::move(step));
+    co_return out;
+}
+
+awaitable<std::int64_t> sqlite_store::append_event(std::string org_id, std::string type, std::string data,
+                                                   std::size_t keep)
+{
+    std::function<std::int64_t(storage&)> step = [&](storage&) {
+        return append(org_id, type, data, keep).id;
+    };
+    const auto out = co_await on_thread(std::move(step));
     co_return out;
 }
 

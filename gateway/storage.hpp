@@ -50,6 +50,11 @@ public:
     /// Nodes ordered by id, after `after_id` (exclusive), at most `limit`.
     virtual std::vector<node_record> list_nodes(const std::string& org_id, const std::string& after_id,
                                                 std::size_t limit) = 0;
+    /// See store::rollout.
+    virtual rollout_counts rollout(const std::string& org_id, std::int64_t latest_at,
+                                   std::int64_t online_since_ms, const std::string& after_id,
+                                   std::size_t limit) = 0;
+    virtual std::vector<std::string> node_orgs(std::size_t limit) = 0;
 
     /// Stores a new config version; returns its configUpdatedAt, greater than
     /// every earlier one of the org (max(now_ms, previous + 1)).

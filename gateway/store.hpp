@@ -21,6 +21,8 @@ namespace tether::gateway {
 struct live_config {
     bool alive = false;  ///< the node exists and is not revoked
     std::optional<config_record> cfg;
+    /// The heartbeat's report differed from the stored one and was written.
+    bool report_written = false;
 };
 
 /// What replay after a Last-Event-ID finds.
@@ -87,19 +89,31 @@ public:
     /// `org_id` empty: every org.
     virtual awaitable<std::vector<node_record>> list_nodes(std::string org_id, std::string after_id,
                                                            std::size_t limit) = 0;
+    /// The org's rollout of `latest_at`: a node is online when not revoked
+    /// and last seen at or after `online_since_ms`; `behind_page` holds at
+    /// most `limit` online nodes behind, by id after `after_id`.
+    virtual awaitable<rollout_counts> rollout(std::string org_id, std::int64_t latest_at,
+                                              std::int64_t online_since_ms, std::string after_id,
+                                              std::size_t limit) = 0;
+    /// Orgs that have nodes, by id, at most `limit`.
+    virtual awaitable<std::vector<std::string>> node_orgs(std::size_t limit) = 0;
     /// Marks the node revoked, drops its stream tokens and challenges (its
     /// sessions stay, so their calls get not_found) and appends the
     /// `node-revoked` event, atomically; nullopt when there is no such node.
     virtual awaitable<std::optional<event_record>> revoke_node(std::string node_id, std::size_t keep) = 0;
 
     // ---- Configs and events --------------------------------------------------
+    /// The org's newest config, if it has one.
+    virtual awaitable<std::optional<config_record>> latest_config(std::string org_id) = 0;
     /// Stores a new version (configUpdatedAt = max(now, previous + 1)) and
     /// appends its `config-updated` event, atomically; the org's history
     /// keeps the newest `keep` events.
-    /// The org's newest config, if it has one.
-    virtual awaitable<std::optional<config_record>> latest_config(std::string org_id) = 0;
     virtual awaitable<std::int64_t> publish_config(std::string org_id, std::string document,
                                                    std::int64_t now_ms, std::size_t keep) = 0;
+    /// Appends an event of the org's (in id order with every other), and
+    /// keeps the newest `keep`; the sink gets it like any other.
+    virtual awaitable<std::int64_t> append_event(std::string org_id, std::string type, std::string data,
+                                                 std::size_t keep) = 0;
     /// The org's events after `after_id` (nullopt: a cursor that did not
     /// parse); `org_id` empty: every org. At most `limit` events: a longer
     /// history answers with a reset and the newest `limit`.

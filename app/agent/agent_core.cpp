@@ -92,7 +92,9 @@ agent_core::agent_core(deps d)
                                                                        d_.rand,
                                                                        beat_every,
                                                                        TETHER_VERSION,
-                                                                       {"heartbeat", "config", "events"}});
+                                                                       {"heartbeat", "config", "events"},
+                                                                       settings::heartbeat_interval_bounds,
+                                                                       d_.applied});
     realtime_ = std::make_unique<realtime_task>(realtime_task::deps{
         stream_, *session_, server_, tls_, *dispatch_, *sync_, d_.metrics, inv.log, d_.rand});
 }

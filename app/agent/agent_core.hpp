@@ -47,6 +47,8 @@ public:
         settings::config_store& store;
         agent_metrics& metrics;
         uniform01 rand;
+        /// What heartbeats report as applied (heartbeat_task::deps::applied).
+        std::function<std::int64_t()> applied{};
     };
 
     /// Parses the flags (a bad one throws cli::usage_error) and builds the

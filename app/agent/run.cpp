@@ -64,9 +64,6 @@ int agent_run(invocation& inv)
     // The last good config is enforced from the first moment, gateway or not.
     settings::config_store store(ex, settings::load_config_file(paths.config_file(), inv.log));
     metrics.config_updated_at = store.updated_at();
-    agent_core core({inv, paths, st, std::move(key), ex, blocking.get_executor(), store, metrics, rand});
-    auto& session = core.session();
-    reaper_task reaper({-1, inv.log});
     std::optional<config_render_task> render;
     if (projection) {
         render.emplace(
@@ -77,6 +74,18 @@ int agent_run(invocation& inv)
             throw fatal_exit(exit_status::usage, std::string("--config-out: ") + e.what());
         }
     }
+    // With --config-out a version counts as applied once the workloads'
+    // file holds it: a node that cannot write it stays behind in the
+    // gateway's rollout, where a deployment gate sees it.
+    std::function<std::int64_t()> applied;
+    if (render)
+        applied = [&render] {
+            return render->rendered();
+        };
+    agent_core core(
+        {inv, paths, st, std::move(key), ex, blocking.get_executor(), store, metrics, rand, applied});
+    auto& session = core.session();
+    reaper_task reaper({-1, inv.log});
     const config_api local_config(store);
     const health_sources sources{&metrics,
                                  [&session] { return session.refreshes(); },

@@ -8,9 +8,12 @@
 #include "net/http_client.hpp"
 #include "net/protojson.hpp"
 #include "net/rpc_client.hpp"
+#include "net/sse_client.hpp"
 #include "net/tls.hpp"
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -146,6 +149,157 @@ int admin_nodes(invocation& inv)
                     get("agentVersion").c_str(), flag("revoked") ? "yes" : "no");
     }
     return 0;
+}
+
+namespace {
+
+std::string text_of(const json::object& o, const char* key)
+{
+    const auto* x = o.if_contains(key);
+    if (!x) return "-";
+    if (x->is_string()) return terminal_safe(x->get_string());
+    if (x->is_int64() || x->is_uint64()) return json::serialize(*x);
+    return "-";
+}
+
+std::int64_t count_of(const json::object& o, const char* key)
+{
+    const auto* x = o.if_contains(key);
+    return x && x->is_int64()    ? x->get_int64()
+           : x && x->is_uint64() ? static_cast<std::int64_t>(x->get_uint64())
+                                 : 0;
+}
+
+void print_rollout(const std::string& org, const json::object& r, bool with_behind)
+{
+    std::printf("org %s  config %s\n", terminal_safe(org).c_str(), text_of(r, "configUpdatedAt").c_str());
+    std::printf("online %lld  applied %lld  behind %lld  offline %lld  revoked %lld\n",
+                static_cast<long long>(count_of(r, "online")), static_cast<long long>(count_of(r, "applied")),
+                static_cast<long long>(count_of(r, "behind")), static_cast<long long>(count_of(r, "offline")),
+                static_cast<long long>(count_of(r, "revoked")));
+    std::printf("last caught up %s\n", text_of(r, "lastCaughtUpAt").c_str());
+    const auto* nodes = r.if_contains("behindNodes");
+    if (!with_behind || !nodes || !nodes->is_array() || nodes->get_array().empty()) return;
+    std::printf("behind:\nNODE ID                NAME                 APPLIED          LAST SEEN\n");
+    for (const auto& v : nodes->get_array()) {
+        if (!v.is_object()) continue;
+        const auto& n = v.get_object();
+        std::printf("%-22s %-20s %-16s %s\n", text_of(n, "nodeId").c_str(), text_of(n, "nodeName").c_str(),
+                    text_of(n, "appliedConfigUpdatedAt").c_str(), text_of(n, "lastSeenAt").c_str());
+    }
+    if (count_of(r, "behind") > static_cast<std::int64_t>(nodes->get_array().size()))
+        std::printf("(and %lld more)\n",
+                    static_cast<long long>(count_of(r, "behind") -
+                                           static_cast<std::int64_t>(nodes->get_array().size())));
+}
+
+}  // namespace
+
+int admin_rollout(invocation& inv)
+{
+    const std::string org = required(inv, "org");
+    std::optional<std::chrono::milliseconds> wait;
+    if (auto v = inv.args.value("wait")) wait = cli::parse_duration(*v, "--wait");
+    const bool as_json = inv.args.enabled("json");
+    const json::object request{{"orgId", org}, {"pageSize", 20}};
+    if (!wait) {
+        const auto r = call(inv, "GetRollout", request);
+        if (as_json)
+            std::cout << json::serialize(r) << "\n";
+        else
+            print_rollout(org, r, true);
+        return 0;
+    }
+
+    // Follow the admin stream: every event may move the rollout (a node's
+    // report, a new version, a revocation), so each one asks again. A node
+    // that goes offline sends nothing: a poll every few seconds sees it.
+    const auto target = resolve(inv);
+    asio::io_context ioc;
+    const auto tls = client_tls(inv, target.server.tls());
+    net::http_client http(ioc.get_executor(), tls);
+    net::rpc_client rpc(http, target.server);
+    net::sse_options so;
+    auto stream_url = target.server;
+    stream_url.path = "/v1/admin/events";
+    so.candidates = {stream_url};
+    so.never_give_up = true;
+    so.slow_retry = std::chrono::seconds(5);
+    so.reconnect = backoff::policy{std::chrono::milliseconds(500), std::chrono::seconds(5)};
+    net::sse_client sse(http, so, process_random(), inv.log);
+
+    const auto deadline = std::chrono::steady_clock::now() + *wait;
+    int status = 1;
+    json::object last;
+    std::optional<net::connect::error> failed;
+    error_code stream_error;
+    run_to_completion(ioc, [&]() -> awaitable<void> {
+        using namespace asio::experimental::awaitable_operators;
+        asio::steady_timer poke(ioc.get_executor());
+        net::sse_client::prepare_fn prepare =
+            [&](const net::sse_attempt&) -> awaitable<result<net::http::fields>> {
+            net::http::fields h;
+            h.set("Authorization", "Bearer " + std::string(target.token.reveal()));
+            result<net::http::fields> out = std::move(h);
+            co_return out;
+        };
+        bool dirty = false;  // an event came while the call was out
+        net::sse_client::event_fn on_event = [&](const net::sse_event&) -> awaitable<void> {
+            dirty = true;
+            poke.cancel();
+            co_return;
+        };
+        const auto poll = [&]() -> awaitable<void> {
+            for (;;) {
+                auto r = co_await rpc.call(std::string(net::admin_service), "GetRollout", request,
+                                           target.token, std::chrono::seconds(15));
+                if (!r) {
+                    const auto& e = r.error();
+                    // A gateway restarting or a replica away: keep waiting.
+                    if (e.c != net::connect::code::unavailable &&
+                        e.c != net::connect::code::deadline_exceeded) {
+                        failed = e;
+                        co_return;
+                    }
+                } else {
+                    last = std::move(*r);
+                    if (count_of(last, "behind") == 0) {
+                        status = 0;
+                        co_return;
+                    }
+                }
+                const auto now = std::chrono::steady_clock::now();
+                if (now >= deadline) co_return;
+                if (!dirty) {
+                    poke.expires_at(std::min(deadline, now + std::chrono::seconds(3)));
+                    auto [ec] = co_await poke.async_wait(nothrow);
+                    (void)ec;
+                }
+                dirty = false;
+                // A burst of events costs one call: they all land in this wait.
+                asio::steady_timer settle(ioc.get_executor(), std::chrono::milliseconds(100));
+                auto [ec] = co_await settle.async_wait(nothrow);
+                (void)ec;
+            }
+        };
+        auto ended = co_await (poll() || sse.run(prepare, on_event));
+        if (ended.index() == 1) stream_error = std::get<1>(ended);
+    }());
+    if (stream_error) throw fatal_exit(exit_status::failure, "admin event stream: " + stream_error.message());
+    if (failed) {
+        const auto st =
+            failed->c == net::connect::code::invalid_argument ? exit_status::usage : exit_status::failure;
+        throw fatal_exit(st, std::string(net::connect::to_string(failed->c)) + ": " + failed->message);
+    }
+    if (as_json) {
+        std::cout << json::serialize(last) << "\n";
+    } else {
+        print_rollout(org, last, status != 0);
+        if (status == 0 && count_of(last, "online") == 0)
+            std::printf("no node of %s is online\n", terminal_safe(org).c_str());
+    }
+    if (status != 0) std::cerr << "timed out: " << count_of(last, "behind") << " online node(s) behind\n";
+    return status;
 }
 
 int admin_revoke(invocation& inv)

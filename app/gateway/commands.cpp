@@ -58,6 +58,13 @@ const std::vector<subcommand>& table()
               admin_publish_config},
              {{"nodes", "List nodes.", {{"org", "ORG", "only this organisation"}, json}}, admin_nodes},
              {{"revoke", "Revoke a node; its agent exits with status 3.", {}, "NODE_ID"}, admin_revoke},
+             {{"rollout",
+               "Print how far an org's latest config has rolled out; with --wait, exit 0 once every online "
+               "node applied it, 1 at the timeout (naming the nodes behind).",
+               {{"org", "ORG", "organisation"},
+                {"wait", "DURATION", "follow the admin event stream for up to this long"},
+                json}},
+              admin_rollout},
          }},
     };
     return cmds;

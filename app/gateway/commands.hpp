@@ -13,5 +13,6 @@ int admin_create_enrollment_code(invocation& inv);
 int admin_publish_config(invocation& inv);
 int admin_nodes(invocation& inv);
 int admin_revoke(invocation& inv);
+int admin_rollout(invocation& inv);
 
 }  // namespace tether::app

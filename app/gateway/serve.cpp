@@ -177,6 +177,7 @@ int gateway_serve(invocation& inv)
     sup.add("http", [&server] { return server.run(); });
     sup.add("housekeeping", [&svc] { return svc.housekeeping(); });
     sup.add("readiness", [&svc] { return svc.readiness(); });
+    sup.add("fleet-sampler", [&svc] { return svc.sample_fleet(); });
     if (pg) sup.add("event-feed", [pg] { return pg->run_feed(); });
     const int status = sup.run();
     storage_thread.join();

@@ -74,12 +74,15 @@ constexpr const char* node_columns =
     "node_id, org_id, node_name, capabilities, encode(public_key, 'hex'), api_key_hash, revoked, "
     "last_seen_ms, created_ms, applied_config_at, agent_version, applied_changed_ms";
 
-node_record node_at(const pg_rows& r, std::size_t i)
+/// node_columns from column `at` of row `i`.
+node_record node_at(const pg_rows& r, std::size_t i, std::size_t at = 0)
 {
-    return node_record{
-        text(r, i, 0),        text(r, i, 1),    text(r, i, 2),    caps_from_json(text(r, i, 3)),
-        unhex(text(r, i, 4)), text(r, i, 5),    boolean(r, i, 6), integer(r, i, 7),
-        integer(r, i, 8),     integer(r, i, 9), text(r, i, 10),   integer(r, i, 11)};
+    return node_record{text(r, i, at + 0),        text(r, i, at + 1),
+                       text(r, i, at + 2),        caps_from_json(text(r, i, at + 3)),
+                       unhex(text(r, i, at + 4)), text(r, i, at + 5),
+                       boolean(r, i, at + 6),     integer(r, i, at + 7),
+                       integer(r, i, at + 8),     integer(r, i, at + 9),
+                       text(r, i, at + 10),       integer(r, i, at + 11)};
 }
 
 credential_record credential_at(const pg_rows& r, std::size_t i)
@@ -287,7 +290,8 @@ awaitable<live_config> pg_store::record_heartbeat(std::string node_id, std::stri
         p.insert(p.end(), 3, std::nullopt);
     }
     const auto r = co_await run(
-        "WITH n AS (SELECT revoked FROM nodes WHERE node_id = $1), "
+        "WITH n AS (SELECT revoked, applied_config_at, agent_version, capabilities FROM nodes "
+        "  WHERE node_id = $1), "
         "t AS (UPDATE nodes SET last_seen_ms = $3::bigint, "
         "  applied_changed_ms = CASE WHEN $5::bigint IS NOT NULL AND applied_config_at <> $5::bigint "
         "    THEN $3::bigint ELSE applied_changed_ms END, "
@@ -299,14 +303,18 @@ awaitable<live_config> pg_store::record_heartbeat(std::string node_id, std::stri
         "    OR ($5::bigint IS NOT NULL AND last_seen_ms <= $3::bigint - least($4::bigint, 1000) "
         "      AND (applied_config_at <> $5::bigint OR agent_version <> $6::text "
         "      OR capabilities <> $7::text))) RETURNING 1) "
-        "SELECT (SELECT NOT revoked FROM n), (SELECT count(*) FROM t), c.updated_at, c.document "
+        "SELECT (SELECT NOT revoked FROM n), (SELECT count(*) FROM t), c.updated_at, c.document, "
+        "  $5::bigint IS NOT NULL AND (SELECT applied_config_at <> $5::bigint OR agent_version <> $6::text "
+        "    OR coalesce(capabilities <> $7::text, false) FROM n) "
         "FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT updated_at, document FROM configs "
         "  WHERE org_id = $2 ORDER BY updated_at DESC LIMIT 1) AS c ON true",
         std::move(p));
     live_config out;
     out.alive = boolean(r, 0, 0);
-    if (integer(r, 0, 1) > 0) ++node_writes_;
+    const bool wrote = integer(r, 0, 1) > 0;
+    if (wrote) ++node_writes_;
     if (out.alive && !is_null(r, 0, 2)) out.cfg = config_record{integer(r, 0, 2), text(r, 0, 3)};
+    out.report_written = wrote && !is_null(r, 0, 4) && boolean(r, 0, 4);
     co_return out;
 }
 
@@ -334,6 +342,67 @@ awaitable<std::vector<node_record>> pg_store::list_nodes(std::string org_id, std
     out.reserve(r.rows.size());
     for (std::size_t i = 0; i < r.rows.size(); ++i) out.push_back(node_at(r, i));
     co_return out;
+}
+
+awaitable<rollout_counts> pg_store::rollout(std::string org_id, std::int64_t latest_at,
+                                            std::int64_t online_since_ms, std::string after_id,
+                                            std::size_t limit)
+{
+    // Counts and page from one snapshot: they agree with each other.
+    params p{std::move(org_id), std::to_string(online_since_ms), std::to_string(latest_at),
+             std::move(after_id), std::to_string(limit)};
+    const auto r = co_await run(
+        "WITH c AS (SELECT "
+        "  count(*) FILTER (WHERE NOT revoked AND last_seen_ms >= $2::bigint "
+        "    AND applied_config_at >= $3::bigint) AS applied, "
+        "  count(*) FILTER (WHERE NOT revoked AND last_seen_ms >= $2::bigint "
+        "    AND applied_config_at < $3::bigint) AS behind, "
+        "  count(*) FILTER (WHERE NOT revoked AND last_seen_ms < $2::bigint) AS offline, "
+        "  count(*) FILTER (WHERE revoked) AS revoked, "
+        "  COALESCE(max(applied_changed_ms) FILTER (WHERE NOT revoked AND applied_config_at >= $3::bigint), "
+        "0) AS caught_up "
+        "  FROM nodes WHERE org_id = $1) "
+        "SELECT c.applied, c.behind, c.offline, c.revoked, c.caught_up, b.* "
+        "FROM c LEFT JOIN LATERAL (SELECT " +
+            std::string(node_columns) +
+            " FROM nodes WHERE org_id = $1 AND NOT revoked "
+            "  AND last_seen_ms >= $2::bigint AND applied_config_at < $3::bigint AND node_id > $4 "
+            "  ORDER BY node_id LIMIT $5::int) AS b ON true ORDER BY b.node_id",
+        std::move(p));
+    rollout_counts out;
+    if (r.rows.empty()) co_return out;
+    out.applied = static_cast<std::size_t>(integer(r, 0, 0));
+    out.behind = static_cast<std::size_t>(integer(r, 0, 1));
+    out.offline = static_cast<std::size_t>(integer(r, 0, 2));
+    out.revoked = static_cast<std::size_t>(integer(r, 0, 3));
+    out.last_caught_up_ms = integer(r, 0, 4);
+    for (std::size_t i = 0; i < r.rows.size(); ++i)
+        if (!is_null(r, i, 5)) out.behind_page.push_back(node_at(r, i, 5));
+    co_return out;
+}
+
+awaitable<std::vector<std::string>> pg_store::node_orgs(std::size_t limit)
+{
+    params p{std::to_string(limit)};
+    const auto r =
+        co_await run("SELECT DISTINCT org_id FROM nodes ORDER BY org_id LIMIT $1::int", std::move(p));
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < r.rows.size(); ++i) out.push_back(text(r, i, 0));
+    co_return out;
+}
+
+awaitable<std::int64_t> pg_store::append_event(std::string org_id, std::string type, std::string data,
+                                               std::size_t keep)
+{
+    // Under the publish lock, like every event: ids commit in order.
+    std::vector<pg_pool::statement> steps;
+    params lock{std::to_string(publish_lock_key)};
+    steps.push_back({"SELECT pg_advisory_xact_lock($1::bigint)", std::move(lock)});
+    params data_params{std::move(data)};
+    append_event_steps(steps, org_id, std::move(type), "$3", std::move(data_params), keep);
+    const auto done = co_await run_transaction(std::move(steps));
+    const std::int64_t id = integer(done[1], 0, 0);
+    co_return id;
 }
 
 awaitable<std::optional<event_record>> pg_store::revoke_node(std::string node_id, std::size_t keep)

@@ -198,10 +198,11 @@ BOOST_AUTO_TEST_CASE(health_readiness_and_rpc_metrics)
     // A stop (the supervisor cancels every task on SIGTERM) fails readiness
     // at once, while the listener still answers.
     namespace asio = boost::asio;
-    asio::cancellation_signal stop;
+    boost::asio::cancellation_signal stop;
     bool ended = false;
-    asio::co_spawn(g.ioc, g.service().readiness(),
-                   asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr) { ended = true; }));
+    asio::co_spawn(
+        g.ioc, g.service().readiness(),
+        boost::asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr) { ended = true; }));
     g.ioc.poll();
     BOOST_TEST(get("/readyz", false).status == 200u);
     stop.emit(asio::cancellation_type::terminal);
@@ -448,6 +449,190 @@ BOOST_AUTO_TEST_CASE(heartbeats_record_the_applied_config_and_list_nodes_shows_i
     for (int i = 0; i < 33; ++i) many.emplace_back("c" + std::to_string(i));
     bad["capabilities"] = many;
     BOOST_TEST((code_of(g.node("Heartbeat", bad, sa)) == code::invalid_argument));
+}
+
+BOOST_AUTO_TEST_CASE(get_rollout_counts_the_org_and_pages_the_nodes_behind)
+{
+    gateway_fixture g;
+    const auto a = g.enroll("acme", "a");
+    const auto b = g.enroll("acme", "b");
+    const auto c = g.enroll("acme", "c");
+    const auto d = g.enroll("acme", "d");  // never beats: offline
+    const auto e = g.enroll("acme", "e");  // revoked
+    const auto other = g.enroll("other", "o");
+    BOOST_TEST_REQUIRE(g.admin_call("RevokeNode", {{"nodeId", e.node_id}}).has_value());
+    const auto rollout = [&](json::object req) {
+        req["orgId"] = "acme";
+        auto r = g.admin_call("GetRollout", req);
+        BOOST_TEST_REQUIRE(r.has_value(), r.error().message);
+        return *r;
+    };
+    const auto count = [](const json::object& r, const char* k) {
+        return r.at(k).to_number<std::int64_t>();
+    };
+    const auto beat = [&](const secret& s, std::int64_t applied) {
+        const json::object req{
+            {"agentVersion", "1.0.0"}, {"uptimeSeconds", "5"}, {"configUpdatedAt", std::to_string(applied)}};
+        BOOST_TEST_REQUIRE(g.node("Heartbeat", req, s).has_value());
+    };
+    // No config yet: nothing to apply, so every online node is up to date.
+    const auto sa = g.session(a), sb = g.session(b), sc = g.session(c);
+    beat(sa, 0);
+    auto r = rollout({});
+    BOOST_TEST(r.at("configUpdatedAt").as_string() == "0");
+    BOOST_TEST(count(r, "online") == 1);
+    BOOST_TEST(count(r, "behind") == 0);
+    BOOST_TEST(count(r, "offline") == 3);  // b, c, d
+    BOOST_TEST(count(r, "revoked") == 1);
+
+    const auto at = g.publish("acme", {{"flags", {{"x", true}}}});
+    g.now += 2'000;
+    beat(sa, at);
+    g.now += 2'000;
+    const auto caught_up = g.now.load();
+    beat(sb, at);
+    beat(sc, at - 1);
+    r = rollout({});
+    BOOST_TEST(r.at("configUpdatedAt").as_string() == std::to_string(at));
+    BOOST_TEST(count(r, "online") == 3);
+    BOOST_TEST(count(r, "applied") == 2);
+    BOOST_TEST(count(r, "behind") == 1);
+    BOOST_TEST(count(r, "offline") == 1);
+    BOOST_TEST(count(r, "revoked") == 1);
+    BOOST_TEST(r.at("lastCaughtUpAt").as_string() == tether::gateway::detail::timestamp(caught_up));
+    BOOST_TEST_REQUIRE(r.at("behindNodes").as_array().size() == 1u);
+    const auto& behind = r.at("behindNodes").as_array()[0].as_object();
+    BOOST_TEST(behind.at("nodeId").as_string() == c.node_id);
+    BOOST_TEST(behind.at("appliedConfigUpdatedAt").as_string() == std::to_string(at - 1));
+    BOOST_TEST(behind.at("online").as_bool());
+
+    // Pages of the nodes behind, in id order.
+    const auto sd = g.session(d);
+    beat(sd, 0);
+    std::set<std::string> seen;
+    std::string token;
+    int pages = 0;
+    do {
+        json::object req{{"pageSize", 1}};
+        if (!token.empty()) req["pageToken"] = token;
+        r = rollout(req);
+        BOOST_TEST(count(r, "behind") == 2);
+        for (const auto& v : r.at("behindNodes").as_array())
+            seen.insert(std::string(v.at("nodeId").as_string()));
+        const auto* next = r.if_contains("nextPageToken");
+        token = next ? std::string(next->as_string()) : std::string();
+        ++pages;
+    } while (!token.empty() && pages < 5);
+    BOOST_TEST(pages == 2);
+    BOOST_TEST((seen == std::set<std::string>{c.node_id, d.node_id}));
+
+    // The other org's node counts there only; a node that stopped beating
+    // leaves the online counts.
+    auto o = g.admin_call("GetRollout", {{"orgId", "other"}});
+    BOOST_TEST_REQUIRE(o.has_value());
+    BOOST_TEST(count(*o, "offline") == 1);
+    BOOST_TEST(count(*o, "online") == 0);
+    g.now += 66'000;
+    beat(sa, at);
+    r = rollout({});
+    BOOST_TEST(count(r, "online") == 1);
+    BOOST_TEST(count(r, "applied") == 1);
+    BOOST_TEST(count(r, "offline") == 3);
+
+    // Bad input.
+    BOOST_TEST((code_of(g.admin_call("GetRollout", {})) == code::invalid_argument));
+    BOOST_TEST((code_of(g.admin_call("GetRollout", {{"orgId", "a b"}})) == code::invalid_argument));
+    BOOST_TEST((code_of(g.admin_call("GetRollout", {{"orgId", "acme"}, {"pageToken", "bm86eA"}})) ==
+                code::invalid_argument));
+    BOOST_TEST((code_of(g.admin_call("GetRollout", {{"orgId", "acme"}, {"pageSize", -1}})) ==
+                code::invalid_argument));
+    BOOST_TEST((code_of(g.call("tether.v1.AdminService", "GetRollout", {{"orgId", "acme"}},
+                               secret("wrong"))) == code::unauthenticated));
+    (void)other;
+}
+
+BOOST_AUTO_TEST_CASE(get_config_returns_the_document_operators_edit)
+{
+    gateway_fixture g;
+    auto none = g.admin_call("GetConfig", {{"orgId", "acme"}});
+    BOOST_TEST_REQUIRE(none.has_value(), none.error().message);
+    BOOST_TEST(none->at("configUpdatedAt").as_string() == "0");
+    BOOST_TEST(none->at("config").as_object().empty());
+    const json::object doc{{"heartbeatIntervalSeconds", 10}, {"custom", {{"deep", json::array{1, 2}}}}};
+    const auto at = g.publish("acme", doc);
+    auto got = g.admin_call("GetConfig", {{"orgId", "acme"}});
+    BOOST_TEST_REQUIRE(got.has_value());
+    BOOST_TEST(got->at("configUpdatedAt").as_string() == std::to_string(at));
+    BOOST_TEST((got->at("config").as_object() == doc));
+    BOOST_TEST((code_of(g.admin_call("GetConfig", {})) == code::invalid_argument));
+}
+
+BOOST_AUTO_TEST_CASE(node_status_events_reach_operators_and_never_nodes)
+{
+    gateway_fixture g;
+    const auto a = g.enroll("acme", "a");
+    const auto sa = g.session(a);
+    auto [admin_status, admin_stream] = g.open_stream(g.admin, "", true);
+    BOOST_TEST_REQUIRE(admin_status == 200u);
+    auto [node_status, node_stream] = g.open_stream(g.stream_token(sa));
+    BOOST_TEST_REQUIRE(node_status == 200u);
+
+    const json::object beat{{"agentVersion", "2.0.0"}, {"uptimeSeconds", "5"}, {"configUpdatedAt", "77"}};
+    BOOST_TEST_REQUIRE(g.node("Heartbeat", beat, sa).has_value());
+    auto seen = g.read_events(*admin_stream, 1);
+    BOOST_TEST_REQUIRE(seen.size() == 1u);
+    BOOST_TEST(seen[0].type == "node-status");
+    const auto data = json::parse(seen[0].data).as_object();
+    BOOST_TEST(data.at("nodeId").as_string() == a.node_id);
+    BOOST_TEST(data.at("appliedConfigUpdatedAt").to_number<std::int64_t>() == 77);
+    BOOST_TEST(data.at("agentVersion").as_string() == "2.0.0");
+    // The same report again is no news.
+    g.now += 1'000;
+    BOOST_TEST_REQUIRE(g.node("Heartbeat", beat, sa).has_value());
+    g.publish("acme", {{"flags", {{"x", true}}}});
+    seen = g.read_events(*admin_stream, 1);
+    BOOST_TEST_REQUIRE(seen.size() == 1u);
+    BOOST_TEST(seen[0].type == "config-updated");
+
+    // The node's stream skipped the status, live and in a replay.
+    auto live = g.read_events(*node_stream, 1);
+    BOOST_TEST_REQUIRE(live.size() == 1u);
+    BOOST_TEST(live[0].type == "config-updated");
+    auto [again, replayed] = g.open_stream(g.stream_token(sa), "0");
+    BOOST_TEST_REQUIRE(again == 200u);
+    const auto history = g.read_events(*replayed, 3, 500ms);
+    BOOST_TEST_REQUIRE(!history.empty());
+    for (const auto& e : history) BOOST_TEST(e.type != "node-status");
+    BOOST_TEST(history.back().type == "config-updated");
+}
+
+BOOST_AUTO_TEST_CASE(the_fleet_sampler_keeps_each_orgs_online_count)
+{
+    gateway_fixture g;
+    const auto a = g.enroll("acme", "a");
+    g.enroll("acme", "b");
+    const json::object beat{{"agentVersion", "1"}, {"uptimeSeconds", "5"}, {"configUpdatedAt", "0"}};
+    BOOST_TEST_REQUIRE(g.node("Heartbeat", beat, g.session(a)).has_value());
+    boost::asio::cancellation_signal stop;
+    bool ended = false;
+    boost::asio::co_spawn(
+        g.ioc, g.service().sample_fleet(),
+        boost::asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr) { ended = true; }));
+    std::vector<json::value> samples;
+    for (int i = 0; i < 50 && samples.empty(); ++i) {
+        tether::test::pump_for(g.ioc, 100ms);
+        auto r = g.admin_call("GetOnlineHistory", {{"orgId", "acme"}});
+        BOOST_TEST_REQUIRE(r.has_value(), r.error().message);
+        samples.assign(r->at("samples").as_array().begin(), r->at("samples").as_array().end());
+    }
+    BOOST_TEST_REQUIRE(samples.size() >= 1u);
+    BOOST_TEST(samples[0].at("online").to_number<std::int64_t>() == 1);
+    BOOST_TEST(samples[0].at("at").as_string() == tether::gateway::detail::timestamp(g.now.load()));
+    auto none = g.admin_call("GetOnlineHistory", {{"orgId", "nobody"}});
+    BOOST_TEST_REQUIRE(none.has_value());
+    BOOST_TEST(none->at("samples").as_array().empty());
+    stop.emit(boost::asio::cancellation_type::all);
+    BOOST_TEST(tether::test::poll_until(g.ioc, [&] { return ended; }));
 }
 
 BOOST_AUTO_TEST_CASE(revocation_is_permanent_and_visible)

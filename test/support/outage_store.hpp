@@ -60,6 +60,23 @@ public:
         auto r = co_await up().list_nodes(std::move(org), std::move(after), limit);
         co_return r;
     }
+    awaitable<gateway::rollout_counts> rollout(std::string org, std::int64_t latest, std::int64_t since,
+                                               std::string after, std::size_t limit) override
+    {
+        auto r = co_await up().rollout(std::move(org), latest, since, std::move(after), limit);
+        co_return r;
+    }
+    awaitable<std::vector<std::string>> node_orgs(std::size_t limit) override
+    {
+        auto r = co_await up().node_orgs(limit);
+        co_return r;
+    }
+    awaitable<std::int64_t> append_event(std::string org, std::string type, std::string data,
+                                         std::size_t keep) override
+    {
+        auto r = co_await up().append_event(std::move(org), std::move(type), std::move(data), keep);
+        co_return r;
+    }
     awaitable<std::optional<gateway::event_record>> revoke_node(std::string id, std::size_t keep) override
     {
         auto r = co_await up().revoke_node(std::move(id), keep);

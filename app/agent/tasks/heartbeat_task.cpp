@@ -7,6 +7,7 @@
 #include "net/protojson.hpp"
 #include "net/rpc_client.hpp"
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/array.hpp>
 
@@ -41,9 +42,29 @@ awaitable<void> heartbeat_task::run()
     metrics.last_loop_ms = wall_ms();
     metrics.interval_ms = interval().count();
 
+    const auto changed = d_.store.watch(ex);
+    const auto applied = [this] {
+        return d_.applied ? d_.applied() : d_.store.updated_at();
+    };
+    auto last_beat = std::chrono::steady_clock::now() - 1h;
     for (;;) {
         tick.expires_after(delay);
-        co_await tick.async_wait(use_awaitable);  // cancellation ends the task here
+        {
+            using namespace asio::experimental::awaitable_operators;
+            // cancellation ends the task here
+            auto woke = co_await (tick.async_wait(use_awaitable) || changed->wait());
+            if (woke.index() == 1) {
+                // A newly applied version is reported within a moment, not an
+                // interval later, so a rollout shows as it happens; the pause
+                // lets the render finish and folds a burst of versions into
+                // one beat, at most one a second.
+                const auto settle = std::max<std::chrono::steady_clock::duration>(
+                    250ms, last_beat + 1s - std::chrono::steady_clock::now());
+                tick.expires_after(settle);
+                co_await tick.async_wait(use_awaitable);
+            }
+        }
+        last_beat = std::chrono::steady_clock::now();
         metrics.last_loop_ms = wall_ms();
 
         const auto uptime =
@@ -52,7 +73,7 @@ awaitable<void> heartbeat_task::run()
         for (const auto& c : d_.capabilities) caps.emplace_back(c);
         const json::object req{{"agentVersion", d_.agent_version},
                                {"uptimeSeconds", std::to_string(uptime.count())},
-                               {"configUpdatedAt", std::to_string(d_.store.updated_at())},
+                               {"configUpdatedAt", std::to_string(applied())},
                                {"capabilities", caps}};
         const auto deadline = std::min<std::chrono::milliseconds>(interval(), 30s);
         auto r = co_await session_call(d_.session, rpc, "Heartbeat", req, deadline);

@@ -14,6 +14,7 @@
 #include "settings/runtime_config.hpp"
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +40,9 @@ public:
         /// Every interval, whatever its source, is clamped to these; tests
         /// shorten them to run in milliseconds.
         settings::interval_bounds bounds = settings::heartbeat_interval_bounds;
+        /// The configUpdatedAt the workloads have (tether run --config-out:
+        /// the version rendered); unset: the store's.
+        std::function<std::int64_t()> applied{};
     };
 
     explicit heartbeat_task(deps d);
