@@ -40,9 +40,16 @@ awaitable<net::reply> service::open_stream(const net::http::request& req, const 
     stream_start start;
     session_info grant;
     if (admin) {
-        if (!token || !constant_time_equal(*token, admin_token_.reveal()))
-            co_return net::connect::error_reply(code::unauthenticated, "missing or wrong admin token");
         grant.expires_ms = INT64_MAX;
+        if (!token || !constant_time_equal(*token, admin_token_.reveal())) {
+            // The web console's EventSource brings its cookie instead; the
+            // stream lives no longer than that session.
+            auto console = co_await console_authorized(req, false);
+            if (!console)
+                co_return net::connect::error_reply(code::unauthenticated, "missing or wrong admin token");
+            grant.expires_ms = console->expires_ms;
+            start.console_session = std::move(console->session_hash);
+        }
     } else {
         std::optional<session_info> g;
         if (token) {
@@ -165,6 +172,10 @@ awaitable<error_code> service::send_events(stream_start start, net::body_writer&
             co_return error_code(net::errc::timeout);
         }
         if (b.st == subscription::state::closed) co_return error_code{};
+        if (b.idle && !start.console_session.empty()) {
+            const bool live = co_await console_session_live(start.console_session);
+            if (!live) co_return error_code{};  // logged out (on any replica)
+        }
         out.clear();
         if (b.idle) out.emplace_back(keep_alive_chunk.data(), keep_alive_chunk.size());
         for (std::size_t i = 0; i < b.frames.size(); ++i) {

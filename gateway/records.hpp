@@ -76,7 +76,8 @@ struct login_record {
 // Login challenges, sessions and stream tokens, keyed by the SHA-256 (hex)
 // of the token: a stolen table replays nothing. They live in the store so
 // a gateway restart (or another replica) still knows them.
-enum class credential_kind { challenge = 1, session = 2, stream_token = 3 };
+/// console_session: an operator's web console login (the cookie's hash).
+enum class credential_kind { challenge = 1, session = 2, stream_token = 3, console_session = 4 };
 struct credential_record {
     std::string node_id;
     std::string org_id;

@@ -139,6 +139,22 @@ bool service::is_admin(const net::http::request& req) const
 
 awaitable<net::reply> service::handle(net::http::request req, net::peer_info peer)
 {
+    // A store that fails under a stream's or the console's authorization
+    // answers like an RPC's (unary catches its own): unavailable, not 500.
+    try {
+        auto r = co_await dispatch(req, peer);
+        co_return r;
+    } catch (const boost::system::system_error& e) {
+        if (e.code() == asio::error::operation_aborted) throw;
+        storage_failed(e);
+    } catch (const std::exception& e) {
+        storage_failed(e);
+    }
+    co_return net::connect::error_reply(code::unavailable, "storage unavailable; retry");
+}
+
+awaitable<net::reply> service::dispatch(const net::http::request& req, const net::peer_info& peer)
+{
     const std::string_view target = req.target;
     const std::string_view path = target.substr(0, target.find('?'));
     if (path == "/v1/events" || path == "/v1/admin/events") {
@@ -153,6 +169,10 @@ awaitable<net::reply> service::handle(net::http::request req, net::peer_info pee
             auto r = co_await unary(req, peer, svc, path.substr(svc.size() + 2));
             co_return r;
         }
+    }
+    if (path == "/ui" || path.starts_with("/ui/")) {
+        auto r = co_await console(req, peer, path);
+        co_return r;
     }
     if (path == "/metrics" && req.method == "GET") co_return metrics(req);
     if (path == "/livez" && req.method == "GET") co_return net::json_reply("{\"status\":\"ok\"}");
@@ -427,9 +447,12 @@ awaitable<net::reply> service::unary(const net::http::request& req, const net::p
         std::optional<session_info> session;
         switch (r->guard) {
             case rpc_guard::admin:
-                if (!is_admin(req))
-                    co_return net::connect::error_reply(code::unauthenticated,
-                                                        "missing or wrong admin token");
+                if (!is_admin(req)) {
+                    const auto console_ok = co_await console_authorized(req, true);
+                    if (!console_ok)
+                        co_return net::connect::error_reply(code::unauthenticated,
+                                                            "missing or wrong admin token");
+                }
                 break;
             case rpc_guard::login:
                 if (auth_throttled(peer.address)) {

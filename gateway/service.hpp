@@ -60,6 +60,11 @@ struct gateway_options {
     std::int64_t auth_failure_window_ms = 60'000;
     /// How often sample_fleet counts each org's online nodes (the console's chart).
     std::chrono::milliseconds fleet_sample_every{60'000};
+    /// Web console sessions: lifetime, how many may be live at once, and
+    /// whether the cookie is marked Secure (serving TLS).
+    std::int64_t console_session_ms = 8 * 3'600'000;
+    std::size_t console_sessions = 64;
+    bool console_secure_cookie = false;
 };
 
 /// The HTTP server settings the gateway runs with.
@@ -160,12 +165,32 @@ private:
     [[nodiscard]] std::int64_t online_window_ms(const std::optional<config_record>& cfg) const;
     static boost::json::object node_json(const node_record& n, std::int64_t now_ms, std::int64_t window_ms);
 
+    awaitable<net::reply> dispatch(const net::http::request& req, const net::peer_info& peer);
+
+    // The web console (console.cpp)
+    awaitable<net::reply> console(const net::http::request& req, const net::peer_info& peer,
+                                  std::string_view path);
+    awaitable<net::reply> console_api(const net::http::request& req, const net::peer_info& peer,
+                                      std::string_view what);
+    /// A live console session behind the request's cookie (and, when it
+    /// changes state, that session's CSRF token): its hash and expiry.
+    struct console_grant {
+        std::string session_hash;
+        std::int64_t expires_ms = 0;
+    };
+    awaitable<std::optional<console_grant>> console_authorized(const net::http::request& req,
+                                                               bool changes_state);
+    /// Whether the console session (by hash) is still live: a stream it
+    /// opened asks again on each idle wake, so a logout ends it.
+    awaitable<bool> console_session_live(std::string session_hash);
+
     // Event streams (event_stream.cpp)
     struct stream_start {
         std::shared_ptr<subscription> sub;
         std::optional<std::int64_t> last_id;  ///< Last-Event-ID, when sent
         bool last_id_valid = true;
         std::int64_t expires_ms = 0;  ///< the grant's end: the stream ends with it
+        std::string console_session;  ///< opened by the web console: its session's hash
     };
     awaitable<net::reply> open_stream(const net::http::request& req, const net::peer_info& peer, bool admin);
     /// The body of one event stream: replay after Last-Event-ID, then live

@@ -1,0 +1,229 @@
+// The web console at /ui/: its embedded files, and the login that trades the
+// admin token, once, for a console session in a cookie. Every console call
+// after that is an ordinary AdminService RPC or the admin event stream,
+// authorized by the cookie (and, when it changes state, the CSRF token).
+#include "auth/keys.hpp"
+#include "base/random_bytes.hpp"
+#include "gateway/console_assets.hpp"
+#include "gateway/service.hpp"
+
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+namespace tether::gateway {
+
+namespace pj = net::protojson;
+namespace json = boost::json;
+using net::connect::code;
+
+namespace {
+
+constexpr std::string_view cookie_name = "tether_console";
+
+// Scripts and styles from this origin only, nothing inline, no framing, no
+// forms or base URLs elsewhere.
+constexpr std::string_view csp =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+void harden(net::http::response& r)
+{
+    r.headers.set("Content-Security-Policy", csp);
+    r.headers.set("X-Frame-Options", "DENY");
+    r.headers.set("Referrer-Policy", "no-referrer");
+    r.headers.set("X-Content-Type-Options", "nosniff");
+    r.headers.set("Cross-Origin-Opener-Policy", "same-origin");
+}
+
+net::reply console_error(unsigned status, code c, std::string message)
+{
+    auto r = net::connect::error_reply(status, c, std::move(message));
+    r.head.headers.set("Cache-Control", "no-store");
+    harden(r.head);
+    return r;
+}
+
+/// The console cookie's value, if the request carries exactly one.
+std::optional<std::string> console_cookie(const net::http::request& req)
+{
+    std::optional<std::string> found;
+    for (const auto& f : req.headers) {
+        if (!net::http::iequals(f.name, "Cookie")) continue;
+        std::string_view rest = f.value;
+        while (!rest.empty()) {
+            const auto semi = rest.find(';');
+            auto part = rest.substr(0, semi);
+            while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+            if (part.size() > cookie_name.size() && part.substr(0, cookie_name.size()) == cookie_name &&
+                part[cookie_name.size()] == '=') {
+                if (found) return std::nullopt;  // two: trust neither
+                found = std::string(part.substr(cookie_name.size() + 1));
+            }
+            if (semi == std::string_view::npos) break;
+            rest.remove_prefix(semi + 1);
+        }
+    }
+    if (found && (found->empty() || found->size() > 128)) return std::nullopt;
+    return found;
+}
+
+/// Derived from the session secret, so it needs no storage of its own and
+/// is worthless without the cookie it goes with.
+std::string csrf_of(std::string_view session_token)
+{
+    return auth::sha256_hex("tether console csrf\n" + std::string(session_token));
+}
+
+std::string session_hash(std::string_view session_token)
+{
+    return auth::sha256_hex("tether console session\n" + std::string(session_token));
+}
+
+}  // namespace
+
+awaitable<std::optional<service::console_grant>> service::console_authorized(const net::http::request& req,
+                                                                           bool changes_state)
+{
+    std::optional<console_grant> out;
+    const auto token = console_cookie(req);
+    if (!token) co_return out;
+    if (changes_state) {
+        const auto sent = req.headers.get("X-CSRF-Token");
+        if (!sent || !constant_time_equal(*sent, csrf_of(*token))) co_return out;
+    }
+    auto hash = session_hash(*token);
+    const auto found = co_await db_.find_credential(credential_kind::console_session, hash, sessions_.now_ms());
+    if (found) out = console_grant{std::move(hash), found->expires_ms};
+    co_return out;
+}
+
+awaitable<bool> service::console_session_live(std::string session_hash)
+{
+    try {
+        const auto found = co_await db_.find_credential(credential_kind::console_session,
+                                                        std::move(session_hash), sessions_.now_ms());
+        co_return found.has_value();
+    } catch (const boost::system::system_error& e) {
+        if (e.code() == asio::error::operation_aborted) throw;
+        storage_failed(e);
+    } catch (const std::exception& e) {
+        storage_failed(e);
+    }
+    // The store is out: the stream keeps going (it carries nothing new
+    // meanwhile) rather than sending every console into a reconnect storm.
+    co_return true;
+}
+
+awaitable<net::reply> service::console(const net::http::request& req, const net::peer_info& peer,
+                                       std::string_view path)
+{
+    if (path == "/ui") {
+        net::reply r;
+        r.head.status = 308;
+        r.head.headers.set("Location", "/ui/");
+        harden(r.head);
+        co_return r;
+    }
+    const auto name = path.substr(4);  // after "/ui/"
+    if (name == "api/login" || name == "api/logout" || name == "api/session") {
+        auto r = co_await console_api(req, peer, name.substr(4));
+        co_return r;
+    }
+    if (req.method != "GET" && req.method != "HEAD")
+        co_return console_error(405, code::unimplemented, "the console's files are read with GET");
+    const auto file = name.empty() ? std::string_view("index.html") : name;
+    for (const auto& a : console_assets()) {
+        if (a.path != file) continue;
+        net::reply r;
+        harden(r.head);
+        r.head.headers.set("ETag", a.etag);
+        // Revalidated every time: a new gateway build serves its own files.
+        r.head.headers.set("Cache-Control", "no-cache");
+        r.head.headers.set("Content-Type", a.content_type);
+        if (const auto inm = req.headers.get("If-None-Match"); inm && *inm == a.etag) {
+            r.head.status = 304;
+            co_return r;
+        }
+        r.head.body = std::string(a.body);
+        co_return r;
+    }
+    co_return console_error(404, code::not_found, "no such console page");
+}
+
+awaitable<net::reply> service::console_api(const net::http::request& req, const net::peer_info& peer,
+                                           std::string_view what)
+{
+    if (what == "session") {
+        // Lets a reloaded page find its session (and CSRF token) again.
+        if (req.method != "GET") co_return console_error(405, code::unimplemented, "use GET");
+        const auto token = console_cookie(req);
+        const auto grant = co_await console_authorized(req, false);
+        const bool ok = grant && token;
+        // 200 either way: a page that is not logged in yet is not an error.
+        json::object out{{"loggedIn", ok}};
+        if (ok) out["csrfToken"] = csrf_of(*token);
+        auto r = net::json_reply(json::serialize(out));
+        r.head.headers.set("Cache-Control", "no-store");
+        harden(r.head);
+        co_return r;
+    }
+    if (req.method != "POST") co_return console_error(405, code::unimplemented, "use POST");
+    // A cross-site form cannot send JSON without asking first (CORS), and
+    // this origin answers no such question.
+    const auto ct = req.headers.get("Content-Type").value_or("");
+    if (!net::http::iequals(ct.substr(0, ct.find(';')), "application/json"))
+        co_return console_error(415, code::invalid_argument, "Content-Type must be application/json");
+
+    if (what == "logout") {
+        const auto grant = co_await console_authorized(req, true);
+        if (!grant) co_return console_error(401, code::unauthenticated, "not logged in");
+        co_await db_.take_credential(credential_kind::console_session, grant->session_hash, sessions_.now_ms());
+        auto r = net::json_reply("{}");
+        r.head.headers.set("Set-Cookie", std::string(cookie_name) +
+                                             "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict" +
+                                             (opts_.console_secure_cookie ? "; Secure" : ""));
+        r.head.headers.set("Cache-Control", "no-store");
+        harden(r.head);
+        log_.info("gateway.console_logout", {{"address", peer.address}});
+        co_return r;
+    }
+
+    // login: the admin token, in the body only (never a URL), checked like
+    // any login, and failures counted against the address.
+    if (auth_throttled(peer.address)) {
+        ++counters_.auth_throttled;
+        co_return console_error(429, code::resource_exhausted,
+                                "too many failed attempts from this address; retry later");
+    }
+    auto body = pj::parse_object(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
+    if (!body) co_return console_error(400, code::invalid_argument, body.error().message());
+    auto presented = pj::get_string(*body, "adminToken");
+    if (!presented) co_return console_error(400, code::invalid_argument, presented.error().message());
+    if (presented->empty() || !constant_time_equal(*presented, admin_token_.reveal())) {
+        auth_failed(peer.address, "ConsoleLogin", rpc_error{code::unauthenticated, "wrong admin token"});
+        co_return console_error(401, code::unauthenticated, "wrong admin token");
+    }
+    const std::string token = random_token(32);
+    const auto now = sessions_.now_ms();
+    credential_record rec{"console", "", now + opts_.console_session_ms, 0};
+    const bool stored = co_await db_.put_credential_capped(
+        credential_kind::console_session, session_hash(token), rec, opts_.console_sessions, now);
+    if (!stored)
+        co_return console_error(
+            429, code::resource_exhausted,
+            "at most " + std::to_string(opts_.console_sessions) +
+                " console sessions at once: log out elsewhere, or wait for one to expire");
+    auto r = net::json_reply(json::serialize(
+        json::object{{"csrfToken", csrf_of(token)}, {"expiresAt", detail::timestamp(rec.expires_ms)}}));
+    r.head.headers.set("Set-Cookie",
+                       std::string(cookie_name) + "=" + token +
+                           "; Path=/; Max-Age=" + std::to_string(opts_.console_session_ms / 1000) +
+                           "; HttpOnly; SameSite=Strict" + (opts_.console_secure_cookie ? "; Secure" : ""));
+    r.head.headers.set("Cache-Control", "no-store");
+    harden(r.head);
+    log_.info("gateway.console_login",
+              {{"address", peer.address}, {"expiresAt", detail::timestamp(rec.expires_ms)}});
+    co_return r;
+}
+
+}  // namespace tether::gateway

@@ -1,0 +1,242 @@
+// The web console (issue 18) in a real browser: Debian's chromium, headless,
+// driven by puppeteer-core, against a real tether-gateway and three real
+// agents. Run by ctest: node console_test.mjs, with TETHER_BIN_DIR (the
+// binaries) and TETHER_SCREENSHOTS (where each page's picture goes).
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import http from 'node:http';
+import puppeteer from 'puppeteer-core';
+
+const bin = process.env.TETHER_BIN_DIR;
+const shots = process.env.TETHER_SCREENSHOTS || path.join(os.tmpdir(), 'tether-console-screens');
+const chromium = process.env.CHROMIUM || '/usr/bin/chromium';
+if (!bin) throw new Error('TETHER_BIN_DIR is not set');
+if (!fs.existsSync(chromium)) throw new Error(`${chromium} is missing: tools/bootstrap installs Debian's chromium`);
+fs.mkdirSync(shots, { recursive: true });
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tether-console-'));
+const children = [];
+let failures = 0;
+
+function check(ok, what) {
+  if (ok) console.log(`ok: ${what}`);
+  else { failures++; console.log(`FAIL: ${what}`); }
+}
+function must(ok, what) { check(ok, what); if (!ok) throw new Error(`cannot go on: ${what}`); }
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function start(file, args) {
+  const p = spawn(path.join(bin, file), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  p.out = '';
+  p.err = '';
+  p.stdout.on('data', (d) => { p.out += d; });
+  p.stderr.on('data', (d) => { p.err += d; });
+  children.push(p);
+  return p;
+}
+async function until(pred, ms, what) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) { if (await pred()) return true; await sleep(50); }
+  throw new Error(`timed out: ${what}`);
+}
+
+function get(port, target, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: target, method: headers.method || 'GET', headers }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    if (headers.body) req.write(headers.body);
+    req.end();
+  });
+}
+
+async function main() {
+  // ---- A gateway and three enrolled agents ------------------------------------
+  const data = path.join(work, 'gw');
+  const gw = start('tether-gateway', ['serve', '--listen', '127.0.0.1:0', '--data-dir', data, '--log-format', 'json']);
+  await until(() => gw.err.includes('gateway.listening'), 20000, 'gateway listening');
+  const line = gw.err.split('\n').find((l) => l.includes('gateway.listening'));
+  const port = JSON.parse(line).port;
+  const url = `http://127.0.0.1:${port}`;
+  const token = fs.readFileSync(path.join(data, 'admin.token'), 'utf8').trim();
+  const admin = ['admin', '--server', url, '--admin-token-file', path.join(data, 'admin.token')];
+  const agents = [];
+  for (const name of ['alpha', 'bravo', 'charlie']) {
+    const code = execFileSync(path.join(bin, 'tether-gateway'), [...admin, 'create-enrollment-code', '--org', 'acme']).toString().trim();
+    const state = path.join(work, name);
+    execFileSync(path.join(bin, 'tether'), ['enroll', '--server', url, '--code', code, '--state-dir', state, '--name', name]);
+    const id = JSON.parse(fs.readFileSync(path.join(state, 'state.json'), 'utf8')).nodeId;
+    agents.push({ name, id, proc: start('tether', ['run', '--state-dir', state, '--heartbeat-interval', '5s', '--log-format', 'json']) });
+  }
+  for (const a of agents) await until(() => a.proc.err.includes('heartbeat.ok') && a.proc.err.includes('sse.connected'), 20000, `${a.name} running`);
+
+  // ---- The browser ---------------------------------------------------------------
+  const browser = await puppeteer.launch({
+    executablePath: chromium,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
+  });
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1280, height: 800 });
+  const problems = [];
+  const failedRequests = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    // The browser logs every 4xx answer as a console error; those are
+    // checked as requests below, each where the test expects one.
+    if (m.text().startsWith('Failed to load resource')) return;
+    problems.push(`console error: ${m.text()}`);
+  });
+  page.on('requestfailed', (r) => { if (!r.url().includes('/v1/admin/events')) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`); });
+  page.on('response', (r) => { if (r.status() >= 400) failedRequests.push(`${r.status()} ${new URL(r.url()).pathname}`); });
+  const shot = async (name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+  const text = (sel) => page.$eval(sel, (e) => e.textContent.trim()).catch(() => null);
+  const waitText = (sel, want, ms = 10000) => page.waitForFunction((s, w) => document.querySelector(s)?.textContent.trim() === w, { timeout: ms, polling: 50 }, sel, want);
+
+  // Log in.
+  const first = await page.goto(`${url}/ui/`);
+  const h = first.headers();
+  check(h['content-security-policy']?.includes("script-src 'self'") && !h['content-security-policy'].includes('unsafe-inline'), 'a strict CSP with no inline script');
+  check(h['x-frame-options'] === 'DENY', 'X-Frame-Options: DENY');
+  check(h['referrer-policy'] === 'no-referrer', 'Referrer-Policy: no-referrer');
+  await page.waitForSelector('#login');
+  await shot('login-1280');
+  await page.type('#admin-token', 'not the token');
+  await page.click('#login button[type=submit]');
+  await page.waitForSelector('#login-error .error');
+  check((await text('#login-error')).includes('wrong admin token'), 'a wrong token is refused');
+  const refusal = failedRequests.splice(0).join();
+  check(refusal === '401 /ui/api/login', `the refusal was the only failed request (${refusal})`);
+  await page.type('#admin-token', token);
+  await page.click('#login button[type=submit]');
+  await page.waitForSelector('#count-online');
+  const cookies = await page.cookies();
+  const cookie = cookies.find((c) => c.name === 'tether_console');
+  must(cookie, 'a console session cookie was set');
+  check(cookie.httpOnly && cookie.sameSite === 'Strict', 'the cookie is HttpOnly and SameSite=Strict');
+  check(cookie.value !== token, 'the cookie is not the admin token');
+
+  // Three online, live.
+  await waitText('#count-online', '3');
+  check(true, 'three nodes online');
+  await waitText('#live', 'live');
+  await page.evaluate(() => { window.__noReload = 1; });
+  await shot('overview-1280');
+
+  // Publish in the editor: the rollout bar reaches 3/3 without a reload.
+  await page.click('a[data-nav=config]');
+  await page.waitForFunction(() => document.querySelector('#config-version')?.textContent === '0', { timeout: 5000 });
+  await page.$eval('#config-editor', (e) => { e.value = JSON.stringify({ flags: { console: true }, heartbeatIntervalSeconds: 5 }, null, 2); });
+  await page.click('#publish');
+  await page.waitForSelector('#config-published');
+  const published = await text('#config-version');
+  check(/^\d+$/.test(published) && published !== '0', `published version ${published}`);
+  await shot('config-1280');
+  const publishedAt = Date.now();
+  await page.click('a[data-nav=overview]');
+  await page.waitForFunction((v) => document.querySelector('#rollout-version')?.textContent === v &&
+    document.querySelector('#rollout-text')?.textContent === '3/3', { timeout: 15000, polling: 50 }, published);
+  check(true, `the rollout bar reached 3/3 in ${Date.now() - publishedAt} ms`);
+  check(await page.evaluate(() => window.__noReload === 1), 'without a reload');
+  await shot('overview-rolled-out-1280');
+
+  // An invalid document: the error is shown at the field the gateway names.
+  await page.click('a[data-nav=config]');
+  await page.waitForFunction((v) => document.querySelector('#config-version')?.textContent === v, { timeout: 5000 }, published);
+  await page.$eval('#config-editor', (e) => { e.value = JSON.stringify({ flags: { console: true }, rateLimits: [{ route: '/x', maxRequests: 'lots', windowSeconds: 1 }] }, null, 2); });
+  await page.click('#publish');
+  await page.waitForSelector('#config-error');
+  const field = await page.$eval('#config-error', (e) => e.dataset.field);
+  check(field.startsWith('rateLimits[0]') && field.includes('maxRequests'), `the error names the field (${field})`);
+  check(await page.$eval('#config-editor', (e) => e.classList.contains('invalid') &&
+    e.value.slice(e.selectionStart, e.selectionEnd) === '"maxRequests"'), 'the editor selects that field');
+  const refusedPublish = failedRequests.splice(0).join();
+  check(refusedPublish === '400 /tether.v1.AdminService/PublishConfig', `the refused publish was the only failed request (${refusedPublish})`);
+  await shot('config-invalid-1280');
+
+  // Nodes page: three rows, search and sort.
+  await page.click('a[data-nav=nodes]');
+  await page.waitForSelector('#nodes tbody tr');
+  check((await page.$$('#nodes tbody tr')).length === 3, 'three rows');
+  await page.type('#node-search', 'brav');
+  await page.waitForFunction(() => document.querySelectorAll('#nodes tbody tr').length === 1);
+  check((await text('#nodes tbody tr td a')) === 'bravo', 'search finds bravo');
+  await page.$eval('#node-search', (e) => { e.value = ''; e.dispatchEvent(new Event('input')); });
+  await page.click('button[data-sort=nodeName]');  // was ascending: now descending
+  check((await text('#nodes tbody tr:first-child td a')) === 'charlie', 'sorted by name, descending');
+  await shot('nodes-1280');
+
+  // Node detail and revoke, with a confirmation: it leaves the online count.
+  const victim = agents[2];
+  await page.click(`tr[data-node="${victim.id}"] a`);
+  await page.waitForSelector('#revoke');
+  await shot('node-1280');
+  await page.click('#revoke');
+  await page.waitForSelector('#revoke-confirm');
+  await shot('node-revoke-confirm-1280');
+  await page.click('#revoke-confirm');
+  await page.waitForSelector('#revoked-notice');
+  await page.click('a[data-nav=overview]');
+  await waitText('#count-online', '2');
+  await waitText('#count-revoked', '1');
+  check(true, 'the revoked node left the online count');
+  await until(() => victim.proc.exitCode !== null, 10000, 'the revoked agent exits');
+  check(victim.proc.exitCode === 3, `the revoked agent exited with 3 (${victim.proc.exitCode})`);
+
+  // The phone size: every page fits its width.
+  await page.setViewport({ width: 390, height: 844 });
+  for (const [name, hash] of [['overview', '#/'], ['nodes', '#/nodes'], ['node', `#/node/${agents[0].id}`], ['config', '#/config']]) {
+    await page.evaluate((x) => { location.hash = x; }, hash);
+    await sleep(300);
+    const [scroll, width] = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+    check(scroll <= width, `${name} at 390x844 has no horizontal scroll (${scroll} <= ${width})`);
+    await shot(`${name}-390`);
+  }
+  await page.setViewport({ width: 1280, height: 800 });
+
+  // The token is nowhere in the browser, nor in the gateway's log.
+  const stored = await page.evaluate(() => JSON.stringify({ l: { ...localStorage }, s: { ...sessionStorage }, u: location.href, c: document.cookie }));
+  check(!stored.includes(token), 'the admin token is not in storage, the URL or script-visible cookies');
+  check(!gw.err.includes(token) && !gw.out.includes(token), 'nor in the gateway log');
+
+  // Log out: the cookie no longer works, on the server.
+  const jar = `tether_console=${cookie.value}`;
+  const before = await get(port, '/ui/api/session', { Cookie: jar });
+  check(JSON.parse(before.body).loggedIn === true, 'the cookie works before logout');
+  await page.click('#logout');
+  await page.waitForSelector('#login');
+  const after = await get(port, '/ui/api/session', { Cookie: jar });
+  check(JSON.parse(after.body).loggedIn === false, 'after logout the cookie is refused');
+  const rpcAfter = await get(port, '/tether.v1.AdminService/ListNodes', {
+    method: 'POST', Cookie: jar, 'Content-Type': 'application/json',
+    'X-CSRF-Token': 'x', body: '{}',
+  });
+  check(rpcAfter.status === 401, `and an RPC with it gets 401 (${rpcAfter.status})`);
+  const streamAfter = await get(port, '/v1/admin/events', { Cookie: jar });
+  check(streamAfter.status === 401, `and the admin stream too (${streamAfter.status})`);
+  await shot('logged-out-1280');
+
+  check(problems.length === 0, `no console errors on any page${problems.length ? `: ${problems.join('; ')}` : ''}`);
+  check(failedRequests.length === 0, `no unexpected failed requests${failedRequests.length ? `: ${failedRequests.join(', ')}` : ''}`);
+  await browser.close();
+  console.log(`screenshots in ${shots}`);
+}
+
+try {
+  await main();
+} catch (e) {
+  failures++;
+  console.log(`FAIL: ${e.stack || e}`);
+} finally {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  await sleep(300);
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  fs.rmSync(work, { recursive: true, force: true });
+}
+console.log(failures ? `${failures} failed` : 'all passed');
+process.exit(failures ? 1 : 0);
