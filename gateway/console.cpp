@@ -6,6 +6,7 @@
 #include "base/random_bytes.hpp"
 #include "gateway/console_assets.hpp"
 #include "gateway/service.hpp"
+#include "net/cookie.hpp"
 
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
@@ -46,25 +47,7 @@ net::reply console_error(unsigned status, code c, std::string message)
 /// The console cookie's value, if the request carries exactly one.
 std::optional<std::string> console_cookie(const net::http::request& req)
 {
-    std::optional<std::string> found;
-    for (const auto& f : req.headers) {
-        if (!net::http::iequals(f.name, "Cookie")) continue;
-        std::string_view rest = f.value;
-        while (!rest.empty()) {
-            const auto semi = rest.find(';');
-            auto part = rest.substr(0, semi);
-            while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
-            if (part.size() > cookie_name.size() && part.substr(0, cookie_name.size()) == cookie_name &&
-                part[cookie_name.size()] == '=') {
-                if (found) return std::nullopt;  // two: trust neither
-                found = std::string(part.substr(cookie_name.size() + 1));
-            }
-            if (semi == std::string_view::npos) break;
-            rest.remove_prefix(semi + 1);
-        }
-    }
-    if (found && (found->empty() || found->size() > 128)) return std::nullopt;
-    return found;
+    return net::http::cookie_value(req.headers, cookie_name, 128);
 }
 
 /// Derived from the session secret, so it needs no storage of its own and
@@ -82,7 +65,7 @@ std::string session_hash(std::string_view session_token)
 }  // namespace
 
 awaitable<std::optional<service::console_grant>> service::console_authorized(const net::http::request& req,
-                                                                           bool changes_state)
+                                                                             bool changes_state)
 {
     std::optional<console_grant> out;
     const auto token = console_cookie(req);
@@ -92,7 +75,8 @@ awaitable<std::optional<service::console_grant>> service::console_authorized(con
         if (!sent || !constant_time_equal(*sent, csrf_of(*token))) co_return out;
     }
     auto hash = session_hash(*token);
-    const auto found = co_await db_.find_credential(credential_kind::console_session, hash, sessions_.now_ms());
+    const auto found =
+        co_await db_.find_credential(credential_kind::console_session, hash, sessions_.now_ms());
     if (found) out = console_grant{std::move(hash), found->expires_ms};
     co_return out;
 }
@@ -177,7 +161,8 @@ awaitable<net::reply> service::console_api(const net::http::request& req, const 
     if (what == "logout") {
         const auto grant = co_await console_authorized(req, true);
         if (!grant) co_return console_error(401, code::unauthenticated, "not logged in");
-        co_await db_.take_credential(credential_kind::console_session, grant->session_hash, sessions_.now_ms());
+        co_await db_.take_credential(credential_kind::console_session, grant->session_hash,
+                                     sessions_.now_ms());
         auto r = net::json_reply("{}");
         r.head.headers.set("Set-Cookie", std::string(cookie_name) +
                                              "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict" +

@@ -115,7 +115,7 @@ int gateway_serve(invocation& inv)
         gw.hub.admin_global = cli::parse_count(*v, "--admin-stream-limit", 1, 10'000'000);
     if (auto v = inv.args.value("auth-failures-per-minute"))
         gw.auth_failures_per_window = cli::parse_count(*v, "--auth-failures-per-minute", 1, 1'000'000'000);
-    gw.console_secure_cookie = tls;
+    gw.console_secure_cookie = tls || inv.args.enabled("console-secure-cookie");
     auto server_opts = gateway::default_server_options();
     server_opts.connection_strands = opts.threads;
     if (auto v = inv.args.value("max-connections-per-ip"))

@@ -41,29 +41,37 @@ async function until(pred, ms, what) {
   throw new Error(`timed out: ${what}`);
 }
 
-function get(port, target, headers = {}) {
+function request(port, target, { method = 'GET', headers = {}, body } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: target, method: headers.method || 'GET', headers }, (res) => {
-      let body = '';
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+    const req = http.request({ host: '127.0.0.1', port, path: target, method, headers }, (res) => {
+      let text = '';
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: text }));
     });
     req.on('error', reject);
-    if (headers.body) req.write(headers.body);
+    if (body !== undefined) req.write(body);
     req.end();
   });
 }
 
+async function startGateway(name, extra = []) {
+  const data = path.join(work, name);
+  const gw = start('tether-gateway', ['serve', '--listen', '127.0.0.1:0', '--data-dir', data, '--log-format', 'json', ...extra]);
+  await until(() => gw.err.includes('gateway.listening'), 20000, `${name} listening`);
+  const line = gw.err.split('\n').find((l) => l.includes('gateway.listening'));
+  gw.port = JSON.parse(line).port;
+  gw.tokenFile = path.join(data, 'admin.token');
+  gw.token = fs.readFileSync(gw.tokenFile, 'utf8').trim();
+  return gw;
+}
+
 async function main() {
   // ---- A gateway and three enrolled agents ------------------------------------
-  const data = path.join(work, 'gw');
-  const gw = start('tether-gateway', ['serve', '--listen', '127.0.0.1:0', '--data-dir', data, '--log-format', 'json']);
-  await until(() => gw.err.includes('gateway.listening'), 20000, 'gateway listening');
-  const line = gw.err.split('\n').find((l) => l.includes('gateway.listening'));
-  const port = JSON.parse(line).port;
+  const gw = await startGateway('gw');
+  const port = gw.port;
   const url = `http://127.0.0.1:${port}`;
-  const token = fs.readFileSync(path.join(data, 'admin.token'), 'utf8').trim();
-  const admin = ['admin', '--server', url, '--admin-token-file', path.join(data, 'admin.token')];
+  const token = gw.token;
+  const admin = ['admin', '--server', url, '--admin-token-file', gw.tokenFile];
   const agents = [];
   for (const name of ['alpha', 'bravo', 'charlie']) {
     const code = execFileSync(path.join(bin, 'tether-gateway'), [...admin, 'create-enrollment-code', '--org', 'acme']).toString().trim();
@@ -119,6 +127,7 @@ async function main() {
   const cookie = cookies.find((c) => c.name === 'tether_console');
   must(cookie, 'a console session cookie was set');
   check(cookie.httpOnly && cookie.sameSite === 'Strict', 'the cookie is HttpOnly and SameSite=Strict');
+  check(!cookie.secure, 'and not Secure on plain HTTP (the browser would drop it)');
   check(cookie.value !== token, 'the cookie is not the admin token');
 
   // Three online, live.
@@ -206,20 +215,29 @@ async function main() {
 
   // Log out: the cookie no longer works, on the server.
   const jar = `tether_console=${cookie.value}`;
-  const before = await get(port, '/ui/api/session', { Cookie: jar });
+  const before = await request(port, '/ui/api/session', { headers: { Cookie: jar } });
   check(JSON.parse(before.body).loggedIn === true, 'the cookie works before logout');
   await page.click('#logout');
   await page.waitForSelector('#login');
-  const after = await get(port, '/ui/api/session', { Cookie: jar });
+  const after = await request(port, '/ui/api/session', { headers: { Cookie: jar } });
   check(JSON.parse(after.body).loggedIn === false, 'after logout the cookie is refused');
-  const rpcAfter = await get(port, '/tether.v1.AdminService/ListNodes', {
-    method: 'POST', Cookie: jar, 'Content-Type': 'application/json',
-    'X-CSRF-Token': 'x', body: '{}',
+  const rpcAfter = await request(port, '/tether.v1.AdminService/ListNodes', {
+    method: 'POST', headers: { Cookie: jar, 'Content-Type': 'application/json', 'X-CSRF-Token': 'x' }, body: '{}',
   });
   check(rpcAfter.status === 401, `and an RPC with it gets 401 (${rpcAfter.status})`);
-  const streamAfter = await get(port, '/v1/admin/events', { Cookie: jar });
+  const streamAfter = await request(port, '/v1/admin/events', { headers: { Cookie: jar } });
   check(streamAfter.status === 401, `and the admin stream too (${streamAfter.status})`);
   await shot('logged-out-1280');
+
+  // Behind a balancer that ends TLS, the gateway serves plain HTTP on
+  // loopback: --console-secure-cookie still marks the cookie Secure.
+  const behind = await startGateway('gw-behind-tls', ['--console-secure-cookie']);
+  const secure = await request(behind.port, '/ui/api/login', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ adminToken: behind.token }),
+  });
+  const setCookie = String(secure.headers['set-cookie'] || '');
+  check(secure.status === 200 && setCookie.includes('; Secure'),
+    `--console-secure-cookie marks the cookie Secure (${setCookie.replace(/=[^;]*/, '=…')})`);
 
   check(problems.length === 0, `no console errors on any page${problems.length ? `: ${problems.join('; ')}` : ''}`);
   check(failedRequests.length === 0, `no unexpected failed requests${failedRequests.length ? `: ${failedRequests.join(', ')}` : ''}`);

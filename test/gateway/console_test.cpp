@@ -55,8 +55,9 @@ console_login log_in(gateway_fixture& g)
 
 answer list_nodes(gateway_fixture& g, const console_login& s, std::string_view csrf)
 {
-    return send(g, "POST", "/tether.v1.AdminService/ListNodes", "{}",
-                {{"Content-Type", "application/json"}, {"Cookie", s.cookie}, {"X-CSRF-Token", std::string(csrf)}});
+    return send(
+        g, "POST", "/tether.v1.AdminService/ListNodes", "{}",
+        {{"Content-Type", "application/json"}, {"Cookie", s.cookie}, {"X-CSRF-Token", std::string(csrf)}});
 }
 
 bool logged_in(gateway_fixture& g, const console_login& s)
@@ -106,7 +107,8 @@ BOOST_AUTO_TEST_CASE(the_console_files_are_embedded_and_served_with_strict_heade
     const auto again = send(g, "GET", "/ui/app.js", {}, {{"If-None-Match", etag}});
     BOOST_TEST(again.status == 304u);
     BOOST_TEST(again.body.empty());
-    BOOST_TEST(send(g, "GET", "/ui/style.css").headers.get("Content-Type").value_or("").starts_with("text/css"));
+    BOOST_TEST(
+        send(g, "GET", "/ui/style.css").headers.get("Content-Type").value_or("").starts_with("text/css"));
 
     const auto bare = send(g, "GET", "/ui");
     BOOST_TEST(bare.status == 308u);
@@ -124,7 +126,8 @@ BOOST_AUTO_TEST_CASE(login_trades_the_admin_token_for_a_hashed_cookie_session_wi
 {
     gateway_fixture g;
     g.enroll("acme", "a");
-    const std::initializer_list<std::pair<std::string, std::string>> as_json = {{"Content-Type", "application/json"}};
+    const std::initializer_list<std::pair<std::string, std::string>> as_json = {
+        {"Content-Type", "application/json"}};
 
     const auto wrong = send(g, "POST", "/ui/api/login", R"({"adminToken":"guess"})", as_json);
     BOOST_TEST(wrong.status == 401u);
@@ -191,11 +194,13 @@ BOOST_AUTO_TEST_CASE(logout_and_expiry_end_the_session_and_its_open_stream)
     BOOST_TEST_REQUIRE(stream->head().status == 200u);
 
     // Logout needs the CSRF token too: a cross-site page cannot log you out.
-    BOOST_TEST(send(g, "POST", "/ui/api/logout", "{}", {{"Content-Type", "application/json"}, {"Cookie", s.cookie}})
-                   .status == 401u);
+    BOOST_TEST(
+        send(g, "POST", "/ui/api/logout", "{}", {{"Content-Type", "application/json"}, {"Cookie", s.cookie}})
+            .status == 401u);
     BOOST_TEST(logged_in(g, s));
-    const auto out = send(g, "POST", "/ui/api/logout", "{}",
-                          {{"Content-Type", "application/json"}, {"Cookie", s.cookie}, {"X-CSRF-Token", s.csrf}});
+    const auto out =
+        send(g, "POST", "/ui/api/logout", "{}",
+             {{"Content-Type", "application/json"}, {"Cookie", s.cookie}, {"X-CSRF-Token", s.csrf}});
     BOOST_TEST(out.status == 200u);
     BOOST_TEST(out.headers.get("Set-Cookie").value_or("").find("Max-Age=0") != std::string_view::npos);
     BOOST_TEST(!logged_in(g, s));
