@@ -14,6 +14,7 @@ auth::state_paths resolve_state_dir(const invocation& inv);
 int agent_run(invocation& inv);
 int agent_enroll(invocation& inv);
 int agent_show_status(invocation& inv);
+int agent_probe(invocation& inv);
 int agent_exec(invocation& inv);
 
 }  // namespace tether::app

@@ -397,6 +397,23 @@ BOOST_AUTO_TEST_CASE(health_endpoints_and_readyz_flipping_when_heartbeats_fail)
     // 0: run reuses the session enroll persisted, with far more than an hour left.
     BOOST_TEST(contains(metrics, "tether_session_refreshes_total 0"), metrics);
 
+    // `tether probe`, the container image's health check: the agent's
+    // endpoints and the gateway's own /livez.
+    const auto probe = [&](std::vector<std::string> args) {
+        return tether::test::run(binary("tether"), args);
+    };
+    auto p = probe({"probe", "--health-listen", addr});
+    BOOST_TEST(p.status == 0, p.out + p.err);
+    BOOST_TEST(p.out.starts_with("/livez: 200"), p.out);
+    p = probe({"probe", "--health-listen", addr, "/readyz"});
+    BOOST_TEST(p.status == 0, p.out + p.err);
+    p = probe({"probe", "--health-listen", "127.0.0.1:" + std::to_string(gw->port)});
+    BOOST_TEST(p.status == 0, p.out + p.err);
+    p = probe({"probe", "--health-listen", "127.0.0.1:" + std::to_string(free_port())});
+    BOOST_TEST(p.status == 1, "nothing listening: " + p.out);
+    BOOST_TEST(probe({"probe", "--health-listen", "192.0.2.1:9464"}).status == 2, "off loopback");
+    BOOST_TEST(probe({"probe", "--health-listen", addr, "readyz"}).status == 2);
+
     // Gateway gone: after two intervals without a good heartbeat, not ready.
     gw.reset();
     bool flipped = false;
@@ -406,6 +423,10 @@ BOOST_AUTO_TEST_CASE(health_endpoints_and_readyz_flipping_when_heartbeats_fail)
     }
     BOOST_TEST(flipped, "readyz still 200 15 s after the gateway went away");
     BOOST_TEST(fetch("/livez").starts_with("HTTP/1.0 200"), "alive, just not ready");
+    p = probe({"probe", "--health-listen", addr, "/readyz"});
+    BOOST_TEST(p.status == 1, p.out);
+    BOOST_TEST(p.out.starts_with("/readyz: 503"), p.out);
+    BOOST_TEST(probe({"probe", "--health-listen", addr}).status == 0);
     agent.signal(SIGTERM);
     const auto st = agent.wait_for(2s);
     BOOST_TEST_REQUIRE(st.has_value());
