@@ -4,6 +4,7 @@
 #include "app/common/supervisor.hpp"
 #include "app/gateway/admin_token.hpp"
 #include "app/gateway/commands.hpp"
+#include "app/gateway/data_dir.hpp"
 #include "base/blocking_call.hpp"
 #include "gateway/postgres/pg_schema.hpp"
 #include "gateway/postgres/pg_store.hpp"
@@ -125,8 +126,7 @@ int gateway_serve(invocation& inv)
     // own user only.
     ::umask(077);
     const std::filesystem::path data_dir = inv.args.value("data-dir").value_or("./tether-data");
-    std::filesystem::create_directories(data_dir);
-    std::filesystem::permissions(data_dir, std::filesystem::perms::owner_all);
+    prepare_data_dir(data_dir, inv.log);
     const std::filesystem::path token_file =
         inv.args.value("admin-token-file").value_or((data_dir / "admin.token").string());
     bool created = false;

@@ -6,7 +6,9 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
@@ -226,3 +228,65 @@ BOOST_AUTO_TEST_CASE(pid_1_exec_reaps_the_orphans_its_child_leaves)
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// A volume mounted from the host (or given to a Kubernetes fsGroup) is a
+// data directory the gateway does not own and cannot chmod: accepted when
+// others have no access to it, refused with what to run when they do.
+BOOST_AUTO_TEST_CASE(gateway_data_dir_it_does_not_own)
+{
+    if (::geteuid() != 0) {
+        BOOST_TEST_MESSAGE("skipped: needs root to run the gateway as nobody");
+        return;
+    }
+    t::temp_dir dir;
+    std::filesystem::permissions(dir.path(), std::filesystem::perms(0755));  // nobody passes through
+    const auto make = [&](const char* name, mode_t mode, gid_t gid) {
+        const auto d = dir.path() / name;
+        std::filesystem::create_directory(d);
+        BOOST_TEST_REQUIRE(::chown(d.c_str(), 0, gid) == 0);
+        BOOST_TEST_REQUIRE(::chmod(d.c_str(), mode) == 0);
+        return d.string();
+    };
+    const gid_t nogroup = 65534;
+    const auto mode_of = [](const std::string& p) {
+        struct stat st {};
+        return ::stat(p.c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 07777) : -1;
+    };
+    const std::vector<std::string> as_nobody{"--reuid=65534", "--regid=65534", "--clear-groups",
+                                             t::binary("tether-gateway").string()};
+    const auto serve = [&](const std::string& data) {
+        auto a = as_nobody;
+        a.insert(a.end(), {"serve", "--listen", "127.0.0.1:0", "--data-dir", data, "--log-format", "json"});
+        return a;
+    };
+
+    // Group-owned, setgid, nobody in the group, no access for others: serves.
+    const auto shared = make("shared", 02770, nogroup);
+    t::child_process gw("/usr/bin/setpriv", serve(shared));
+    BOOST_TEST_REQUIRE(
+        gw.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s), gw.err());
+    BOOST_TEST(contains(gw.err(), "gateway.data_dir_shared"), "the shared group is worth a warning");
+    BOOST_TEST(mode_of(shared + "/tether.db") == 0600);
+    gw.signal(SIGTERM);
+    BOOST_TEST(gw.wait_for(10s).value_or(-1) == 0);
+
+    // Open to everybody: refused, naming the fix.
+    auto open = t::run("/usr/bin/setpriv", serve(make("open", 0777, 0)));
+    BOOST_TEST(open.status == 2);
+    BOOST_TEST(contains(open.err, "is open to every user"), open.err);
+    BOOST_TEST(contains(open.err, "chmod 0700"), open.err);
+    // Not writable: refused, naming the fix.
+    auto closed = t::run("/usr/bin/setpriv", serve(make("closed", 0755, 0)));
+    BOOST_TEST(closed.status == 2);
+    BOOST_TEST(contains(closed.err, "is not writable by the gateway (uid 65534)"), closed.err);
+    BOOST_TEST(contains(closed.err, "chown 65534"), closed.err);
+    // Its own directory is still narrowed to 0700, as before.
+    const auto own = dir.path() / "own";
+    t::child_process mine(t::binary("tether-gateway"), {"serve", "--listen", "127.0.0.1:0", "--data-dir",
+                                                        own.string(), "--log-format", "json"});
+    BOOST_TEST_REQUIRE(
+        mine.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s),
+        mine.err());
+    BOOST_TEST(mode_of(own.string()) == 0700);
+    BOOST_TEST(!contains(mine.err(), "gateway.data_dir_shared"));
+}
