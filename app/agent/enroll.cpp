@@ -38,6 +38,25 @@ int agent_enroll(invocation& inv)
 {
     const auto server_text = inv.args.value("server");
     const auto code = inv.args.value("code");
+    const bool skip = inv.args.enabled("skip-if-enrolled");
+    if (skip && inv.args.enabled("force"))
+        throw cli::usage_error("--skip-if-enrolled and --force contradict");
+    if (skip) {
+        // An init step that runs before every start of the agent (a
+        // Kubernetes init container): enrolled once, then a no-op, even
+        // after the single-use code is gone.
+        const auto paths = resolve_state_dir(inv);
+        std::error_code ec;
+        if (std::filesystem::exists(paths.state_file(), ec)) {
+            try {
+                const auto st = auth::load_state(paths);
+                inv.log.info("enroll.skipped", {{"node", st.node_id}, {"reason", "already enrolled"}});
+                return 0;
+            } catch (const auth::state_error& e) {
+                throw fatal_exit(exit_status::usage, e.what());
+            }
+        }
+    }
     if (!server_text || server_text->empty()) throw cli::usage_error("--server is required");
     if (!code || code->empty()) throw cli::usage_error("--code is required");
     const auto server = parse_server_list(*server_text, inv.args.origin("server"), process_random());

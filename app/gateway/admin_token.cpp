@@ -12,6 +12,25 @@
 
 namespace tether::app {
 
+namespace {
+
+/// Nobody else may write it or read it, except a group we are in reading
+/// it: a Kubernetes Secret volume with an fsGroup comes out 0440, group the
+/// pod's own.
+bool private_enough(const struct stat& st)
+{
+    if ((st.st_mode & (S_IRWXO | S_IWGRP | S_IXGRP)) != 0) return false;
+    if ((st.st_mode & S_IRGRP) == 0) return true;
+    if (st.st_gid == ::getegid()) return true;
+    gid_t groups[256];
+    const int n = ::getgroups(256, groups);
+    for (int i = 0; i < n; ++i)
+        if (groups[i] == st.st_gid) return true;
+    return false;
+}
+
+}  // namespace
+
 secret load_admin_token(const std::filesystem::path& file, bool create, bool* created)
 {
     if (created) *created = false;
@@ -35,10 +54,12 @@ secret load_admin_token(const std::filesystem::path& file, bool create, bool* cr
         throw std::runtime_error("cannot read admin token file " + file.string() + ": " +
                                  std::strerror(errno));
     struct stat st {};
-    if (::fstat(fd, &st) != 0 || (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    if (::fstat(fd, &st) != 0 || !private_enough(st)) {
         ::close(fd);
-        throw std::runtime_error("admin token file " + file.string() +
-                                 " is accessible by group or others; chmod 600 it");
+        throw std::runtime_error(
+            "admin token file " + file.string() +
+            " is accessible by others, or by a group the gateway is not in; chmod 600 it "
+            "(0640 with the gateway's own group, as a Kubernetes fsGroup gives)");
     }
     std::string buf(4096, '\0');
     const ssize_t n = ::read(fd, buf.data(), buf.size());

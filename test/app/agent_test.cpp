@@ -161,6 +161,25 @@ BOOST_AUTO_TEST_CASE(enroll_guards)
     BOOST_TEST(plain.status == 2);
     BOOST_TEST(contains(plain.err, "loopback"), plain.err);
     BOOST_TEST(!std::filesystem::exists(dir.path() / "p"), "a refused enroll creates nothing");
+
+    // --skip-if-enrolled, an init step before every start: a no-op once
+    // enrolled, even with the code long used up; enrolls when not.
+    const auto node_before = tether::test::read_file(state / "state.json");
+    const auto skipped = tether::test::run(
+        binary("tether"), {"enroll", "--skip-if-enrolled", "--server", gw.url, "--code", "used-up",
+                           "--state-dir", state.string(), "--log-format", "json"});
+    BOOST_TEST(skipped.status == 0, skipped.err);
+    BOOST_TEST(contains(skipped.err, "enroll.skipped"), skipped.err);
+    BOOST_TEST(tether::test::read_file(state / "state.json") == node_before);
+    const auto fresh = tether::test::run(
+        binary("tether"), {"enroll", "--skip-if-enrolled", "--server", gw.url, "--code", gw.code("acme"),
+                           "--state-dir", (dir.path() / "fresh").string()});
+    BOOST_TEST(fresh.status == 0, fresh.err);
+    BOOST_TEST(std::filesystem::exists(dir.path() / "fresh" / "state.json"));
+    const auto both =
+        tether::test::run(binary("tether"), {"enroll", "--skip-if-enrolled", "--force", "--server", gw.url,
+                                             "--code", "x", "--state-dir", state.string()});
+    BOOST_TEST(both.status == 2);
 }
 
 BOOST_AUTO_TEST_CASE(state_without_api_key_exits_2_without_locking)

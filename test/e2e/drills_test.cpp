@@ -290,3 +290,46 @@ BOOST_AUTO_TEST_CASE(gateway_data_dir_it_does_not_own)
     BOOST_TEST(mode_of(own.string()) == 0700);
     BOOST_TEST(!contains(mine.err(), "gateway.data_dir_shared"));
 }
+
+// A Kubernetes Secret mounted with an fsGroup is 0440, group the pod's: the
+// admin token may be read by a group the gateway is in, by no one else.
+BOOST_AUTO_TEST_CASE(admin_token_file_readable_by_our_group_only)
+{
+    t::temp_dir dir;
+    const auto token = [&](const char* name, mode_t mode, gid_t gid) {
+        const auto f = dir.path() / name;
+        t::write_file(f, "a-token-of-at-least-some-length\n");
+        BOOST_TEST_REQUIRE(::chown(f.c_str(), ::geteuid(), gid) == 0);
+        BOOST_TEST_REQUIRE(::chmod(f.c_str(), mode) == 0);
+        return f.string();
+    };
+    const auto serve = [&](const std::string& file, const char* data) {
+        return std::vector<std::string>{"serve",
+                                        "--listen",
+                                        "127.0.0.1:0",
+                                        "--data-dir",
+                                        (dir.path() / data).string(),
+                                        "--admin-token-file",
+                                        file,
+                                        "--log-format",
+                                        "json"};
+    };
+    t::child_process ours(t::binary("tether-gateway"), serve(token("ours", 0440, ::getegid()), "a"));
+    BOOST_TEST_REQUIRE(
+        ours.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s),
+        ours.err());
+    ours.signal(SIGTERM);
+    BOOST_TEST(ours.wait_for(10s).value_or(-1) == 0);
+
+    if (::getegid() != 65534) {
+        const auto other_group =
+            t::run(t::binary("tether-gateway"), serve(token("theirs", 0640, 65534), "b"));
+        BOOST_TEST(other_group.status != 0);
+        BOOST_TEST(contains(other_group.err, "a group the gateway is not in"), other_group.err);
+    }
+    for (const mode_t m : {0604, 0660, 0620}) {
+        const auto refused = t::run(t::binary("tether-gateway"), serve(token("open", m, ::getegid()), "c"));
+        BOOST_TEST(refused.status != 0, "mode " << std::oct << m);
+        BOOST_TEST(contains(refused.err, "chmod 600"), refused.err);
+    }
+}
