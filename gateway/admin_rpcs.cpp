@@ -30,6 +30,9 @@ pj::result<std::string> get_org_id(const json::object& in)
     return org;
 }
 
+/// A fleet's worth: a code shared by a DaemonSet enrolls each of its nodes.
+constexpr std::int64_t max_enrollment_code_uses = 100'000;
+
 }  // namespace
 
 awaitable<rpc_result> service::create_enrollment_code(const rpc_call& c)
@@ -42,11 +45,17 @@ awaitable<rpc_result> service::create_enrollment_code(const rpc_call& c)
     const std::int64_t seconds = *ttl == 0 ? 3600 : *ttl;
     if (seconds < 1 || seconds > 30LL * 24 * 3600)
         co_return fail(code::invalid_argument, "ttlSeconds: must be from 1 to 2592000 (30 days)");
+    auto max_uses = pj::get_int32(in, "maxUses");
+    if (!max_uses) co_return detail::invalid(max_uses.error());
+    const std::int64_t uses = *max_uses == 0 ? 1 : *max_uses;
+    if (uses < 1 || uses > max_enrollment_code_uses)
+        co_return fail(code::invalid_argument,
+                       "maxUses: must be from 1 to " + std::to_string(max_enrollment_code_uses));
     const std::string code = random_token(24);
     const std::int64_t expires = sessions_.now_ms() + seconds * 1000;
     const std::string hash = auth::sha256_hex(code), o = *org;
-    co_await db_.add_enrollment_code(hash, o, expires);
-    json::object out{{"code", code}, {"expiresAt", detail::timestamp(expires)}};
+    co_await db_.add_enrollment_code(hash, o, expires, uses);
+    json::object out{{"code", code}, {"expiresAt", detail::timestamp(expires)}, {"maxUses", uses}};
     co_return out;
 }
 

@@ -69,6 +69,11 @@ ALTER TABLE nodes ADD COLUMN applied_config_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE nodes ADD COLUMN agent_version TEXT NOT NULL DEFAULT '';
 ALTER TABLE nodes ADD COLUMN applied_changed_ms INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 4: codes that enroll more than one node (a DaemonSet shares one).
+    R"sql(
+ALTER TABLE enrollment_codes ADD COLUMN uses_left INTEGER NOT NULL DEFAULT 1;
+UPDATE enrollment_codes SET uses_left = 0 WHERE used = 1;
+)sql",
 };
 
 }  // namespace
@@ -194,10 +199,11 @@ void sqlite_storage::migrate()
 }
 
 void sqlite_storage::add_enrollment_code(const std::string& code_hash, const std::string& org_id,
-                                         std::int64_t expires_ms)
+                                         std::int64_t expires_ms, std::int64_t uses)
 {
-    statement s(db_, "INSERT INTO enrollment_codes(code_hash, org_id, expires_ms) VALUES(?,?,?)");
-    s.bind(1, code_hash).bind(2, org_id).bind(3, expires_ms).step();
+    statement s(db_,
+                "INSERT INTO enrollment_codes(code_hash, org_id, expires_ms, uses_left) VALUES(?,?,?,?)");
+    s.bind(1, code_hash).bind(2, org_id).bind(3, expires_ms).bind(4, uses).step();
 }
 
 std::optional<std::string> sqlite_storage::consume_enrollment_code(const std::string& code_hash,
@@ -205,8 +211,8 @@ std::optional<std::string> sqlite_storage::consume_enrollment_code(const std::st
 {
     // One UPDATE decides: two enrollments racing for one code cannot both win.
     statement s(db_,
-                "UPDATE enrollment_codes SET used = 1 WHERE code_hash = ? AND used = 0 AND expires_ms > ? "
-                "RETURNING org_id");
+                "UPDATE enrollment_codes SET uses_left = uses_left - 1, used = (uses_left <= 1) "
+                "WHERE code_hash = ? AND uses_left > 0 AND expires_ms > ? RETURNING org_id");
     s.bind(1, code_hash).bind(2, now_ms);
     if (!s.step()) return std::nullopt;
     auto org = s.text(0);
@@ -216,7 +222,7 @@ std::optional<std::string> sqlite_storage::consume_enrollment_code(const std::st
 
 void sqlite_storage::release_enrollment_code(const std::string& code_hash)
 {
-    statement s(db_, "UPDATE enrollment_codes SET used = 0 WHERE code_hash = ?");
+    statement s(db_, "UPDATE enrollment_codes SET uses_left = uses_left + 1, used = 0 WHERE code_hash = ?");
     s.bind(1, code_hash).step();
 }
 

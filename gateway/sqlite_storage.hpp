@@ -17,8 +17,8 @@ public:
     explicit sqlite_storage(const std::filesystem::path& path);
     ~sqlite_storage() override;
 
-    void add_enrollment_code(const std::string& code_hash, const std::string& org_id,
-                             std::int64_t expires_ms) override;
+    void add_enrollment_code(const std::string& code_hash, const std::string& org_id, std::int64_t expires_ms,
+                             std::int64_t uses) override;
     std::optional<std::string> consume_enrollment_code(const std::string& code_hash,
                                                        std::int64_t now_ms) override;
     void insert_node(const node_record& n) override;

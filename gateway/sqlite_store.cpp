@@ -35,10 +35,10 @@ event_record sqlite_store::append(const std::string& org, const std::string& typ
 }
 
 awaitable<void> sqlite_store::add_enrollment_code(std::string code_hash, std::string org_id,
-                                                  std::int64_t expires_ms)
+                                                  std::int64_t expires_ms, std::int64_t uses)
 {
     std::function<int(storage&)> step = [&](storage& st) {
-        st.add_enrollment_code(code_hash, org_id, expires_ms);
+        st.add_enrollment_code(code_hash, org_id, expires_ms, uses);
         return 0;
     };
     co_await on_thread(std::move(step));

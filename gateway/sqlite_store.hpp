@@ -19,8 +19,8 @@ public:
 
     void set_event_sink(event_sink sink) override { sink_ = std::move(sink); }
 
-    awaitable<void> add_enrollment_code(std::string code_hash, std::string org_id,
-                                        std::int64_t expires_ms) override;
+    awaitable<void> add_enrollment_code(std::string code_hash, std::string org_id, std::int64_t expires_ms,
+                                        std::int64_t uses) override;
     awaitable<enrollment> enroll(std::string code_hash, node_record n, std::int64_t now_ms) override;
     awaitable<std::optional<login_record>> find_login(std::string node_id) override;
     awaitable<std::optional<node_record>> find_node(std::string node_id) override;

@@ -25,9 +25,9 @@ public:
     virtual ~storage() = default;
 
     virtual void add_enrollment_code(const std::string& code_hash, const std::string& org_id,
-                                     std::int64_t expires_ms) = 0;
-    /// Marks the code used and returns its org, atomically; nullopt when the
-    /// code is unknown, expired or already used.
+                                     std::int64_t expires_ms, std::int64_t uses) = 0;
+    /// Takes one of the code's uses and returns its org, atomically; nullopt
+    /// when the code is unknown, expired or used up.
     virtual std::optional<std::string> consume_enrollment_code(const std::string& code_hash,
                                                                std::int64_t now_ms) = 0;
 

@@ -56,8 +56,10 @@ public:
     virtual void set_event_sink(event_sink sink) = 0;
 
     // ---- Enrollment and nodes ------------------------------------------------
+    /// A code that enrolls up to `uses` nodes (one, unless an operator
+    /// asked for a code a whole DaemonSet shares) until `expires_ms`.
     virtual awaitable<void> add_enrollment_code(std::string code_hash, std::string org_id,
-                                                std::int64_t expires_ms) = 0;
+                                                std::int64_t expires_ms, std::int64_t uses) = 0;
     enum class enroll_outcome { enrolled, code_refused, key_taken };
     struct enrollment {
         enroll_outcome outcome = enroll_outcome::code_refused;

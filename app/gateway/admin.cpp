@@ -85,6 +85,8 @@ int admin_create_enrollment_code(invocation& inv)
     json::object req{{"orgId", required(inv, "org")}};
     if (auto ttl = inv.args.value("ttl"))
         req["ttlSeconds"] = cli::parse_duration(*ttl, "--ttl").count() / 1000;
+    if (auto uses = inv.args.value("uses"))
+        req["maxUses"] = static_cast<std::int64_t>(cli::parse_count(*uses, "--uses", 1, 100'000));
     const auto res = call(inv, "CreateEnrollmentCode", req);
     std::cout << res.at("code").as_string().c_str() << "\n";
     return 0;

@@ -49,9 +49,11 @@ const std::vector<subcommand>& table()
          nullptr,
          {
              {{"create-enrollment-code",
-               "Create a single-use enrollment code; prints the code alone.",
+               "Create an enrollment code; prints the code alone.",
                {{"org", "ORG", "organisation the node will belong to"},
-                {"ttl", "DURATION", "how long the code stays valid", "1h"}}},
+                {"ttl", "DURATION", "how long the code stays valid", "1h"},
+                {"uses", "N",
+                 "how many nodes it enrolls (a DaemonSet's nodes share one code), at most 100000", "1"}}},
               admin_create_enrollment_code},
              {{"publish-config",
                "Publish an org's runtime config from FILE (or - for stdin); prints configUpdatedAt.",

@@ -12,7 +12,7 @@ namespace {
 // The tables of the SQLite backend, in PostgreSQL's types. Events get their
 // id from a sequence in the publishing transaction (the backend will take a
 // transaction-scoped advisory lock before nextval, so ids commit in order).
-constexpr std::array<std::string_view, 2> migrations{{
+constexpr std::array<std::string_view, 3> migrations{{
     R"sql(
 CREATE TABLE enrollment_codes(
   code_hash  text PRIMARY KEY,
@@ -62,6 +62,11 @@ CREATE INDEX credentials_by_expiry ON credentials(expires_ms);
 ALTER TABLE nodes ADD COLUMN applied_config_at bigint NOT NULL DEFAULT 0;
 ALTER TABLE nodes ADD COLUMN agent_version text NOT NULL DEFAULT '';
 ALTER TABLE nodes ADD COLUMN applied_changed_ms bigint NOT NULL DEFAULT 0;
+)sql",
+    // 3: codes that enroll more than one node, as SQLite's migration 4.
+    R"sql(
+ALTER TABLE enrollment_codes ADD COLUMN uses_left integer NOT NULL DEFAULT 1;
+UPDATE enrollment_codes SET uses_left = 0 WHERE used;
 )sql",
 }};
 

@@ -198,11 +198,13 @@ awaitable<void> pg_store::run_feed()
 }
 
 awaitable<void> pg_store::add_enrollment_code(std::string code_hash, std::string org_id,
-                                              std::int64_t expires_ms)
+                                              std::int64_t expires_ms, std::int64_t uses)
 {
-    params p{std::move(code_hash), std::move(org_id), std::to_string(expires_ms)};
-    co_await run("INSERT INTO enrollment_codes(code_hash, org_id, expires_ms) VALUES ($1, $2, $3::bigint)",
-                 std::move(p));
+    params p{std::move(code_hash), std::move(org_id), std::to_string(expires_ms), std::to_string(uses)};
+    co_await run(
+        "INSERT INTO enrollment_codes(code_hash, org_id, expires_ms, uses_left) "
+        "VALUES ($1, $2, $3::bigint, $4::integer)",
+        std::move(p));
 }
 
 awaitable<store::enrollment> pg_store::enroll(std::string code_hash, node_record n, std::int64_t now_ms)
@@ -216,14 +218,14 @@ awaitable<store::enrollment> pg_store::enroll(std::string code_hash, node_record
     enrollment out;
     try {
         const auto r = co_await run(
-            "WITH code AS (UPDATE enrollment_codes SET used = true "
-            "  WHERE code_hash = $1 AND NOT used AND expires_ms > $2::bigint "
+            "WITH code AS (UPDATE enrollment_codes SET uses_left = uses_left - 1, used = (uses_left <= 1) "
+            "  WHERE code_hash = $1 AND uses_left > 0 AND expires_ms > $2::bigint "
             "  AND NOT EXISTS (SELECT 1 FROM nodes WHERE public_key = decode($5, 'hex')) RETURNING org_id), "
             "ins AS (INSERT INTO nodes(node_id, org_id, node_name, capabilities, public_key, api_key_hash, "
             "  created_ms) SELECT $3, org_id, $4, $6, decode($5, 'hex'), $7, $8::bigint FROM code RETURNING "
             "org_id) "
             "SELECT (SELECT org_id FROM ins), "
-            "EXISTS (SELECT 1 FROM enrollment_codes WHERE code_hash = $1 AND NOT used AND expires_ms > "
+            "EXISTS (SELECT 1 FROM enrollment_codes WHERE code_hash = $1 AND uses_left > 0 AND expires_ms > "
             "$2::bigint), "
             "(SELECT org_id FROM enrollment_codes WHERE code_hash = $1)",
             std::move(p));

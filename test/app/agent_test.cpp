@@ -180,6 +180,22 @@ BOOST_AUTO_TEST_CASE(enroll_guards)
         tether::test::run(binary("tether"), {"enroll", "--skip-if-enrolled", "--force", "--server", gw.url,
                                              "--code", "x", "--state-dir", state.string()});
     BOOST_TEST(both.status == 2);
+
+    // One code for a DaemonSet's nodes: admin create-enrollment-code --uses.
+    const auto shared = tether::test::run(
+        binary("tether-gateway"), gw.admin({"create-enrollment-code", "--org", "acme", "--uses", "2"}));
+    BOOST_TEST_REQUIRE(shared.status == 0, shared.err);
+    std::string shared_code = shared.out;
+    while (!shared_code.empty() && shared_code.back() == '\n') shared_code.pop_back();
+    for (const char* n : {"ds-1", "ds-2", "ds-3"}) {
+        const auto r = tether::test::run(
+            binary("tether"),
+            {"enroll", "--server", gw.url, "--code", shared_code, "--state-dir", (dir.path() / n).string()});
+        BOOST_TEST(r.status == (std::string(n) == "ds-3" ? 2 : 0), n << ": " << r.err);
+    }
+    BOOST_TEST(tether::test::run(binary("tether-gateway"),
+                                 gw.admin({"create-enrollment-code", "--org", "acme", "--uses", "0"}))
+                   .status == 2);
 }
 
 BOOST_AUTO_TEST_CASE(state_without_api_key_exits_2_without_locking)

@@ -80,6 +80,50 @@ BOOST_AUTO_TEST_CASE(enrollment_codes_are_single_use_and_scoped)
     BOOST_TEST(db_bytes.find(code) == std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(a_code_with_max_uses_enrolls_that_many_nodes)
+{
+    gateway_fixture g;
+    auto made = g.admin_call("CreateEnrollmentCode", {{"orgId", "acme"}, {"maxUses", 3}});
+    BOOST_TEST_REQUIRE(made.has_value(), made.error().message);
+    BOOST_TEST(made->at("maxUses").to_number<int>() == 3);
+    const std::string code(made->at("code").as_string());
+    const auto enroll = [&](const tether::auth::key_pair& key) {
+        return g.node("Enroll", {{"enrollmentCode", code},
+                                 {"nodeName", "n"},
+                                 {"publicKey", net::protojson::base64_encode(key.public_raw)}});
+    };
+    const auto first = tether::auth::generate_key();
+    BOOST_TEST_REQUIRE(enroll(first).has_value());
+    // A key already enrolled takes no use of the code.
+    BOOST_TEST((code_of(enroll(first)) == code::already_exists));
+    std::set<std::string> ids;
+    for (int i = 0; i < 2; ++i) {
+        auto r = enroll(tether::auth::generate_key());
+        BOOST_TEST_REQUIRE(r.has_value(), r.error().message);
+        ids.insert(std::string(r->at("nodeId").as_string()));
+    }
+    BOOST_TEST(ids.size() == 2u);
+    BOOST_TEST((code_of(enroll(tether::auth::generate_key())) == code::permission_denied));  // used up
+
+    // The default is one; the bounds are named.
+    auto one = g.new_code("acme");
+    BOOST_TEST(g.node("Enroll",
+                      {{"enrollmentCode", one},
+                       {"nodeName", "n"},
+                       {"publicKey", net::protojson::base64_encode(tether::auth::generate_key().public_raw)}})
+                   .has_value());
+    BOOST_TEST((code_of(g.node("Enroll", {{"enrollmentCode", one},
+                                          {"nodeName", "n"},
+                                          {"publicKey", net::protojson::base64_encode(
+                                                            tether::auth::generate_key().public_raw)}})) ==
+                code::permission_denied));
+    for (const int bad : {-1, 100'001}) {
+        auto r = g.admin_call("CreateEnrollmentCode", {{"orgId", "acme"}, {"maxUses", bad}});
+        BOOST_TEST((code_of(r) == code::invalid_argument));
+        BOOST_TEST(r.error().message.find("maxUses") != std::string::npos, r.error().message);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(enroll_refuses_control_characters_and_unusable_keys)
 {
     gateway_fixture g;

@@ -18,9 +18,10 @@ public:
     std::atomic<bool> down{false};
 
     void set_event_sink(event_sink sink) override { inner_.set_event_sink(std::move(sink)); }
-    awaitable<void> add_enrollment_code(std::string h, std::string org, std::int64_t exp) override
+    awaitable<void> add_enrollment_code(std::string h, std::string org, std::int64_t exp,
+                                        std::int64_t uses) override
     {
-        co_await up().add_enrollment_code(std::move(h), std::move(org), exp);
+        co_await up().add_enrollment_code(std::move(h), std::move(org), exp, uses);
     }
     awaitable<enrollment> enroll(std::string h, gateway::node_record n, std::int64_t now) override
     {
