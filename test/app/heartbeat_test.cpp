@@ -6,6 +6,7 @@
 #include "auth/session.hpp"
 #include "net/connect_reply.hpp"
 #include "net/protojson.hpp"
+#include "settings/runtime_config.hpp"
 #include "support/agent_parts.hpp"
 #include "support/child_process.hpp"
 #include "support/loopback_server.hpp"
@@ -14,6 +15,7 @@
 #include "support/scripted_gateway.hpp"
 
 #include <boost/asio/thread_pool.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -50,6 +52,38 @@ BOOST_AUTO_TEST_CASE(not_found_is_permanent_exit_3)
     BOOST_TEST_REQUIRE(exit.has_value());
     BOOST_TEST(static_cast<int>(*exit) == 3);
     BOOST_TEST(script.heartbeats == 1);
+}
+
+// After applying a version the agent beats at once (about 250 ms), but never
+// within a second of the previous beat *as the gateway stored it*: the
+// gateway writes a changed report at most once a second per node, and a
+// beat inside that second is neither stored nor retried until the next
+// interval. The gateway stamps a beat when it processes it, which can be
+// most of a slow round trip after the agent sent it.
+BOOST_AUTO_TEST_CASE(the_beat_after_an_apply_waits_a_second_from_the_previous_answer)
+{
+    asio::io_context ioc;
+    tether::test::scripted_gateway script;
+    script.heartbeat_delay = 400ms;  // a loaded gateway: stored just before it answers
+    tether::test::loopback_server srv(
+        ioc, [&](net::http::request r, net::peer_info p) { return script(std::move(r), p); });
+    tether::test::agent_parts agent(ioc, srv.base(), tether::test::scripted_node(srv.base()),
+                                    tether::auth::generate_key().private_pem);
+    agent.start_heartbeats(10s, {100ms, 1h});  // first beat at 1 %: 100 ms
+    BOOST_TEST_REQUIRE(tether::test::poll_until(
+        ioc, [&] { return agent.metrics.heartbeats_sent.load() == 1; }, 5s));
+    auto cfg = tether::settings::decode_config(json::parse(R"({"flags": {"x": true}})"), 42);
+    BOOST_TEST_REQUIRE(cfg.has_value());
+    const auto next = std::make_shared<const tether::settings::runtime_config>(std::move(*cfg));
+    BOOST_TEST(tether::test::run_for(ioc, agent.store.update(next)));
+    BOOST_TEST_REQUIRE(tether::test::poll_until(
+        ioc, [&] { return script.beats.size() == 2; }, 5s));
+    const auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(script.beats[1].arrived -
+                                                                           script.beats[0].stored);
+    BOOST_TEST(gap.count() >= 1000, "the post-apply beat came " << gap.count() << " ms after the stored one");
+    BOOST_TEST(gap.count() < 2000, "and not an interval later: " << gap.count() << " ms");
+    BOOST_TEST(script.beats[1].applied == "42");
+    agent.stop();
 }
 
 BOOST_AUTO_TEST_CASE(transient_errors_keep_the_loop_going)

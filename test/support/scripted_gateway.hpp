@@ -10,6 +10,7 @@
 
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <chrono>
@@ -27,6 +28,14 @@ struct scripted_gateway {
     std::chrono::milliseconds fetch_delay{0};
     std::string token_code;      ///< CreateStreamToken error code, or "" for OK
     std::string heartbeat_code;  ///< Heartbeat error code, or "" for OK
+    /// How long a heartbeat takes to answer; the time it is "stored" (as
+    /// the real gateway stamps last_seen) is just before the answer.
+    std::chrono::milliseconds heartbeat_delay{0};
+    struct beat {
+        std::chrono::steady_clock::time_point arrived, stored;
+        std::string applied;  ///< the configUpdatedAt the node reported
+    };
+    std::vector<beat> beats;
     /// Answers the n-th (0-based) stream open.
     std::function<net::reply(int n)> stream = [](int) {
         return sse_reply("", std::chrono::seconds(30));
@@ -55,6 +64,17 @@ struct scripted_gateway {
         }
         if (req.target.ends_with("/Heartbeat")) {
             ++heartbeats;
+            beat b{std::chrono::steady_clock::now(), {}, {}};
+            boost::system::error_code bad;
+            if (const auto body = boost::json::parse(req.body, bad); !bad && body.is_object())
+                if (const auto* v = body.as_object().if_contains("configUpdatedAt"); v && v->is_string())
+                    b.applied = v->as_string();
+            if (heartbeat_delay.count() > 0) {
+                timer t{ex, heartbeat_delay};
+                co_await t.async_wait();
+            }
+            b.stored = std::chrono::steady_clock::now();
+            beats.push_back(std::move(b));
             if (!heartbeat_code.empty()) co_return error(heartbeat_code);
             boost::json::object o{{"configUpdatedAt", std::to_string(config_at)}};
             co_return net::json_reply(boost::json::serialize(o));

@@ -46,7 +46,7 @@ awaitable<void> heartbeat_task::run()
     const auto applied = [this] {
         return d_.applied ? d_.applied() : d_.store.updated_at();
     };
-    auto last_beat = std::chrono::steady_clock::now() - 1h;
+    auto last_answer = std::chrono::steady_clock::now() - 1h;
     for (;;) {
         tick.expires_after(delay);
         {
@@ -57,14 +57,16 @@ awaitable<void> heartbeat_task::run()
                 // A newly applied version is reported within a moment, not an
                 // interval later, so a rollout shows as it happens; the pause
                 // lets the render finish and folds a burst of versions into
-                // one beat, at most one a second.
+                // one beat. The gateway stores a changed report at most once
+                // a second, counted from when it stored the previous beat,
+                // which it did before we had its answer: a second (and a
+                // little, for clock slew) after that answer is always enough.
                 const auto settle = std::max<std::chrono::steady_clock::duration>(
-                    250ms, last_beat + 1s - std::chrono::steady_clock::now());
+                    250ms, last_answer + 1050ms - std::chrono::steady_clock::now());
                 tick.expires_after(settle);
                 co_await tick.async_wait(use_awaitable);
             }
         }
-        last_beat = std::chrono::steady_clock::now();
         metrics.last_loop_ms = wall_ms();
 
         const auto uptime =
@@ -77,6 +79,7 @@ awaitable<void> heartbeat_task::run()
                                {"capabilities", caps}};
         const auto deadline = std::min<std::chrono::milliseconds>(interval(), 30s);
         auto r = co_await session_call(d_.session, rpc, "Heartbeat", req, deadline);
+        last_answer = std::chrono::steady_clock::now();
         if (r) {
             ++metrics.heartbeats_sent;
             metrics.last_heartbeat_ok_ms = wall_ms();
