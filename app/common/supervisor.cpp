@@ -98,6 +98,18 @@ int supervisor::run()
     for (unsigned i = 1; i < opts_.threads; ++i) extra.emplace_back([this] { ioc_.run(); });
     ioc_.run();
     for (auto& th : extra) th.join();
+    if (opts_.handle_signals) {
+        // The process is on its way out (closing stores, flushing the log).
+        // A terminal's Ctrl-C reaches every process of its group and a
+        // script around us often follows it with SIGTERM: the signal_set
+        // letting go would give that second signal its default action, and
+        // a clean drain would end as "killed by SIGTERM" (143). Ignored from
+        // here to the end; children are always spawned with both reset.
+        error_code ignored;
+        signals_.clear(ignored);
+        std::signal(SIGINT, SIG_IGN);
+        std::signal(SIGTERM, SIG_IGN);
+    }
     if (watchdog_) {
         const std::lock_guard lock(watchdog_->m);
         watchdog_->done = true;

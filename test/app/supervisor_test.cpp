@@ -7,6 +7,9 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <csignal>
 
@@ -77,6 +80,37 @@ BOOST_AUTO_TEST_CASE(sigterm_cancels_every_task_and_exits_zero)
     BOOST_TEST_REQUIRE(logs.events("supervisor.signal").size() == 1u);
     BOOST_TEST(logs.events("supervisor.signal")[0].at("signal").as_string() == "SIGTERM");
     BOOST_TEST(!logs.has("supervisor.drain_timeout"));
+}
+
+// Ctrl-C in a terminal reaches every process of the group, and the script
+// around it often sends SIGTERM next: that second signal, arriving while the
+// process exits after its drain, must not turn exit 0 into "killed" (143).
+// In a child process, since failing means dying.
+BOOST_AUTO_TEST_CASE(a_second_signal_during_the_exit_does_not_kill_the_process)
+{
+    const pid_t pid = ::fork();
+    BOOST_TEST_REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int status = 9;
+        {
+            tether::test::log_capture logs;
+            supervisor_options o = quiet();
+            o.handle_signals = true;
+            supervisor sup(logs.logger(), o);
+            sup.add("raiser", []() -> awaitable<void> {
+                std::raise(SIGINT);
+                co_return;
+            });
+            status = sup.run();
+            std::raise(SIGTERM);  // run() returned: the exit has begun
+        }
+        std::raise(SIGINT);  // the supervisor is gone too
+        ::_exit(status);
+    }
+    int ws = 0;
+    BOOST_TEST_REQUIRE(::waitpid(pid, &ws, 0) == pid);
+    BOOST_TEST(WIFEXITED(ws), "killed by signal " << (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0));
+    BOOST_TEST(WEXITSTATUS(ws) == 0);
 }
 
 BOOST_AUTO_TEST_CASE(task_ignoring_cancellation_is_abandoned_after_the_drain)
