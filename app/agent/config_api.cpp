@@ -1,11 +1,12 @@
 #include "app/agent/config_api.hpp"
 
+#include "net/request_params.hpp"
+
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
-#include <charconv>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,8 +19,6 @@ namespace {
 
 constexpr std::string_view document_path = "/v1/config";
 constexpr std::string_view events_path = "/v1/config/events";
-constexpr std::size_t max_keys = 64;
-constexpr std::size_t max_key_length = 128;
 
 net::reply plain(unsigned status, std::string_view why)
 {
@@ -29,64 +28,6 @@ net::reply plain(unsigned status, std::string_view why)
     r.head.headers.set("Cache-Control", "no-store");
     r.head.body = json::serialize(json::object{{"error", why}}) + "\n";
     return r;
-}
-
-/// The `keys` parameter: names of top-level keys, comma-separated (an
-/// encoded comma too). nullopt when absent; a refusal reason when bad.
-struct keys_param {
-    std::optional<std::vector<std::string>> keys;
-    std::string refusal;
-};
-
-keys_param parse_keys(std::string_view target)
-{
-    keys_param out;
-    const auto q = target.find('?');
-    if (q == std::string_view::npos) return out;
-    std::string_view query = target.substr(q + 1);
-    while (!query.empty()) {
-        const auto amp = query.find('&');
-        const auto param = query.substr(0, amp);
-        query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-        if (!param.starts_with("keys=")) continue;
-        if (out.keys) {
-            out.refusal = "keys given more than once";
-            return out;
-        }
-        out.keys.emplace();
-        std::string key;
-        const auto flush = [&] {
-            if (key.empty() || key.size() > max_key_length) return false;
-            out.keys->push_back(std::exchange(key, {}));
-            return out.keys->size() <= max_keys;
-        };
-        const auto value = param.substr(5);
-        for (std::size_t i = 0; i < value.size(); ++i) {
-            const char c = value[i];
-            const bool comma = c == ',' || (c == '%' && value.substr(i + 1, 2) == "2C") ||
-                               (c == '%' && value.substr(i + 1, 2) == "2c");
-            if (comma) {
-                if (c == '%') i += 2;
-                if (!flush()) {
-                    out.refusal = "keys must be 1 to 64 names of 1 to 128 characters, comma-separated";
-                    return out;
-                }
-                continue;
-            }
-            const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                            c == '_' || c == '-' || c == '.';
-            if (!ok) {
-                out.refusal = "keys may hold letters, digits, '_', '-' and '.' only";
-                return out;
-            }
-            key += c;
-        }
-        if (!flush()) {
-            out.refusal = "keys must be 1 to 64 names of 1 to 128 characters, comma-separated";
-            return out;
-        }
-    }
-    return out;
 }
 
 /// What a reader with `keys` gets of `cfg`, on one line.
@@ -102,29 +43,6 @@ std::string payload(const settings::runtime_config& cfg, const std::optional<std
 std::string etag(std::int64_t version)
 {
     return "\"" + std::to_string(version) + "\"";
-}
-
-/// If-None-Match holds `tag` (or W/`tag`, or *).
-bool matches(std::string_view header, const std::string& tag)
-{
-    while (!header.empty()) {
-        const auto comma = header.find(',');
-        auto one = header.substr(0, comma);
-        header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
-        while (!one.empty() && (one.front() == ' ' || one.front() == '\t')) one.remove_prefix(1);
-        while (!one.empty() && (one.back() == ' ' || one.back() == '\t')) one.remove_suffix(1);
-        if (one.starts_with("W/")) one.remove_prefix(2);
-        if (one == "*" || one == tag) return true;
-    }
-    return false;
-}
-
-std::optional<std::int64_t> parse_version(std::string_view s)
-{
-    std::int64_t v = 0;
-    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
-    return v;
 }
 
 }  // namespace
@@ -217,13 +135,13 @@ awaitable<error_code> send_config_events(std::shared_ptr<State> st,
 awaitable<net::reply> config_api::answer(const net::http::request& req) const
 {
     const std::string path = req.target.substr(0, req.target.find('?'));
-    auto k = parse_keys(req.target);
+    auto k = net::parse_keys_param(req.target);
     if (!k.refusal.empty()) co_return plain(400, k.refusal);
     if (path == events_path) {
         if (state_->streams.load() >= state_->opts.max_streams)
             co_return plain(503, "too many config event streams on this node");
         std::optional<std::int64_t> last_id;
-        if (const auto h = req.headers.get("Last-Event-ID")) last_id = parse_version(*h);
+        if (const auto h = req.headers.get("Last-Event-ID")) last_id = net::parse_decimal(*h);
         net::reply r;
         r.head.headers.set("Content-Type", "text/event-stream");
         r.head.headers.set("Cache-Control", "no-store");
@@ -244,7 +162,7 @@ awaitable<net::reply> config_api::answer(const net::http::request& req) const
     const auto tag = etag(cfg->updated_at);
     r.head.headers.set("ETag", tag);
     r.head.headers.set("Cache-Control", "no-cache");
-    if (const auto inm = req.headers.get("If-None-Match"); inm && matches(*inm, tag)) {
+    if (const auto inm = req.headers.get("If-None-Match"); inm && net::if_none_match(*inm, tag)) {
         r.head.status = 304;
         co_return r;
     }
