@@ -214,7 +214,9 @@ function nodesPage() {
     if (v.sort === 'appliedConfigUpdatedAt') return Number(n.appliedConfigUpdatedAt || 0);
     return String(n[v.sort] || '').toLowerCase();
   };
-  rows.sort((a, b) => (key(a) < key(b) ? -v.dir : key(a) > key(b) ? v.dir : 0));
+  // Ties (every offline node, say) fall back to the name, then the id.
+  const name = (n) => `${(n.nodeName || '').toLowerCase()}\u0000${n.nodeId}`;
+  rows.sort((a, b) => (key(a) < key(b) ? -v.dir : key(a) > key(b) ? v.dir : name(a) < name(b) ? -1 : name(a) > name(b) ? 1 : 0));
   const pages = Math.max(1, Math.ceil(rows.length / PAGE));
   v.page = Math.min(v.page, pages - 1);
   const shown = rows.slice(v.page * PAGE, (v.page + 1) * PAGE);

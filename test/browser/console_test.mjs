@@ -180,6 +180,29 @@ async function main() {
   check((await text('#nodes tbody tr:first-child td a')) === 'charlie', 'sorted by name, descending');
   await shot('nodes-1280');
 
+  // Pages of 20: 22 more nodes, enrolled and never run (offline). They show
+  // up at the console's next count (every 10 s) without a reload.
+  const spare = execFileSync(path.join(bin, 'tether-gateway'), [...admin, 'create-enrollment-code', '--org', 'acme', '--uses', '22']).toString().trim();
+  for (let i = 0; i < 22; i++) {
+    execFileSync(path.join(bin, 'tether'), ['enroll', '--server', url, '--code', spare, '--state-dir', path.join(work, `spare${i}`), '--name', `spare-${String(i).padStart(2, '0')}`], { stdio: 'ignore' });
+  }
+  await waitText('#node-count', '25 of 25', 15000);
+  check((await text('.pager span')) === 'page 1 of 2' && (await page.$$('#nodes tbody tr')).length === 20, 'the table shows 20 of 25 nodes on page 1 of 2');
+  await page.click('.pager button:last-child');
+  await waitText('.pager span', 'page 2 of 2');
+  check((await page.$$('#nodes tbody tr')).length === 5, 'page 2 holds the other 5');
+  check(await page.$eval('.pager button:last-child', (b) => b.disabled), 'and Next is disabled there');
+  await page.click('button[data-sort=online]');  // online first, then offline
+  await page.click('.pager button:first-child');
+  await page.click('button[data-sort=online]');
+  check((await text('#nodes tbody tr:first-child td:nth-child(3)')) === 'online', 'sorted by status, online first');
+  check((await text('#nodes tbody tr:nth-child(4) td a')) === 'spare-00', 'ties by name');
+  await page.type('#node-search', 'spare-1');
+  await waitText('#node-count', '10 of 25');
+  check((await text('.pager span')) === 'page 1 of 1', 'a search goes back to one page');
+  await page.$eval('#node-search', (e) => { e.value = ''; e.dispatchEvent(new Event('input')); });
+  await shot('nodes-paged-1280');
+
   // Node detail and revoke, with a confirmation: it leaves the online count.
   const victim = agents[2];
   await page.click(`tr[data-node="${victim.id}"] a`);
