@@ -18,7 +18,7 @@ BOOST_AUTO_TEST_CASE(keys_are_names_split_at_plain_or_encoded_commas)
 
 BOOST_AUTO_TEST_CASE(keys_refuse_empty_long_many_odd_and_repeated)
 {
-    for (const std::string target :
+    for (const std::string& target :
          {std::string("/?keys="), std::string("/?keys=a,,b"), std::string("/?keys=a,"),
           "/?keys=" + std::string(129, 'k'), std::string("/?keys=a%20b"), std::string("/?keys=a&keys=b"),
           std::string("/?keys=%2"), std::string("/?keys=\xff")})
