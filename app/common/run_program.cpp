@@ -5,7 +5,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <iostream>
+#include <string_view>
 
 namespace tether::app {
 
@@ -32,6 +34,16 @@ log::logger make_logger(const cli::arguments& args)
 }
 
 namespace {
+
+/// One write(2) for the whole line: the log's writer thread shares stderr,
+/// and a line written in pieces could get one of its lines inside.
+void say_error(std::string_view name, std::string_view what)
+{
+    std::string line;
+    line.reserve(name.size() + what.size() + 3);
+    line.append(name).append(": ").append(what).append("\n");
+    std::fwrite(line.data(), 1, line.size(), stderr);
+}
 
 const subcommand* find(std::span<const subcommand> cmds, std::string_view name)
 {
@@ -132,13 +144,13 @@ int run_program(const program_spec& program, int argc, char** argv, const cli::e
         rest.insert(rest.end(), args.begin() + 1, args.end());
         return run_subcommand(name, *cmd, rest, env, cli::arguments{});
     } catch (const cli::usage_error& e) {
-        std::cerr << name << ": " << e.what() << "\n";
+        say_error(name, e.what());
         return to_int(exit_status::usage);
     } catch (const fatal_exit& e) {
-        std::cerr << name << ": " << e.what() << "\n";
+        say_error(name, e.what());
         return to_int(e.status);
     } catch (const std::exception& e) {
-        std::cerr << name << ": " << e.what() << "\n";
+        say_error(name, e.what());
         return to_int(exit_status::failure);
     }
 }

@@ -300,7 +300,15 @@ int admin_rollout(invocation& inv)
         if (status == 0 && count_of(last, "online") == 0)
             std::printf("no node of %s is online\n", terminal_safe(org).c_str());
     }
-    if (status != 0) std::cerr << "timed out: " << count_of(last, "behind") << " online node(s) behind\n";
+    if (status != 0) {
+        // After the log's own lines, and in one write: its writer thread
+        // shares stderr, and a message written in pieces got a log line
+        // in the middle of it.
+        inv.log.flush(std::chrono::milliseconds(500));
+        const std::string msg =
+            "timed out: " + std::to_string(count_of(last, "behind")) + " online node(s) behind\n";
+        std::fwrite(msg.data(), 1, msg.size(), stderr);
+    }
     return status;
 }
 
