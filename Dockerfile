@@ -1,10 +1,11 @@
 # tether agent and gateway image: built and drilled by tools/container-test
-# (podman; docker builds it the same way).
+# with podman (docker with BuildKit reads the same file; only podman is
+# tested here).
 #
 #   podman build --format docker -t tether .
 #   podman run -v tether-state:/var/lib/tether tether enroll --server URL --code CODE
 #   podman run -v tether-state:/var/lib/tether tether                      # tether run
-#   podman run --entrypoint tether-gateway -e TETHER_HEALTH_LISTEN=127.0.0.1:8443 \
+#   podman run --entrypoint /usr/local/bin/tether-gateway -e TETHER_HEALTH_LISTEN=127.0.0.1:8443 \
 #     -v tether-gw:/var/lib/tether tether serve --data-dir /var/lib/tether/gateway
 #
 # The runtime stage is FROM scratch: the two binaries, the Debian 12 shared
