@@ -36,12 +36,25 @@ void harden(net::http::response& r)
     r.headers.set("Cross-Origin-Opener-Policy", "same-origin");
 }
 
-net::reply console_error(unsigned status, code c, std::string message)
+/// Every answer of the login API: never cached, hardened like the pages.
+net::reply private_reply(net::reply r)
 {
-    auto r = net::connect::error_reply(status, c, std::move(message));
     r.head.headers.set("Cache-Control", "no-store");
     harden(r.head);
     return r;
+}
+
+net::reply console_error(unsigned status, code c, std::string message)
+{
+    return private_reply(net::connect::error_reply(status, c, std::move(message)));
+}
+
+/// The session cookie: `value` empty and `max_age_s` 0 end it.
+std::string session_cookie(std::string_view value, std::int64_t max_age_s, bool secure)
+{
+    return std::string(cookie_name) + "=" + std::string(value) +
+           "; Path=/; Max-Age=" + std::to_string(max_age_s) + "; HttpOnly; SameSite=Strict" +
+           (secure ? "; Secure" : "");
 }
 
 /// The console cookie's value, if the request carries exactly one.
@@ -140,16 +153,11 @@ awaitable<net::reply> service::console_api(const net::http::request& req, const 
     if (what == "session") {
         // Lets a reloaded page find its session (and CSRF token) again.
         if (req.method != "GET") co_return console_error(405, code::unimplemented, "use GET");
-        const auto token = console_cookie(req);
         const auto grant = co_await console_authorized(req, false);
-        const bool ok = grant && token;
         // 200 either way: a page that is not logged in yet is not an error.
-        json::object out{{"loggedIn", ok}};
-        if (ok) out["csrfToken"] = csrf_of(*token);
-        auto r = net::json_reply(json::serialize(out));
-        r.head.headers.set("Cache-Control", "no-store");
-        harden(r.head);
-        co_return r;
+        json::object out{{"loggedIn", grant.has_value()}};
+        if (grant) out["csrfToken"] = csrf_of(*console_cookie(req));  // a grant had the cookie
+        co_return private_reply(net::json_reply(json::serialize(out)));
     }
     if (req.method != "POST") co_return console_error(405, code::unimplemented, "use POST");
     // A cross-site form cannot send JSON without asking first (CORS), and
@@ -163,12 +171,8 @@ awaitable<net::reply> service::console_api(const net::http::request& req, const 
         if (!grant) co_return console_error(401, code::unauthenticated, "not logged in");
         co_await db_.take_credential(credential_kind::console_session, grant->session_hash,
                                      sessions_.now_ms());
-        auto r = net::json_reply("{}");
-        r.head.headers.set("Set-Cookie", std::string(cookie_name) +
-                                             "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict" +
-                                             (opts_.console_secure_cookie ? "; Secure" : ""));
-        r.head.headers.set("Cache-Control", "no-store");
-        harden(r.head);
+        auto r = private_reply(net::json_reply("{}"));
+        r.head.headers.set("Set-Cookie", session_cookie("", 0, opts_.console_secure_cookie));
         log_.info("gateway.console_logout", {{"address", peer.address}});
         co_return r;
     }
@@ -198,14 +202,10 @@ awaitable<net::reply> service::console_api(const net::http::request& req, const 
             429, code::resource_exhausted,
             "at most " + std::to_string(opts_.console_sessions) +
                 " console sessions at once: log out elsewhere, or wait for one to expire");
-    auto r = net::json_reply(json::serialize(
-        json::object{{"csrfToken", csrf_of(token)}, {"expiresAt", detail::timestamp(rec.expires_ms)}}));
+    auto r = private_reply(net::json_reply(json::serialize(
+        json::object{{"csrfToken", csrf_of(token)}, {"expiresAt", detail::timestamp(rec.expires_ms)}})));
     r.head.headers.set("Set-Cookie",
-                       std::string(cookie_name) + "=" + token +
-                           "; Path=/; Max-Age=" + std::to_string(opts_.console_session_ms / 1000) +
-                           "; HttpOnly; SameSite=Strict" + (opts_.console_secure_cookie ? "; Secure" : ""));
-    r.head.headers.set("Cache-Control", "no-store");
-    harden(r.head);
+                       session_cookie(token, opts_.console_session_ms / 1000, opts_.console_secure_cookie));
     log_.info("gateway.console_login",
               {{"address", peer.address}, {"expiresAt", detail::timestamp(rec.expires_ms)}});
     co_return r;

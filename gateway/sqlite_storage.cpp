@@ -70,6 +70,7 @@ ALTER TABLE nodes ADD COLUMN agent_version TEXT NOT NULL DEFAULT '';
 ALTER TABLE nodes ADD COLUMN applied_changed_ms INTEGER NOT NULL DEFAULT 0;
 )sql",
     // 4: codes that enroll more than one node (a DaemonSet shares one).
+    // uses_left alone decides from here on; `used` is no longer written.
     R"sql(
 ALTER TABLE enrollment_codes ADD COLUMN uses_left INTEGER NOT NULL DEFAULT 1;
 UPDATE enrollment_codes SET uses_left = 0 WHERE used = 1;
@@ -211,7 +212,7 @@ std::optional<std::string> sqlite_storage::consume_enrollment_code(const std::st
 {
     // One UPDATE decides: two enrollments racing for one code cannot both win.
     statement s(db_,
-                "UPDATE enrollment_codes SET uses_left = uses_left - 1, used = (uses_left <= 1) "
+                "UPDATE enrollment_codes SET uses_left = uses_left - 1 "
                 "WHERE code_hash = ? AND uses_left > 0 AND expires_ms > ? RETURNING org_id");
     s.bind(1, code_hash).bind(2, now_ms);
     if (!s.step()) return std::nullopt;
@@ -222,7 +223,7 @@ std::optional<std::string> sqlite_storage::consume_enrollment_code(const std::st
 
 void sqlite_storage::release_enrollment_code(const std::string& code_hash)
 {
-    statement s(db_, "UPDATE enrollment_codes SET uses_left = uses_left + 1, used = 0 WHERE code_hash = ?");
+    statement s(db_, "UPDATE enrollment_codes SET uses_left = uses_left + 1 WHERE code_hash = ?");
     s.bind(1, code_hash).step();
 }
 

@@ -1,11 +1,11 @@
 #include "app/common/run_program.hpp"
 
 #include "app/common/exit_status.hpp"
+#include "base/log.hpp"
 
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <iostream>
 #include <string_view>
 
@@ -35,14 +35,12 @@ log::logger make_logger(const cli::arguments& args)
 
 namespace {
 
-/// One write(2) for the whole line: the log's writer thread shares stderr,
-/// and a line written in pieces could get one of its lines inside.
+/// One write(2) for the whole line (log::stderr_sink): the log's writer
+/// thread shares stderr, and a line written in pieces could get one of its
+/// lines inside.
 void say_error(std::string_view name, std::string_view what)
 {
-    std::string line;
-    line.reserve(name.size() + what.size() + 3);
-    line.append(name).append(": ").append(what).append("\n");
-    std::fwrite(line.data(), 1, line.size(), stderr);
+    log::stderr_sink()(std::string(name) + ": " + std::string(what));
 }
 
 const subcommand* find(std::span<const subcommand> cmds, std::string_view name)

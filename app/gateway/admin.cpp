@@ -4,6 +4,7 @@
 #include "app/common/one_shot.hpp"
 #include "app/gateway/admin_token.hpp"
 #include "app/gateway/commands.hpp"
+#include "base/log.hpp"
 #include "base/utf8.hpp"
 #include "net/http_client.hpp"
 #include "net/protojson.hpp"
@@ -305,9 +306,8 @@ int admin_rollout(invocation& inv)
         // shares stderr, and a message written in pieces got a log line
         // in the middle of it.
         inv.log.flush(std::chrono::milliseconds(500));
-        const std::string msg =
-            "timed out: " + std::to_string(count_of(last, "behind")) + " online node(s) behind\n";
-        std::fwrite(msg.data(), 1, msg.size(), stderr);
+        log::stderr_sink()("timed out: " + std::to_string(count_of(last, "behind")) +
+                           " online node(s) behind");
     }
     return status;
 }
@@ -317,8 +317,7 @@ int admin_revoke(invocation& inv)
     const auto& pos = inv.args.positionals();
     if (pos.size() != 1) throw cli::usage_error("revoke takes one NODE_ID");
     call(inv, "RevokeNode", {{"nodeId", pos[0]}});
-    const std::string msg = "revoked " + pos[0] + "\n";  // one write: the log shares stderr
-    std::fwrite(msg.data(), 1, msg.size(), stderr);
+    log::stderr_sink()("revoked " + pos[0]);  // one write: the log shares stderr
     return 0;
 }
 

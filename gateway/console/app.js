@@ -50,21 +50,9 @@ class CallError extends Error {
   constructor(code, message, status) { super(message); this.code = code; this.status = status; }
 }
 
-async function rpc(method, body) {
-  const res = await fetch(`/tether.v1.AdminService/${method}`, {
-    method: 'POST',
-    credentials: 'same-origin',
-    headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': state.csrf || '' },
-    body: JSON.stringify(body),
-  });
-  const data = await res.json().catch(() => ({}));
-  if (res.status === 401) { showLogin('Your session ended: log in again.'); throw new CallError('unauthenticated', 'logged out', 401); }
-  if (!res.ok) throw new CallError(data.code || 'unknown', data.message || res.statusText, res.status);
-  return data;
-}
-
-async function consoleApi(what, body) {
-  const res = await fetch(`/ui/api/${what}`, {
+// GET without a body, else POST it as JSON with the CSRF token.
+async function call(url, body) {
+  const res = await fetch(url, {
     method: body === undefined ? 'GET' : 'POST',
     credentials: 'same-origin',
     headers: body === undefined ? {} : { 'Content-Type': 'application/json', 'X-CSRF-Token': state.csrf || '' },
@@ -75,15 +63,33 @@ async function consoleApi(what, body) {
   return data;
 }
 
-async function loadOrgs() {
-  const orgs = new Set();
+async function rpc(method, body) {
+  try {
+    return await call(`/tether.v1.AdminService/${method}`, body);
+  } catch (e) {
+    if (e.status !== 401) throw e;
+    showLogin('Your session ended: log in again.');
+    throw new CallError('unauthenticated', 'logged out', 401);
+  }
+}
+
+const consoleApi = (what, body) => call(`/ui/api/${what}`, body);
+
+// Every node of `orgId` ('' for all orgs), at most `pages` pages of 1000.
+async function listNodes(orgId, pages) {
+  const nodes = [];
   let token = '';
-  for (let i = 0; i < 50; i++) {
-    const r = await rpc('ListNodes', { orgId: '', pageSize: 1000, pageToken: token });
-    for (const n of r.nodes || []) orgs.add(n.orgId);
+  for (let i = 0; i < pages; i++) {
+    const r = await rpc('ListNodes', { orgId, pageSize: 1000, pageToken: token });
+    nodes.push(...(r.nodes || []));
     token = r.nextPageToken || '';
     if (!token) break;
   }
+  return nodes;
+}
+
+async function loadOrgs() {
+  const orgs = new Set((await listNodes('', 50)).map((n) => n.orgId));
   state.orgs = [...orgs].sort();
   if (!state.org || !orgs.has(state.org)) state.org = state.orgs[0] || null;
   const select = document.getElementById('org');
@@ -93,14 +99,7 @@ async function loadOrgs() {
 async function loadOrgData() {
   if (!state.org) { state.nodes = []; state.rollout = null; state.history = []; return; }
   const org = state.org;
-  const nodes = [];
-  let token = '';
-  for (let i = 0; i < 10; i++) {
-    const r = await rpc('ListNodes', { orgId: org, pageSize: 1000, pageToken: token });
-    nodes.push(...(r.nodes || []));
-    token = r.nextPageToken || '';
-    if (!token) break;
-  }
+  const nodes = await listNodes(org, 10);
   const [rollout, history] = await Promise.all([
     rpc('GetRollout', { orgId: org, pageSize: 50 }),
     rpc('GetOnlineHistory', { orgId: org }),

@@ -63,7 +63,8 @@ ALTER TABLE nodes ADD COLUMN applied_config_at bigint NOT NULL DEFAULT 0;
 ALTER TABLE nodes ADD COLUMN agent_version text NOT NULL DEFAULT '';
 ALTER TABLE nodes ADD COLUMN applied_changed_ms bigint NOT NULL DEFAULT 0;
 )sql",
-    // 3: codes that enroll more than one node, as SQLite's migration 4.
+    // 3: codes that enroll more than one node, as SQLite's migration 4;
+    // uses_left alone decides from here on (`used` is no longer written).
     R"sql(
 ALTER TABLE enrollment_codes ADD COLUMN uses_left integer NOT NULL DEFAULT 1;
 UPDATE enrollment_codes SET uses_left = 0 WHERE used;

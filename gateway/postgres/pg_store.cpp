@@ -218,7 +218,7 @@ awaitable<store::enrollment> pg_store::enroll(std::string code_hash, node_record
     enrollment out;
     try {
         const auto r = co_await run(
-            "WITH code AS (UPDATE enrollment_codes SET uses_left = uses_left - 1, used = (uses_left <= 1) "
+            "WITH code AS (UPDATE enrollment_codes SET uses_left = uses_left - 1 "
             "  WHERE code_hash = $1 AND uses_left > 0 AND expires_ms > $2::bigint "
             "  AND NOT EXISTS (SELECT 1 FROM nodes WHERE public_key = decode($5, 'hex')) RETURNING org_id), "
             "ins AS (INSERT INTO nodes(node_id, org_id, node_name, capabilities, public_key, api_key_hash, "
