@@ -117,42 +117,50 @@ struct attachment {
 
 }  // namespace
 
+awaitable<error_code> service::replay_history(const stream_start& start, net::body_writer& w)
+{
+    const auto& sub = start.sub;
+    const std::string org = sub->org_id();
+    std::optional<std::int64_t> want;
+    if (start.last_id_valid) want = *start.last_id;
+    event_history h;
+    bool replayed = false;
+    try {
+        auto read = co_await db_.replay(org, want, opts_.history);
+        h = std::move(read);
+        replayed = true;
+    } catch (const boost::system::system_error& e) {
+        if (e.code() == asio::error::operation_aborted) throw;
+        storage_failed(e);
+    } catch (const std::exception& e) {
+        storage_failed(e);
+    }
+    // Without its history the stream would skip events: end it, and the
+    // client comes back with the same Last-Event-ID.
+    if (!replayed) co_return error_code(asio::error::try_again);
+    std::string chunk;
+    std::int64_t sent = 0;
+    if (h.reset) chunk += format_event(event_record{0, org, "reset", "{}"});
+    for (const auto& e : h.events) {
+        if (!org.empty() && admin_only_event(e.type)) continue;
+        chunk += format_event(e);
+        sent = std::max(sent, e.id);
+    }
+    sub->sent_up_to(sent);
+    if (chunk.empty()) co_return error_code{};
+    auto wec = co_await w.write(chunk);
+    co_return wec;
+}
+
 awaitable<error_code> service::send_events(stream_start start, net::body_writer& w)
 {
+    // This frame lives as long as the stream: the replay's locals live in
+    // replay_history's instead.
     const auto& sub = start.sub;
     // Subscribed before reading the history: an event published in
     // between arrives both ways and the subscription drops the copy.
-    if (start.last_id) {
-        const std::string org = sub->org_id();
-        std::optional<std::int64_t> want;
-        if (start.last_id_valid) want = *start.last_id;
-        event_history h;
-        bool replayed = false;
-        try {
-            auto read = co_await db_.replay(org, want, opts_.history);
-            h = std::move(read);
-            replayed = true;
-        } catch (const boost::system::system_error& e) {
-            if (e.code() == asio::error::operation_aborted) throw;
-            storage_failed(e);
-        } catch (const std::exception& e) {
-            storage_failed(e);
-        }
-        // Without its history the stream would skip events: end it, and the
-        // client comes back with the same Last-Event-ID.
-        if (!replayed) co_return error_code(asio::error::try_again);
-        std::string chunk;
-        std::int64_t sent = 0;
-        if (h.reset) chunk += format_event(event_record{0, org, "reset", "{}"});
-        for (const auto& e : h.events) {
-            if (!org.empty() && admin_only_event(e.type)) continue;
-            chunk += format_event(e);
-            sent = std::max(sent, e.id);
-        }
-        sub->sent_up_to(sent);
-        if (!chunk.empty())
-            if (auto wec = co_await w.write(chunk)) co_return wec;
-    }
+    if (start.last_id)
+        if (auto ec = co_await replay_history(start, w)) co_return ec;
     const attachment attached(*sub, w);
     static const std::string keep_alive_chunk = net::encode_chunk(": keep-alive\n\n");
     std::vector<asio::const_buffer> out;

@@ -197,6 +197,8 @@ private:
     /// events and idle comments until the grant ends, the subscription is
     /// closed or evicted, or a write fails.
     awaitable<error_code> send_events(stream_start start, net::body_writer& w);
+    /// The events after Last-Event-ID, as one write.
+    awaitable<error_code> replay_history(const stream_start& start, net::body_writer& w);
 
     /// The store's event sink: fans committed events out to local streams,
     /// and ends a revoked node's streams after its `node-revoked` event

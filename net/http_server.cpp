@@ -248,25 +248,39 @@ awaitable<error_code> write_whole_reply(Stream& stream, reply& rep, bool keep_al
 }
 
 template <class Stream>
+awaitable<error_code> write_last_chunk(Stream& stream, const server_options& opts)
+{
+    lowest(stream).expires_after(opts.write_timeout);
+    auto [ec, n] = co_await asio::async_write(stream, bhttp::make_chunk_last(), nothrow);
+    co_return ec;
+}
+
+/// Stays suspended while its body streams: locals kept to the writer.
+template <class Stream>
+awaitable<error_code> write_streamed_reply(Stream& stream, reply& rep, bool reuse, unsigned version,
+                                           const server_options& opts)
+{
+    if (auto ec = co_await write_stream_head(stream, rep.head, reuse, version, opts)) co_return ec;
+    rep.head = {};
+    chunk_writer<Stream> w(stream, opts.write_timeout);
+    if (!reuse) w.watch_peer();
+    if (auto ec = co_await rep.stream(w)) {
+        if (!reuse && w.unwatch()) co_return asio::error::eof;
+        co_return ec;
+    }
+    if (!reuse && w.unwatch()) co_return asio::error::eof;
+    if (auto ec = co_await write_last_chunk(stream, opts)) co_return ec;
+    co_return reuse ? error_code() : error_code(asio::error::eof);
+}
+
+/// Not a coroutine: it picks the one that writes this reply.
+template <class Stream>
 awaitable<error_code> write_reply(Stream& stream, reply& rep, bool keep_alive, unsigned version,
                                   const server_options& opts, bool head_only = false)
 {
-    if (rep.stream && !head_only) {
-        const bool reuse = keep_alive && rep.reuse_after_stream;
-        if (auto ec = co_await write_stream_head(stream, rep.head, reuse, version, opts)) co_return ec;
-        rep.head = {};
-        chunk_writer<Stream> w(stream, opts.write_timeout);
-        if (!reuse) w.watch_peer();
-        auto sec = co_await rep.stream(w);
-        if (!reuse && w.unwatch()) co_return asio::error::eof;
-        if (sec) co_return sec;
-        lowest(stream).expires_after(opts.write_timeout);
-        auto [ec2, n2] = co_await asio::async_write(stream, bhttp::make_chunk_last(), nothrow);
-        if (ec2) co_return ec2;
-        co_return reuse ? error_code() : error_code(asio::error::eof);
-    }
-    auto ec = co_await write_whole_reply(stream, rep, keep_alive, version, opts, head_only);
-    co_return ec;
+    if (rep.stream && !head_only)
+        return write_streamed_reply(stream, rep, keep_alive && rep.reuse_after_stream, version, opts);
+    return write_whole_reply(stream, rep, keep_alive, version, opts, head_only);
 }
 
 reply refusal_reply(const http::read_failure& f, const server_options& opts)
@@ -289,6 +303,78 @@ reply refusal_reply(const http::read_failure& f, const server_options& opts)
 /// bound on what it holds, no field can reach the size Beast throws at.
 constexpr std::size_t read_chunk = 8 * 1024;
 
+// serve_requests below stays suspended for the whole life of an event stream,
+// and GCC keeps every local of a coroutine (and the awaiters of its
+// co_await expressions) in its frame. What only one request needs (the read
+// buffer and read awaiter, the handler call and its failure, the refusal
+// answer, the log fields) lives in these short-lived coroutines instead, so
+// the frame that thousands of streams keep is small.
+
+/// Reads until `reader` has a whole request or failed. False: the
+/// connection closed, reset, timed out or was cancelled.
+template <class Stream>
+awaitable<bool> read_request(Stream& stream, http::request_reader& reader, http::read_status& st,
+                             const server_options& opts)
+{
+    const auto buf = std::make_unique_for_overwrite<char[]>(read_chunk);
+    while (st == http::read_status::need_more) {
+        auto [ec, n] = co_await stream.async_read_some(asio::buffer(buf.get(), read_chunk), nothrow);
+        if (ec) co_return false;
+        const bool was_started = reader.started();
+        st = reader.feed({buf.get(), n});
+        if (!was_started && reader.started()) lowest(stream).expires_after(opts.header_timeout);
+    }
+    co_return true;
+}
+
+template <class Stream>
+awaitable<void> refuse_request(Stream& stream, const http::read_failure& failure, const peer_info& peer,
+                               const server_options& opts, const log::logger& log)
+{
+    static log::throttle refusals;
+    if (std::uint64_t left_out = 0; refusals.allow(left_out))
+        log.warn("http.request_refused", {{"peer", peer.address},
+                                          {"status", failure.http_status()},
+                                          {"reason", failure.reason},
+                                          {"suppressed", left_out}});
+    if (opts.on_refused) opts.on_refused(failure.http_status());
+    auto r = refusal_reply(failure, opts);
+    co_await write_reply(stream, r, false, 11, opts);
+}
+
+struct request_shape {
+    bool keep_alive = true;
+    unsigned version = 11;
+    bool head_only = false;
+};
+
+/// The handler's reply; a throwing handler answers 500 (cancellation
+/// propagates).
+awaitable<reply> call_handler(const handler& h, http::received_request in, const peer_info& peer,
+                              const server_options& opts, const log::logger& log, request_shape& shape)
+{
+    shape = {in.keep_alive, in.version, in.message.method == "HEAD"};
+    std::exception_ptr failure;
+    try {
+        auto rep = co_await h(std::move(in.message), peer);
+        co_return rep;
+    } catch (const boost::system::system_error& e) {
+        if (e.code() == asio::error::operation_aborted) throw;
+        failure = std::current_exception();
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    log.error("http.handler_failed", {{"error", describe(failure)}});
+    co_return refusal(opts, 500, "internal error");
+}
+
+/// A stream that ends the connection never reads another request: its
+/// reader's buffers go now rather than when the stream ends, hours later.
+void drop_reader(http::request_reader& reader)
+{
+    const http::request_reader gone = std::move(reader);
+}
+
 template <class Stream>
 awaitable<void> serve_requests(Stream& stream, const handler& h, const peer_info& peer,
                                const server_options& opts, const log::logger& log)
@@ -301,50 +387,22 @@ awaitable<void> serve_requests(Stream& stream, const handler& h, const peer_info
         auto st = reader.feed({});
         if (st == http::read_status::need_more) {
             lowest(stream).expires_after(first || reader.started() ? opts.header_timeout : opts.idle_timeout);
+            if (!co_await read_request(stream, reader, st, opts)) co_return;
         }
         first = false;
-        if (st == http::read_status::need_more) {
-            const auto buf = std::make_unique_for_overwrite<char[]>(read_chunk);
-            while (st == http::read_status::need_more) {
-                auto [ec, n] = co_await stream.async_read_some(asio::buffer(buf.get(), read_chunk), nothrow);
-                if (ec) co_return;  // closed, reset, timed out or cancelled: nothing to answer
-                const bool was_started = reader.started();
-                st = reader.feed({buf.get(), n});
-                if (!was_started && reader.started()) lowest(stream).expires_after(opts.header_timeout);
-            }
-        }
         if (st == http::read_status::failed) {
-            static log::throttle refusals;
-            if (std::uint64_t left_out = 0; refusals.allow(left_out))
-                log.warn("http.request_refused", {{"peer", peer.address},
-                                                  {"status", reader.failure().http_status()},
-                                                  {"reason", reader.failure().reason},
-                                                  {"suppressed", left_out}});
-            if (opts.on_refused) opts.on_refused(reader.failure().http_status());
-            auto r = refusal_reply(reader.failure(), opts);
-            co_await write_reply(stream, r, false, 11, opts);
+            co_await refuse_request(stream, reader.failure(), peer, opts, log);
             co_return;
         }
-        auto in = reader.take();
-        const bool keep_alive = in.keep_alive;
-        const unsigned version = in.version;
-        const bool head_only = in.message.method == "HEAD";
-        reply rep;
-        std::exception_ptr failure;
-        try {
-            rep = co_await h(std::move(in.message), peer);
-        } catch (const boost::system::system_error& e) {
-            if (e.code() == asio::error::operation_aborted) throw;
-            failure = std::current_exception();
-        } catch (...) {
-            failure = std::current_exception();
-        }
-        if (failure) {
-            log.error("http.handler_failed", {{"error", describe(failure)}});
-            rep = refusal(opts, 500, "internal error");
-        }
-        if (auto ec = co_await write_reply(stream, rep, keep_alive, version, opts, head_only);
-            ec || !keep_alive)
+        request_shape shape;
+        auto rep = co_await call_handler(h, reader.take(), peer, opts, log, shape);
+        // write_reply ends the connection after such a stream (a HEAD gets
+        // the header only and may keep it).
+        if (rep.stream && !shape.head_only && !(shape.keep_alive && rep.reuse_after_stream))
+            drop_reader(reader);
+        if (auto ec =
+                co_await write_reply(stream, rep, shape.keep_alive, shape.version, opts, shape.head_only);
+            ec || !shape.keep_alive)
             co_return;
     }
 }
@@ -372,26 +430,35 @@ struct http_server::impl {
         acceptor.listen();
     }
 
+    /// Not a coroutine: a plain connection's frame, which an event stream
+    /// keeps for hours, holds nothing of TLS.
     awaitable<void> session(asio::ip::tcp::socket socket, peer_info peer)
     {
-        if (tls) {
-            beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *tls);
-            lowest(stream).expires_after(opts.header_timeout);
-            auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, nothrow);
-            if (ec) {
-                log.debug("http.tls_handshake_failed", {{"peer", peer.address}, {"error", ec.message()}});
-                co_return;
-            }
-            co_await serve_requests(stream, h, peer, opts, log);
-            // Bounded: peers often never answer close_notify.
-            lowest(stream).expires_after(std::chrono::seconds(2));
-            co_await stream.async_shutdown(nothrow);
-        } else {
-            beast::tcp_stream stream(std::move(socket));
-            co_await serve_requests(stream, h, peer, opts, log);
-            error_code ignored;
-            stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+        if (tls) return tls_session(std::move(socket), std::move(peer));
+        return plain_session(std::move(socket), std::move(peer));
+    }
+
+    awaitable<void> plain_session(asio::ip::tcp::socket socket, peer_info peer)
+    {
+        beast::tcp_stream stream(std::move(socket));
+        co_await serve_requests(stream, h, peer, opts, log);
+        error_code ignored;
+        stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    }
+
+    awaitable<void> tls_session(asio::ip::tcp::socket socket, peer_info peer)
+    {
+        beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *tls);
+        lowest(stream).expires_after(opts.header_timeout);
+        auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, nothrow);
+        if (ec) {
+            log.debug("http.tls_handshake_failed", {{"peer", peer.address}, {"error", ec.message()}});
+            co_return;
         }
+        co_await serve_requests(stream, h, peer, opts, log);
+        // Bounded: peers often never answer close_notify.
+        lowest(stream).expires_after(std::chrono::seconds(2));
+        co_await stream.async_shutdown(nothrow);
     }
 
     asio::ip::tcp::acceptor acceptor;
