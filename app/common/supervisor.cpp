@@ -46,7 +46,8 @@ supervisor::supervisor(const log::logger& log, supervisor_options opts)
       opts_(opts),
       strand_(asio::make_strand(ioc_)),
       signals_(ioc_),
-      drain_timer_(ioc_)
+      drain_timer_(ioc_),
+      timer_floor_(ioc_)
 {
     if (opts_.threads == 0) opts_.threads = 1;
     // Installed at construction, before any task can block, so a signal that
@@ -91,6 +92,7 @@ int supervisor::run()
         // A stop requested before run() means nothing starts at all.
         if (!stopping_)
             for (auto& t : tasks_) start(t);
+        arm_timer_floor();
         finish_if_idle();
     });
 
@@ -233,6 +235,24 @@ void supervisor::finish_if_idle()
     // work, so run() returns on its own (no io_context::stop on this path).
     signals_.cancel();
     drain_timer_.cancel();
+    idle_ = true;
+    timer_floor_.cancel();
+}
+
+// Asio's epoll reactor calls timerfd_settime whenever a timer it is given
+// is the earliest it has. Operations with a timeout arm one each (Beast's
+// stream expiry, the broker's upstream wait): deadlines 10-30 s ahead, and
+// when nothing shorter is pending every one of them is the earliest, so a
+// brokered request paid four timerfd_settime calls. With this timer always
+// pending less than a second ahead, none of those is ever the earliest: two
+// calls a second in all (bench/broker, docs/benchmarks.md).
+void supervisor::arm_timer_floor()
+{
+    if (idle_) return;
+    timer_floor_.expires_after(std::chrono::seconds(1));
+    timer_floor_.async_wait(asio::bind_executor(strand_, [this](error_code ec) {
+        if (!ec) arm_timer_floor();
+    }));
 }
 
 void supervisor::start_watchdog()

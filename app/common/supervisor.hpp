@@ -98,6 +98,7 @@ private:
     void finish_if_idle();
     awaitable<void> supervise(task& t);
     void start_watchdog();
+    void arm_timer_floor();
 
     // Exposes execution_context::shutdown so the destructor can destroy
     // abandoned coroutine frames while the strands and cancellation signals
@@ -114,6 +115,9 @@ private:
     asio::strand<asio::io_context::executor_type> strand_;
     asio::signal_set signals_;
     asio::steady_timer drain_timer_;
+    // Always pending, at most a second ahead: see arm_timer_floor.
+    asio::steady_timer timer_floor_;
+    bool idle_ = false;
     std::list<task> tasks_;  // std::list: cancellation signals must never move
     uniform01 random_ = process_random();
 
