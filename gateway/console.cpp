@@ -7,6 +7,7 @@
 #include "gateway/console_assets.hpp"
 #include "gateway/service.hpp"
 #include "net/cookie.hpp"
+#include "net/request_params.hpp"
 
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
@@ -137,7 +138,8 @@ awaitable<net::reply> service::console(const net::http::request& req, const net:
         // Revalidated every time: a new gateway build serves its own files.
         r.head.headers.set("Cache-Control", "no-cache");
         r.head.headers.set("Content-Type", a.content_type);
-        if (const auto inm = req.headers.get("If-None-Match"); inm && *inm == a.etag) {
+        // A list, W/ or * as well: browsers and caches send all three.
+        if (const auto inm = req.headers.get("If-None-Match"); inm && net::if_none_match(*inm, a.etag)) {
             r.head.status = 304;
             co_return r;
         }

@@ -180,6 +180,21 @@ BOOST_AUTO_TEST_CASE(enroll_guards)
         tether::test::run(binary("tether"), {"enroll", "--skip-if-enrolled", "--force", "--server", gw.url,
                                              "--code", "x", "--state-dir", state.string()});
     BOOST_TEST(both.status == 2);
+    // A state file it cannot read is not "not enrolled": the init step
+    // fails (the pod does not start) and leaves the file for an operator,
+    // rather than enrolling a second identity over it.
+    const auto broken_dir = dir.path() / "broken";
+    std::filesystem::create_directories(broken_dir);
+    std::filesystem::permissions(broken_dir, std::filesystem::perms::owner_all);
+    tether::test::write_file(broken_dir / "state.json", "{\"nodeId\": ");
+    std::filesystem::permissions(broken_dir / "state.json",
+                                 std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    const auto corrupt =
+        tether::test::run(binary("tether"), {"enroll", "--skip-if-enrolled", "--server", gw.url, "--code",
+                                             gw.code("acme"), "--state-dir", broken_dir.string()});
+    BOOST_TEST(corrupt.status == 2, corrupt.err);
+    BOOST_TEST(contains(corrupt.err, "not valid JSON"), corrupt.err);
+    BOOST_TEST(tether::test::read_file(broken_dir / "state.json") == "{\"nodeId\": ");
 
     // One code for a DaemonSet's nodes: admin create-enrollment-code --uses.
     const auto shared = tether::test::run(

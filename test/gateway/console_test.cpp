@@ -107,6 +107,11 @@ BOOST_AUTO_TEST_CASE(the_console_files_are_embedded_and_served_with_strict_heade
     const auto again = send(g, "GET", "/ui/app.js", {}, {{"If-None-Match", etag}});
     BOOST_TEST(again.status == 304u);
     BOOST_TEST(again.body.empty());
+    BOOST_TEST(send(g, "GET", "/ui/app.js", {}, {{"If-None-Match", "\"older\", W/" + etag}}).status == 304u);
+    BOOST_TEST(send(g, "GET", "/ui/app.js", {}, {{"If-None-Match", "*"}}).status == 304u);
+    const auto stale = send(g, "GET", "/ui/app.js", {}, {{"If-None-Match", "\"older\""}});
+    BOOST_TEST(stale.status == 200u);
+    BOOST_TEST(!stale.body.empty());
     BOOST_TEST(
         send(g, "GET", "/ui/style.css").headers.get("Content-Type").value_or("").starts_with("text/css"));
 
