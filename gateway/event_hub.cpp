@@ -39,7 +39,7 @@ shared_frame make_frame(const event_record& e)
 struct hub_shard : std::enable_shared_from_this<hub_shard> {
     hub_shard(asio::any_io_executor e, std::size_t queue_limit,
               std::shared_ptr<std::atomic<std::uint64_t>> eviction_count)
-        : ex(std::move(e)), limit(queue_limit), evictions(std::move(eviction_count))
+        : ex(std::move(e)), limit(queue_limit), evictions(std::move(eviction_count)), pace(ex)
     {
     }
     asio::any_io_executor ex;
@@ -63,10 +63,14 @@ struct hub_shard : std::enable_shared_from_this<hub_shard> {
     std::mutex pending_m;
     std::vector<item> pending;
     bool scheduled = false;
+    bool running = false;  ///< a job is delivering: it schedules the next one itself
+    // Holds the next job back after a long one (on `ex` only).
+    asio::steady_timer pace;
 
     /// Queues `it` and makes sure one job will deliver what is pending.
     void add(item it);
     void run_pending();
+    void deliver(std::vector<item>& items);
     void close(const std::string& node_id, std::int64_t after_id);
 };
 
@@ -348,6 +352,7 @@ void hub_shard::add(item it)
         const std::lock_guard lock(pending_m);
         pending.push_back(std::move(it));
         if (std::exchange(scheduled, true)) return;  // the job already posted takes it too
+        if (running) return;                         // the running job schedules the next
     }
     asio::post(ex, [self = shared_from_this()] { self->run_pending(); });
 }
@@ -359,7 +364,33 @@ void hub_shard::run_pending()
         const std::lock_guard lock(pending_m);
         items.swap(pending);
         scheduled = false;
+        running = true;
     }
+    const auto started = std::chrono::steady_clock::now();
+    deliver(items);
+    const auto took = std::chrono::steady_clock::now() - started;
+    {
+        const std::lock_guard lock(pending_m);
+        running = false;
+        if (!scheduled) return;
+    }
+    // Published while this job ran: the next job waits as long as this one
+    // took, so fan-out takes at most half of its thread while events come
+    // faster than it delivers them. What waits is coalesced (one gathered
+    // send per stream for all of it), and the thread's RPCs, storage
+    // completions and writable callbacks get the other half: without this,
+    // one event-loop thread under a burst it could not carry ran fan-out
+    // jobs back to back and publish calls timed out after 30 s.
+    if (took < std::chrono::milliseconds(1)) {
+        asio::post(ex, [self = shared_from_this()] { self->run_pending(); });
+        return;
+    }
+    pace.expires_after(took);
+    pace.async_wait([self = shared_from_this()](const error_code&) { self->run_pending(); });
+}
+
+void hub_shard::deliver(std::vector<item>& items)
+{
     std::vector<shared_frame> frames;
     const std::lock_guard lock(m);
     const auto flush = [&] {

@@ -3,8 +3,11 @@
 #include "net/http_server.hpp"
 #include "support/run_for.hpp"
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/test/unit_test.hpp>
+
+#include <thread>
 
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
@@ -104,6 +107,75 @@ BOOST_AUTO_TEST_CASE(a_peer_gone_ends_a_waiting_stream)
     BOOST_TEST((tether::test::run_for(ioc, s->next(5s)).st == subscription::state::closed));
     hub.publish(event_record{1, "acme", "config-updated", "{}"});
     BOOST_TEST(tether::test::run_for(ioc, s->next(50ms)).frames.empty());
+}
+
+namespace {
+
+/// A stream socket that takes every byte at once. Its first write publishes
+/// another event and takes a few milliseconds, as a write to a socket whose
+/// peer must be woken does, so that event arrives while the delivery job
+/// runs and the next job is held back for as long.
+class publishing_writer final : public tether::net::body_writer {
+public:
+    explicit publishing_writer(event_hub& hub) : hub_(hub) {}
+    std::string got;
+    tether::awaitable<tether::error_code> write(std::string_view) override { co_return tether::error_code{}; }
+    tether::awaitable<tether::error_code> write_encoded(std::span<const asio::const_buffer>) override
+    {
+        co_return tether::error_code{};
+    }
+    std::size_t try_write_encoded(std::span<const asio::const_buffer> chunks, tether::error_code& ec) override
+    {
+        ec = {};
+        std::size_t n = 0;
+        for (const auto& b : chunks) {
+            got.append(static_cast<const char*>(b.data()), b.size());
+            n += b.size();
+        }
+        if (!published_) {
+            published_ = true;
+            hub_.publish(event_record{2, "acme", "config-updated", "{}"});
+            std::this_thread::sleep_for(3ms);
+        }
+        return n;
+    }
+    [[nodiscard]] bool writes_directly() const noexcept override { return true; }
+    void when_writable(void (*)(void*), void*) override {}
+    [[nodiscard]] std::chrono::milliseconds write_timeout() const noexcept override { return 10s; }
+    void abort() override {}
+    void on_peer_gone(void (*)(void*), void*) override {}
+
+private:
+    event_hub& hub_;
+    bool published_ = false;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(an_event_published_during_a_delivery_job_goes_with_the_next_one)
+{
+    asio::io_context ioc;
+    event_hub hub({.queue = 64, .per_ip = 20, .global = 100});
+    event_hub::refusal why{};
+    auto s = hub.subscribe("acme", "n1", "10.0.0.1", asio::make_strand(ioc), &why);
+    BOOST_TEST_REQUIRE(s != nullptr);
+    publishing_writer w(hub);
+    s->attach(&w);
+    // Parked in next(), as a stream's coroutine is between writes: the job
+    // writes to the socket itself.
+    std::optional<subscription::state> ended;
+    asio::co_spawn(ioc, s->next(10s),
+                   [&](const std::exception_ptr&, subscription::batch b) { ended = b.st; });
+    tether::test::pump_for(ioc, 20ms);
+    hub.publish(event_record{1, "acme", "config-updated", "{}"});
+    BOOST_TEST(tether::test::poll_until(
+                   ioc, [&] { return w.got.find("id: 2\n") != std::string::npos; }, 5s),
+               w.got);
+    BOOST_TEST(w.got.find("id: 1\n") < w.got.find("id: 2\n"));
+    s->end();
+    BOOST_TEST(tether::test::poll_until(
+        ioc, [&] { return ended.has_value(); }, 5s));
+    s->attach(nullptr);
 }
 
 BOOST_AUTO_TEST_CASE(event_format_splits_multiline_data)
