@@ -244,8 +244,8 @@ void supervisor::finish_if_idle()
 // stream expiry, the broker's upstream wait): deadlines 10-30 s ahead, and
 // when nothing shorter is pending every one of them is the earliest, so a
 // brokered request paid four timerfd_settime calls. With this timer always
-// pending less than a second ahead, none of those is ever the earliest: two
-// calls a second in all (bench/broker, docs/benchmarks.md).
+// pending less than a second ahead, none of those is ever the earliest: a
+// few calls a second in all (bench/broker, docs/benchmarks.md).
 void supervisor::arm_timer_floor()
 {
     if (idle_) return;
