@@ -273,16 +273,6 @@ awaitable<error_code> write_streamed_reply(Stream& stream, reply& rep, bool reus
     co_return reuse ? error_code() : error_code(asio::error::eof);
 }
 
-/// Not a coroutine: it picks the one that writes this reply.
-template <class Stream>
-awaitable<error_code> write_reply(Stream& stream, reply& rep, bool keep_alive, unsigned version,
-                                  const server_options& opts, bool head_only = false)
-{
-    if (rep.stream && !head_only)
-        return write_streamed_reply(stream, rep, keep_alive && rep.reuse_after_stream, version, opts);
-    return write_whole_reply(stream, rep, keep_alive, version, opts, head_only);
-}
-
 reply refusal_reply(const http::read_failure& f, const server_options& opts)
 {
     using kind = http::read_failure::kind;
@@ -339,7 +329,7 @@ awaitable<void> refuse_request(Stream& stream, const http::read_failure& failure
                                           {"suppressed", left_out}});
     if (opts.on_refused) opts.on_refused(failure.http_status());
     auto r = refusal_reply(failure, opts);
-    co_await write_reply(stream, r, false, 11, opts);
+    co_await write_whole_reply(stream, r, false, 11, opts, false);
 }
 
 struct request_shape {
@@ -396,14 +386,16 @@ awaitable<void> serve_requests(Stream& stream, const handler& h, const peer_info
         }
         request_shape shape;
         auto rep = co_await call_handler(h, reader.take(), peer, opts, log, shape);
-        // write_reply ends the connection after such a stream (a HEAD gets
-        // the header only and may keep it).
-        if (rep.stream && !shape.head_only && !(shape.keep_alive && rep.reuse_after_stream))
-            drop_reader(reader);
-        if (auto ec =
-                co_await write_reply(stream, rep, shape.keep_alive, shape.version, opts, shape.head_only);
-            ec || !shape.keep_alive)
-            co_return;
+        error_code ec;
+        if (rep.stream && !shape.head_only) {  // a HEAD gets the header only
+            const bool reuse = shape.keep_alive && rep.reuse_after_stream;
+            if (!reuse) drop_reader(reader);  // the connection ends with this body
+            ec = co_await write_streamed_reply(stream, rep, reuse, shape.version, opts);
+        } else {
+            ec = co_await write_whole_reply(stream, rep, shape.keep_alive, shape.version, opts,
+                                            shape.head_only);
+        }
+        if (ec || !shape.keep_alive) co_return;
     }
 }
 
