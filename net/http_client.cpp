@@ -2,6 +2,7 @@
 
 #include "net/errc.hpp"
 #include "net/http_reader.hpp"
+#include "net/tls.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -13,8 +14,6 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <openssl/ssl.h>
-#include <openssl/x509_vfy.h>
-#include <openssl/x509v3.h>
 
 #include <map>
 #include <optional>
@@ -67,30 +66,6 @@ error_code refusal(const http::read_failure& f)
             break;
     }
     return errc::bad_response;
-}
-
-/// Why the server's certificate was refused, from OpenSSL's verify result;
-/// empty when verification was not the problem.
-error_code verify_failure(long result)
-{
-    switch (result) {
-        case X509_V_OK:
-            return {};
-        case X509_V_ERR_CERT_HAS_EXPIRED:
-        case X509_V_ERR_CERT_NOT_YET_VALID:
-            return errc::tls_expired;
-        case X509_V_ERR_HOSTNAME_MISMATCH:
-        case X509_V_ERR_IP_ADDRESS_MISMATCH:
-            return errc::tls_wrong_host;
-        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-        case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-        case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-        case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-            return errc::tls_unknown_ca;
-        default:
-            return errc::tls_untrusted;
-    }
 }
 
 /// One read from the server at a time: with the reader's bound on what it
@@ -257,20 +232,7 @@ struct http_client::impl {
         }
         c->secure.emplace(std::move(tcp), *tls);
         auto& s = *c->secure;
-        error_code addr_ec;
-        (void)asio::ip::make_address(u.host, addr_ec);
-        // SNI only for names (RFC 6066 forbids IP literals); verification always.
-        // (SSL_set_tlsext_host_name is a macro with an old-style cast; this is its body.)
-        if (addr_ec && SSL_ctrl(s.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                                const_cast<char*>(u.host.c_str())) != 1)
-            co_return error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category());
-        // OpenSSL's own name check (rather than a verify callback) leaves the
-        // reason in the verify result, so a failure can say what is wrong.
-        X509_VERIFY_PARAM* param = SSL_get0_param(s.native_handle());
-        X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        const int named = addr_ec ? X509_VERIFY_PARAM_set1_host(param, u.host.c_str(), u.host.size())
-                                  : X509_VERIFY_PARAM_set1_ip_asc(param, u.host.c_str());
-        if (named != 1) co_return errc::url_refused;
+        if (auto ec = prepare_client_session(s.native_handle(), u.host)) co_return ec;
         s.set_verify_mode(asio::ssl::verify_peer);
         beast::get_lowest_layer(s).expires_at(deadline);
         auto [hec] = co_await s.async_handshake(asio::ssl::stream_base::client, nothrow);

@@ -1,6 +1,14 @@
 #include "net/tls.hpp"
 
+#include "net/errc.hpp"
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl/error.hpp>
+
+#include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include <stdexcept>
 
@@ -48,6 +56,44 @@ std::shared_ptr<ssl::context> make_server_tls(const std::filesystem::path& cert_
     ctx->use_private_key_file(private_key.string(), ssl::context::pem, ec);
     if (ec) throw std::runtime_error("cannot load TLS key " + private_key.string() + ": " + ec.message());
     return ctx;
+}
+
+boost::system::error_code prepare_client_session(SSL* ssl, const std::string& host)
+{
+    boost::system::error_code addr_ec;
+    (void)boost::asio::ip::make_address(host, addr_ec);
+    // (SSL_set_tlsext_host_name is a macro with an old-style cast; this is its body.)
+    if (addr_ec && SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                            const_cast<char*>(host.c_str())) != 1)
+        return {static_cast<int>(::ERR_get_error()), boost::asio::error::get_ssl_category()};
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    const int named = addr_ec ? X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size())
+                              : X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str());
+    if (named != 1) return errc::url_refused;
+    return {};
+}
+
+boost::system::error_code verify_failure(long result)
+{
+    switch (result) {
+        case X509_V_OK:
+            return {};
+        case X509_V_ERR_CERT_HAS_EXPIRED:
+        case X509_V_ERR_CERT_NOT_YET_VALID:
+            return errc::tls_expired;
+        case X509_V_ERR_HOSTNAME_MISMATCH:
+        case X509_V_ERR_IP_ADDRESS_MISMATCH:
+            return errc::tls_wrong_host;
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+        case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+        case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+        case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+            return errc::tls_unknown_ca;
+        default:
+            return errc::tls_untrusted;
+    }
 }
 
 }  // namespace tether::net
