@@ -110,6 +110,11 @@ private:
             };
             co_return r;
         }
+        if (contains(req.target, "/deny")) {
+            r.head.status = 401;
+            r.head.body = "denied";
+            co_return r;
+        }
         const auto auth = req.headers.get("Authorization");
         r.head.body = "target=" + req.target + ";auth=" + std::string(auth ? *auth : "") + ";";
         co_return r;
@@ -392,6 +397,24 @@ BOOST_AUTO_TEST_CASE(head_requests_get_the_upstream_length_and_no_body)
     const auto seen = r.up.seen();
     BOOST_TEST_REQUIRE(seen.size() == 1u);
     BOOST_TEST(seen[0].method == "HEAD");
+}
+
+BOOST_AUTO_TEST_CASE(a_401_is_passed_on_once_and_its_connection_serves_the_next_request)
+{
+    rig r;
+    // A credential file cannot be refreshed: the 401 goes to the child as
+    // it is, and the upstream sees each request once.
+    auto p = r.exec({"once", "/v1/deny?app_key=SENTINEL"});
+    BOOST_TEST_REQUIRE(r.run(*p) == 0, p->out() + p->err());
+    BOOST_TEST(contains(p->out(), "HTTP/1.1 401 Unauthorized"), p->out());
+    BOOST_TEST(contains(p->out(), "denied"), p->out());
+    BOOST_TEST(r.up.seen().size() == 1u);
+    // Three in a row through one broker: each answer was read whole, so its
+    // upstream connection went back to the pool for the next.
+    auto three = r.exec({"get", "1", "3", "/v1/deny"});
+    BOOST_TEST(r.run(*three) == 1);  // "get" counts anything but a 200 as bad
+    BOOST_TEST(contains(three->out(), "good 0 bad 3"), three->out());
+    BOOST_TEST(r.up.seen().size() == 4u);
 }
 
 BOOST_AUTO_TEST_CASE(an_upstream_that_never_answers_hits_the_timeout)
