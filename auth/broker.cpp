@@ -9,19 +9,77 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include <unistd.h>
+
 #include <optional>
 #include <vector>
 
 namespace tether::auth {
 
 struct broker::impl {
+    impl(broker_options o, credential_source& c, const log::logger& l) : opts(std::move(o)), creds(c), log(l)
+    {
+    }
+
     broker_options opts;
     credential_source& creds;
     const log::logger& log;
+    log::throttle refusals;
+    log::throttle accept_failures;
+
+    /// Streams for connections to the listening socket: every one waiting
+    /// is taken per wake-up, each peer checked like a datagram's sender.
+    awaitable<void> accept_streams(stream_proxy& proxy, task_group& streams, broker_stats& stats)
+    {
+        co_await asio::this_coro::throw_if_cancelled(false);
+        const auto ex = co_await asio::this_coro::executor;
+        asio::local::stream_protocol::acceptor listener(ex, asio::local::stream_protocol(), opts.listen_fd);
+        // Take what is waiting before each wait: a connection made before
+        // the listener joined the reactor gives no edge to wait for.
+        for (bool waited = false;; waited = true) {
+            if (waited) {
+                auto [ec] = co_await listener.async_wait(asio::socket_base::wait_read, nothrow);
+                if (ec) co_return;  // cancelled: the broker is stopping
+            }
+            for (;;) {
+                const auto step = next_accept(listener.native_handle(), opts.child);
+                using kind = accept_step::kind;
+                if (step.what == kind::again) break;
+                if (step.what == kind::refused) {
+                    ++stats.refused_connections;
+                    if (std::uint64_t left_out = 0; refusals.allow(left_out))
+                        log.warn("broker.connection_refused", {{"peer_pid", step.peer},
+                                                               {"reason", "outside the child's process tree"},
+                                                               {"suppressed", left_out}});
+                    continue;
+                }
+                if (step.what == kind::failed) {
+                    // EMFILE and friends: a pause, not a spin on the error.
+                    if (std::uint64_t left_out = 0; accept_failures.allow(left_out))
+                        log.warn("broker.accept_failed", {{"errno", step.error}, {"suppressed", left_out}});
+                    timer pause{ex, std::chrono::milliseconds(100)};
+                    auto [wec] = co_await pause.async_wait();
+                    if (wec) co_return;
+                    break;
+                }
+                asio::local::stream_protocol::socket sock(ex);
+                error_code aec;
+                sock.assign(asio::local::stream_protocol(), step.fd, aec);
+                if (aec) {
+                    ::close(step.fd);
+                    continue;
+                }
+                ++stats.streams;
+                streams.spawn(ex, proxy.serve(std::move(sock)), [this](const std::exception_ptr& e) {
+                    if (e) log.debug("broker.stream_ended", {{"error", describe(e)}});
+                });
+            }
+        }
+    }
 };
 
 broker::broker(broker_options opts, credential_source& creds, const log::logger& log)
-    : impl_(std::make_unique<impl>(impl{std::move(opts), creds, log}))
+    : impl_(std::make_unique<impl>(std::move(opts), creds, log))
 {
 }
 
@@ -41,6 +99,10 @@ awaitable<void> broker::run(int control_fd)
     streams.spawn(ex, proxy.watch_deadlines(), [&s](const std::exception_ptr& e) {
         if (e) s.log.error("broker.watchdog_failed", {{"error", describe(e)}});
     });
+    if (s.opts.listen_fd >= 0)
+        streams.spawn(ex, s.accept_streams(proxy, streams, stats_), [&s](const std::exception_ptr& e) {
+            if (e) s.log.error("broker.listener_failed", {{"error", describe(e)}});
+        });
     std::optional<asio::local::stream_protocol::socket> adopted;
     const auto adopt = [&](int ours) {
         asio::local::stream_protocol::socket sock(ex);

@@ -45,11 +45,16 @@ struct broker_options {
     /// outside this process's tree are refused (a same-uid process could
     /// otherwise take fd 3 with pidfd_getfd). -1: no check.
     pid_t child = -1;
+    /// A listening stream socket (make_broker_listener) the broker owns
+    /// from run() on: connections from `child`'s tree get streams served
+    /// like fd 3's, without the handshake. -1: none (the default).
+    int listen_fd = -1;
 };
 
 struct broker_stats {
     std::atomic<std::int64_t> streams{0};
     std::atomic<std::int64_t> refused_datagrams{0};
+    std::atomic<std::int64_t> refused_connections{0};
     std::atomic<std::int64_t> requests{0};
     std::atomic<std::int64_t> refused_requests{0};
     std::atomic<std::int64_t> upstream_failures{0};

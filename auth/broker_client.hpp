@@ -2,7 +2,8 @@
 // 6), for children written in C++: POSIX only, no tether or Boost headers.
 // Copy it into a child's tree as it is.
 //
-//     int fd = tether::broker_client::connect_stream();
+//     int fd = tether::broker_client::connect_stream();  // the socket when
+//                                                        // TETHER_BROKER_SOCKET is set
 //     // fd is a connected stream: write one HTTP/1.1 request to
 //     // $TETHER_API_BASE/path?app_key=$TETHER_SENTINEL, read the response.
 #pragma once
@@ -10,6 +11,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -29,13 +31,42 @@ inline int control_fd()
     return std::atoi(v);
 }
 
+/// TETHER_BROKER_SOCKET (set by `tether exec --broker-socket`), or null.
+inline const char* broker_socket_path()
+{
+    const char* v = std::getenv("TETHER_BROKER_SOCKET");
+    return v && *v ? v : nullptr;
+}
+
+/// A fresh stream by one connect() to the broker's socket: no handshake.
+/// -1 with errno from the system (ECONNREFUSED once the broker is gone).
+inline int connect_socket(const char* path)
+{
+    sockaddr_un addr{};
+    if (std::strlen(path) >= sizeof addr.sun_path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path, std::strlen(path) + 1);
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+        const int e = errno;
+        ::close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
 /// Asks the broker for a fresh stream. Returns its descriptor (close-on-exec
 /// set), or -1 with errno: EAGAIN when the broker refused (retrying is safe),
 /// EPIPE when the channel is closed, anything else from the system.
 /// Thread-safe without a lock: every request gets exactly one answer and
 /// answers are interchangeable (each accept carries its own fresh stream),
 /// so concurrent callers may take each other's and still each get one.
-inline int connect_stream(int control = control_fd())
+inline int connect_stream(int control)
 {
     if (control < 0) return -1;
     const char request = 0x01;
@@ -70,6 +101,14 @@ inline int connect_stream(int control = control_fd())
     if (fd >= 0) ::close(fd);
     errno = EAGAIN;
     return -1;
+}
+
+/// A fresh stream the cheapest way the broker offers: connect() to its
+/// socket when TETHER_BROKER_SOCKET is set, else the fd 3 handshake.
+inline int connect_stream()
+{
+    if (const char* path = broker_socket_path()) return connect_socket(path);
+    return connect_stream(control_fd());
 }
 
 }  // namespace tether::broker_client

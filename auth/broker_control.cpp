@@ -4,6 +4,8 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -174,6 +176,54 @@ control_step next_control_step(int fd, pid_t child, const std::function<bool(int
     const bool sent = send_with_fd(fd, control_accept, sv[1]);
     ::close(sv[1]);
     out.what = sent ? control_step::kind::accepted : control_step::kind::failed;
+    return out;
+}
+
+int make_broker_listener(const std::string& path)
+{
+    sockaddr_un addr{};
+    if (path.size() >= sizeof addr.sun_path)
+        throw std::system_error(ENAMETOOLONG, std::generic_category(), "broker socket path " + path);
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket(AF_UNIX)");
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    const auto fail = [&](const char* what) {
+        const int e = errno;
+        ::close(fd);
+        throw std::system_error(e, std::generic_category(), std::string(what) + " " + path);
+    };
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) fail("bind");
+    if (::chmod(path.c_str(), 0600) != 0) fail("chmod");
+    if (::listen(fd, SOMAXCONN) != 0) fail("listen");
+    return fd;
+}
+
+accept_step next_accept(int listen_fd, pid_t child)
+{
+    accept_step out;
+    int fd = -1;
+    do {
+        fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        // A connection reset before we took it is gone: look for the next.
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED) return out;
+        out.what = accept_step::kind::failed;
+        out.error = errno;
+        return out;
+    }
+    ucred who{};
+    socklen_t len = sizeof who;
+    const bool known = ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &who, &len) == 0 && len == sizeof who;
+    out.peer = known ? who.pid : 0;
+    if (!known || (child > 0 && !in_process_tree(who.pid, child))) {
+        ::close(fd);
+        out.what = accept_step::kind::refused;
+        return out;
+    }
+    out.fd = fd;
+    out.what = accept_step::kind::accepted;
     return out;
 }
 

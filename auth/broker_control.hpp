@@ -48,4 +48,27 @@ struct control_step {
 /// request is refused.
 control_step next_control_step(int control_fd, pid_t child, const std::function<bool(int ours)>& adopt);
 
+/// The opt-in second way in (`tether exec --broker-socket`): a listening
+/// SOCK_STREAM socket at `path`, non-blocking, mode 0600. The caller puts it
+/// in a directory only we can enter (0700) and removes both. Throws
+/// std::system_error naming what failed.
+int make_broker_listener(const std::string& path);
+
+struct accept_step {
+    enum class kind {
+        again,     ///< no connection waiting
+        accepted,  ///< `fd` is a stream from the child's tree, ours now
+        refused,   ///< from outside the child's tree (or no credentials): closed unanswered
+        failed,    ///< accept itself failed (`error`: EMFILE and the like)
+    } what = kind::again;
+    int fd = -1;
+    pid_t peer = 0;
+    int error = 0;
+};
+
+/// Accepts one waiting connection without blocking and checks its peer
+/// (SO_PEERCRED, the process that connected) like a control datagram's
+/// sender: `child` > 0 limits streams to its process tree.
+accept_step next_accept(int listen_fd, pid_t child);
+
 }  // namespace tether::auth

@@ -2,7 +2,7 @@
 //
 //   build/release/bench/bench_broker [REQUESTS per worker=2000] [WORKERS=8] [ROUNDS=3] [CASES]
 //
-// CASES picks some (comma-separated: direct,child,keepalive,fresh,nginx;
+// CASES picks some (comma-separated: direct,child,keepalive,fresh,socket,nginx;
 // all by default), to profile one.
 //
 // Also runs nginx from Debian (`tools/bootstrap --bench`) as the proxy a user
@@ -336,13 +336,15 @@ result_line direct(const net::url& upstream, const std::filesystem::path& ca, in
 
 result_line through_broker(const std::filesystem::path& tether, const std::filesystem::path& self,
                            const net::url& upstream, const std::filesystem::path& ca,
-                           const std::filesystem::path& cred, int workers, int requests, const char* mode)
+                           const std::filesystem::path& cred, int workers, int requests, const char* mode,
+                           bool listener = false)
 {
-    const std::string cmd = tether.string() + " exec --log-level warn --upstream " + upstream.origin() +
-                            " --credential-file " + cred.string() + " --ca-file " + ca.string() +
-                            " --state-dir " + (cred.parent_path() / "state").string() + " -- " +
-                            self.string() + " --child " + std::to_string(workers) + " " +
-                            std::to_string(requests) + " " + mode;
+    // With --broker-socket the child's connect_stream() is one connect().
+    const std::string cmd =
+        tether.string() + " exec --log-level warn" + (listener ? " --broker-socket" : "") + " --upstream " +
+        upstream.origin() + " --credential-file " + cred.string() + " --ca-file " + ca.string() +
+        " --state-dir " + (cred.parent_path() / "state").string() + " -- " + self.string() + " --child " +
+        std::to_string(workers) + " " + std::to_string(requests) + " " + mode;
     return collect(cmd, "broker");
 }
 
@@ -466,7 +468,8 @@ int main(int argc, char** argv)
     };
     std::vector<series> cases{{"direct, async client in-process", {}}, {"direct, the child's own HTTPS", {}},
                               {"broker, keep-alive stream", {}},       {"broker, fresh stream each", {}},
-                              {"nginx, keep-alive connection", {}},    {"nginx, fresh connection each", {}}};
+                              {"nginx, keep-alive connection", {}},    {"nginx, fresh connection each", {}},
+                              {"broker, connect() per request", {}}};
     const std::string only = argc > 4 ? "," + std::string(argv[4]) + "," : "";
     const auto want = [&](const char* key) {
         return only.empty() || only.find(std::string(",") + key + ",") != std::string::npos;
@@ -482,6 +485,9 @@ int main(int argc, char** argv)
             if (want(mode))
                 cases[index].runs.push_back(
                     through_broker(tether, self, upstream, pki.ca_cert, cred, workers, requests, mode));
+        if (want("socket"))
+            cases[6].runs.push_back(
+                through_broker(tether, self, upstream, pki.ca_cert, cred, workers, requests, "fresh", true));
         if (!want("nginx")) continue;
         if (auto n = through_nginx(self, dir, upstream, pki.ca_cert, workers, requests)) {
             cases[4].runs.push_back(std::move(n->first));
@@ -529,6 +535,10 @@ int main(int argc, char** argv)
             "vs %.0f us\n",
             100.0 * sum[2].rps / sum[4].rps, sum[2].p99, sum[4].p99, 100.0 * sum[3].rps / sum[5].rps,
             sum[3].p99, sum[5].p99);
+    if (!cases[5].runs.empty() && !cases[6].runs.empty())
+        std::printf(
+            "broker with --broker-socket vs nginx, fresh: %.0f %% of its req/s, p99 %.0f vs %.0f us\n",
+            100.0 * sum[6].rps / sum[5].rps, sum[6].p99, sum[5].p99);
     std::printf("(target, issue 16: the broker at least equal to nginx in req/s and p99)\n");
     return 0;
 }

@@ -106,6 +106,9 @@ const std::vector<subcommand>& table()
           {{"upstream", "URL", "upstream API base URL (https)", "the node's gateway"},
            {"credential-file", "FILE", "file (mode 0600) holding the upstream credential"},
            {"upstream-timeout", "DURATION", "longest wait for an upstream response", "30s"},
+           {"broker-socket", "",
+            "also serve the child on a Unix socket in a private directory (TETHER_BROKER_SOCKET): one "
+            "connect() per stream instead of the fd 3 handshake"},
            {"on-config-change", "MODE",
             "what the child gets when the node's config changes: signal:SIGHUP (any signal), restart or none",
             "none"},

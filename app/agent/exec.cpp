@@ -32,6 +32,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <system_error>
 #endif
 
 namespace tether::app {
@@ -204,7 +205,7 @@ int agent_exec(invocation& inv)
             if (!path.empty()) std::filesystem::remove_all(path, ignored);
         }
     } temp_out;
-    std::vector<std::string> config_env;
+    std::vector<std::string> extra_env;
     if (config) {
         store.emplace(ex, settings::load_config_file(paths.config_file(), inv.log));
         metrics.config_updated_at = store->updated_at();
@@ -241,12 +242,30 @@ int agent_exec(invocation& inv)
         }
         api_server.emplace(health_task::deps{ex, listen.endpoint, src, inv.log});
         const auto ep = api_server->local_endpoint();
-        config_env.push_back("TETHER_CONFIG_FILE=" + (out->dir / "config.json").string());
-        config_env.push_back("TETHER_CONFIG_URL=http://127.0.0.1:" + std::to_string(ep.port()) +
-                             "/v1/config");
+        extra_env.push_back("TETHER_CONFIG_FILE=" + (out->dir / "config.json").string());
+        extra_env.push_back("TETHER_CONFIG_URL=http://127.0.0.1:" + std::to_string(ep.port()) + "/v1/config");
     }
 
-    const auto env = child_environment(sentinel, config_env);
+    // Opt-in: a listening socket the child connects to per stream, in a
+    // directory only we can enter; its peers are checked like fd 3's senders.
+    scratch_dir broker_dir;
+    int listen_fd = -1;
+    if (inv.args.enabled("broker-socket")) {
+        std::string tmpl = (std::filesystem::temp_directory_path() / "tether-broker-XXXXXX").string();
+        if (!::mkdtemp(tmpl.data()))
+            throw fatal_exit(exit_status::usage, "--broker-socket: cannot create a private directory in " +
+                                                     std::filesystem::temp_directory_path().string());
+        broker_dir.path = tmpl;
+        const auto socket_path = (broker_dir.path / "broker.sock").string();
+        try {
+            listen_fd = auth::make_broker_listener(socket_path);
+        } catch (const std::system_error& e) {
+            throw fatal_exit(exit_status::usage, std::string("--broker-socket: ") + e.what());
+        }
+        extra_env.push_back("TETHER_BROKER_SOCKET=" + socket_path);
+    }
+
+    const auto env = child_environment(sentinel, extra_env);
     const auto start_child = [&] {
         const pid_t pid = spawn_child(argv, env, theirs);
         inv.log.info("exec.started",
@@ -278,6 +297,7 @@ int agent_exec(invocation& inv)
     bopts.tls = tls;
     bopts.sentinel = sentinel;
     bopts.upstream_timeout = upstream_timeout;
+    bopts.listen_fd = listen_fd;
     // A restarted child is another process: then every process started
     // under us may use the channel (our tree, as before the child's own).
     bopts.child = config ? ::getpid() : first;

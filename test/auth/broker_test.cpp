@@ -15,11 +15,14 @@
 #include <boost/test/unit_test.hpp>
 
 #include <dirent.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <csignal>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -331,6 +334,64 @@ BOOST_AUTO_TEST_CASE(a_thousand_streams_leak_no_descriptor_and_nothing_listens)
     BOOST_TEST(contains(p->out(), "good 1010"));
     BOOST_TEST(after <= before, "descriptors before " << before << ", after " << after);
     BOOST_TEST(r.run(*p) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(with_broker_socket_the_child_tree_connects_and_nothing_else_gets_in)
+{
+    rig r;
+    // Streams by connect() (broker_client prefers the socket when it is
+    // set): fifty at once, none sharing bytes, through the same proxy loop.
+    auto p = r.exec({"get", "50", "1", "/v1/echo"}, {"--broker-socket"});
+    BOOST_TEST(r.run(*p) == 0, p->out() + p->err());
+    BOOST_TEST(contains(p->out(), "good 50 bad 0"));
+    BOOST_TEST(r.up.seen().size() == 50u);
+    BOOST_TEST(!contains(p->err(), "broker.connection_refused"));
+
+    // The listening descriptor stays ours; the child learns the path only.
+    auto d = r.exec({"dump"}, {"--broker-socket"});
+    BOOST_TEST_REQUIRE(r.run(*d) == 0);
+    BOOST_TEST(contains(d->out(), "FDS 0 1 2 3 4\n"), d->out());
+    BOOST_TEST(contains(d->out(), "TETHER_BROKER_SOCKET=/"), d->out());
+
+    child_process sh(
+        tether::test::binary("tether"),
+        {"exec", "--upstream", r.upstream(), "--credential-file", r.cred_file.string(), "--ca-file",
+         r.pki.ca_cert.string(), "--state-dir", (r.dir.path() / "state").string(), "--log-format", "json",
+         "--broker-socket", "--", "sh", "-c", "echo \"socket=$TETHER_BROKER_SOCKET;\"; sleep 30"});
+    BOOST_TEST_REQUIRE(sh.wait_output([](const std::string& o) { return contains(o, ";"); }, 10s, true));
+    const auto out = sh.out();
+    const auto at = out.find("socket=");
+    BOOST_TEST_REQUIRE(at != std::string::npos, out);
+    const std::filesystem::path path = out.substr(at + 7, out.find(';', at) - at - 7);
+    struct stat dir_st {};
+    struct stat sock_st {};
+    BOOST_TEST_REQUIRE(::stat(path.parent_path().c_str(), &dir_st) == 0);
+    BOOST_TEST_REQUIRE(::stat(path.c_str(), &sock_st) == 0);
+    BOOST_TEST((dir_st.st_mode & 07777U) == 0700U);
+    BOOST_TEST(S_ISSOCK(sock_st.st_mode));
+    BOOST_TEST((sock_st.st_mode & 0777U) == 0600U);
+
+    // This test is the same user but not in the child's tree: the broker
+    // closes on it unanswered, and its request never reaches the upstream.
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.string().size() + 1);
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    BOOST_TEST_REQUIRE(fd >= 0);
+    BOOST_TEST_REQUIRE(::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+    const std::string req = "GET /v1/outsider HTTP/1.1\r\nHost: tether-broker.invalid\r\n\r\n";
+    (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+    char buf[256];
+    const auto n = ::recv(fd, buf, sizeof buf, 0);
+    ::close(fd);
+    BOOST_TEST(n <= 0, "the outsider got " << n << " bytes");
+    BOOST_TEST(
+        sh.wait_output([](const std::string& e) { return contains(e, "broker.connection_refused"); }, 10s),
+        sh.err());
+    sh.signal(SIGTERM);
+    BOOST_TEST(r.run(sh, 10s) == 128 + SIGTERM);
+    BOOST_TEST(!std::filesystem::exists(path.parent_path()), "left behind: " << path.parent_path());
+    BOOST_TEST(r.up.seen().size() == 50u);
 }
 
 BOOST_AUTO_TEST_CASE(a_slow_body_reaches_the_child_as_it_arrives_and_the_stream_lives_on)
