@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <list>
 #include <optional>
 #include <vector>
@@ -375,7 +376,7 @@ struct stream_proxy::impl {
             const bool ok = co_await answer_error(st, in, 502, "the broker has no credential right now");
             co_return ok;
         }
-        secret used = *cred;
+        secret used = std::move(*cred);
         for (int attempt = 0;; ++attempt) {
             auto rw = rewrite_request(in.message, opts.sentinel, used.reveal(), opts.upstream);
             if (!rw) {
@@ -448,14 +449,14 @@ struct stream_proxy::impl {
             const bool no_body = status < 200 || status == 204 || status == 304;
             st.out.clear();
             if (whole || no_body || head) {
-                auto how = no_body ? http::framing::none : http::framing::length;
-                // HEAD: the length the upstream announced, not our empty body's.
-                if (const auto length = reader.head().headers.get("Content-Length"); length && head) {
-                    rep.headers.set("Content-Length", *length);
-                    how = http::framing::none;
-                }
+                const auto how = no_body ? http::framing::none : http::framing::length;
+                // HEAD: the length the upstream announced (the reader checked
+                // its digits), not our empty body's.
+                std::size_t length = rep.body.size();
+                if (const auto announced = reader.head().headers.get("Content-Length"); announced && head)
+                    length = std::strtoull(std::string(*announced).c_str(), nullptr, 10);
                 if (!http::append_response_head(st.out, status, rep.headers, in.version, in.keep_alive, how,
-                                                rep.body.size())) {
+                                                length)) {
                     st.up = nullptr;
                     ++stats.upstream_failures;
                     const bool ok =

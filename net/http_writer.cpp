@@ -23,10 +23,17 @@ bool writable_target(std::string_view s) noexcept
     });
 }
 
+/// The writer frames every message itself: a caller's own Content-Length
+/// or Transfer-Encoding could make one write read as two messages.
+bool framing_field(std::string_view name) noexcept
+{
+    return iequals(name, "Content-Length") || iequals(name, "Transfer-Encoding");
+}
+
 bool writable_fields(const fields& headers) noexcept
 {
     return std::all_of(headers.begin(), headers.end(), [](const fields::field& f) {
-        return writable_token(f.name) && writable_value(f.value);
+        return writable_token(f.name) && writable_value(f.value) && !framing_field(f.name);
     });
 }
 

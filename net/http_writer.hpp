@@ -2,7 +2,10 @@
 // hot path sends one contiguous buffer per message instead of running
 // Beast's serializer. Names and values come from the message readers (so
 // they are already valid); anything else holding CR, LF or NUL is refused
-// rather than written, so no value can start a field or a message of its own.
+// rather than written, so no value can start a field or a message of its
+// own, and so is a Content-Length or Transfer-Encoding field: the writer
+// alone frames the body. fuzz/http_writer_fuzz.cpp reads every message it
+// writes back with the strict readers.
 #pragma once
 
 #include "net/http.hpp"

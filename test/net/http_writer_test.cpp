@@ -90,6 +90,13 @@ BOOST_AUTO_TEST_CASE(nothing_that_could_start_a_field_or_a_message_is_written)
     auto spaced = base;
     spaced.target = "/x HTTP/1.1\r\n";
     BOOST_TEST(refused(spaced));
+    // Framing is the writer's alone: one write must never read as two messages.
+    auto length = base;
+    length.headers.add("content-length", "0");
+    BOOST_TEST(refused(length));
+    auto chunked = base;
+    chunked.headers.add("Transfer-Encoding", "chunked");
+    BOOST_TEST(refused(chunked));
     auto empty_name = base;
     empty_name.headers.add("", "v");
     BOOST_TEST(refused(empty_name));
