@@ -154,6 +154,9 @@ boost::system::result<rewritten_request, rewrite_refusal> rewrite_request(const 
                         [&f](std::string_view h) { return http::iequals(f.name, h); }))
             continue;
         if (http::iequals(f.name, "Host")) continue;
+        // The broker has the whole body before it forwards: an upstream
+        // told to answer 100 first would only add an interim response.
+        if (http::iequals(f.name, "Expect")) continue;
         if (http::iequals(f.name, "Authorization")) {
             const std::string_view v = f.value;
             if (v.size() > 7 && http::iequals(v.substr(0, 7), "Bearer ") && v.substr(7) == sentinel) {

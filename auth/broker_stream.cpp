@@ -92,10 +92,12 @@ struct stream_state {
         deadline = clock::now() + d;
     }
 
+    /// Called at every tick while the deadline is past, not once: an
+    /// operation that completed just before the cancel would otherwise let
+    /// the next one run with no deadline at all.
     void expire()
     {
         timed_out = true;
-        deadline = clock::time_point::max();
         error_code ignored;
         child.cancel(ignored);
         if (up) up->lowest().cancel(ignored);
@@ -420,6 +422,18 @@ struct stream_proxy::impl {
                 co_return ok;
             }
             const auto status = reader.head().status;
+            if (status < 200) {
+                // An interim answer we did not ask for (Expect is never
+                // forwarded): what follows it on this connection would be
+                // read as the next request's answer, so the connection goes.
+                st.up = nullptr;
+                conn->reset();
+                ++stats.upstream_failures;
+                log.warn("broker.upstream_failed",
+                         {{"method", in.message.method}, {"path", path}, {"status", status}});
+                const bool ok = co_await answer_error(st, in, 502, "the upstream sent an interim response");
+                co_return ok;
+            }
             if (status == 401 && attempt == 0 && (rw->injected_header || rw->injected_query)) {
                 auto fresh = co_await creds.refresh(used);
                 if (fresh && !(*fresh == used)) {

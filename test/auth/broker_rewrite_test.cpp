@@ -40,6 +40,7 @@ BOOST_AUTO_TEST_CASE(the_sentinel_becomes_the_credential_in_query_and_header)
         get("/v1/x?a=1&app_key=" + sentinel + "&b=2", {{"Authorization", "Bearer " + sentinel},
                                                        {"Host", "tether-broker.invalid"},
                                                        {"Connection", "keep-alive"},
+                                                       {"Expect", "100-continue"},
                                                        {"Accept", "*/*"}}),
         sentinel, real, upstream());
     BOOST_TEST_REQUIRE(r.has_value());
@@ -47,6 +48,7 @@ BOOST_AUTO_TEST_CASE(the_sentinel_becomes_the_credential_in_query_and_header)
     BOOST_TEST(*r->request.headers.get("Authorization") == "Bearer " + real);
     BOOST_TEST(*r->request.headers.get("Host") == "api.example.com");
     BOOST_TEST(!r->request.headers.get("Connection"));
+    BOOST_TEST(!r->request.headers.get("Expect"));  // the body is all there: no interim answer
     BOOST_TEST(*r->request.headers.get("Accept") == "*/*");
     BOOST_TEST(r->injected_query);
     BOOST_TEST(r->injected_header);

@@ -113,6 +113,10 @@ private:
             };
             co_return r;
         }
+        if (contains(req.target, "/early")) {
+            r.head.status = 103;  // an interim answer, as if it were the last
+            co_return r;
+        }
         if (contains(req.target, "/deny")) {
             r.head.status = 401;
             r.head.body = "denied";
@@ -476,6 +480,23 @@ BOOST_AUTO_TEST_CASE(a_401_is_passed_on_once_and_its_connection_serves_the_next_
     BOOST_TEST(r.run(*three) == 1);  // "get" counts anything but a 200 as bad
     BOOST_TEST(contains(three->out(), "good 0 bad 3"), three->out());
     BOOST_TEST(r.up.seen().size() == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(an_interim_answer_alone_gets_502_and_the_broker_serves_on)
+{
+    rig r;
+    // A 103 and nothing after it: passed on, it would read as the child's
+    // final answer. (The connection is dropped too, for what could follow a
+    // 1xx on it; this upstream sends nothing more.)
+    auto p = r.exec({"get", "1", "3", "/v1/early"});
+    BOOST_TEST(r.run(*p) == 1);
+    BOOST_TEST(contains(p->out(), "good 0 bad 3"), p->out());
+    auto one = r.exec({"once", "/v1/early?app_key=SENTINEL"});
+    BOOST_TEST_REQUIRE(r.run(*one) == 0);
+    BOOST_TEST(contains(one->out(), "HTTP/1.1 502"), one->out());
+    BOOST_TEST(contains(one->out(), "interim"), one->out());
+    auto ok = r.exec({"get", "1", "3", "/v1/echo"});
+    BOOST_TEST(r.run(*ok) == 0, ok->out() + ok->err());
 }
 
 BOOST_AUTO_TEST_CASE(an_upstream_that_never_answers_hits_the_timeout)
