@@ -32,11 +32,15 @@ struct broker::impl {
     awaitable<void> accept_streams(stream_proxy& proxy, task_group& streams, broker_stats& stats)
     {
         co_await asio::this_coro::throw_if_cancelled(false);
+        const auto cs = co_await asio::this_coro::cancellation_state;
         const auto ex = co_await asio::this_coro::executor;
         asio::local::stream_protocol::acceptor listener(ex, asio::local::stream_protocol(), opts.listen_fd);
         // Take what is waiting before each wait: a connection made before
         // the listener joined the reactor gives no edge to wait for.
         for (bool waited = false;; waited = true) {
+            // Checked before each wait too: a cancellation emitted while a
+            // wake-up was queued reaches no wait.
+            if (cs.cancelled() != asio::cancellation_type::none) co_return;
             if (waited) {
                 auto [ec] = co_await listener.async_wait(asio::socket_base::wait_read, nothrow);
                 if (ec) co_return;  // cancelled: the broker is stopping

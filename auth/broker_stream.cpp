@@ -150,6 +150,7 @@ struct stream_proxy::impl {
     std::list<stream_state*> live;
     std::vector<std::unique_ptr<upstream_conn>> idle;
     log::throttle refusals;
+    bool stopping = false;  ///< the broker is stopping: no stream may wait any more
 
     [[nodiscard]] http::read_limits upstream_limits() const { return {max_header_bytes, std::nullopt}; }
 
@@ -512,6 +513,9 @@ struct stream_proxy::impl {
             stream_state& s;
             ~unlist() { p.live.erase(s.self); }
         } const registered{*this, st};
+        // Spawned as the broker began to stop: its own cancellation may have
+        // come before it could take it.
+        if (stopping || cs.cancelled() != asio::cancellation_type::none) co_return;
 
         http::request_reader reader({max_header_bytes, opts.max_request_body});
         bool first = true;
@@ -541,18 +545,30 @@ struct stream_proxy::impl {
         // close alone gives it the end of the stream, one call cheaper.
     }
 
+    /// Also the broker's drain: once cancelled, it cancels every stream's
+    /// operation at every short tick until no stream is left. A stream's
+    /// own cancellation can miss: emitted while its last completion was
+    /// queued, it reaches no operation, and the next one would then wait
+    /// for its peer or its deadline, past the supervisor's drain.
     awaitable<void> watch_deadlines()
     {
         co_await asio::this_coro::throw_if_cancelled(false);
+        const auto cs = co_await asio::this_coro::cancellation_state;
         const auto here = co_await asio::this_coro::executor;
         // A quarter of the shortest deadline: a timeout fires at most that late.
         const auto shortest = std::min({opts.upstream_timeout, write_timeout, idle_timeout});
         const auto period = std::clamp<std::chrono::milliseconds>(shortest / 4, 10ms, 250ms);
         timer tick(here);
         for (;;) {
-            tick.expires_after(period);
-            auto [ec] = co_await tick.async_wait();
-            if (ec) co_return;
+            // Checked here, not only as the wait's error: a cancellation
+            // emitted between two waits reaches neither.
+            if (cs.cancelled() != asio::cancellation_type::none) stopping = true;
+            if (stopping) {
+                for (auto* s : live) s->expire();
+                if (live.empty()) co_return;
+            }
+            tick.expires_after(stopping ? 10ms : period);
+            co_await tick.async_wait();
             const auto now = clock::now();
             for (auto* s : live)
                 if (s->deadline <= now) s->expire();

@@ -625,7 +625,8 @@ BOOST_AUTO_TEST_CASE(two_hundred_publishes_in_ten_seconds_signal_a_handful_and_e
     BOOST_TEST(tether::test::count(restarted->err(), "exec.child_killed") == 0);  // python stops on SIGTERM
     for (auto* e : {signalled.get(), restarted.get()}) {
         e->signal(SIGTERM);
-        BOOST_TEST(e->wait_for(10s).value_or(-1) == 128 + SIGTERM, e->err());
+        const int status = e->wait_for(10s).value_or(-1);
+        BOOST_TEST(status == 128 + SIGTERM, "status " << status << "\n" << e->out() << e->err());
     }
 }
 
