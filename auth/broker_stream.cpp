@@ -74,6 +74,9 @@ struct stream_state {
     explicit stream_state(asio::local::stream_protocol::socket s)
         : child(std::move(s)), buf(std::make_unique_for_overwrite<char[]>(read_chunk))
     {
+        // write_child tries a direct write first: it must fail, not block.
+        error_code ignored;
+        child.non_blocking(true, ignored);
     }
 
     asio::local::stream_protocol::socket child;
@@ -282,8 +285,18 @@ struct stream_proxy::impl {
 
     awaitable<bool> write_child(stream_state& st)
     {
-        st.arm(write_timeout);
-        auto [ec, n] = co_await asio::async_write(st.child, asio::buffer(st.out), nothrow);
+        // Most answers fit in the socket's buffer: written now, without an
+        // operation whose completion would take two trips through the
+        // scheduler and the strand. The rest waits for room as usual.
+        error_code ec;
+        const std::size_t sent = st.child.write_some(asio::buffer(st.out), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+        if (!ec && sent < st.out.size()) {
+            st.arm(write_timeout);
+            auto [wec, n] = co_await asio::async_write(
+                st.child, asio::buffer(st.out.data() + sent, st.out.size() - sent), nothrow);
+            ec = wec;
+        }
         st.out.clear();
         co_return !ec;
     }
