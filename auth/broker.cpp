@@ -27,6 +27,27 @@ struct broker::impl {
     log::throttle refusals;
     log::throttle accept_failures;
 
+    /// Our end of a new stream as a socket; nullopt leaves `fd` open.
+    static std::optional<asio::local::stream_protocol::socket> adopt(const asio::any_io_executor& ex, int fd)
+    {
+        asio::local::stream_protocol::socket sock(ex);
+        error_code ec;
+        sock.assign(asio::local::stream_protocol(), fd, ec);
+        if (ec) return std::nullopt;
+        return sock;
+    }
+
+    /// One stream served, however it came: fd 3 or the listening socket.
+    void serve(asio::local::stream_protocol::socket sock, stream_proxy& proxy, task_group& streams,
+               broker_stats& stats)
+    {
+        ++stats.streams;
+        const auto ex = sock.get_executor();
+        streams.spawn(ex, proxy.serve(std::move(sock)), [this](const std::exception_ptr& e) {
+            if (e) log.debug("broker.stream_ended", {{"error", describe(e)}});
+        });
+    }
+
     /// Streams for connections to the listening socket: every one waiting
     /// is taken per wake-up, each peer checked like a datagram's sender.
     awaitable<void> accept_streams(stream_proxy& proxy, task_group& streams, broker_stats& stats)
@@ -66,17 +87,12 @@ struct broker::impl {
                     if (wec) co_return;
                     break;
                 }
-                asio::local::stream_protocol::socket sock(ex);
-                error_code aec;
-                sock.assign(asio::local::stream_protocol(), step.fd, aec);
-                if (aec) {
+                auto sock = adopt(ex, step.fd);
+                if (!sock) {
                     ::close(step.fd);
                     continue;
                 }
-                ++stats.streams;
-                streams.spawn(ex, proxy.serve(std::move(sock)), [this](const std::exception_ptr& e) {
-                    if (e) log.debug("broker.stream_ended", {{"error", describe(e)}});
-                });
+                serve(std::move(*sock), proxy, streams, stats);
             }
         }
     }
@@ -109,11 +125,8 @@ awaitable<void> broker::run(int control_fd)
         });
     std::optional<asio::local::stream_protocol::socket> adopted;
     const auto adopt = [&](int ours) {
-        asio::local::stream_protocol::socket sock(ex);
-        error_code ec;
-        sock.assign(asio::local::stream_protocol(), ours, ec);
-        if (!ec) adopted.emplace(std::move(sock));
-        return !ec;
+        adopted = impl::adopt(ex, ours);
+        return adopted.has_value();
     };
     bool closed = false;
     while (!closed && cs.cancelled() == asio::cancellation_type::none) {
@@ -142,10 +155,7 @@ awaitable<void> broker::run(int control_fd)
                 if (step.error != 0) s.log.warn("broker.socketpair_failed", {{"errno", step.error}});
                 continue;
             }
-            ++stats_.streams;
-            streams.spawn(ex, proxy.serve(std::move(*adopted)), [&s](const std::exception_ptr& e) {
-                if (e) s.log.debug("broker.stream_ended", {{"error", describe(e)}});
-            });
+            s.serve(std::move(*adopted), proxy, streams, stats_);
         }
     }
     // The child is gone or we are stopping: in-flight upstream requests end now.

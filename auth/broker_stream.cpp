@@ -3,6 +3,7 @@
 #include "auth/broker.hpp"
 #include "auth/broker_rewrite.hpp"
 #include "net/errc.hpp"
+#include "net/http_client.hpp"
 #include "net/http_reader.hpp"
 #include "net/http_writer.hpp"
 #include "net/tls.hpp"
@@ -55,19 +56,6 @@ struct upstream_conn {
         return secure ? f(*secure) : f(*plain);
     }
 };
-
-/// A kept-alive connection the upstream closed while idle fails the next
-/// request before any response byte: safe to send again on a fresh one.
-bool stale_connection(error_code ec)
-{
-    return ec == asio::error::eof || ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
-}
-
-error_code refusal_error(const http::read_failure& f)
-{
-    if (f.what == http::read_failure::kind::header_too_large) return net::errc::header_too_large;
-    return net::errc::bad_response;
-}
 
 /// What one child stream holds while it lives.
 struct stream_state {
@@ -156,6 +144,10 @@ struct stream_proxy::impl {
     bool stopping = false;  ///< the broker is stopping: no stream may wait any more
 
     [[nodiscard]] http::read_limits upstream_limits() const { return {max_header_bytes, std::nullopt}; }
+    [[nodiscard]] http::read_limits request_limits() const
+    {
+        return {max_header_bytes, opts.max_request_body};
+    }
 
     std::unique_ptr<upstream_conn> take_idle()
     {
@@ -238,7 +230,7 @@ struct stream_proxy::impl {
             } else {
                 rs = reader.feed({st.buf.get(), n});
             }
-            if (rs == http::read_status::failed) co_return refusal_error(reader.failure());
+            if (rs == http::read_status::failed) co_return reader.failure().client_error();
             if (ec) break;  // the close completed the body
         }
         co_return error_code{};
@@ -265,7 +257,7 @@ struct stream_proxy::impl {
             auto [wec, wn] = co_await conn->visit(
                 [&](auto& s) { return asio::async_write(s, asio::buffer(st.out), nothrow); });
             if (wec) {
-                if (conn->reused && stale_connection(wec)) continue;
+                if (conn->reused && net::stale_connection(wec)) continue;
                 const auto failed = st.failure(wec);
                 co_return failed;
             }
@@ -274,7 +266,7 @@ struct stream_proxy::impl {
                 return reader.header_done() && (reader.done() || reader.has_body());
             });
             if (rec) {
-                if (conn->reused && !reader.got_some() && stale_connection(rec)) continue;
+                if (conn->reused && !reader.got_some() && net::stale_connection(rec)) continue;
                 const error_code failed = rec == asio::error::eof ? error_code(net::errc::bad_response) : rec;
                 co_return failed;
             }
@@ -325,14 +317,7 @@ struct stream_proxy::impl {
                 "broker.refused",
                 {{"status", failure.http_status()}, {"reason", failure.reason}, {"suppressed", left_out}});
         ++stats.refused_requests;
-        using kind = http::read_failure::kind;
-        std::string body;
-        if (failure.what == kind::body_too_large)
-            body = "request body exceeds " + std::to_string(opts.max_request_body) + " bytes\n";
-        else if (failure.what == kind::header_too_large)
-            body = "request header exceeds " + std::to_string(max_header_bytes) + " bytes\n";
-        else
-            body = "malformed HTTP request: " + failure.reason + "\n";
+        const std::string body = failure.describe(request_limits()) + "\n";
         http::fields f;
         f.add("Content-Type", "text/plain; charset=utf-8");
         st.out.clear();
@@ -418,11 +403,11 @@ struct stream_proxy::impl {
             auto conn = co_await send(st, reader, head);
             st.wipe_out();
             // Whatever way this request ends, the watchdog forgets the
-            // connection before it is closed or pooled.
+            // connection before it is closed; before it is reset or pooled
+            // below, st.up is cleared by hand.
             up_guard in_use{st, conn ? conn->get() : nullptr};
             const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - started);
             if (!conn) {
-                st.up = nullptr;
                 if (cs.cancelled() != asio::cancellation_type::none) co_return false;
                 ++stats.upstream_failures;
                 const bool timed_out = conn.error() == net::errc::timeout;
@@ -467,7 +452,6 @@ struct stream_proxy::impl {
             const bool whole = reader.done();
             if (whole) rep.body = reader.take_body();
             if (!scrub_response(rep, opts.sentinel, used.reveal(), opts.upstream)) {
-                st.up = nullptr;
                 ++stats.upstream_failures;
                 log.warn("broker.unsafe_response", {{"method", in.message.method}, {"path", path}});
                 const bool ok = co_await answer_error(
@@ -485,7 +469,6 @@ struct stream_proxy::impl {
                     length = std::strtoull(std::string(*announced).c_str(), nullptr, 10);
                 if (!http::append_response_head(st.out, status, rep.headers, in.version, in.keep_alive, how,
                                                 length)) {
-                    st.up = nullptr;
                     ++stats.upstream_failures;
                     const bool ok =
                         co_await answer_error(st, in, 502, "the upstream response has an unwritable field");
@@ -502,7 +485,6 @@ struct stream_proxy::impl {
             const bool keep = in.keep_alive && chunked;
             if (!http::append_response_head(st.out, status, rep.headers, in.version, keep,
                                             chunked ? http::framing::chunked : http::framing::close, 0)) {
-                st.up = nullptr;
                 ++stats.upstream_failures;
                 const bool ok =
                     co_await answer_error(st, in, 502, "the upstream response has an unwritable field");
@@ -530,7 +512,7 @@ struct stream_proxy::impl {
         // come before it could take it.
         if (stopping || cs.cancelled() != asio::cancellation_type::none) co_return;
 
-        http::request_reader reader({max_header_bytes, opts.max_request_body});
+        http::request_reader reader(request_limits());
         bool first = true;
         for (;;) {
             auto rs = reader.feed({});

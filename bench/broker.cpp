@@ -42,7 +42,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -182,18 +181,6 @@ double since_us(clk::time_point a)
 }
 
 /// A stream to the proxy: the broker's (fd-3 handshake) or nginx's Unix socket.
-int connect_unix(const std::string& path)
-{
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
-    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
-    if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) return fd;
-    if (fd >= 0) ::close(fd);
-    return -1;
-}
-
 /// The child: WORKERS threads, REQUESTS each, plain HTTP/1.1 to a local
 /// proxy that adds the credential. "fresh": one stream per request
 /// (connection, and for the broker its handshake, each time); "keepalive":
@@ -424,7 +411,7 @@ int main(int argc, char** argv)
         const std::string path = argv[5];
         return child(
             std::atoi(argv[2]), std::atoi(argv[3]), std::string(argv[4]) == "keepalive",
-            [&] { return connect_unix(path); }, "/bench");
+            [&] { return tether::broker_client::connect_socket(path.c_str()); }, "/bench");
     }
     if (argc >= 6 && std::string(argv[1]) == "--direct-child")
         return direct_child(std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]), argv[5]);

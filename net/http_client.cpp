@@ -54,20 +54,6 @@ error_code normalize(error_code ec)
     return ec;
 }
 
-error_code refusal(const http::read_failure& f)
-{
-    using kind = http::read_failure::kind;
-    switch (f.what) {
-        case kind::header_too_large:
-            return errc::header_too_large;
-        case kind::body_too_large:
-            return errc::body_too_large;
-        case kind::malformed:
-            break;
-    }
-    return errc::bad_response;
-}
-
 /// One read from the server at a time: with the reader's bound on what it
 /// holds, memory per response in flight stays small whatever the server sends.
 constexpr std::size_t read_chunk = std::size_t{16} * 1024;
@@ -90,20 +76,12 @@ awaitable<error_code> read_until(connection& c, http::response_reader& reader, c
             st = reader.feed({buf, n});
         }
         if (st == http::read_status::failed) {
-            const error_code failed = refusal(reader.failure());
+            const error_code failed = reader.failure().client_error();
             co_return failed;
         }
         if (ec) break;  // eof that completed the body
     }
     co_return error_code{};
-}
-
-/// A kept-alive connection the server closed while idle fails the next
-/// request at once, before any response byte; that request is safe to send
-/// again on a fresh connection.
-bool stale_connection(error_code ec)
-{
-    return ec == asio::error::eof || ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
 }
 
 bhttp::request<bhttp::string_body> to_beast(const url& u, http::request& req, const std::string& user_agent)
@@ -197,6 +175,11 @@ private:
 };
 
 }  // namespace
+
+bool stale_connection(error_code ec)
+{
+    return ec == asio::error::eof || ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
+}
 
 struct http_client::impl {
     asio::any_io_executor ex;

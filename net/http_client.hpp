@@ -24,6 +24,11 @@ struct client_options {
     std::string user_agent = "tether";
 };
 
+/// A kept-alive connection the server closed while idle fails the next
+/// request at once, before any response byte (or in its write): that
+/// request is safe to send again on a fresh connection.
+bool stale_connection(error_code ec);
+
 /// Reads a long response body as it arrives. Owns its connection.
 class body_stream {
 public:

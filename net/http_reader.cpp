@@ -1,5 +1,7 @@
 #include "net/http_reader.hpp"
 
+#include "net/errc.hpp"
+
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
@@ -26,6 +28,32 @@ unsigned read_failure::http_status() const noexcept
             break;
     }
     return 400;
+}
+
+std::string read_failure::describe(const read_limits& limits) const
+{
+    switch (what) {
+        case kind::body_too_large:
+            return "request body exceeds " + std::to_string(limits.max_body_bytes.value_or(0)) + " bytes";
+        case kind::header_too_large:
+            return "request header exceeds " + std::to_string(limits.max_header_bytes) + " bytes";
+        case kind::malformed:
+            break;
+    }
+    return "malformed HTTP request: " + reason;
+}
+
+boost::system::error_code read_failure::client_error() const noexcept
+{
+    switch (what) {
+        case kind::header_too_large:
+            return errc::header_too_large;
+        case kind::body_too_large:
+            return errc::body_too_large;
+        case kind::malformed:
+            break;
+    }
+    return errc::bad_response;
 }
 
 namespace {

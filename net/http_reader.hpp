@@ -38,6 +38,12 @@ struct read_failure {
     enum class kind { malformed, header_too_large, body_too_large } what = kind::malformed;
     std::string reason;
     [[nodiscard]] unsigned http_status() const noexcept;
+    /// What a server tells the peer: the limit the message went past, or
+    /// why it is malformed. Never holds the message's bytes.
+    [[nodiscard]] std::string describe(const read_limits& limits) const;
+    /// What a client reports for a response it refused: errc::header_too_large,
+    /// errc::body_too_large or errc::bad_response.
+    [[nodiscard]] boost::system::error_code client_error() const noexcept;
 };
 
 struct received_request {

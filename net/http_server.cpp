@@ -275,18 +275,7 @@ awaitable<error_code> write_streamed_reply(Stream& stream, reply& rep, bool reus
 
 reply refusal_reply(const http::read_failure& f, const server_options& opts)
 {
-    using kind = http::read_failure::kind;
-    switch (f.what) {
-        case kind::body_too_large:
-            return refusal(opts, f.http_status(),
-                           "request body exceeds " + std::to_string(opts.max_body_bytes) + " bytes");
-        case kind::header_too_large:
-            return refusal(opts, f.http_status(),
-                           "request header exceeds " + std::to_string(opts.max_header_bytes) + " bytes");
-        case kind::malformed:
-            break;
-    }
-    return refusal(opts, f.http_status(), "malformed HTTP request: " + f.reason);
+    return refusal(opts, f.http_status(), f.describe({opts.max_header_bytes, opts.max_body_bytes}));
 }
 
 /// One read of at most this many bytes at a time: with the reader's own

@@ -1,5 +1,6 @@
 // `tether exec` end to end: the real binary, a real child (broker_child, on
 // auth/broker_client.hpp), a real TLS upstream on loopback with a test CA.
+#include "auth/broker_client.hpp"
 #include "base/random_bytes.hpp"
 #include "net/http_server.hpp"
 #include "net/tls.hpp"
@@ -17,12 +18,10 @@
 #include <dirent.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <csignal>
-#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -377,12 +376,8 @@ BOOST_AUTO_TEST_CASE(with_broker_socket_the_child_tree_connects_and_nothing_else
 
     // This test is the same user but not in the child's tree: the broker
     // closes on it unanswered, and its request never reaches the upstream.
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path.c_str(), path.string().size() + 1);
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int fd = tether::broker_client::connect_socket(path.c_str());
     BOOST_TEST_REQUIRE(fd >= 0);
-    BOOST_TEST_REQUIRE(::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
     const std::string req = "GET /v1/outsider HTTP/1.1\r\nHost: tether-broker.invalid\r\n\r\n";
     (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
     char buf[256];
