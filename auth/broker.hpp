@@ -31,6 +31,9 @@ public:
     /// The upstream said 401 to `rejected`: a fresh one, or the same if
     /// this source cannot refresh (a file).
     virtual awaitable<result<secret>> refresh(secret rejected) = 0;
+    /// A credential that never changes, read without a call per request;
+    /// nullptr when it may (get() is asked then).
+    [[nodiscard]] virtual const secret* fixed() const noexcept { return nullptr; }
 };
 
 struct broker_options {

@@ -1,8 +1,9 @@
 #include "auth/broker_rewrite.hpp"
 
+#include <string.h>
+
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <vector>
 
 namespace tether::auth {
@@ -36,8 +37,11 @@ std::string percent_encode(std::string_view s)
 {
     static constexpr char digits[] = "0123456789ABCDEF";
     std::string out;
+    out.reserve(s.size() * 3);
     for (const unsigned char c : s) {
-        if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+        const bool unreserved = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                c == '-' || c == '.' || c == '_' || c == '~';
+        if (unreserved) {
             out += static_cast<char>(c);
         } else {
             out += '%';
@@ -111,44 +115,51 @@ boost::system::result<rewritten_request, rewrite_refusal> rewrite_request(const 
         target.remove_prefix(prefix.size());
     }
     const auto qmark = target.find('?');
-    std::string path(target.substr(0, qmark));
+    std::string_view path = target.substr(0, qmark);
     if (path.empty()) path = "/";
     const std::string_view query =
         qmark == std::string_view::npos ? std::string_view() : target.substr(qmark + 1);
 
     rewritten_request out;
-    std::vector<std::string> pieces;
+    std::string_view base_path = upstream.path;
+    while (!base_path.empty() && base_path.back() == '/') base_path.remove_suffix(1);
+    // The target is written as it is checked: one string, grown once.
+    std::string& joined = out.request.target;
+    joined.clear();  // a request starts with "/"
+    joined.reserve(base_path.size() + target.size() + (credential.size() * 3));
+    joined.append(base_path).append(path);
+    if (qmark != std::string_view::npos) joined += '?';
     int app_keys = 0;
     for (std::size_t start = 0; qmark != std::string_view::npos && start <= query.size();) {
         const auto amp = query.find('&', start);
         const auto param =
             query.substr(start, amp == std::string_view::npos ? std::string_view::npos : amp - start);
+        if (start != 0) joined += '&';
         start = amp == std::string_view::npos ? query.size() + 1 : amp + 1;
         const auto eq = param.find('=');
         const auto name = param.substr(0, eq);
         const auto value = eq == std::string_view::npos ? std::string_view() : param.substr(eq + 1);
-        std::string piece(param);
         const bool exact = name == "app_key";
-        if (!exact && net::http::to_lower(percent_decode(name)) == "app_key")
+        // Only a name of seven characters or more can decode to app_key.
+        if (!exact && name.size() >= 7 &&
+            (name.find('%') == std::string_view::npos ? http::iequals(name, "app_key")
+                                                      : http::iequals(percent_decode(name), "app_key")))
             return refusal(400, "an encoded or differently cased app_key parameter is refused");
         if (exact) {
             if (++app_keys > 1) return refusal(400, "more than one app_key parameter");
             if (value == sentinel) {
-                piece = "app_key=" + percent_encode(credential);
+                joined.append("app_key=").append(percent_encode(credential));
                 out.injected_query = true;
-            } else if (percent_decode(value) == sentinel) {
-                return refusal(400, "a percent-encoded sentinel is refused");
+                continue;
             }
+            if (percent_decode(value) == sentinel)
+                return refusal(400, "a percent-encoded sentinel is refused");
         }
-        pieces.push_back(std::move(piece));
+        joined.append(param);
     }
-    std::string new_query;
-    for (std::size_t k = 0; k < pieces.size(); ++k) new_query += (k ? "&" : "") + pieces[k];
 
-    std::string base_path = upstream.path;
-    while (!base_path.empty() && base_path.back() == '/') base_path.pop_back();
     out.request.method = child.method;
-    out.request.target = base_path + path + (qmark == std::string_view::npos ? "" : "?" + new_query);
+    out.request.headers.reserve(child.headers.size() + 2);
     for (const auto& f : child.headers) {
         if (std::any_of(hop_by_hop.begin(), hop_by_hop.end(),
                         [&f](std::string_view h) { return http::iequals(f.name, h); }))
@@ -160,7 +171,11 @@ boost::system::result<rewritten_request, rewrite_refusal> rewrite_request(const 
         if (http::iequals(f.name, "Authorization")) {
             const std::string_view v = f.value;
             if (v.size() > 7 && http::iequals(v.substr(0, 7), "Bearer ") && v.substr(7) == sentinel) {
-                out.request.headers.add("Authorization", "Bearer " + std::string(credential));
+                std::string bearer;
+                bearer.reserve(7 + credential.size());
+                bearer.append("Bearer ").append(credential);
+                out.request.headers.add("Authorization", bearer);
+                explicit_bzero(bearer.data(), bearer.size());
                 out.injected_header = true;
                 continue;
             }
@@ -178,35 +193,47 @@ boost::system::result<rewritten_request, rewrite_refusal> rewrite_request(const 
 bool scrub_response(http::response& res, std::string_view sentinel, std::string_view credential,
                     const net::url& upstream)
 {
-    http::fields clean;
-    const std::string encoded = percent_encode(credential);
-    const std::string origin = upstream.origin();
-    const std::string short_origin = upstream.scheme + "://" + upstream.host_header();
-    for (const auto& f : res.headers) {
-        if (std::any_of(hop_by_hop.begin(), hop_by_hop.end(),
-                        [&f](std::string_view h) { return http::iequals(f.name, h); }))
-            continue;
-        std::string v = f.value;
-        const std::string& matched = v.starts_with(origin) ? origin : short_origin;
+    return response_scrubber(sentinel, credential, upstream)(res);
+}
+
+response_scrubber::response_scrubber(std::string_view sentinel, std::string_view credential,
+                                     const net::url& upstream)
+    : sentinel_(sentinel),
+      credential_(std::string(credential)),
+      encoded_(percent_encode(credential)),
+      origin_(upstream.origin()),
+      short_origin_(upstream.scheme + "://" + upstream.host_header()),
+      base_path_(upstream.path)
+{
+    while (!base_path_.empty() && base_path_.back() == '/') base_path_.pop_back();
+}
+
+bool response_scrubber::operator()(http::response& res) const
+{
+    const std::string_view credential = credential_.reveal();
+    const std::string_view encoded = encoded_.reveal();
+    res.headers.erase_if([](const http::fields::field& f) {
+        return std::any_of(hop_by_hop.begin(), hop_by_hop.end(),
+                           [&f](std::string_view h) { return http::iequals(f.name, h); });
+    });
+    for (auto& f : res.headers) {
+        std::string& v = f.value;
+        const std::string& matched = v.starts_with(origin_) ? origin_ : short_origin_;
         if (http::iequals(f.name, "Location") && v.starts_with(matched)) {
             // Keep the child talking to the broker, never to the upstream.
-            std::string rest = v.substr(matched.size());
-            std::string base_path = upstream.path;
-            while (!base_path.empty() && base_path.back() == '/') base_path.pop_back();
-            if (!base_path.empty() && rest.starts_with(base_path)) rest = rest.substr(base_path.size());
-            v = std::string(broker_api_base) + rest;
+            std::string_view rest = std::string_view(v).substr(matched.size());
+            if (!base_path_.empty() && rest.starts_with(base_path_)) rest.remove_prefix(base_path_.size());
+            v = std::string(broker_api_base) + std::string(rest);
         }
-        replace_all(v, credential, sentinel);
-        replace_all(v, encoded, sentinel);
+        replace_all(v, credential, sentinel_);
+        replace_all(v, encoded, sentinel_);
         if (!credential.empty() && holds_credential(v, credential, encoded)) return false;
-        clean.add(f.name, v);
     }
-    res.headers = std::move(clean);
     // A whole body is one piece with nothing after it: body_scrubber's rule
     // without its copies (this runs for every brokered answer).
     if (credential.empty()) return true;
-    replace_all(res.body, credential, sentinel);
-    if (encoded != credential) replace_all(res.body, encoded, sentinel);
+    replace_all(res.body, credential, sentinel_);
+    if (encoded != credential) replace_all(res.body, encoded, sentinel_);
     return !holds_credential(res.body, credential, encoded);
 }
 

@@ -64,6 +64,27 @@ boost::system::result<rewritten_request, rewrite_refusal> rewrite_request(const 
 [[nodiscard]] bool scrub_response(net::http::response& res, std::string_view sentinel,
                                   std::string_view credential, const net::url& upstream);
 
+/// scrub_response's rule with what it derives from its arguments (the
+/// encoded credential, the upstream's origins) made once: the broker keeps
+/// one for as long as its credential does not change.
+class response_scrubber {
+public:
+    response_scrubber(std::string_view sentinel, std::string_view credential, const net::url& upstream);
+
+    /// As scrub_response. A field is copied only when it changes.
+    [[nodiscard]] bool operator()(net::http::response& res) const;
+    /// Made for this credential (compared in constant time).
+    [[nodiscard]] bool made_for(const secret& credential) const noexcept { return credential == credential_; }
+
+private:
+    std::string sentinel_;
+    secret credential_;
+    secret encoded_;
+    std::string origin_;
+    std::string short_origin_;
+    std::string base_path_;
+};
+
 /// The body rule of scrub_response for a body that arrives in pieces. A
 /// piece's tail that could be the start of the credential (raw or encoded)
 /// is held back until the next piece or finish(), so a credential split

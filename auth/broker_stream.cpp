@@ -110,6 +110,14 @@ struct stream_state {
     }
 };
 
+/// A rewritten request held the credential in its target or a field.
+void wipe(http::request& r) noexcept
+{
+    OPENSSL_cleanse(r.target.data(), r.target.size());
+    for (auto& f : r.headers) OPENSSL_cleanse(f.value.data(), f.value.size());
+    r = {};
+}
+
 /// The upstream connection the watchdog may cancel, for as long as it is
 /// alive: st.up is cleared before the connection is closed or pooled.
 struct up_guard {
@@ -141,7 +149,15 @@ struct stream_proxy::impl {
     std::list<stream_state*> live;
     std::vector<std::unique_ptr<upstream_conn>> idle;
     log::throttle refusals;
-    bool stopping = false;  ///< the broker is stopping: no stream may wait any more
+    bool stopping = false;                           ///< the broker is stopping: no stream may wait any more
+    std::optional<response_scrubber> head_scrubber;  ///< for the credential last used
+
+    const response_scrubber& scrubber_for(const secret& used)
+    {
+        if (!head_scrubber || !head_scrubber->made_for(used))
+            head_scrubber.emplace(opts.sentinel, used.reveal(), opts.upstream);
+        return *head_scrubber;
+    }
 
     [[nodiscard]] http::read_limits upstream_limits() const { return {max_header_bytes, std::nullopt}; }
     [[nodiscard]] http::read_limits request_limits() const
@@ -261,7 +277,7 @@ struct stream_proxy::impl {
                 const auto failed = st.failure(wec);
                 co_return failed;
             }
-            reader = http::response_reader(upstream_limits(), head);
+            if (attempt > 0) reader = http::response_reader(upstream_limits(), head);
             const auto rec = co_await read_upstream(st, *conn, reader, [&reader] {
                 return reader.header_done() && (reader.done() || reader.has_body());
             });
@@ -370,15 +386,21 @@ struct stream_proxy::impl {
     {
         ++stats.requests;
         const bool head = in.message.method == "HEAD";
-        auto cred = co_await creds.get();
-        if (!cred) {
-            ++stats.upstream_failures;
-            log.warn("broker.credential_unavailable", {{"error", cred.error().message()}});
-            const bool ok = co_await answer_error(st, in, 502, "the broker has no credential right now");
-            co_return ok;
+        // A fixed credential is used where it is: no copy, no call.
+        const secret* fixed = creds.fixed();
+        secret fetched;
+        if (!fixed) {
+            auto cred = co_await creds.get();
+            if (!cred) {
+                ++stats.upstream_failures;
+                log.warn("broker.credential_unavailable", {{"error", cred.error().message()}});
+                const bool ok = co_await answer_error(st, in, 502, "the broker has no credential right now");
+                co_return ok;
+            }
+            fetched = std::move(*cred);
         }
-        secret used = std::move(*cred);
         for (int attempt = 0;; ++attempt) {
+            const secret& used = fixed ? *fixed : fetched;
             auto rw = rewrite_request(in.message, opts.sentinel, used.reveal(), opts.upstream);
             if (!rw) {
                 ++stats.refused_requests;
@@ -397,7 +419,7 @@ struct stream_proxy::impl {
                 co_return ok;
             }
             const auto path = rw->request.target.substr(0, rw->request.target.find('?'));
-            rw->request = {};  // the credential, no longer needed
+            wipe(rw->request);  // the credential, no longer needed
             const auto started = clock::now();
             http::response_reader reader(upstream_limits(), head);
             auto conn = co_await send(st, reader, head);
@@ -433,12 +455,13 @@ struct stream_proxy::impl {
                 const bool ok = co_await answer_error(st, in, 502, "the upstream sent an interim response");
                 co_return ok;
             }
-            if (status == 401 && attempt == 0 && (rw->injected_header || rw->injected_query)) {
+            // A fixed credential has nothing fresher to offer.
+            if (status == 401 && attempt == 0 && !fixed && (rw->injected_header || rw->injected_query)) {
                 auto fresh = co_await creds.refresh(used);
                 if (fresh && !(*fresh == used)) {
                     st.up = nullptr;
                     conn->reset();  // its answer was not read to the end
-                    used = *fresh;
+                    fetched = std::move(*fresh);
                     continue;  // the request is buffered: safe to send again
                 }
             }
@@ -446,12 +469,16 @@ struct stream_proxy::impl {
                 log.debug(
                     "broker.forwarded",
                     {{"method", in.message.method}, {"path", path}, {"status", status}, {"ms", ms.count()}});
-            http::response rep;
-            rep.status = status;
-            rep.headers = reader.head().headers;
+            // HEAD: the length the upstream announced (the reader checked
+            // its digits), not our empty body's; scrubbing drops the field.
+            std::optional<std::size_t> announced;
+            if (head)
+                if (const auto cl = reader.head().headers.get("Content-Length"))
+                    announced = std::strtoull(std::string(*cl).c_str(), nullptr, 10);
+            http::response rep = reader.take_head();
             const bool whole = reader.done();
             if (whole) rep.body = reader.take_body();
-            if (!scrub_response(rep, opts.sentinel, used.reveal(), opts.upstream)) {
+            if (!scrubber_for(used)(rep)) {
                 ++stats.upstream_failures;
                 log.warn("broker.unsafe_response", {{"method", in.message.method}, {"path", path}});
                 const bool ok = co_await answer_error(
@@ -462,13 +489,8 @@ struct stream_proxy::impl {
             st.out.clear();
             if (whole || no_body || head) {
                 const auto how = no_body ? http::framing::none : http::framing::length;
-                // HEAD: the length the upstream announced (the reader checked
-                // its digits), not our empty body's.
-                std::size_t length = rep.body.size();
-                if (const auto announced = reader.head().headers.get("Content-Length"); announced && head)
-                    length = std::strtoull(std::string(*announced).c_str(), nullptr, 10);
                 if (!http::append_response_head(st.out, status, rep.headers, in.version, in.keep_alive, how,
-                                                length)) {
+                                                announced.value_or(rep.body.size()))) {
                     ++stats.upstream_failures;
                     const bool ok =
                         co_await answer_error(st, in, 502, "the upstream response has an unwritable field");

@@ -1,7 +1,6 @@
 #include "net/http.hpp"
 
 #include <algorithm>
-#include <cctype>
 
 namespace tether::net::http {
 
@@ -13,12 +12,20 @@ std::string to_lower(std::string_view s)
     return out;
 }
 
+namespace {
+
+/// ASCII only, like field names and schemes: no locale, no call per byte.
+constexpr char fold(char c) noexcept
+{
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+}  // namespace
+
 bool iequals(std::string_view a, std::string_view b) noexcept
 {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return fold(x) == fold(y); });
 }
 
 std::optional<std::string_view> fields::get(std::string_view name) const noexcept

@@ -23,9 +23,20 @@ public:
     void set(std::string_view name, std::string_view value);
     void add(std::string_view name, std::string_view value);
     void erase(std::string_view name);
+    /// Drops every field `drop` names; the others keep their order.
+    template <class Pred>
+    void erase_if(Pred drop)
+    {
+        std::erase_if(items_, drop);
+    }
+    void reserve(std::size_t n) { items_.reserve(n); }
+    [[nodiscard]] std::size_t size() const noexcept { return items_.size(); }
 
     [[nodiscard]] auto begin() const noexcept { return items_.begin(); }
     [[nodiscard]] auto end() const noexcept { return items_.end(); }
+    /// Values may be changed in place; a name changed must stay a token.
+    [[nodiscard]] auto begin() noexcept { return items_.begin(); }
+    [[nodiscard]] auto end() noexcept { return items_.end(); }
 
 private:
     std::vector<field> items_;

@@ -130,6 +130,8 @@ private:
         }
         if (f == bhttp::field::content_length) ++content_lengths_;
         if (f == bhttp::field::host) ++hosts_;
+        // One allocation for a usual header instead of one per doubling.
+        if (headers.size() == 0) headers.reserve(16);
         headers.add(sv(name), sv(value));
     }
 
@@ -355,6 +357,11 @@ read_status response_reader::feed_eof()
     if (!s.parser->is_done()) return s.fail(read_failure::kind::malformed, "connection closed mid-response");
     s.state = read_status::done;
     return s.state;
+}
+
+response response_reader::take_head() noexcept
+{
+    return std::move(impl_->head);
 }
 
 bool response_reader::got_some() const noexcept

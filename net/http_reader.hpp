@@ -96,6 +96,8 @@ public:
     [[nodiscard]] const read_failure& failure() const noexcept;
     /// Status and fields once header_done(); body empty (see take_body).
     [[nodiscard]] const response& head() const noexcept;
+    /// The status and fields, moved out: head() is empty after this.
+    response take_head() noexcept;
     /// Body bytes are waiting for take_body().
     [[nodiscard]] bool has_body() const noexcept;
     /// The body bytes parsed so far and not yet taken.

@@ -1,7 +1,8 @@
 #include "net/http_writer.hpp"
 
 #include <algorithm>
-#include <cstdio>
+#include <charconv>
+#include <iterator>
 
 namespace tether::net::http {
 
@@ -42,11 +43,12 @@ void append_fields(std::string& out, const fields& headers)
     for (const auto& f : headers) out.append(f.name).append(": ").append(f.value).append("\r\n");
 }
 
-void append_number(std::string& out, std::size_t n, const char* format)
+/// Base 10 or 16, without printf's format parsing (once or twice per message).
+void append_number(std::string& out, std::size_t n, int base)
 {
     char digits[24];
-    const int len = std::snprintf(digits, sizeof digits, format, n);
-    out.append(digits, static_cast<std::size_t>(len));
+    const auto r = std::to_chars(std::begin(digits), std::end(digits), n, base);
+    out.append(digits, r.ptr);
 }
 
 }  // namespace
@@ -163,7 +165,7 @@ bool append_request(std::string& out, const request& req)
     const bool expects_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
     if (!req.body.empty() || expects_body) {
         out.append("Content-Length: ");
-        append_number(out, req.body.size(), "%zu");
+        append_number(out, req.body.size(), 10);
         out.append("\r\n");
     }
     out.append("\r\n").append(req.body);
@@ -175,13 +177,13 @@ bool append_response_head(std::string& out, unsigned status, const fields& heade
 {
     if (status < 100 || status > 999 || !writable_fields(headers)) return false;
     out.append(version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ");
-    append_number(out, status, "%zu");
+    append_number(out, status, 10);
     out.append(" ").append(reason_phrase(status)).append("\r\n");
     append_fields(out, headers);
     switch (how) {
         case framing::length:
             out.append("Content-Length: ");
-            append_number(out, length, "%zu");
+            append_number(out, length, 10);
             out.append("\r\n");
             break;
         case framing::chunked:
@@ -200,7 +202,7 @@ bool append_response_head(std::string& out, unsigned status, const fields& heade
 void append_chunk(std::string& out, std::string_view bytes)
 {
     if (bytes.empty()) return;
-    append_number(out, bytes.size(), "%zx");
+    append_number(out, bytes.size(), 16);
     out.append("\r\n").append(bytes).append("\r\n");
 }
 

@@ -21,6 +21,7 @@ public:
     explicit file_credential(secret s) : s_(std::move(s)) {}
     awaitable<result<secret>> get() override;
     awaitable<result<secret>> refresh(secret rejected) override;
+    [[nodiscard]] const secret* fixed() const noexcept override { return &s_; }
 
 private:
     secret s_;
