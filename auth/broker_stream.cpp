@@ -7,11 +7,11 @@
 #include "net/http_reader.hpp"
 #include "net/http_writer.hpp"
 #include "net/tls.hpp"
+#include "net/tls_records.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/error.hpp>
-#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json/object.hpp>
@@ -44,17 +44,17 @@ constexpr std::chrono::milliseconds write_timeout = 10s;   // one reply to the c
 constexpr std::size_t max_header_bytes = std::size_t{16} * 1024;
 
 struct upstream_conn {
-    std::optional<asio::ip::tcp::socket> plain;
-    std::optional<asio::ssl::stream<asio::ip::tcp::socket>> secure;
+    explicit upstream_conn(const asio::any_io_executor& ex) : sock(ex) {}
+
+    asio::ip::tcp::socket sock;
+    /// Null for plain HTTP. Records are read by the socket's own reads and
+    /// written straight to it: no composed SSL operation per request.
+    std::unique_ptr<net::tls_records> tls;
+    std::string wire;   ///< records on their way out
+    std::string plain;  ///< what the last read decrypted
     bool reused = false;
 
-    asio::ip::tcp::socket& lowest() { return secure ? secure->next_layer() : *plain; }
-
-    template <class F>
-    auto visit(F&& f)
-    {
-        return secure ? f(*secure) : f(*plain);
-    }
+    asio::ip::tcp::socket& lowest() { return sock; }
 };
 
 /// What one child stream holds while it lives.
@@ -198,34 +198,72 @@ struct stream_proxy::impl {
             co_return failed;
         }
 
-        auto c = std::make_unique<upstream_conn>();
-        c->plain.emplace(ex);
+        auto c = std::make_unique<upstream_conn>(ex);
         up_guard in_use{st, c.get()};
-        auto [cec, ep] = co_await asio::async_connect(*c->plain, endpoints, nothrow);
+        auto [cec, ep] = co_await asio::async_connect(c->sock, endpoints, nothrow);
         if (cec) {
             const auto failed = st.failure(cec);
             co_return failed;
         }
         error_code ignored;
-        c->plain->set_option(asio::ip::tcp::no_delay(true), ignored);
+        c->sock.set_option(asio::ip::tcp::no_delay(true), ignored);
+        // Written to directly (send_bytes): a write must fail, not block.
+        c->sock.non_blocking(true, ignored);
         if (!u.tls()) {
             in_use.keep = true;
             co_return c;
         }
 
-        c->secure.emplace(std::move(*c->plain), *opts.tls);
-        c->plain.reset();
-        auto& s = *c->secure;
-        if (auto ec = net::prepare_client_session(s.native_handle(), u.host)) co_return ec;
-        s.set_verify_mode(asio::ssl::verify_peer);
-        auto [hec] = co_await s.async_handshake(asio::ssl::stream_base::client, nothrow);
-        if (hec) {
-            const error_code why = net::verify_failure(SSL_get_verify_result(s.native_handle()));
-            const error_code failed = why ? why : st.failure(hec);
-            co_return failed;
+        c->tls = std::make_unique<net::tls_records>(opts.tls->native_handle());
+        SSL* ssl = c->tls->native_handle();
+        if (auto ec = net::prepare_client_session(ssl, u.host)) co_return ec;
+        // The context's verify callback, if any, stays.
+        SSL_set_verify(ssl, SSL_VERIFY_PEER, SSL_get_verify_callback(ssl));
+        for (;;) {
+            bool complete = false;
+            const error_code hec = c->tls->handshake(c->wire, complete);
+            if (!c->wire.empty()) {
+                const error_code wec = co_await send_bytes(*c, c->wire);
+                c->wire.clear();
+                if (wec && !hec) {
+                    const auto failed = st.failure(wec);
+                    co_return failed;
+                }
+            }
+            if (hec) {
+                const error_code why = net::verify_failure(SSL_get_verify_result(ssl));
+                const error_code failed = why ? why : hec;
+                co_return failed;
+            }
+            if (complete) break;
+            auto [hrec, n] =
+                co_await c->sock.async_read_some(asio::buffer(st.buf.get(), read_chunk), nothrow);
+            if (hrec) {
+                const error_code failed =
+                    hrec == asio::error::eof ? error_code(net::errc::bad_response) : st.failure(hrec);
+                co_return failed;
+            }
+            if (!c->tls->push({st.buf.get(), n})) {
+                const error_code failed = net::errc::bad_response;
+                co_return failed;
+            }
         }
         in_use.keep = true;
         co_return c;
+    }
+
+    /// Writes `bytes` now as far as the socket takes them, the rest with an
+    /// operation (its deadline is the stream's, kept by the watchdog).
+    awaitable<error_code> send_bytes(upstream_conn& c, std::string_view bytes)
+    {
+        error_code ec;
+        const std::size_t sent = c.sock.write_some(asio::buffer(bytes), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+        if (!ec && sent < bytes.size()) {
+            auto [wec, n] = co_await asio::async_write(c.sock, asio::buffer(bytes.substr(sent)), nothrow);
+            ec = wec;
+        }
+        co_return ec;
     }
 
     /// Reads from the upstream into `reader` until `enough` holds. A close
@@ -235,19 +273,32 @@ struct stream_proxy::impl {
                                         F enough)
     {
         while (!enough()) {
-            auto [ec, n] = co_await c.visit(
-                [&](auto& s) { return s.async_read_some(asio::buffer(st.buf.get(), read_chunk), nothrow); });
+            auto [ec, n] = co_await c.sock.async_read_some(asio::buffer(st.buf.get(), read_chunk), nothrow);
+            bool closed = ec == asio::error::eof;
+            if (ec && !closed) co_return st.failure(ec);
             http::read_status rs = http::read_status::need_more;
-            if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
+            if (!ec) {
+                std::string_view got{st.buf.get(), n};
+                if (c.tls) {
+                    c.plain.clear();
+                    if (const error_code tec = c.tls->receive(got, c.plain, closed)) co_return tec;
+                    got = c.plain;
+                    // An alert or a key update to answer: rare, but owed.
+                    c.wire.clear();
+                    c.tls->take_output(c.wire);
+                    if (!c.wire.empty())
+                        if (const error_code wec = co_await send_bytes(c, c.wire)) co_return st.failure(wec);
+                }
+                if (!got.empty()) rs = reader.feed(got);
+            }
+            // A close (with close_notify or without) completes a body
+            // delimited by it; before any answer it means a stale connection.
+            if (closed && rs == http::read_status::need_more) {
                 if (!reader.got_some()) co_return asio::error::eof;
                 rs = reader.feed_eof();
-            } else if (ec) {
-                co_return st.failure(ec);
-            } else {
-                rs = reader.feed({st.buf.get(), n});
             }
             if (rs == http::read_status::failed) co_return reader.failure().client_error();
-            if (ec) break;  // the close completed the body
+            if (closed) break;
         }
         co_return error_code{};
     }
@@ -270,8 +321,13 @@ struct stream_proxy::impl {
                 conn = std::move(*fresh);
             }
             up_guard in_use{st, conn.get()};
-            auto [wec, wn] = co_await conn->visit(
-                [&](auto& s) { return asio::async_write(s, asio::buffer(st.out), nothrow); });
+            std::string_view bytes = st.out;
+            if (conn->tls) {
+                conn->wire.clear();
+                if (const error_code tec = conn->tls->write(st.out, conn->wire)) co_return tec;
+                bytes = conn->wire;
+            }
+            const error_code wec = co_await send_bytes(*conn, bytes);
             if (wec) {
                 if (conn->reused && net::stale_connection(wec)) continue;
                 const auto failed = st.failure(wec);

@@ -233,6 +233,23 @@ BOOST_AUTO_TEST_CASE(the_upstream_gets_the_real_credential_and_the_child_never_d
     BOOST_TEST(contains(p->err(), "broker.forwarded"));
 }
 
+BOOST_AUTO_TEST_CASE(an_upstream_the_ca_does_not_vouch_for_gets_nothing_and_the_child_gets_502)
+{
+    rig r;
+    // The broker trusts another CA from here on: the upstream's certificate
+    // no longer verifies, and the request (with the credential) must not go.
+    tether::test::temp_dir other;
+    const auto stranger = tether::test::make_pki(other.path(), "localhost", {"localhost"}, {"127.0.0.1"});
+    std::filesystem::copy_file(stranger.ca_cert, r.pki.ca_cert,
+                               std::filesystem::copy_options::overwrite_existing);
+    auto p = r.exec({"once", "/v1/items", "Authorization: Bearer SENTINEL\r\n"});
+    BOOST_TEST_REQUIRE(r.run(*p) == 0, p.get()->err());
+    BOOST_TEST(contains(p->out(), "HTTP/1.1 502"), p->out());
+    BOOST_TEST(r.up.seen().empty());
+    BOOST_TEST(contains(p->err(), "broker.upstream_failed"));
+    BOOST_TEST(!contains(p->err(), r.credential));
+}
+
 BOOST_AUTO_TEST_CASE(ambiguous_requests_get_400_and_never_reach_the_upstream)
 {
     rig r;
