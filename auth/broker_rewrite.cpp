@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <vector>
 
 namespace tether::auth {
 
@@ -56,6 +55,21 @@ std::string percent_encode(std::string_view s)
 constexpr std::array<std::string_view, 9> hop_by_hop{"Connection",          "Keep-Alive", "Proxy-Connection",
                                                      "Proxy-Authorization", "TE",         "Trailer",
                                                      "Transfer-Encoding",   "Upgrade",    "Content-Length"};
+
+bool hop_by_hop_field(const http::fields::field& f)
+{
+    return std::any_of(hop_by_hop.begin(), hop_by_hop.end(),
+                       [&f](std::string_view h) { return http::iequals(f.name, h); });
+}
+
+/// The upstream URL's path without its trailing slashes: what a child's
+/// path is joined to, and what a redirect back into it loses.
+std::string_view base_path_of(const net::url& upstream)
+{
+    std::string_view p = upstream.path;
+    while (!p.empty() && p.back() == '/') p.remove_suffix(1);
+    return p;
+}
 
 }  // namespace
 
@@ -121,8 +135,7 @@ boost::system::result<rewritten_request, rewrite_refusal> rewrite_request(const 
         qmark == std::string_view::npos ? std::string_view() : target.substr(qmark + 1);
 
     rewritten_request out;
-    std::string_view base_path = upstream.path;
-    while (!base_path.empty() && base_path.back() == '/') base_path.remove_suffix(1);
+    const std::string_view base_path = base_path_of(upstream);
     // The target is written as it is checked: one string, grown once.
     std::string& joined = out.request.target;
     joined.clear();  // a request starts with "/"
@@ -161,10 +174,7 @@ boost::system::result<rewritten_request, rewrite_refusal> rewrite_request(const 
     out.request.method = child.method;
     out.request.headers.reserve(child.headers.size() + 2);
     for (const auto& f : child.headers) {
-        if (std::any_of(hop_by_hop.begin(), hop_by_hop.end(),
-                        [&f](std::string_view h) { return http::iequals(f.name, h); }))
-            continue;
-        if (http::iequals(f.name, "Host")) continue;
+        if (hop_by_hop_field(f) || http::iequals(f.name, "Host")) continue;
         // The broker has the whole body before it forwards: an upstream
         // told to answer 100 first would only add an interim response.
         if (http::iequals(f.name, "Expect")) continue;
@@ -203,19 +213,15 @@ response_scrubber::response_scrubber(std::string_view sentinel, std::string_view
       encoded_(percent_encode(credential)),
       origin_(upstream.origin()),
       short_origin_(upstream.scheme + "://" + upstream.host_header()),
-      base_path_(upstream.path)
+      base_path_(base_path_of(upstream))
 {
-    while (!base_path_.empty() && base_path_.back() == '/') base_path_.pop_back();
 }
 
 bool response_scrubber::operator()(http::response& res) const
 {
     const std::string_view credential = credential_.reveal();
     const std::string_view encoded = encoded_.reveal();
-    res.headers.erase_if([](const http::fields::field& f) {
-        return std::any_of(hop_by_hop.begin(), hop_by_hop.end(),
-                           [&f](std::string_view h) { return http::iequals(f.name, h); });
-    });
+    res.headers.erase_if(hop_by_hop_field);
     for (auto& f : res.headers) {
         std::string& v = f.value;
         const std::string& matched = v.starts_with(origin_) ? origin_ : short_origin_;

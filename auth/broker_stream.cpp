@@ -110,6 +110,29 @@ struct stream_state {
     }
 };
 
+/// Writes `bytes` now as far as the socket (non-blocking) takes them: most
+/// messages fit, and need no operation whose completion would take two
+/// trips through the scheduler and the strand. `before_wait` runs before
+/// an operation for the rest, to arm its deadline.
+template <class Socket, class BeforeWait>
+awaitable<error_code> write_now(Socket& s, std::string_view bytes, BeforeWait before_wait)
+{
+    error_code ec;
+    const std::size_t sent = s.write_some(asio::buffer(bytes), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+    if (!ec && sent < bytes.size()) {
+        before_wait();
+        auto [wec, n] = co_await asio::async_write(s, asio::buffer(bytes.substr(sent)), nothrow);
+        ec = wec;
+    }
+    co_return ec;
+}
+
+/// For upstream writes: send() armed the stream's deadline for the whole
+/// exchange already.
+constexpr auto deadline_armed = [] {
+};
+
 /// A rewritten request held the credential in its target or a field.
 void wipe(http::request& r) noexcept
 {
@@ -207,7 +230,7 @@ struct stream_proxy::impl {
         }
         error_code ignored;
         c->sock.set_option(asio::ip::tcp::no_delay(true), ignored);
-        // Written to directly (send_bytes): a write must fail, not block.
+        // Written to directly (write_now): a write must fail, not block.
         c->sock.non_blocking(true, ignored);
         if (!u.tls()) {
             in_use.keep = true;
@@ -223,7 +246,7 @@ struct stream_proxy::impl {
             bool complete = false;
             const error_code hec = c->tls->handshake(c->wire, complete);
             if (!c->wire.empty()) {
-                const error_code wec = co_await send_bytes(*c, c->wire);
+                const error_code wec = co_await write_now(c->sock, c->wire, deadline_armed);
                 c->wire.clear();
                 if (wec && !hec) {
                     const auto failed = st.failure(wec);
@@ -252,20 +275,6 @@ struct stream_proxy::impl {
         co_return c;
     }
 
-    /// Writes `bytes` now as far as the socket takes them, the rest with an
-    /// operation (its deadline is the stream's, kept by the watchdog).
-    awaitable<error_code> send_bytes(upstream_conn& c, std::string_view bytes)
-    {
-        error_code ec;
-        const std::size_t sent = c.sock.write_some(asio::buffer(bytes), ec);
-        if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
-        if (!ec && sent < bytes.size()) {
-            auto [wec, n] = co_await asio::async_write(c.sock, asio::buffer(bytes.substr(sent)), nothrow);
-            ec = wec;
-        }
-        co_return ec;
-    }
-
     /// Reads from the upstream into `reader` until `enough` holds. A close
     /// completes a body delimited by it; any other close or error is returned.
     template <class F>
@@ -287,7 +296,8 @@ struct stream_proxy::impl {
                     c.wire.clear();
                     c.tls->take_output(c.wire);
                     if (!c.wire.empty())
-                        if (const error_code wec = co_await send_bytes(c, c.wire)) co_return st.failure(wec);
+                        if (const error_code wec = co_await write_now(c.sock, c.wire, deadline_armed))
+                            co_return st.failure(wec);
                 }
                 if (!got.empty()) rs = reader.feed(got);
             }
@@ -327,7 +337,7 @@ struct stream_proxy::impl {
                 if (const error_code tec = conn->tls->write(st.out, conn->wire)) co_return tec;
                 bytes = conn->wire;
             }
-            const error_code wec = co_await send_bytes(*conn, bytes);
+            const error_code wec = co_await write_now(conn->sock, bytes, deadline_armed);
             if (wec) {
                 if (conn->reused && net::stale_connection(wec)) continue;
                 const auto failed = st.failure(wec);
@@ -349,18 +359,7 @@ struct stream_proxy::impl {
 
     awaitable<bool> write_child(stream_state& st)
     {
-        // Most answers fit in the socket's buffer: written now, without an
-        // operation whose completion would take two trips through the
-        // scheduler and the strand. The rest waits for room as usual.
-        error_code ec;
-        const std::size_t sent = st.child.write_some(asio::buffer(st.out), ec);
-        if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
-        if (!ec && sent < st.out.size()) {
-            st.arm(write_timeout);
-            auto [wec, n] = co_await asio::async_write(
-                st.child, asio::buffer(st.out.data() + sent, st.out.size() - sent), nothrow);
-            ec = wec;
-        }
+        const error_code ec = co_await write_now(st.child, st.out, [&st] { st.arm(write_timeout); });
         st.out.clear();
         co_return !ec;
     }

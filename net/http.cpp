@@ -4,14 +4,6 @@
 
 namespace tether::net::http {
 
-std::string to_lower(std::string_view s)
-{
-    std::string out(s);
-    for (auto& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
-
 namespace {
 
 /// ASCII only, like field names and schemes: no locale, no call per byte.
@@ -21,6 +13,13 @@ constexpr char fold(char c) noexcept
 }
 
 }  // namespace
+
+std::string to_lower(std::string_view s)
+{
+    std::string out(s);
+    for (auto& c : out) c = fold(c);
+    return out;
+}
 
 bool iequals(std::string_view a, std::string_view b) noexcept
 {

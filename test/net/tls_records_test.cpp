@@ -47,25 +47,28 @@ public:
     }
     std::string give()
     {
-        std::string out;
-        char buf[4096];
-        for (int n = 0; (n = BIO_read(ext_, buf, sizeof buf)) > 0;)
-            out.append(buf, static_cast<std::size_t>(n));
-        return out;
+        return drain([this](char* buf, int cap) { return BIO_read(ext_, buf, cap); });
     }
     void step() { (void)SSL_do_handshake(ssl_); }
     std::string read_all()
     {
-        std::string out;
-        char buf[4096];
-        for (int n = 0; (n = SSL_read(ssl_, buf, sizeof buf)) > 0;)
-            out.append(buf, static_cast<std::size_t>(n));
-        return out;
+        return drain([this](char* buf, int cap) { return SSL_read(ssl_, buf, cap); });
     }
     void write(const std::string& s) { (void)SSL_write(ssl_, s.data(), static_cast<int>(s.size())); }
     void close() { (void)SSL_shutdown(ssl_); }
 
 private:
+    /// Whatever `read` hands out until it has nothing more.
+    template <class Read>
+    static std::string drain(Read read)
+    {
+        std::string out;
+        char buf[4096];
+        for (int n = 0; (n = read(buf, static_cast<int>(sizeof buf))) > 0;)
+            out.append(buf, static_cast<std::size_t>(n));
+        return out;
+    }
+
     std::shared_ptr<boost::asio::ssl::context> ctx_;
     SSL* ssl_;
     BIO* ext_ = nullptr;
