@@ -63,8 +63,9 @@ struct stream_state {
         : child(std::move(s)), buf(std::make_unique_for_overwrite<char[]>(read_chunk))
     {
         // write_child tries a direct write first: it must fail, not block.
+        // An accepted stream is non-blocking already (net/own_socket.hpp).
         error_code ignored;
-        child.non_blocking(true, ignored);
+        if (!child.non_blocking()) child.non_blocking(true, ignored);
     }
 
     asio::local::stream_protocol::socket child;
@@ -659,6 +660,11 @@ stream_proxy::~stream_proxy() = default;
 awaitable<void> stream_proxy::serve(asio::local::stream_protocol::socket child)
 {
     return impl_->serve(std::move(child));
+}
+
+std::size_t stream_proxy::open_streams() const noexcept
+{
+    return impl_->live.size();
 }
 
 awaitable<void> stream_proxy::watch_deadlines()

@@ -36,6 +36,9 @@ public:
     /// until cancelled; every serve() must run on the same executor.
     awaitable<void> watch_deadlines();
 
+    /// Streams being served now (spawned ones count once they run).
+    std::size_t open_streams() const noexcept;
+
 private:
     struct impl;
     std::unique_ptr<impl> impl_;
