@@ -317,6 +317,21 @@ BOOST_AUTO_TEST_CASE(fifty_concurrent_requests_never_share_bytes)
     BOOST_TEST(r.up.seen().size() == 50u);
 }
 
+BOOST_AUTO_TEST_CASE(requests_that_wake_an_idle_broker_together_are_all_served)
+{
+    // The broker waits again right after a request that came while no
+    // stream was open; the wait must still report those that came with it,
+    // over fd 3 and over the socket.
+    for (const bool socket : {false, true}) {
+        rig r;
+        auto p = r.exec({"burst", "20", "/v1/echo"},
+                        socket ? std::vector<std::string>{"--broker-socket"} : std::vector<std::string>{});
+        BOOST_TEST(r.run(*p) == 0, p->out() + p->err());
+        BOOST_TEST(contains(p->out(), "good 20 bad 0"), socket);
+        BOOST_TEST(r.up.seen().size() == 20u);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(a_thousand_streams_leak_no_descriptor_and_nothing_listens)
 {
     rig r;

@@ -3,6 +3,9 @@
 //   broker_child get THREADS N PATH    THREADS x N requests, each checked for its own answer
 //   broker_child raw (empty|two|other|withfd)   one malformed datagram; prints the answer
 //   broker_child once PATH [EXTRA]     one request (EXTRA: raw header lines), prints the response
+//   broker_child burst N PATH          N streams asked for while the agent is stopped (SIGSTOP), so
+//                                      its broker wakes to all of them at once with none open yet;
+//                                      then one request on each, "good X bad Y"
 //   broker_child leak N PATH          10 warm-up requests, "warm", pause, N more, "good X", pause
 //   broker_child post PATH BODY        one JSON POST with the sentinel as bearer
 //   broker_child head PATH             one HEAD request, prints the response and "<end>"
@@ -175,6 +178,54 @@ int main(int argc, char** argv)
         for (auto& t : ts) t.join();
         std::cout << "good " << good.load() << " bad " << bad.load() << "\n";
         return bad.load() == 0 ? 0 : 1;
+    }
+    if (mode == "burst" && argc >= 4) {
+        const int n = std::atoi(argv[2]);
+        const std::string path = argv[3];
+        const pid_t agent = ::getppid();
+        std::vector<int> fds;
+        const int ctl = tether::broker_client::control_fd();
+        const char* sock = tether::broker_client::broker_socket_path();
+        ::kill(agent, SIGSTOP);
+        for (int i = 0; i < n; ++i) {
+            if (sock) {
+                fds.push_back(tether::broker_client::connect_socket(sock));
+            } else {
+                const char ask = 0x01;
+                if (::send(ctl, &ask, 1, MSG_NOSIGNAL) != 1) fds.push_back(-1);
+            }
+        }
+        ::kill(agent, SIGCONT);
+        if (!sock) {
+            for (int i = 0; i < n; ++i) {
+                char answer = 0;
+                iovec iov{&answer, 1};
+                alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
+                msghdr m{};
+                m.msg_iov = &iov;
+                m.msg_iovlen = 1;
+                m.msg_control = ctrl;
+                m.msg_controllen = sizeof ctrl;
+                int fd = -1;
+                if (::recvmsg(ctl, &m, MSG_CMSG_CLOEXEC) == 1 && CMSG_FIRSTHDR(&m))
+                    std::memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof fd);
+                fds.push_back(answer == 0x01 ? fd : -1);
+            }
+        }
+        int good = 0, bad = 0;
+        for (std::size_t i = 0; i < fds.size(); ++i) {
+            const std::string id = std::to_string(i);
+            std::string res;
+            if (fds[i] >= 0 && write_all(fds[i], request(path + "?app_key=" + sentinel() + "&id=" + id)))
+                res = read_all(fds[i]);
+            if (fds[i] >= 0) ::close(fds[i]);
+            if (res.starts_with("HTTP/1.1 200") && res.find("id=" + id + ";") != std::string::npos)
+                ++good;
+            else
+                ++bad;
+        }
+        std::cout << "good " << good << " bad " << bad << "\n";
+        return bad == 0 ? 0 : 1;
     }
     if (mode == "leak" && argc >= 4) {
         // Warm up, pause for the test to count the agent's descriptors, run
