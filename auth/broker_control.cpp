@@ -139,7 +139,14 @@ bool in_process_tree(pid_t pid, pid_t root)
     return pid == root;
 }
 
-control_step next_control_step(int fd, pid_t child, const std::function<bool(int ours)>& adopt)
+std::pair<int, int> make_stream_pair()
+{
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return {-1, -1};
+    return {sv[0], sv[1]};
+}
+
+control_step next_control_step(int fd, pid_t child, const std::function<int()>& take_stream)
 {
     control_step out;
     const auto d = receive_datagram(fd);
@@ -158,23 +165,17 @@ control_step next_control_step(int fd, pid_t child, const std::function<bool(int
         out.what = control_step::kind::refused;
         return out;
     }
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    errno = 0;
+    const int theirs = take_stream();
+    if (theirs < 0) {
         out.error = errno;
         reply_byte(fd, control_refuse);
         out.what = control_step::kind::failed;
         return out;
     }
-    if (!adopt(sv[0])) {
-        ::close(sv[0]);
-        ::close(sv[1]);
-        reply_byte(fd, control_refuse);
-        out.what = control_step::kind::failed;
-        return out;
-    }
     // Ours closes with its owner when the hand-over fails.
-    const bool sent = send_with_fd(fd, control_accept, sv[1]);
-    ::close(sv[1]);
+    const bool sent = send_with_fd(fd, control_accept, theirs);
+    ::close(theirs);
     out.what = sent ? control_step::kind::accepted : control_step::kind::failed;
     return out;
 }

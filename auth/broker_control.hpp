@@ -28,7 +28,7 @@ struct control_step {
         again,     ///< nothing (more) to read now
         closed,    ///< the child closed its end (or exited)
         refused,   ///< a datagram that was not a valid request, or from outside the child's tree; answered
-        accepted,  ///< a new stream: ours went to `adopt`, the peer end to the child
+        accepted,  ///< a new stream: ours went to `take_stream`'s owner, the peer end to the child
         failed,    ///< the stream could not be made, adopted or handed over; answered when possible
     } what = kind::again;
     // What a refusal saw, for the log line.
@@ -36,17 +36,22 @@ struct control_step {
     bool descriptors = false;
     bool truncated = false;
     bool outside_child_tree = false;
-    int error = 0;  ///< errno of a failed socketpair
+    int error = 0;  ///< errno of a failed `take_stream` (socketpair)
 };
 
 /// Reads one datagram from the control socket without blocking and answers
 /// it: a refusal byte, or the accept byte with the peer end of a new stream
 /// socket pair. `child` > 0 limits requests to its process tree.
-/// Descriptors a datagram carried are closed here. `adopt` takes our end of
-/// the pair before the peer end leaves (so the child never holds a stream
-/// nobody serves); when it returns false it has closed nothing, and the
-/// request is refused.
-control_step next_control_step(int control_fd, pid_t child, const std::function<bool(int ours)>& adopt);
+/// Descriptors a datagram carried are closed here. `take_stream` provides
+/// the pair: it puts our end where it will be served and returns the peer
+/// end (so the child never holds a stream nobody serves), which is closed
+/// here once sent; or it returns -1 with errno set (0 when it closed
+/// nothing but failed anyway), and the request is refused.
+control_step next_control_step(int control_fd, pid_t child, const std::function<int()>& take_stream);
+
+/// A new stream socket pair, both ends close-on-exec and blocking (the
+/// child's end must be), or {-1, -1} with errno set.
+std::pair<int, int> make_stream_pair();
 
 /// The opt-in second way in (`tether exec --broker-socket`): a listening
 /// SOCK_STREAM socket at `path`, non-blocking, mode 0600. The caller puts it
