@@ -72,6 +72,10 @@ struct broker::impl {
                 errno = 0;
                 return false;
             }
+            // Ours reads and writes without blocking (the stream's direct
+            // writes need it): set now rather than when the child waits.
+            error_code ignored;
+            ours->non_blocking(true, ignored);
             theirs = b;
             return true;
         }
