@@ -60,22 +60,23 @@ inline int connect_socket(const char* path)
     return fd;
 }
 
-/// Asks the broker for a fresh stream. Returns its descriptor (close-on-exec
-/// set), or -1 with errno: EAGAIN when the broker refused (retrying is safe),
-/// EPIPE when the channel is closed, anything else from the system.
-/// Thread-safe without a lock: every request gets exactly one answer and
-/// answers are interchangeable (each accept carries its own fresh stream),
-/// so concurrent callers may take each other's and still each get one.
-inline int connect_stream(int control)
+/// The first half of connect_stream(): asks for one stream. False with
+/// errno on failure.
+inline bool request_stream(int control)
 {
-    if (control < 0) return -1;
+    if (control < 0) return false;
     const char request = 0x01;
     ssize_t sent = 0;
     do {
         sent = ::send(control, &request, 1, MSG_NOSIGNAL);
     } while (sent < 0 && errno == EINTR);
-    if (sent != 1) return -1;
+    return sent == 1;
+}
 
+/// The second half: takes one answer, as connect_stream() returns it.
+/// Requests may be sent ahead and their answers taken later, one each.
+inline int receive_stream(int control)
+{
     char answer = 0;
     iovec iov{&answer, 1};
     alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
@@ -101,6 +102,18 @@ inline int connect_stream(int control)
     if (fd >= 0) ::close(fd);
     errno = EAGAIN;
     return -1;
+}
+
+/// Asks the broker for a fresh stream. Returns its descriptor (close-on-exec
+/// set), or -1 with errno: EAGAIN when the broker refused (retrying is safe),
+/// EPIPE when the channel is closed, anything else from the system.
+/// Thread-safe without a lock: every request gets exactly one answer and
+/// answers are interchangeable (each accept carries its own fresh stream),
+/// so concurrent callers may take each other's and still each get one.
+inline int connect_stream(int control)
+{
+    if (!request_stream(control)) return -1;
+    return receive_stream(control);
 }
 
 /// A fresh stream the cheapest way the broker offers: connect() to its

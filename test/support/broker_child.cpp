@@ -186,32 +186,18 @@ int main(int argc, char** argv)
         std::vector<int> fds;
         const int ctl = tether::broker_client::control_fd();
         const char* sock = tether::broker_client::broker_socket_path();
+        int asked = 0;
         ::kill(agent, SIGSTOP);
         for (int i = 0; i < n; ++i) {
-            if (sock) {
+            if (sock)
                 fds.push_back(tether::broker_client::connect_socket(sock));
-            } else {
-                const char ask = 0x01;
-                if (::send(ctl, &ask, 1, MSG_NOSIGNAL) != 1) fds.push_back(-1);
-            }
+            else if (tether::broker_client::request_stream(ctl))
+                ++asked;
+            else
+                fds.push_back(-1);
         }
         ::kill(agent, SIGCONT);
-        if (!sock) {
-            for (int i = 0; i < n; ++i) {
-                char answer = 0;
-                iovec iov{&answer, 1};
-                alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
-                msghdr m{};
-                m.msg_iov = &iov;
-                m.msg_iovlen = 1;
-                m.msg_control = ctrl;
-                m.msg_controllen = sizeof ctrl;
-                int fd = -1;
-                if (::recvmsg(ctl, &m, MSG_CMSG_CLOEXEC) == 1 && CMSG_FIRSTHDR(&m))
-                    std::memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof fd);
-                fds.push_back(answer == 0x01 ? fd : -1);
-            }
-        }
+        for (int i = 0; i < asked; ++i) fds.push_back(tether::broker_client::receive_stream(ctl));
         int good = 0, bad = 0;
         for (std::size_t i = 0; i < fds.size(); ++i) {
             const std::string id = std::to_string(i);
