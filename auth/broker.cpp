@@ -41,7 +41,7 @@ struct broker::impl {
     }
 
     /// A stream pair made ahead of the next request, so that answering it
-    /// takes a send and no socketpair (9-15 us with its close on this
+    /// takes a send and no socketpair (6.5-15 us with its close on this
     /// project's VM: bench_syscalls), a cost of the fd 3 handshake that a
     /// connect() to nginx does not have. The child waits that much less for
     /// its stream, and the next pair is made while it writes its request.
@@ -82,12 +82,12 @@ struct broker::impl {
     };
 
     /// Whether to wait after serving this request rather than look for the
-    /// next one; asked before it is served. Every
-    /// wait re-arms the descriptor (Asio's epoll_ctl MOD), which reports
-    /// anything that came meanwhile, so a lone request's look that could
-    /// only find EAGAIN is a system call wasted (1.3-1.7 us on this
-    /// project's VM). With streams open, requests come in bursts: those
-    /// are drained first and share one wait.
+    /// next one; asked before it is served. Every wait re-arms the
+    /// descriptor (Asio's epoll_ctl MOD), which reports anything that came
+    /// meanwhile, so a lone request's look that could only find EAGAIN is a
+    /// system call wasted (1-1.7 us on this project's VM). With streams
+    /// open, requests come in bursts: those are drained first and share one
+    /// wait.
     static bool lone_request(const stream_proxy& proxy) { return proxy.open_streams() == 0; }
 
     /// One stream served, however it came: fd 3 or the listening socket.
@@ -142,7 +142,6 @@ struct broker::impl {
                     break;
                 }
                 auto sock = adopt(ex, step.fd, net::descriptor_mode::non_blocking);  // accept4
-
                 if (!sock) {
                     ::close(step.fd);
                     continue;

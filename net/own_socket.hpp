@@ -9,7 +9,7 @@
 // a socket we created alone: the close removes it from epoll, as for a
 // socket Asio opened itself, and accept4(SOCK_NONBLOCK) made it
 // non-blocking. On this project's 2-vCPU VM
-// a system call costs 1.3-1.7 us, and the broker's fresh stream spent
+// a system call costs 0.9-1.7 us, and the broker's fresh stream spent
 // these two on every request (docs/benchmarks.md, issue 16).
 //
 // The state bits live in Asio's implementation (protected in
