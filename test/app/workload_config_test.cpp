@@ -571,9 +571,15 @@ BOOST_AUTO_TEST_CASE(two_hundred_publishes_in_ten_seconds_signal_a_handful_and_e
     BOOST_TEST_REQUIRE(
         agent->wait_output([](const std::string& e) { return contains(e, "config.applied"); }, 15s),
         agent->err());
-    auto signalled = exec_child(state, {"--on-config-change", "signal:SIGHUP", "--config-wait", "1s:3s"});
+    // The quiet time is longer than config_sync_task's min_fetch_interval
+    // (1 s): while publishes keep coming, the execs see a change about
+    // every second, so only MAX ends a wait. A quiet time equal to that
+    // interval races the next fetch, and a slow machine then signals once a
+    // fetch, not once a MAX.
+    constexpr auto wait_max = 4s;
+    auto signalled = exec_child(state, {"--on-config-change", "signal:SIGHUP", "--config-wait", "2s:4s"});
     auto restarted = exec_child(
-        state, {"--on-config-change", "restart", "--config-wait", "1s:3s", "--kill-timeout", "2s"});
+        state, {"--on-config-change", "restart", "--config-wait", "2s:4s", "--kill-timeout", "2s"});
     for (auto* e : {signalled.get(), restarted.get()}) {
         BOOST_TEST_REQUIRE(
             e->wait_output([](const std::string& s) { return contains(s, "start "); }, 15s, true),
@@ -581,9 +587,15 @@ BOOST_AUTO_TEST_CASE(two_hundred_publishes_in_ten_seconds_signal_a_handful_and_e
         BOOST_TEST(contains(e->err(), "config.following"), e->err());
     }
 
+    const auto publishing = std::chrono::steady_clock::now();
     child_process pub("/usr/bin/python3",
                       {"-c", publisher, std::to_string(gw.port), gw.token_file.string(), "200", "0.045"});
     BOOST_TEST_REQUIRE(pub.wait_for(60s).value_or(-1) == 0, pub.err());
+    // One action per MAX while the publishes last, one for the last of them
+    // and one for a window the first publish opened early: how long 200
+    // publishes take depends on the machine, the bound follows it.
+    const auto published_for = std::chrono::steady_clock::now() - publishing;
+    const auto bound = static_cast<std::size_t>(published_for / wait_max) + 2U;
     std::string last;
     {
         std::istringstream lines(pub.out());
@@ -603,10 +615,12 @@ BOOST_AUTO_TEST_CASE(two_hundred_publishes_in_ten_seconds_signal_a_handful_and_e
                            e->out() + e->err() + agent->err());
     }
     const auto hups = lines_starting(signalled->out(), "hup");
-    BOOST_TEST_MESSAGE("200 publishes: " << hups.size() << " SIGHUPs, "
-                                         << lines_starting(restarted->out(), "start").size() - 1
-                                         << " restarts");
-    BOOST_TEST(hups.size() <= 6U, signalled->out());
+    BOOST_TEST_MESSAGE("200 publishes in "
+                       << std::chrono::duration_cast<std::chrono::milliseconds>(published_for).count()
+                       << " ms: " << hups.size() << " SIGHUPs, "
+                       << lines_starting(restarted->out(), "start").size() - 1 << " restarts (at most "
+                       << bound << ")");
+    BOOST_TEST(hups.size() <= bound, signalled->out());
     BOOST_TEST(hups.size() >= 1U);
     // Never backwards, never the same version twice.
     std::set<std::string> versions;
@@ -618,7 +632,7 @@ BOOST_AUTO_TEST_CASE(two_hundred_publishes_in_ten_seconds_signal_a_handful_and_e
         previous = v;
     }
     const auto starts = lines_starting(restarted->out(), "start");
-    BOOST_TEST(starts.size() <= 7U, restarted->out());
+    BOOST_TEST(starts.size() <= bound + 1U, restarted->out());  // the first start is no restart
     std::set<std::string> started;
     for (std::size_t i = 1; i < starts.size(); ++i)
         BOOST_TEST(started.insert(fields(starts[i])[2]).second, "restarted twice for one version");
