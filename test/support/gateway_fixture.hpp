@@ -1,48 +1,32 @@
 // The real gateway service on a loopback server, a real store, and a clock
 // the test moves (the one fake: time). The store is the embedded SQLite file,
-// or, compiled with TETHER_TEST_POSTGRES, a database of its own on one
-// throwaway PostgreSQL cluster the whole executable shares: the same test
-// cases run against both backends.
+// or, in postgres_test, a database of its own on one throwaway PostgreSQL
+// cluster the whole executable shares (support/fixture_backend.hpp): the
+// same test cases run against both backends.
 #pragma once
 
 #include "auth/keys.hpp"
 #include "gateway/service.hpp"
-#include "gateway/sqlite_storage.hpp"
-#include "gateway/sqlite_store.hpp"
 #include "net/http_client.hpp"
 #include "net/protojson.hpp"
 #include "net/rpc_client.hpp"
 #include "net/sse_parser.hpp"
 #include "net/tls.hpp"
 #include "support/child_process.hpp"
+#include "support/fixture_backend.hpp"
 #include "support/loopback_server.hpp"
 #include "support/outage_store.hpp"
 #include "support/run_for.hpp"
 #include "support/test_pki.hpp"
-#ifdef TETHER_TEST_POSTGRES
-#include "gateway/postgres/pg_store.hpp"
-#include "support/postgres_server.hpp"
-#endif
 
 #include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
-#include <fstream>
 #include <future>
 #include <map>
 #include <optional>
 
 namespace tether::test {
-
-#ifdef TETHER_TEST_POSTGRES
-/// The cluster fixtures made from now on use: the shared one unless a test
-/// that stops its database sets a cluster of its own (and resets it).
-inline postgres_server* fixture_cluster = nullptr;
-inline postgres_server& cluster_for_fixtures()
-{
-    return fixture_cluster ? *fixture_cluster : shared_postgres();
-}
-#endif
 
 struct enrolled_node {
     std::string node_id;
@@ -65,31 +49,11 @@ public:
 
     void start()
     {
-#ifdef TETHER_TEST_POSTGRES
-        if (!cluster_) cluster_ = &cluster_for_fixtures();
-        if (database_.empty()) database_ = cluster_->new_database();
-        auto pg = std::make_unique<gateway::postgres::pg_store>(
-            ioc.get_executor(), postgres_options(), [] { return 0.5; }, logs.logger());
-        auto opened = run_for(ioc, pg->open());
-        BOOST_TEST_REQUIRE(opened.has_value(), opened.error().message);
-        pg_ = pg.get();
-        backend_ = std::move(pg);
-#else
-        file_ = std::make_unique<gateway::sqlite_storage>(dir.path() / "tether.db");
-        backend_ = std::make_unique<gateway::sqlite_store>(*file_, pool_.get_executor());
-#endif
-        db_ = std::make_unique<outage_store>(*backend_);
+        db_ = std::make_unique<outage_store>(
+            backend_->open(ioc, dir.path(), pool_.get_executor(), logs.logger()));
         svc_ = std::make_unique<gateway::service>(*db_, admin, opts_, logs.logger(),
                                                   [this] { return now.load(); });
-#ifdef TETHER_TEST_POSTGRES
-        feed_done_ = false;
-        asio::co_spawn(ioc, pg_->run_feed(),
-                       asio::bind_cancellation_slot(feed_stop_.slot(),
-                                                    [this](std::exception_ptr) { feed_done_ = true; }));
-        // Caught up before the test publishes: events reach the hub from the feed.
-        BOOST_TEST_REQUIRE(poll_until(
-            ioc, [this] { return pg_->status().feed_ready; }, std::chrono::seconds(10)));
-#endif
+        backend_->start_feed(ioc);
         srv_ = std::make_unique<loopback_server>(
             ioc,
             [this](net::http::request req, net::peer_info peer) {
@@ -114,15 +78,7 @@ public:
         http_.reset();
         if (srv_) srv_->stop();
         srv_.reset();
-#ifdef TETHER_TEST_POSTGRES
-        if (pg_ && !feed_done_) {
-            feed_stop_.emit(asio::cancellation_type::terminal);
-            BOOST_TEST(poll_until(
-                           ioc, [this] { return feed_done_; }, std::chrono::seconds(10)),
-                       "feed did not stop");
-        }
-        pg_ = nullptr;
-#endif
+        backend_->stop_feed(ioc);
         // Nothing of the old service may still be queued on the storage
         // thread or in the context when its objects go: wait for the thread
         // to run everything posted so far, then run what it completed.
@@ -133,31 +89,15 @@ public:
         ioc.poll();
         svc_.reset();
         db_.reset();
-        backend_.reset();
-        file_.reset();
+        backend_->close();
     }
 
     /// Everything the store keeps at rest, as bytes: a secret must not be in it.
-    std::string stored_bytes()
-    {
-#ifdef TETHER_TEST_POSTGRES
-        return cluster_->dump(database_);
-#else
-        std::string all;
-        for (const auto& f : std::filesystem::directory_iterator(dir.path())) {
-            std::ifstream in(f.path(), std::ios::binary);
-            all.append((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        }
-        return all;
-#endif
-    }
+    std::string stored_bytes() { return backend_->stored_bytes(dir.path()); }
 
     /// Events reach streams through the store's feed: on PostgreSQL that is
     /// the tail, which runs while the context does.
-    void settle()
-    {
-        pump_for(ioc, std::chrono::milliseconds(100));
-    }
+    void settle() { pump_for(ioc, std::chrono::milliseconds(100)); }
 
     net::rpc_result<boost::json::object> call(std::string service, std::string method,
                                               boost::json::object req, secret bearer = {})
@@ -260,27 +200,12 @@ public:
         return std::stoll(std::string(r->at("configUpdatedAt").as_string()));
     }
 
-    [[nodiscard]] gateway::service& service()
-    {
-        return *svc_;
-    }
-    [[nodiscard]] gateway::store& store()
-    {
-        return *db_;
-    }
+    [[nodiscard]] gateway::service& service() { return *svc_; }
+    [[nodiscard]] gateway::store& store() { return *db_; }
     /// Every storage call throws while down, as a database that went away.
-    void set_storage_down(bool down)
-    {
-        db_->down = down;
-    }
-    [[nodiscard]] loopback_server& server()
-    {
-        return *srv_;
-    }
-    [[nodiscard]] net::http_client& http()
-    {
-        return *http_;
-    }
+    void set_storage_down(bool down) { db_->down = down; }
+    [[nodiscard]] loopback_server& server() { return *srv_; }
+    [[nodiscard]] net::http_client& http() { return *http_; }
 
     temp_dir dir;
     log_capture logs;
@@ -292,25 +217,8 @@ private:
     gateway::gateway_options opts_;
     net::server_options server_opts_;
     std::optional<pki_files> pki_;
-#ifdef TETHER_TEST_POSTGRES
-    gateway::postgres::store_options postgres_options() const
-    {
-        gateway::postgres::store_options o;
-        o.pool.conninfo = cluster_->conninfo(database_);
-        o.pool.reconnect = {std::chrono::milliseconds(50), std::chrono::milliseconds(500)};
-        o.pool.size = 4;
-        o.pool.statement_timeout = std::chrono::seconds(5);
-        return o;
-    }
-    postgres_server* cluster_ = nullptr;
-    std::string database_;
-    gateway::postgres::pg_store* pg_ = nullptr;
-    asio::cancellation_signal feed_stop_;
-    bool feed_done_ = true;
-#endif
     asio::thread_pool pool_{1};
-    std::unique_ptr<gateway::sqlite_storage> file_;
-    std::unique_ptr<gateway::store> backend_;
+    std::unique_ptr<fixture_backend> backend_ = make_fixture_backend();
     std::unique_ptr<outage_store> db_;
     std::unique_ptr<gateway::service> svc_;
     std::unique_ptr<loopback_server> srv_;
