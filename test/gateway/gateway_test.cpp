@@ -26,17 +26,7 @@ using tether::test::gateway_fixture;
 namespace json = boost::json;
 namespace net = tether::net;
 using code = net::connect::code;
-
-namespace {
-
-template <class R>
-code code_of(const R& r)
-{
-    BOOST_TEST_REQUIRE(!r.has_value(), "expected an error");
-    return r.error().c;
-}
-
-}  // namespace
+using tether::test::code_of;
 
 BOOST_AUTO_TEST_SUITE(gateway_rpc_suite)
 

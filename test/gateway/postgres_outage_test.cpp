@@ -11,17 +11,7 @@ using namespace std::chrono_literals;
 using tether::test::gateway_fixture;
 namespace net = tether::net;
 using code = net::connect::code;
-
-namespace {
-
-template <class R>
-code code_of(const R& r)
-{
-    BOOST_TEST_REQUIRE(!r.has_value(), "expected an error");
-    return r.error().c;
-}
-
-}  // namespace
+using tether::test::code_of;
 
 BOOST_AUTO_TEST_SUITE(gateway_rpc_suite)
 

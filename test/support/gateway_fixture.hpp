@@ -28,6 +28,14 @@
 
 namespace tether::test {
 
+/// The error code of a call that must fail.
+template <class R>
+net::connect::code code_of(const R& r)
+{
+    BOOST_TEST_REQUIRE(!r.has_value(), "expected an error");
+    return r.error().c;
+}
+
 struct enrolled_node {
     std::string node_id;
     std::string org_id;
