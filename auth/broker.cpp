@@ -1,6 +1,7 @@
 #include "auth/broker.hpp"
 
 #include "auth/broker_control.hpp"
+#include "auth/broker_rewrite.hpp"
 #include "auth/broker_stream.hpp"
 #include "base/exceptions.hpp"
 #include "base/task_group.hpp"
@@ -40,32 +41,35 @@ struct broker::impl {
         return net::adopt_own_socket(ex, asio::local::stream_protocol(), fd, mode);
     }
 
-    /// A stream pair made ahead of the next request, so that answering it
+    /// Stream pairs made ahead of the next request, so that answering it
     /// takes a send and no socketpair (6.5-15 us with its close on this
     /// project's VM: bench_syscalls), a cost of the fd 3 handshake that a
-    /// connect() to nginx does not have. The child waits that much less for
-    /// its stream, and the next pair is made while it writes its request.
-    /// Ours is adopted (not served) until handed over, so its deadlines
-    /// start with the child's.
-    struct spare_stream {
-        std::optional<asio::local::stream_protocol::socket> ours;
-        int theirs = -1;
+    /// connect() to nginx does not have. As many are kept as the last
+    /// request asked for (one, or N for `0x02 N`), made while the child
+    /// uses the streams it has. Ours are adopted (not served) until handed
+    /// over, so their deadlines start with the child's.
+    struct spare_pool {
+        struct spare {
+            asio::local::stream_protocol::socket ours;
+            int theirs;
+        };
+        std::vector<spare> ready;
+        std::size_t wanted = 1;
 
-        spare_stream() = default;
-        spare_stream(const spare_stream&) = delete;
-        spare_stream& operator=(const spare_stream&) = delete;
-        ~spare_stream()
+        spare_pool() { ready.reserve(max_control_batch); }
+        spare_pool(const spare_pool&) = delete;
+        spare_pool& operator=(const spare_pool&) = delete;
+        ~spare_pool()
         {
-            if (theirs >= 0) ::close(theirs);
+            for (const auto& s : ready) ::close(s.theirs);
         }
 
-        /// False with errno set (0: Asio refused ours) when none can be made.
-        bool fill(const asio::any_io_executor& ex)
+        /// One more pair. False with errno set (0: Asio refused ours).
+        bool make_one(const asio::any_io_executor& ex)
         {
-            if (theirs >= 0) return true;
             const auto [a, b] = make_stream_pair();
             if (a < 0) return false;
-            ours = adopt(ex, a, net::descriptor_mode::blocking);  // the child's end must block
+            auto ours = adopt(ex, a, net::descriptor_mode::blocking);  // the child's end must block
             if (!ours) {
                 ::close(a);
                 ::close(b);
@@ -76,9 +80,11 @@ struct broker::impl {
             // writes need it): set now rather than when the child waits.
             error_code ignored;
             ours->non_blocking(true, ignored);
-            theirs = b;
+            ready.push_back({std::move(*ours), b});
             return true;
         }
+
+        [[nodiscard]] bool full() const noexcept { return ready.size() >= wanted; }
     };
 
     /// Whether to wait after serving this request rather than look for the
@@ -91,13 +97,18 @@ struct broker::impl {
     static bool lone_request(const stream_proxy& proxy) { return proxy.open_streams() == 0; }
 
     /// One stream served, however it came: fd 3 or the listening socket.
+    /// An fd 3 stream makes one spare pair for `refill` when it ends, if
+    /// the pool wants one: a batch's pairs are made one per stream used,
+    /// as one-at-a-time requests make them, rather than all at once in
+    /// the way of the requests on its streams.
     void serve(asio::local::stream_protocol::socket sock, stream_proxy& proxy, task_group& streams,
-               broker_stats& stats)
+               broker_stats& stats, spare_pool* refill = nullptr)
     {
         ++stats.streams;
         const auto ex = sock.get_executor();
-        streams.spawn(ex, proxy.serve(std::move(sock)), [this](const std::exception_ptr& e) {
+        streams.spawn(ex, proxy.serve(std::move(sock)), [this, refill, ex](const std::exception_ptr& e) {
             if (e) log.debug("broker.stream_ended", {{"error", describe(e)}});
+            if (refill && !refill->full()) (void)refill->make_one(ex);
         });
     }
 
@@ -171,6 +182,7 @@ awaitable<void> broker::run(int control_fd)
     seqpacket::socket control(ex, seqpacket(AF_UNIX, SOCK_SEQPACKET), control_fd);
 
     stream_proxy proxy(ex, s.opts, s.creds, s.log, stats_);
+    impl::spare_pool spares;  // outlives every stream: they refill it as they end
     task_group streams(ex);
     streams.spawn(ex, proxy.watch_deadlines(), [&s](const std::exception_ptr& e) {
         if (e) s.log.error("broker.watchdog_failed", {{"error", describe(e)}});
@@ -179,13 +191,17 @@ awaitable<void> broker::run(int control_fd)
         streams.spawn(ex, s.accept_streams(proxy, streams, stats_), [&s](const std::exception_ptr& e) {
             if (e) s.log.error("broker.listener_failed", {{"error", describe(e)}});
         });
-    std::optional<asio::local::stream_protocol::socket> adopted;
-    impl::spare_stream spare;
+    // Ours of the streams one request is answered with (several for
+    // `0x02 N`): spares first, any more made on the spot.
+    std::vector<asio::local::stream_protocol::socket> adopted;
+    adopted.reserve(max_control_batch);
     const auto take_stream = [&]() -> int {
-        if (!spare.fill(ex)) return -1;
-        adopted = std::move(spare.ours);
-        spare.ours.reset();
-        return std::exchange(spare.theirs, -1);
+        if (spares.ready.empty() && !spares.make_one(ex)) return -1;
+        auto& spare = spares.ready.back();
+        const int theirs = spare.theirs;
+        adopted.push_back(std::move(spare.ours));
+        spares.ready.pop_back();
+        return theirs;
     };
     bool closed = false;
     while (!closed && cs.cancelled() == asio::cancellation_type::none) {
@@ -194,7 +210,7 @@ awaitable<void> broker::run(int control_fd)
         // Every datagram waiting is answered before the next wait (one
         // epoll round trip per burst, not per request), unless it came alone.
         for (;;) {
-            adopted.reset();
+            adopted.clear();
             const auto step = next_control_step(control.native_handle(), s.opts.child, take_stream);
             using kind = control_step::kind;
             if (step.what == kind::again) break;
@@ -214,11 +230,15 @@ awaitable<void> broker::run(int control_fd)
                 if (step.error != 0) s.log.warn("broker.socketpair_failed", {{"errno", step.error}});
                 continue;
             }
+            if (step.error != 0)  // a batch cut short
+                s.log.warn("broker.socketpair_failed", {{"errno", step.error}, {"streams", step.streams}});
             const bool alone = impl::lone_request(proxy);
-            s.serve(std::move(*adopted), proxy, streams, stats_);
-            // While the child takes its stream and writes: a failure here is
-            // met again, and logged, by the request that needs the pair.
-            (void)spare.fill(ex);
+            for (auto& sock : adopted) s.serve(std::move(sock), proxy, streams, stats_, &spares);
+            spares.wanted = step.streams;
+            // One now, while the child takes its stream and writes: a
+            // failure here is met again, and logged, by the request that
+            // needs the pair.
+            if (spares.ready.empty()) (void)spares.make_one(ex);
             if (alone) break;
         }
     }

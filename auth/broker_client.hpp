@@ -6,6 +6,9 @@
 //                                                        // TETHER_BROKER_SOCKET is set
 //     // fd is a connected stream: write one HTTP/1.1 request to
 //     // $TETHER_API_BASE/path?app_key=$TETHER_SENTINEL, read the response.
+//
+//     thread_local tether::broker_client::stream_batch streams;
+//     int fd = streams.take();  // over fd 3, eight asked for at a time
 #pragma once
 
 #include <fcntl.h>
@@ -15,6 +18,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 
@@ -73,13 +78,33 @@ inline bool request_stream(int control)
     return sent == 1;
 }
 
-/// The second half: takes one answer, as connect_stream() returns it.
-/// Requests may be sent ahead and their answers taken later, one each.
-inline int receive_stream(int control)
+/// Asks for `n` streams (1-16) in one request, `0x02 N`: answered by one
+/// datagram that receive_streams() takes. A broker that predates it
+/// refuses it (0xFF); see stream_batch for the fallback.
+inline bool request_streams(int control, unsigned n)
+{
+    if (control < 0) return false;
+    if (n < 1 || n > 16) {
+        errno = EINVAL;
+        return false;
+    }
+    const char request[2] = {0x02, static_cast<char>(n)};
+    ssize_t sent = 0;
+    do {
+        sent = ::send(control, request, sizeof request, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    return sent == static_cast<ssize_t>(sizeof request);
+}
+
+/// Takes one answer, whatever request it answers: up to `room` (1-16)
+/// streams into `out`, their number returned; descriptors beyond `room` are
+/// closed. 0 with errno EAGAIN when the broker refused (retrying is safe),
+/// -1 with errno EPIPE when the channel is closed, or from the system.
+inline int receive_streams(int control, int* out, unsigned room)
 {
     char answer = 0;
     iovec iov{&answer, 1};
-    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
+    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * 16)] = {};
     msghdr m{};
     m.msg_iov = &iov;
     m.msg_iovlen = 1;
@@ -94,14 +119,31 @@ inline int receive_stream(int control)
         errno = EPIPE;
         return -1;
     }
+    unsigned taken = 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < count; ++i) {
+            int fd = -1;
+            std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            if (fd < 0) continue;
+            if (answer == 0x01 && taken < room)
+                out[taken++] = fd;
+            else
+                ::close(fd);
+        }
+    }
+    if (taken == 0) errno = EAGAIN;
+    return static_cast<int>(taken);
+}
+
+/// The second half: takes one answer, as connect_stream() returns it.
+/// Requests may be sent ahead and their answers taken later, one each.
+inline int receive_stream(int control)
+{
     int fd = -1;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-            std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-    if (answer == 0x01 && fd >= 0) return fd;
-    if (fd >= 0) ::close(fd);
-    errno = EAGAIN;
-    return -1;
+    const int n = receive_streams(control, &fd, 1);
+    return n == 1 ? fd : -1;
 }
 
 /// Asks the broker for a fresh stream. Returns its descriptor (close-on-exec
@@ -123,5 +165,103 @@ inline int connect_stream()
     if (const char* path = broker_socket_path()) return connect_socket(path);
     return connect_stream(control_fd());
 }
+
+/// Fresh streams over fd 3 asked for several at a time (`0x02 N`) and
+/// kept until used, so the handshake's round trip is paid once per batch,
+/// not once per stream; the next batch is asked for as the last spare is
+/// taken, so its answer is there by the time it is needed. take() is what
+/// connect_stream() is, one stream per call; each stream is still fresh and
+/// private. Not thread-safe: one per thread (thread_local), each holding at
+/// most `batch` - 1 spares and one answer on its way. Spares older than
+/// `max_age` (counted from the request) are closed unused: the broker
+/// closes a stream that has not begun a request within 30 s. Against a
+/// broker that refuses the batch request but grants the single one (it
+/// predates `0x02`), every later take() asks for one stream.
+class stream_batch {
+    using clock = std::chrono::steady_clock;
+
+public:
+    explicit stream_batch(int control = control_fd(), unsigned batch = 8,
+                          clock::duration max_age = std::chrono::seconds(10))
+        : control_(control),
+          batch_(batch < 1    ? 1
+                 : batch > 16 ? 16
+                              : batch),
+          max_age_(max_age)
+    {
+    }
+    stream_batch(const stream_batch&) = delete;
+    stream_batch& operator=(const stream_batch&) = delete;
+    ~stream_batch()
+    {
+        drop_spares();
+        if (asked_) {
+            // The answer on its way would otherwise wait in the channel
+            // for another taker, its streams held open for nobody.
+            int fds[16];
+            const int got = receive_streams(control_, fds, 16);
+            for (int i = 0; i < got; ++i) ::close(fds[i]);
+        }
+    }
+
+    /// A fresh stream, or -1 with errno as connect_stream().
+    int take()
+    {
+        if (count_ == 0 && asked_) {
+            asked_ = false;
+            const int got = receive_streams(control_, spares_, batch_);
+            if (got < 0) return -1;
+            if (got == 0) return refused();
+            count_ = static_cast<unsigned>(got);
+            received_ = asked_at_;
+        }
+        if (count_ > 0 && clock::now() - received_ > max_age_) drop_spares();
+        if (count_ == 0) {
+            if (batch_ == 1) return connect_stream(control_);
+            if (!request_streams(control_, batch_)) return -1;
+            const auto at = clock::now();
+            const int got = receive_streams(control_, spares_, batch_);
+            if (got < 0) return -1;
+            if (got == 0) return refused();
+            count_ = static_cast<unsigned>(got);
+            received_ = at;
+        }
+        const int fd = spares_[--count_];
+        if (count_ == 0 && batch_ > 1 && request_streams(control_, batch_)) {
+            asked_ = true;
+            asked_at_ = clock::now();
+        }
+        return fd;
+    }
+
+    /// Streams held for the next take() calls (not counting an answer on
+    /// its way).
+    [[nodiscard]] unsigned spares() const noexcept { return count_; }
+
+private:
+    /// A batch request refused: a passing failure (retrying is safe), or a
+    /// broker that does not know 0x02. One stream asked for the old way
+    /// tells them apart.
+    int refused()
+    {
+        const int fd = connect_stream(control_);
+        if (fd >= 0) batch_ = 1;
+        return fd;
+    }
+
+    void drop_spares()
+    {
+        while (count_ > 0) ::close(spares_[--count_]);
+    }
+
+    int control_;
+    unsigned batch_;
+    clock::duration max_age_;
+    clock::time_point received_{};  ///< when the spares were asked for
+    clock::time_point asked_at_{};
+    bool asked_ = false;  ///< a batch request's answer is on its way
+    int spares_[16] = {};
+    unsigned count_ = 0;
+};
 
 }  // namespace tether::broker_client

@@ -32,7 +32,7 @@ struct received {
 received receive_datagram(int fd)
 {
     received out;
-    char buf[2];
+    char buf[3];  // the longest valid request (0x02 N) and one byte more
     iovec iov{buf, sizeof buf};
     alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * 32) + CMSG_SPACE(sizeof(ucred))];
     msghdr m{};
@@ -73,7 +73,7 @@ received receive_datagram(int fd)
         if (!out.eof) out.again = true;  // nothing there after all
         return out;
     }
-    out.bytes.assign(buf, static_cast<std::size_t>(std::min<ssize_t>(n, 2)));
+    out.bytes.assign(buf, static_cast<std::size_t>(std::min<ssize_t>(n, sizeof buf)));
     return out;
 }
 
@@ -82,20 +82,21 @@ void reply_byte(int fd, char b)
     (void)::send(fd, &b, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-bool send_with_fd(int fd, char b, int passed)
+/// One byte with `count` descriptors attached, in one datagram.
+bool send_with_fds(int fd, char b, const int* passed, std::size_t count)
 {
     iovec iov{&b, 1};
-    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
+    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * max_control_batch)] = {};
     msghdr m{};
     m.msg_iov = &iov;
     m.msg_iovlen = 1;
     m.msg_control = ctrl;
-    m.msg_controllen = sizeof ctrl;
+    m.msg_controllen = CMSG_SPACE(sizeof(int) * count);
     cmsghdr* c = CMSG_FIRSTHDR(&m);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &passed, sizeof(int));
+    c->cmsg_len = CMSG_LEN(sizeof(int) * count);
+    std::memcpy(CMSG_DATA(c), passed, sizeof(int) * count);
     ssize_t n = 0;
     do {
         n = ::sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -159,23 +160,34 @@ control_step next_control_step(int fd, pid_t child, const std::function<int()>& 
     out.descriptors = d.descriptors;
     out.truncated = d.truncated;
     out.outside_child_tree = child > 0 && (!d.sender || !in_process_tree(d.sender->pid, child));
-    if (out.outside_child_tree ||
-        classify_control(d.bytes, d.truncated, d.descriptors) == control_request::refuse) {
+    const std::size_t wanted =
+        out.outside_child_tree ? 0 : streams_requested(d.bytes, d.truncated, d.descriptors);
+    if (wanted == 0) {
         reply_byte(fd, control_refuse);
         out.what = control_step::kind::refused;
         return out;
     }
-    errno = 0;
-    const int theirs = take_stream();
-    if (theirs < 0) {
-        out.error = errno;
+    // A batch the system cuts short (EMFILE) is answered with what was
+    // made: the child counts the descriptors, not its request.
+    int theirs[max_control_batch];
+    std::size_t made = 0;
+    for (; made < wanted; ++made) {
+        errno = 0;
+        theirs[made] = take_stream();
+        if (theirs[made] < 0) {
+            out.error = errno;
+            break;
+        }
+    }
+    if (made == 0) {
         reply_byte(fd, control_refuse);
         out.what = control_step::kind::failed;
         return out;
     }
-    // Ours closes with its owner when the hand-over fails.
-    const bool sent = send_with_fd(fd, control_accept, theirs);
-    ::close(theirs);
+    // Ours close with their owner when the hand-over fails.
+    const bool sent = send_with_fds(fd, control_accept, theirs, made);
+    for (std::size_t i = 0; i < made; ++i) ::close(theirs[i]);
+    out.streams = sent ? made : 0;
     out.what = sent ? control_step::kind::accepted : control_step::kind::failed;
     return out;
 }

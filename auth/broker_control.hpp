@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -28,25 +29,28 @@ struct control_step {
         again,     ///< nothing (more) to read now
         closed,    ///< the child closed its end (or exited)
         refused,   ///< a datagram that was not a valid request, or from outside the child's tree; answered
-        accepted,  ///< a new stream: ours went to `take_stream`'s owner, the peer end to the child
-        failed,    ///< the stream could not be made, adopted or handed over; answered when possible
+        accepted,  ///< new streams: ours went to `take_stream`'s owner, the peer ends to the child
+        failed,    ///< no stream could be made, adopted or handed over; answered when possible
     } what = kind::again;
+    std::size_t streams = 0;  ///< handed over when accepted: 1, or up to N for `0x02 N`
     // What a refusal saw, for the log line.
     std::size_t bytes = 0;
     bool descriptors = false;
     bool truncated = false;
     bool outside_child_tree = false;
-    int error = 0;  ///< errno of a failed `take_stream` (socketpair)
+    int error = 0;  ///< errno of a failed `take_stream` (socketpair), also when a batch was cut short
 };
 
 /// Reads one datagram from the control socket without blocking and answers
-/// it: a refusal byte, or the accept byte with the peer end of a new stream
-/// socket pair. `child` > 0 limits requests to its process tree.
-/// Descriptors a datagram carried are closed here. `take_stream` provides
-/// the pair: it puts our end where it will be served and returns the peer
-/// end (so the child never holds a stream nobody serves), which is closed
-/// here once sent; or it returns -1 with errno set (0 when it closed
-/// nothing but failed anyway), and the request is refused.
+/// it: a refusal byte, or the accept byte with the peer ends of as many new
+/// stream socket pairs as it asked for (1, or N for `0x02 N`), in one
+/// datagram. `child` > 0 limits requests to its process tree. Descriptors
+/// a datagram carried are closed here. `take_stream` provides each pair: it
+/// puts our end where it will be served and returns the peer end (so the
+/// child never holds a stream nobody serves), which is closed here once
+/// sent; or it returns -1 with errno set (0 when it closed nothing but
+/// failed anyway). The first failure ends the batch: the child gets the
+/// streams made before it, or a refusal when there are none.
 control_step next_control_step(int control_fd, pid_t child, const std::function<int()>& take_stream);
 
 /// A new stream socket pair, both ends close-on-exec and blocking (the

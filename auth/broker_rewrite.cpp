@@ -73,11 +73,13 @@ std::string_view base_path_of(const net::url& upstream)
 
 }  // namespace
 
-control_request classify_control(std::string_view bytes, bool truncated, bool carried_descriptors) noexcept
+std::size_t streams_requested(std::string_view bytes, bool truncated, bool carried_descriptors) noexcept
 {
-    if (truncated || carried_descriptors || bytes.size() != 1 || bytes[0] != control_accept)
-        return control_request::refuse;
-    return control_request::open_stream;
+    if (truncated || carried_descriptors) return 0;
+    if (bytes.size() == 1 && bytes[0] == control_accept) return 1;
+    if (bytes.size() != 2 || bytes[0] != control_batch) return 0;
+    const auto n = static_cast<unsigned char>(bytes[1]);
+    return n >= 1 && n <= max_control_batch ? n : 0;
 }
 
 std::string percent_decode(std::string_view s)

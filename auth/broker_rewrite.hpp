@@ -20,15 +20,18 @@ namespace tether::auth {
 inline constexpr std::string_view broker_api_host = "tether-broker.invalid";
 inline constexpr std::string_view broker_api_base = "http://tether-broker.invalid";
 
-/// One control datagram from the child, classified.
-enum class control_request { open_stream, refuse };
-
-/// `0x01` alone, with no descriptors attached, opens a stream; anything else
-/// (other byte, empty, longer, truncated, descriptors attached) is refused.
-control_request classify_control(std::string_view bytes, bool truncated, bool carried_descriptors) noexcept;
-
 inline constexpr char control_accept = '\x01';
 inline constexpr char control_refuse = '\xFF';
+/// The first byte of a request for several streams: `0x02 N`.
+inline constexpr char control_batch = '\x02';
+/// The most streams one `0x02 N` request may ask for (and one answer carry).
+inline constexpr std::size_t max_control_batch = 16;
+
+/// How many streams one control datagram from the child asks for: 1 for
+/// `0x01` alone, N for the two bytes `0x02 N` with 1 <= N <= 16, and 0 (it
+/// is refused) for anything else: another byte, empty, longer, a count out
+/// of range, truncated, descriptors attached.
+std::size_t streams_requested(std::string_view bytes, bool truncated, bool carried_descriptors) noexcept;
 
 struct rewrite_refusal {
     rewrite_refusal() = default;  // not an aggregate: see protojson::field_error

@@ -1,7 +1,8 @@
 // The broker's request rewriting and response scrubbing on arbitrary input:
 // line 1 is the request target, the rest "Name: value" header lines. Must
 // never crash; an injected request has exactly one app_key; a scrubbed
-// response holds no credential, whole or scrubbed piece by piece.
+// response holds no credential, whole or scrubbed piece by piece. The
+// first three bytes are also a control datagram (streams_requested).
 #include "auth/broker_rewrite.hpp"
 
 #include <cstdint>
@@ -83,5 +84,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!refused) joined += sc.finish();
     if (leaks(joined)) std::abort();
     if (!refused && !leaks(plain) && joined != plain) std::abort();
+
+    // The input's first bytes as a control datagram: never more streams
+    // than one answer may carry, and only from 0x01 alone or 0x02 N.
+    const auto datagram = text.substr(0, 3);
+    const auto streams = tether::auth::streams_requested(datagram, false, false);
+    if (streams > tether::auth::max_control_batch) std::abort();
+    if (streams > 0 && datagram != "\x01" && (datagram.size() != 2 || datagram[0] != '\x02')) std::abort();
+    if (tether::auth::streams_requested(datagram, true, false) != 0) std::abort();
     return 0;
 }

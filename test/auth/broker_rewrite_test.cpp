@@ -181,14 +181,24 @@ BOOST_AUTO_TEST_CASE(a_body_that_cannot_be_made_safe_is_refused)
 
 BOOST_AUTO_TEST_CASE(control_datagrams)
 {
-    using tether::auth::classify_control;
-    using tether::auth::control_request;
-    BOOST_TEST((classify_control("\x01", false, false) == control_request::open_stream));
-    BOOST_TEST((classify_control("", false, false) == control_request::refuse));
-    BOOST_TEST((classify_control("\x02", false, false) == control_request::refuse));
-    BOOST_TEST((classify_control(std::string("\x01\x01"), false, false) == control_request::refuse));
-    BOOST_TEST((classify_control("\x01", true, false) == control_request::refuse));
-    BOOST_TEST((classify_control("\x01", false, true) == control_request::refuse));
+    using tether::auth::streams_requested;
+    using namespace std::string_literals;
+    BOOST_TEST(streams_requested("\x01", false, false) == 1u);
+    BOOST_TEST(streams_requested("", false, false) == 0u);
+    BOOST_TEST(streams_requested("\x03", false, false) == 0u);
+    BOOST_TEST(streams_requested("\x01\x01"s, false, false) == 0u);
+    BOOST_TEST(streams_requested("\x01", true, false) == 0u);
+    BOOST_TEST(streams_requested("\x01", false, true) == 0u);
+    // Several at once: 0x02 N, 1 <= N <= 16, exactly two bytes.
+    BOOST_TEST(streams_requested("\x02", false, false) == 0u);
+    BOOST_TEST(streams_requested("\x02\x00"s, false, false) == 0u);
+    BOOST_TEST(streams_requested("\x02\x01"s, false, false) == 1u);
+    BOOST_TEST(streams_requested("\x02\x10"s, false, false) == 16u);
+    BOOST_TEST(streams_requested("\x02\x11"s, false, false) == 0u);
+    BOOST_TEST(streams_requested("\x02\xff"s, false, false) == 0u);
+    BOOST_TEST(streams_requested("\x02\x04\x00"s, false, false) == 0u);
+    BOOST_TEST(streams_requested("\x02\x04"s, true, false) == 0u);
+    BOOST_TEST(streams_requested("\x02\x04"s, false, true) == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -299,7 +299,7 @@ BOOST_AUTO_TEST_CASE(the_child_sees_fd_3_the_base_and_the_sentinel_only)
 BOOST_AUTO_TEST_CASE(malformed_control_datagrams_are_refused_and_the_channel_lives_on)
 {
     rig r;
-    for (const std::string kind : {"empty", "two", "other", "withfd"}) {
+    for (const std::string kind : {"empty", "two", "other", "withfd", "batch0", "batch17", "batchlong"}) {
         auto p = r.exec({"raw", kind});
         BOOST_TEST_REQUIRE(r.run(*p) == 0);
         BOOST_TEST(contains(p->out(), "answer 1 ff fd no\n"), kind + ": " + p->out());
@@ -315,6 +315,18 @@ BOOST_AUTO_TEST_CASE(fifty_concurrent_requests_never_share_bytes)
     BOOST_TEST(r.run(*p) == 0, p->out() + p->err());
     BOOST_TEST(contains(p->out(), "good 50 bad 0"));
     BOOST_TEST(r.up.seen().size() == 50u);
+}
+
+BOOST_AUTO_TEST_CASE(streams_asked_for_eight_at_a_time_are_each_private_and_fresh)
+{
+    // 0x02 N (docs/protocol.md section 6): each thread's stream_batch takes
+    // eight streams per answer and uses each for one request.
+    rig r;
+    auto p = r.exec({"get", "4", "20", "/v1/echo", "batch"});
+    BOOST_TEST(r.run(*p) == 0, p->out() + p->err());
+    BOOST_TEST(contains(p->out(), "good 80 bad 0"));
+    BOOST_TEST(r.up.seen().size() == 80u);
+    BOOST_TEST(!contains(p->err(), "broker.datagram_refused"), p->err());
 }
 
 BOOST_AUTO_TEST_CASE(requests_that_wake_an_idle_broker_together_are_all_served)
@@ -334,41 +346,48 @@ BOOST_AUTO_TEST_CASE(requests_that_wake_an_idle_broker_together_are_all_served)
 
 BOOST_AUTO_TEST_CASE(a_thousand_streams_leak_no_descriptor_and_nothing_listens)
 {
-    rig r;
-    auto p = r.exec({"leak", "1000", "/v1/echo"});
-    BOOST_TEST_REQUIRE(p->wait_output([](const std::string& o) { return contains(o, "warm"); }, 20s, true));
-    const auto before = fd_count(p->pid());
-    // No listening or named socket anywhere: a sibling process has no way in.
-    const auto inodes = socket_inodes(p->pid());
-    std::ifstream unix_table("/proc/net/unix");
-    std::string line;
-    std::getline(unix_table, line);  // header
-    std::size_t ours = 0;
-    while (std::getline(unix_table, line)) {
-        std::istringstream f(line);
-        std::string num, refcount, protocol, flags, type, st, inode, path;
-        f >> num >> refcount >> protocol >> flags >> type >> st >> inode >> path;
-        if (!inodes.count(inode)) continue;
-        ++ours;
-        BOOST_TEST((std::stoul(flags, nullptr, 16) & 0x10000UL) == 0UL, "a listening socket: " + line);
-        // Linux autobinds an abstract name ("@1a2b3") to a socket with
-        // SO_PASSCRED when it sends; a connected pair's end cannot be
-        // connected to. A filesystem path would be a way in.
-        BOOST_TEST(!path.starts_with("/"), "a socket in the filesystem: " + line);
+    // One at a time, and eight at a time (the broker then keeps eight
+    // spares, the child up to seven and one answer on its way).
+    for (const bool batch : {false, true}) {
+        rig r;
+        auto p = r.exec(batch ? std::vector<std::string>{"leak", "1000", "/v1/echo", "batch"}
+                              : std::vector<std::string>{"leak", "1000", "/v1/echo"});
+        BOOST_TEST_REQUIRE(
+            p->wait_output([](const std::string& o) { return contains(o, "warm"); }, 20s, true));
+        const auto before = fd_count(p->pid());
+        // No listening or named socket anywhere: a sibling process has no way in.
+        const auto inodes = socket_inodes(p->pid());
+        std::ifstream unix_table("/proc/net/unix");
+        std::string line;
+        std::getline(unix_table, line);  // header
+        std::size_t ours = 0;
+        while (std::getline(unix_table, line)) {
+            std::istringstream f(line);
+            std::string num, refcount, protocol, flags, type, st, inode, path;
+            f >> num >> refcount >> protocol >> flags >> type >> st >> inode >> path;
+            if (!inodes.count(inode)) continue;
+            ++ours;
+            BOOST_TEST((std::stoul(flags, nullptr, 16) & 0x10000UL) == 0UL, "a listening socket: " + line);
+            // Linux autobinds an abstract name ("@1a2b3") to a socket with
+            // SO_PASSCRED when it sends; a connected pair's end cannot be
+            // connected to. A filesystem path would be a way in.
+            BOOST_TEST(!path.starts_with("/"), "a socket in the filesystem: " + line);
+        }
+        BOOST_TEST(ours >= 1u);  // the control channel at least
+        BOOST_TEST_REQUIRE(
+            p->wait_output([](const std::string& o) { return contains(o, "good "); }, 120s, true), p->out());
+        // The broker closes the last stream when it reads the child's EOF, which
+        // may come just after "good": give it the child's one-second pause.
+        auto after = fd_count(p->pid());
+        for (int i = 0; i < 50 && after > before; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            after = fd_count(p->pid());
+        }
+        BOOST_TEST(contains(p->out(), "good 1010"));
+        BOOST_TEST(after <= before,
+                   "batch " << batch << ": descriptors before " << before << ", after " << after);
+        BOOST_TEST(r.run(*p) == 0);
     }
-    BOOST_TEST(ours >= 1u);  // the control channel at least
-    BOOST_TEST_REQUIRE(p->wait_output([](const std::string& o) { return contains(o, "good "); }, 120s, true),
-                       p->out());
-    // The broker closes the last stream when it reads the child's EOF, which
-    // may come just after "good": give it the child's one-second pause.
-    auto after = fd_count(p->pid());
-    for (int i = 0; i < 50 && after > before; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        after = fd_count(p->pid());
-    }
-    BOOST_TEST(contains(p->out(), "good 1010"));
-    BOOST_TEST(after <= before, "descriptors before " << before << ", after " << after);
-    BOOST_TEST(r.run(*p) == 0);
 }
 
 BOOST_AUTO_TEST_CASE(with_broker_socket_the_child_tree_connects_and_nothing_else_gets_in)

@@ -1,12 +1,14 @@
 // A child for `tether exec` tests, using auth/broker_client.hpp:
 //   broker_child dump                  environ, cmdline and fds to stdout
-//   broker_child get THREADS N PATH    THREADS x N requests, each checked for its own answer
-//   broker_child raw (empty|two|other|withfd)   one malformed datagram; prints the answer
+//   broker_child get THREADS N PATH [batch]   THREADS x N requests, each checked for its own answer;
+//                                      "batch": streams from a stream_batch per thread
+//   broker_child raw (empty|two|other|withfd|batch0|batch17|batchlong)   one malformed datagram;
+//                                      prints the answer
 //   broker_child once PATH [EXTRA]     one request (EXTRA: raw header lines), prints the response
 //   broker_child burst N PATH          N streams asked for while the agent is stopped (SIGSTOP), so
 //                                      its broker wakes to all of them at once with none open yet;
 //                                      then one request on each, "good X bad Y"
-//   broker_child leak N PATH          10 warm-up requests, "warm", pause, N more, "good X", pause
+//   broker_child leak N PATH [batch]  10 warm-up requests, "warm", pause, N more, "good X", pause
 //   broker_child post PATH BODY        one JSON POST with the sentinel as bearer
 //   broker_child head PATH             one HEAD request, prints the response and "<end>"
 //   broker_child die PATH              starts a request, then SIGKILLs itself
@@ -80,9 +82,12 @@ std::string with_sentinel(std::string text)
     return text;
 }
 
+bool batched = false;
+
 int exchange(const std::string& req, std::string& response)
 {
-    const int fd = tether::broker_client::connect_stream();
+    thread_local tether::broker_client::stream_batch streams;
+    const int fd = batched ? streams.take() : tether::broker_client::connect_stream();
     if (fd < 0) return -1;
     const bool ok = write_all(fd, req);
     response = ok ? read_all(fd) : std::string();
@@ -156,6 +161,7 @@ int main(int argc, char** argv)
         const int threads = std::atoi(argv[2]);
         const int per = std::atoi(argv[3]);
         const std::string path = argv[4];
+        batched = argc >= 6 && std::string(argv[5]) == "batch";
         std::atomic<int> good{0}, bad{0};
         std::vector<std::thread> ts;
         for (int t = 0; t < threads; ++t) {
@@ -218,6 +224,7 @@ int main(int argc, char** argv)
         // N sequential requests, pause for the second count.
         const int n = std::atoi(argv[2]);
         const std::string path = argv[3];
+        batched = argc >= 5 && std::string(argv[4]) == "batch";
         int good = 0;
         for (int i = 0; i < n + 10; ++i) {
             if (i == 10) {
@@ -237,9 +244,14 @@ int main(int argc, char** argv)
         const int ctl = tether::broker_client::control_fd();
         const std::string kind = argv[2];
         msghdr m{};
-        char bytes[2] = {0x01, 0x01};
+        char bytes[3] = {0x01, 0x01, 0x01};
         iovec iov{bytes, kind == "empty" ? 0U : kind == "two" ? 2U : 1U};
-        if (kind == "other") bytes[0] = 0x02;
+        if (kind == "other") bytes[0] = 0x03;
+        if (kind.starts_with("batch")) {  // 0x02 N with N out of range, or a third byte
+            bytes[0] = 0x02;
+            bytes[1] = kind == "batch0" ? 0 : kind == "batch17" ? 17 : 4;
+            iov.iov_len = kind == "batchlong" ? 3U : 2U;
+        }
         m.msg_iov = &iov;
         m.msg_iovlen = 1;
         alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
