@@ -2,7 +2,7 @@
 //
 //   build/release/bench/bench_broker [REQUESTS per worker=2000] [WORKERS=8] [ROUNDS=3] [CASES]
 //
-// CASES picks some (comma-separated: direct,child,keepalive,fresh,socket,nginx;
+// CASES picks some (comma-separated: direct,child,keepalive,fresh,socket,batch,nginx;
 // all by default), to profile one.
 //
 // Also runs nginx from Debian (`tools/bootstrap --bench`) as the proxy a user
@@ -18,7 +18,8 @@
 // credential itself. Broker: `tether exec --upstream ... -- bench_broker
 // --child` whose WORKERS threads do the handshake on fd 3 and then either
 // keep their stream for all requests or take a fresh stream per request
-// (docs/protocol.md section 6); the broker forwards over its own keep-alive TLS
+// (docs/protocol.md section 6), one handshake each or ("batch") from a
+// stream_batch asking for eight per handshake; the broker forwards over its own keep-alive TLS
 // connections. Reports requests/s, p50 and p99, the ratios, and the CPU
 // per request of the proxy (broker or nginx) and of the child.
 #include "auth/broker_client.hpp"
@@ -402,10 +403,15 @@ int main(int argc, char** argv)
 {
     if (argc >= 5 && std::string(argv[1]) == "--child") {
         const char* s = std::getenv("TETHER_SENTINEL");
-        return child(
-            std::atoi(argv[2]), std::atoi(argv[3]), std::string(argv[4]) == "keepalive",
-            [] { return tether::broker_client::connect_stream(); },
-            std::string("/bench?app_key=") + (s ? s : ""));
+        const std::string mode = argv[4];
+        const auto open = mode == "batch"
+                              ? std::function<int()>([] {
+                                    thread_local tether::broker_client::stream_batch streams;
+                                    return streams.take();
+                                })
+                              : std::function<int()>([] { return tether::broker_client::connect_stream(); });
+        return child(std::atoi(argv[2]), std::atoi(argv[3]), mode == "keepalive", open,
+                     std::string("/bench?app_key=") + (s ? s : ""));
     }
     if (argc >= 6 && std::string(argv[1]) == "--nginx-child") {
         const std::string path = argv[5];
@@ -453,10 +459,11 @@ int main(int argc, char** argv)
         const char* what;
         std::vector<result_line> runs;
     };
-    std::vector<series> cases{{"direct, async client in-process", {}}, {"direct, the child's own HTTPS", {}},
-                              {"broker, keep-alive stream", {}},       {"broker, fresh stream each", {}},
-                              {"nginx, keep-alive connection", {}},    {"nginx, fresh connection each", {}},
-                              {"broker, connect() per request", {}}};
+    std::vector<series> cases{
+        {"direct, async client in-process", {}}, {"direct, the child's own HTTPS", {}},
+        {"broker, keep-alive stream", {}},       {"broker, fresh stream each", {}},
+        {"nginx, keep-alive connection", {}},    {"nginx, fresh connection each", {}},
+        {"broker, connect() per request", {}},   {"broker, fd 3 streams 8 at a time", {}}};
     const std::string only = argc > 4 ? "," + std::string(argv[4]) + "," : "";
     const auto want = [&](const char* key) {
         return only.empty() || only.find(std::string(",") + key + ",") != std::string::npos;
@@ -485,6 +492,9 @@ int main(int argc, char** argv)
         if (want("socket"))
             cases[6].runs.push_back(
                 through_broker(tether, self, upstream, pki.ca_cert, cred, workers, requests, "fresh", true));
+        if (want("batch"))
+            cases[7].runs.push_back(
+                through_broker(tether, self, upstream, pki.ca_cert, cred, workers, requests, "batch"));
         if (r % 2 == 0) run_nginx();
     }
     asio::post(up_ioc, [&] { stop.emit(asio::cancellation_type::terminal); });
@@ -553,6 +563,7 @@ int main(int argc, char** argv)
     paired(2, 4, "keep-alive");
     paired(3, 5, "fresh, fd 3");
     paired(6, 5, "fresh, --broker-socket");
+    paired(7, 5, "fresh, fd 3 in batches of 8");
     std::printf("(target, issue 16: the broker at least equal to nginx in req/s and p99)\n");
     return 0;
 }
