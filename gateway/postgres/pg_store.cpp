@@ -1,8 +1,8 @@
 #include "gateway/postgres/pg_store.hpp"
 
+#include "base/run_on.hpp"
 #include "gateway/postgres/pg_schema.hpp"
 
-#include <boost/asio/co_spawn.hpp>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
@@ -117,8 +117,9 @@ awaitable<pg_rows> pg_store::run_here(std::string sql, params p)
 
 awaitable<pg_rows> pg_store::run(std::string sql, params p)
 {
-    // The pool belongs to its strand; the caller resumes on its own executor.
-    auto out = co_await asio::co_spawn(strand_, run_here(std::move(sql), std::move(p)), use_awaitable);
+    // The pool belongs to its strand; the caller resumes on its own executor
+    // (run_on, not co_spawn: base/run_on.hpp).
+    auto out = co_await run_on(strand_, run_here(std::move(sql), std::move(p)));
     co_return out;
 }
 
@@ -134,7 +135,7 @@ awaitable<std::vector<pg_rows>> pg_store::run_transaction_here(std::vector<pg_po
 
 awaitable<std::vector<pg_rows>> pg_store::run_transaction(std::vector<pg_pool::statement> steps)
 {
-    auto out = co_await asio::co_spawn(strand_, run_transaction_here(std::move(steps)), use_awaitable);
+    auto out = co_await run_on(strand_, run_transaction_here(std::move(steps)));
     co_return out;
 }
 
@@ -194,7 +195,7 @@ awaitable<pg_result<int>> pg_store::open()
 awaitable<void> pg_store::run_feed()
 {
     if (!tail_) throw std::logic_error("pg_store::run_feed before open");
-    co_await asio::co_spawn(strand_, tail_->run(), use_awaitable);
+    co_await run_on(strand_, tail_->run());
 }
 
 awaitable<void> pg_store::add_enrollment_code(std::string code_hash, std::string org_id,
