@@ -12,16 +12,19 @@
 #pragma once
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 namespace tether::broker_client {
 
@@ -174,7 +177,9 @@ inline int connect_stream()
 /// private. Not thread-safe: one per thread (thread_local), each holding at
 /// most `batch` - 1 spares and one answer on its way. Spares older than
 /// `max_age` (counted from the request) are closed unused: the broker
-/// closes a stream that has not begun a request within 30 s. Against a
+/// closes a stream that has not begun a request within 30 s. After a
+/// fork() the new process holds copies of its parent's spares: it closes
+/// them unused, so no stream is ever written by two processes. Against a
 /// broker that refuses the batch request but grants the single one (it
 /// predates `0x02`), every later take() asks for one stream.
 class stream_batch {
@@ -189,11 +194,15 @@ public:
                               : batch),
           max_age_(max_age)
     {
+        static std::once_flag registered;
+        std::call_once(registered, [] { ::pthread_atfork(nullptr, nullptr, [] { ++forks(); }); });
+        forks_seen_ = forks().load();
     }
     stream_batch(const stream_batch&) = delete;
     stream_batch& operator=(const stream_batch&) = delete;
     ~stream_batch()
     {
+        forget_a_parents();
         drop_spares();
         if (asked_) {
             // The answer on its way would otherwise wait in the channel
@@ -207,6 +216,7 @@ public:
     /// A fresh stream, or -1 with errno as connect_stream().
     int take()
     {
+        forget_a_parents();
         if (count_ == 0 && asked_) {
             asked_ = false;
             const int got = receive_streams(control_, spares_, batch_);
@@ -254,12 +264,32 @@ private:
         while (count_ > 0) ::close(spares_[--count_]);
     }
 
+    /// fork()s so far in this process's line, counted in each child.
+    static std::atomic<unsigned>& forks()
+    {
+        static std::atomic<unsigned> n{0};
+        return n;
+    }
+
+    /// In a process forked since the spares came: they are the parent's
+    /// (closing our copies leaves its own open), and so is the answer on
+    /// its way, which the parent takes.
+    void forget_a_parents()
+    {
+        const unsigned f = forks().load();
+        if (f == forks_seen_) return;
+        forks_seen_ = f;
+        drop_spares();
+        asked_ = false;
+    }
+
     int control_;
     unsigned batch_;
     clock::duration max_age_;
     clock::time_point received_{};  ///< when the spares were asked for
     clock::time_point asked_at_{};
     bool asked_ = false;  ///< a batch request's answer is on its way
+    unsigned forks_seen_ = 0;
     int spares_[16] = {};
     unsigned count_ = 0;
 };

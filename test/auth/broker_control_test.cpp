@@ -10,6 +10,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -255,6 +256,43 @@ BOOST_AUTO_TEST_CASE(stream_batch_closes_spares_that_grew_old_unused)
     BOOST_TEST(gone == 3u);  // the old batch but for the stream still in use
     ::close(first);
     ::close(second);
+}
+
+BOOST_AUTO_TEST_CASE(a_forked_process_never_writes_to_its_parents_spares)
+{
+    // Both processes hold the same spare descriptors after fork(): a
+    // stream written by two processes would mix their requests.
+    channel c;
+    answering_broker broker(c);
+    client::stream_batch b(c.child, 4);
+    const int first = b.take();
+    BOOST_TEST_REQUIRE(first >= 0);
+    BOOST_TEST_REQUIRE(b.spares() == 3u);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        // Only calls that are safe after fork() in a threaded process.
+        const int fd = b.take();
+        const char x = 'c';
+        ::_exit(fd >= 0 && ::write(fd, &x, 1) == 1 ? 0 : 1);
+    }
+    BOOST_TEST_REQUIRE(pid > 0);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    broker.stop();
+    BOOST_TEST_REQUIRE(c.ours.size() == 8u);  // the child asked for a batch of its own
+    std::vector<std::size_t> wrote_to;
+    for (std::size_t i = 0; i < c.ours.size(); ++i) {
+        char got = 0;
+        if (::recv(c.ours[i], &got, 1, MSG_DONTWAIT) == 1 && got == 'c') wrote_to.push_back(i);
+    }
+    BOOST_TEST_REQUIRE(wrote_to.size() == 1u);
+    BOOST_TEST(wrote_to[0] >= 4u);  // from the child's batch, not the parent's
+    // The parent's spares are still its own and still work.
+    const int mine = b.take();
+    BOOST_TEST(served_by_one_of(mine, std::vector<int>(c.ours.begin(), c.ours.begin() + 4)));
+    ::close(mine);
+    ::close(first);
 }
 
 BOOST_AUTO_TEST_CASE(stream_batch_asks_one_at_a_time_of_a_broker_that_predates_batches)
