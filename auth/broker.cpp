@@ -226,12 +226,9 @@ awaitable<void> broker::run(int control_fd)
                                                        {"outside_child_tree", step.outside_child_tree}});
                 continue;
             }
-            if (step.what == kind::failed) {
-                if (step.error != 0) s.log.warn("broker.socketpair_failed", {{"errno", step.error}});
-                continue;
-            }
-            if (step.error != 0)  // a batch cut short
+            if (step.error != 0)  // no stream made, or a batch cut short
                 s.log.warn("broker.socketpair_failed", {{"errno", step.error}, {"streams", step.streams}});
+            if (step.what == kind::failed) continue;
             const bool alone = impl::lone_request(proxy);
             for (auto& sock : adopted) s.serve(std::move(sock), proxy, streams, stats_, &spares);
             spares.wanted = step.streams;

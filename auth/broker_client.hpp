@@ -28,6 +28,9 @@
 
 namespace tether::broker_client {
 
+/// The most streams one `0x02 N` request may ask for and one answer carry.
+inline constexpr unsigned max_batch = 16;
+
 /// The control channel from TETHER_CRED_FD, or -1 (errno EBADF) when unset.
 inline int control_fd()
 {
@@ -87,7 +90,7 @@ inline bool request_stream(int control)
 inline bool request_streams(int control, unsigned n)
 {
     if (control < 0) return false;
-    if (n < 1 || n > 16) {
+    if (n < 1 || n > max_batch) {
         errno = EINVAL;
         return false;
     }
@@ -107,7 +110,7 @@ inline int receive_streams(int control, int* out, unsigned room)
 {
     char answer = 0;
     iovec iov{&answer, 1};
-    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * 16)] = {};
+    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * max_batch)] = {};
     msghdr m{};
     m.msg_iov = &iov;
     m.msg_iovlen = 1;
@@ -189,9 +192,9 @@ public:
     explicit stream_batch(int control = control_fd(), unsigned batch = 8,
                           clock::duration max_age = std::chrono::seconds(10))
         : control_(control),
-          batch_(batch < 1    ? 1
-                 : batch > 16 ? 16
-                              : batch),
+          batch_(batch < 1           ? 1
+                 : batch > max_batch ? max_batch
+                                     : batch),
           max_age_(max_age)
     {
         static std::once_flag registered;
@@ -207,8 +210,8 @@ public:
         if (asked_) {
             // The answer on its way would otherwise wait in the channel
             // for another taker, its streams held open for nobody.
-            int fds[16];
-            const int got = receive_streams(control_, fds, 16);
+            int fds[max_batch];
+            const int got = receive_streams(control_, fds, max_batch);
             for (int i = 0; i < got; ++i) ::close(fds[i]);
         }
     }
@@ -219,22 +222,14 @@ public:
         forget_a_parents();
         if (count_ == 0 && asked_) {
             asked_ = false;
-            const int got = receive_streams(control_, spares_, batch_);
-            if (got < 0) return -1;
-            if (got == 0) return refused();
-            count_ = static_cast<unsigned>(got);
-            received_ = asked_at_;
+            if (const int got = receive_batch(asked_at_); got <= 0) return got < 0 ? -1 : refused();
         }
         if (count_ > 0 && clock::now() - received_ > max_age_) drop_spares();
         if (count_ == 0) {
             if (batch_ == 1) return connect_stream(control_);
-            if (!request_streams(control_, batch_)) return -1;
             const auto at = clock::now();
-            const int got = receive_streams(control_, spares_, batch_);
-            if (got < 0) return -1;
-            if (got == 0) return refused();
-            count_ = static_cast<unsigned>(got);
-            received_ = at;
+            if (!request_streams(control_, batch_)) return -1;
+            if (const int got = receive_batch(at); got <= 0) return got < 0 ? -1 : refused();
         }
         const int fd = spares_[--count_];
         if (count_ == 0 && batch_ > 1 && request_streams(control_, batch_)) {
@@ -249,6 +244,18 @@ public:
     [[nodiscard]] unsigned spares() const noexcept { return count_; }
 
 private:
+    /// Takes the answer to the batch request sent at `asked` into the
+    /// spares: their number, 0 when refused, -1 as receive_streams().
+    int receive_batch(clock::time_point asked)
+    {
+        const int got = receive_streams(control_, spares_, batch_);
+        if (got > 0) {
+            count_ = static_cast<unsigned>(got);
+            received_ = asked;
+        }
+        return got;
+    }
+
     /// A batch request refused: a passing failure (retrying is safe), or a
     /// broker that does not know 0x02. One stream asked for the old way
     /// tells them apart.
@@ -290,7 +297,7 @@ private:
     clock::time_point asked_at_{};
     bool asked_ = false;  ///< a batch request's answer is on its way
     unsigned forks_seen_ = 0;
-    int spares_[16] = {};
+    int spares_[max_batch] = {};
     unsigned count_ = 0;
 };
 

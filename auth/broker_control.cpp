@@ -1,5 +1,6 @@
 #include "auth/broker_control.hpp"
 
+#include "auth/broker_client.hpp"
 #include "auth/broker_rewrite.hpp"
 
 #include <poll.h>
@@ -16,6 +17,10 @@
 #include <system_error>
 
 namespace tether::auth {
+
+// The child's side (a header children copy, with no tether includes) keeps
+// its own copy of the bound.
+static_assert(broker_client::max_batch == max_control_batch);
 
 namespace {
 
@@ -80,28 +85,6 @@ received receive_datagram(int fd)
 void reply_byte(int fd, char b)
 {
     (void)::send(fd, &b, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-}
-
-/// One byte with `count` descriptors attached, in one datagram.
-bool send_with_fds(int fd, char b, const int* passed, std::size_t count)
-{
-    iovec iov{&b, 1};
-    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * max_control_batch)] = {};
-    msghdr m{};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = ctrl;
-    m.msg_controllen = CMSG_SPACE(sizeof(int) * count);
-    cmsghdr* c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * count);
-    std::memcpy(CMSG_DATA(c), passed, sizeof(int) * count);
-    ssize_t n = 0;
-    do {
-        n = ::sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    return n == 1;
 }
 
 }  // namespace
@@ -190,6 +173,31 @@ control_step next_control_step(int fd, pid_t child, const std::function<int()>& 
     out.streams = sent ? made : 0;
     out.what = sent ? control_step::kind::accepted : control_step::kind::failed;
     return out;
+}
+
+bool send_with_fds(int fd, char b, const int* passed, std::size_t count)
+{
+    if (count == 0 || count > max_control_batch) {
+        errno = EINVAL;
+        return false;
+    }
+    iovec iov{&b, 1};
+    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * max_control_batch)] = {};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctrl;
+    m.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * count);
+    std::memcpy(CMSG_DATA(c), passed, sizeof(int) * count);
+    ssize_t n = 0;
+    do {
+        n = ::sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    return n == 1;
 }
 
 int make_broker_listener(const std::string& path)

@@ -53,6 +53,10 @@ struct control_step {
 /// streams made before it, or a refusal when there are none.
 control_step next_control_step(int control_fd, pid_t child, const std::function<int()>& take_stream);
 
+/// Sends one byte with `count` (at most 16) descriptors attached, in one
+/// datagram, without blocking: the agent's answer to a stream request.
+bool send_with_fds(int fd, char byte, const int* passed, std::size_t count);
+
 /// A new stream socket pair, both ends close-on-exec and blocking (the
 /// child's end must be), or {-1, -1} with errno set.
 std::pair<int, int> make_stream_pair();

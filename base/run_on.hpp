@@ -22,8 +22,8 @@ namespace tether {
 
 namespace detail {
 
-/// Starts `op` on `ex` for `handler`, and hands `deliver` the handler and
-/// the result on the handler's executor.
+/// Starts `op` on `ex` and completes `handler` with its result on the
+/// handler's executor.
 ///
 /// Why not `co_await co_spawn(ex, op, use_awaitable)`: Boost 1.81's co_spawn
 /// passes a caller's cancellation on by dispatching to `ex` a pointer into
@@ -34,8 +34,8 @@ namespace detail {
 /// a shared signal, and co_spawn's own handler lives in that signal, which
 /// everyone who may still touch it keeps alive: the caller's slot, each
 /// dispatched emit, and `ex` until the spawned coroutine has been torn down.
-template <class Op, class Handler, class Deliver>
-void start_on(const asio::any_io_executor& ex, Op op, Handler handler, Deliver deliver)
+template <class Op, class Handler>
+void start_on(const asio::any_io_executor& ex, Op op, Handler handler)
 {
     auto sig = std::make_shared<asio::cancellation_signal>();
     auto slot = asio::get_associated_cancellation_slot(handler);
@@ -44,12 +44,12 @@ void start_on(const asio::any_io_executor& ex, Op op, Handler handler, Deliver d
             asio::dispatch(ex, [sig, type] { sig->emit(type); });
         });
     auto work = asio::make_work_guard(asio::get_associated_executor(handler, ex));
-    auto done = [sig, ex, deliver, h = std::move(handler), w = std::move(work)](auto... result) mutable {
+    auto done = [sig, ex, h = std::move(handler), w = std::move(work)](auto... result) mutable {
         // Runs on `ex`, inside the spawned coroutine's last step: the
         // signal stays alive until that step (its teardown) is over.
         asio::post(ex, [sig] {});
-        asio::post(w.get_executor(), [deliver, h = std::move(h), ... r = std::move(result)]() mutable {
-            deliver(std::move(h), std::move(r)...);
+        asio::post(w.get_executor(), [h = std::move(h), ... r = std::move(result)]() mutable {
+            std::move(h)(std::move(r)...);
         });
         w.reset();
     };
@@ -66,8 +66,7 @@ awaitable<T> run_on(asio::any_io_executor ex, awaitable<T> op)
     // A named local: GCC 12 destroys a lambda temporary inside a co_await
     // expression twice (base/asio.hpp).
     auto start = [ex](auto handler, awaitable<T> o) {
-        detail::start_on(ex, std::move(o), std::move(handler),
-                         [](auto h, std::exception_ptr e, T v) { std::move(h)(e, std::move(v)); });
+        detail::start_on(ex, std::move(o), std::move(handler));
     };
     T out = co_await asio::async_initiate<const asio::use_awaitable_t<>, void(std::exception_ptr, T)>(
         std::move(start), use_awaitable, std::move(op));
@@ -78,8 +77,7 @@ awaitable<T> run_on(asio::any_io_executor ex, awaitable<T> op)
 inline awaitable<void> run_on(asio::any_io_executor ex, awaitable<void> op)
 {
     auto start = [ex](auto handler, awaitable<void> o) {
-        detail::start_on(ex, std::move(o), std::move(handler),
-                         [](auto h, std::exception_ptr e) { std::move(h)(e); });
+        detail::start_on(ex, std::move(o), std::move(handler));
     };
     co_await asio::async_initiate<const asio::use_awaitable_t<>, void(std::exception_ptr)>(
         std::move(start), use_awaitable, std::move(op));

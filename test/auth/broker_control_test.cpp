@@ -312,20 +312,7 @@ BOOST_AUTO_TEST_CASE(stream_batch_asks_one_at_a_time_of_a_broker_that_predates_b
             if (n == 1 && buf[0] == 0x01) {
                 const auto [o, t] = tether::auth::make_stream_pair();
                 c.ours.push_back(o);
-                char ok = 0x01;
-                iovec iov{&ok, 1};
-                alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
-                msghdr m{};
-                m.msg_iov = &iov;
-                m.msg_iovlen = 1;
-                m.msg_control = ctrl;
-                m.msg_controllen = sizeof ctrl;
-                cmsghdr* h = CMSG_FIRSTHDR(&m);
-                h->cmsg_level = SOL_SOCKET;
-                h->cmsg_type = SCM_RIGHTS;
-                h->cmsg_len = CMSG_LEN(sizeof(int));
-                std::memcpy(CMSG_DATA(h), &t, sizeof t);
-                (void)::sendmsg(c.broker, &m, MSG_NOSIGNAL);
+                (void)tether::auth::send_with_fds(c.broker, 0x01, &t, 1);
                 ::close(t);
             } else {
                 const char no = '\xFF';
