@@ -8,6 +8,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -116,17 +118,52 @@ BOOST_AUTO_TEST_CASE(a_reader_in_a_tight_loop_never_sees_a_partial_or_mixed_docu
     const auto out = reader.out();
     BOOST_TEST_MESSAGE("reader: " << out);
     BOOST_TEST(contains(out, " bad=0 "), out + reader.err());
-    // The version just replaced stays for a reader resolving the old link.
-    BOOST_TEST(contains(out, " missing=0"), out);
-    int reads = 0;
-    BOOST_TEST_REQUIRE(std::sscanf(out.c_str() + out.find("reads="), "reads=%d", &reads) == 1);
+    int reads = 0, missing = -1;
+    BOOST_TEST_REQUIRE(
+        std::sscanf(out.c_str() + out.find("reads="), "reads=%d bad=%*d missing=%d", &reads, &missing) == 2);
     BOOST_TEST(reads > 0);
+    // ..data is never absent: a swap that unlinked it before putting the
+    // new link in would show here in a reader this fast. A reader the
+    // machine stalls inside one open() while two of these back-to-back
+    // publishes (a few ms each) go by finds the version it resolved
+    // removed: rare, and CI has seen it once in 29 k reads. The version
+    // just replaced staying is checked exactly below.
+    BOOST_TEST(missing <= 3, out);
 
     BOOST_TEST(*projected_document(o.dir) == doc(501));
     BOOST_TEST(*tether::settings::projected_version_dir(o.dir) == "..501");
     BOOST_TEST(fs::read_symlink(o.dir / "config.json").string() == "..data/config.json");
     BOOST_TEST((version_dirs(o.dir) == std::set<std::string>{"..500", "..501"}));
     BOOST_TEST(mode_of(o.dir / "..501" / "config.json") == 0640U);
+}
+
+BOOST_AUTO_TEST_CASE(a_reader_that_resolved_the_old_version_still_reads_it_for_one_publish)
+{
+    temp_dir t;
+    projection_options o;
+    o.dir = t.path() / "out";
+    BOOST_TEST_REQUIRE(project_config(o, 1, doc(1)));
+    BOOST_TEST_REQUIRE(project_config(o, 2, doc(2)));
+    // Where a reader's open() stands after following ..data: in ..2.
+    const int walked = ::open((o.dir / "..data").c_str(), O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    BOOST_TEST_REQUIRE(walked >= 0);
+    const auto read_from_walked = [&]() -> std::optional<std::string> {
+        const int fd = ::openat(walked, "config.json", O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return std::nullopt;
+        std::string text;
+        char buf[65536];
+        for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
+        ::close(fd);
+        return text;
+    };
+    BOOST_TEST_REQUIRE(project_config(o, 3, doc(3)));
+    BOOST_TEST((read_from_walked() == doc(2)), "the version just replaced went with its swap");
+    BOOST_TEST(*projected_document(o.dir) == doc(3));
+    // One publish later it goes, as documented: only one is kept.
+    BOOST_TEST_REQUIRE(project_config(o, 4, doc(4)));
+    BOOST_TEST(!read_from_walked().has_value());
+    BOOST_TEST((version_dirs(o.dir) == std::set<std::string>{"..3", "..4"}));
+    ::close(walked);
 }
 
 BOOST_AUTO_TEST_CASE(an_inotify_watcher_sees_one_change_per_version_and_none_for_the_same_bytes)
