@@ -221,7 +221,7 @@ BOOST_AUTO_TEST_CASE(the_next_batch_is_asked_for_with_the_last_spare_and_closed_
             if (fd >= 0) ::close(fd);
         }
         BOOST_TEST(b.spares() == 0u);
-        for (int i = 0; i < 100 && broker.answered < 2; ++i)
+        for (int i = 0; i < 1000 && broker.answered < 2; ++i)
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
         BOOST_TEST(broker.answered == 2);  // asked ahead, with the fourth stream taken
     }
