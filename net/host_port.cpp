@@ -37,6 +37,16 @@ boost::system::result<host_port, std::string> parse_host_port(std::string_view t
         port_text = text.substr(colon + 1);
     }
     if (out.host.empty()) return fail("missing host");
+    if (text.starts_with('[')) {
+        in6_addr v6{};
+        if (::inet_pton(AF_INET6, out.host.c_str(), &v6) != 1)
+            return fail("brackets must hold an IPv6 address: [::1]:PORT");
+    } else if (!std::all_of(out.host.begin(), out.host.end(), [](char c) {
+                   return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
+               })) {
+        return fail(
+            "a host may hold only letters, digits, '-', '.' and '_' (an IPv6 address goes in brackets)");
+    }
     unsigned long port = 0;
     const auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
     if (port_text.empty() || ec != std::errc{} || ptr != port_text.data() + port_text.size() || port > 65535)

@@ -38,6 +38,20 @@ std::string redact_query(std::string_view q)
     return out;
 }
 
+// RFC 3986 scheme plus its ':' ("https:"), or 0.
+std::size_t scheme_length(std::string_view s)
+{
+    const auto alpha = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    };
+    if (s.empty() || !alpha(s.front())) return 0;
+    std::size_t i = 1;
+    while (i < s.size() &&
+           (alpha(s[i]) || (s[i] >= '0' && s[i] <= '9') || s[i] == '+' || s[i] == '-' || s[i] == '.'))
+        ++i;
+    return i < s.size() && s[i] == ':' ? i + 1 : 0;
+}
+
 url_result from_view(std::string_view text, const boost::urls::url_view& u)
 {
     if (!u.has_scheme()) return refuse(text, "no scheme (use https://HOST[:PORT])");
@@ -59,7 +73,15 @@ url_result from_view(std::string_view text, const boost::urls::url_view& u)
             out.host = u.host_address();
             break;
         case boost::urls::host_type::name:
+            // Decoded, a name could hold '/', '@', ':' or control bytes
+            // ("%2F", "%00"): origin(), the Host header and the resolver
+            // would each read a different host.
             out.host = http::to_lower(u.host_name());
+            if (!std::all_of(out.host.begin(), out.host.end(), [](char c) {
+                    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+                           c == '_';
+                }))
+                return refuse(text, "a host name may hold only letters, digits, '-', '.' and '_'");
             break;
         default:
             return refuse(text, "unsupported host form");
@@ -129,18 +151,21 @@ url_result parse_url(std::string_view text)
 
 std::string redact_url(std::string_view text)
 {
-    std::string_view rest = text;
+    // Userinfo is everything before the last '@' of the authority. Without a
+    // "//" the whole text before the path is taken for it: "bob:pw@host" and
+    // "https:bob:pw@host" are typos a refusal must not echo either.
     std::string out;
-    // Drop userinfo: everything between "://" and the last '@' before the path.
-    if (const auto scheme_end = rest.find("://"); scheme_end != std::string_view::npos) {
-        out.append(rest.substr(0, scheme_end + 3));
-        rest.remove_prefix(scheme_end + 3);
-        const auto path_start = rest.find_first_of("/?#");
-        const auto at = rest.substr(0, path_start).rfind('@');
-        if (at != std::string_view::npos) {
-            out.append("[redacted]@");
-            rest.remove_prefix(at + 1);
-        }
+    std::size_t start = 0;
+    if (const auto n = scheme_length(text); n != 0 && text.substr(n).starts_with("//"))
+        start = n + 2;
+    else if (text.starts_with("//"))
+        start = 2;
+    out.append(text.substr(0, start));
+    std::string_view rest = text.substr(start);
+    const auto at = rest.substr(0, rest.find_first_of("/?#")).rfind('@');
+    if (at != std::string_view::npos) {
+        out.append("[redacted]@");
+        rest.remove_prefix(at + 1);
     }
     const auto hash = rest.find('#');
     if (hash != std::string_view::npos) rest = rest.substr(0, hash);

@@ -25,7 +25,8 @@ BOOST_AUTO_TEST_CASE(parses_v4_v6_and_names)
 BOOST_AUTO_TEST_CASE(rejects_malformed_with_a_reason)
 {
     for (const char* bad :
-         {"127.0.0.1", "::1:80", "[::1]80", "[::1", ":80", "host:", "host:65536", "host:-1", "host:80x"}) {
+         {"127.0.0.1", "::1:80", "[::1]80", "[::1", ":80", "host:", "host:65536", "host:-1", "host:80x",
+          "[[]:4", "[localhost]:80", "[]:80", "ho st:80", "a/b:80", "a@b:80", "a]:80"}) {
         BOOST_TEST_CONTEXT(bad)
         {
             const auto r = parse_host_port(bad);

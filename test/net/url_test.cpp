@@ -89,4 +89,43 @@ BOOST_AUTO_TEST_CASE(redirect_resolution_keeps_the_policy)
     BOOST_TEST(!tether::net::resolve_location(base, "http://b.example.com/e"));
 }
 
+BOOST_AUTO_TEST_CASE(a_host_name_that_decodes_to_other_characters_is_refused)
+{
+    // Found by fuzz_url: "%2F" or "%10" in a name made origin() and the
+    // Host header name a different host than the one the resolver got.
+    for (const char* no : {"https://a%2Fb.example.com/", "https://gw.example.com%00.evil.example/",
+                           "https://a%40b.example/", "https://a,b.example/"}) {
+        const auto r = parse_url(no);
+        BOOST_TEST_REQUIRE(!r.has_value(), no);
+        BOOST_TEST(has(r.error(), "host name"), r.error());
+    }
+    const auto base = must("https://a.example.com/v1/events");
+    const auto location = tether::net::resolve_location(base, "//evil%2Fx.example/");
+    BOOST_TEST_REQUIRE(!location);
+    BOOST_TEST(has(location.error(), "host name"), location.error());
+    BOOST_TEST(must("https://Under_score-1.example.com").host == "under_score-1.example.com");
+    // Encoded letters are still the same name.
+    BOOST_TEST(must("http://local%68ost:1/").origin() == "http://localhost:1");
+}
+
+BOOST_AUTO_TEST_CASE(userinfo_is_redacted_without_a_double_slash_too)
+{
+    using tether::net::redact_url;
+    BOOST_TEST(redact_url("https://bob:hunter2@h.example/x?k=v") ==
+               "https://[redacted]@h.example/x?k=[redacted]");
+    // Typos an operator makes: the refusal still must not echo the password.
+    BOOST_TEST(redact_url("https:bob:hunter2@h.example/x") == "[redacted]@h.example/x");
+    BOOST_TEST(redact_url("bob:hunter2@h.example") == "[redacted]@h.example");
+    BOOST_TEST(redact_url("//bob:hunter2@h.example/") == "//[redacted]@h.example/");
+    // A "://" later in the text is not where the authority is.
+    BOOST_TEST(redact_url("bob:hunter2@h.example/?next=https://x") ==
+               "[redacted]@h.example/?next=[redacted]");
+    for (const char* typo :
+         {"https:bob:hunter2@h.example/x", "bob:hunter2@h.example", "//bob:hunter2@h.example/"}) {
+        const auto r = parse_url(typo);
+        BOOST_TEST_REQUIRE(!r.has_value(), typo);
+        BOOST_TEST(!has(r.error(), "hunter2"), r.error());
+    }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
