@@ -57,6 +57,21 @@ inline std::int64_t now_ms_of_day()
     return ms % 86'400'000;
 }
 
+/// Milliseconds from `from` to `to`, both of the day (UTC), across midnight.
+inline std::int64_t ms_between(std::int64_t from, std::int64_t to)
+{
+    constexpr std::int64_t day = 86'400'000;
+    return ((to - from) % day + day) % day;
+}
+
+/// The millisecond of the day of a configUpdatedAt: the gateway's wall clock
+/// as it took the publish. Latencies count from there, not from the admin
+/// CLI's start, which under ASan on a busy machine takes hundreds of ms.
+inline std::int64_t ms_of_day(const std::string& config_updated_at)
+{
+    return std::stoll(config_updated_at) % 86'400'000;
+}
+
 /// Log lines of `text` containing `needle`.
 inline std::vector<std::string> lines_with(const std::string& text, const std::string& needle)
 {
