@@ -41,9 +41,7 @@ boost::system::result<host_port, std::string> parse_host_port(std::string_view t
         in6_addr v6{};
         if (::inet_pton(AF_INET6, out.host.c_str(), &v6) != 1)
             return fail("brackets must hold an IPv6 address: [::1]:PORT");
-    } else if (!std::all_of(out.host.begin(), out.host.end(), [](char c) {
-                   return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
-               })) {
+    } else if (!is_host_name(out.host)) {
         return fail(
             "a host may hold only letters, digits, '-', '.' and '_' (an IPv6 address goes in brackets)");
     }
@@ -53,6 +51,14 @@ boost::system::result<host_port, std::string> parse_host_port(std::string_view t
         return fail("port must be a number from 0 to 65535");
     out.port = static_cast<std::uint16_t>(port);
     return out;
+}
+
+bool is_host_name(std::string_view host) noexcept
+{
+    return !host.empty() && std::all_of(host.begin(), host.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+               c == '.' || c == '_';
+    });
 }
 
 bool is_loopback_host(std::string_view host) noexcept

@@ -18,6 +18,11 @@ struct host_port {
 /// picks one). Errors carry a message saying what was wrong.
 boost::system::result<host_port, std::string> parse_host_port(std::string_view text);
 
+/// Letters, digits, '-', '.' and '_' (ASCII), not empty: a DNS name or an
+/// IPv4 address, and nothing a decoded URL host or a flag could smuggle in
+/// ('/', '@', ':', control bytes).
+bool is_host_name(std::string_view host) noexcept;
+
 /// 127.0.0.0/8, ::1 (also as ::ffff:127.x.y.z), and the name "localhost"
 /// (case-insensitive; a trailing dot allowed). Any other name is not
 /// loopback, because DNS could point it anywhere.

@@ -77,10 +77,7 @@ url_result from_view(std::string_view text, const boost::urls::url_view& u)
             // ("%2F", "%00"): origin(), the Host header and the resolver
             // would each read a different host.
             out.host = http::to_lower(u.host_name());
-            if (!std::all_of(out.host.begin(), out.host.end(), [](char c) {
-                    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-                           c == '_';
-                }))
+            if (!is_host_name(out.host))
                 return refuse(text, "a host name may hold only letters, digits, '-', '.' and '_'");
             break;
         default:

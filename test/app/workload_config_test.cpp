@@ -123,8 +123,9 @@ std::optional<std::pair<std::int64_t, std::string>> seen(const std::string& out,
 }
 
 // `tether exec`'s child: prints a line when it starts and on each SIGHUP,
-// with the wall clock (ns, to compare with configUpdatedAt), the version its TETHER_CONFIG_FILE shows (the
-// name ..data points at) and the file's content.
+// with the wall clock (ns, to compare with configUpdatedAt), the version its
+// TETHER_CONFIG_FILE shows (the name ..data points at) and the file's
+// content.
 constexpr const char* reload_child = R"(
 import os, signal, sys, time
 f = os.environ["TETHER_CONFIG_FILE"]

@@ -48,20 +48,21 @@ inline std::int64_t ts_ms(const std::string& line)
            std::stoll(t.substr(9, 3));
 }
 
+inline constexpr std::int64_t ms_per_day = 86'400'000;
+
 /// Milliseconds of the day now (UTC), to compare with ts_ms.
 inline std::int64_t now_ms_of_day()
 {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count();
-    return ms % 86'400'000;
+    return ms % ms_per_day;
 }
 
 /// Milliseconds from `from` to `to`, both of the day (UTC), across midnight.
 inline std::int64_t ms_between(std::int64_t from, std::int64_t to)
 {
-    constexpr std::int64_t day = 86'400'000;
-    return ((to - from) % day + day) % day;
+    return ((to - from) % ms_per_day + ms_per_day) % ms_per_day;
 }
 
 /// The millisecond of the day of a configUpdatedAt: the gateway's wall clock
@@ -69,7 +70,7 @@ inline std::int64_t ms_between(std::int64_t from, std::int64_t to)
 /// CLI's start, which under ASan on a busy machine takes hundreds of ms.
 inline std::int64_t ms_of_day(const std::string& config_updated_at)
 {
-    return std::stoll(config_updated_at) % 86'400'000;
+    return std::stoll(config_updated_at) % ms_per_day;
 }
 
 /// Log lines of `text` containing `needle`.
