@@ -172,6 +172,15 @@ void sqlite_storage::exec(const char* sql)
     }
 }
 
+void sqlite_storage::roll_back() noexcept
+{
+    // SQLite may have rolled back already (it can on SQLITE_FULL, IOERR,
+    // BUSY and NOMEM). A second ROLLBACK then fails, and its "no transaction
+    // is active" would replace the error that says what went wrong.
+    if (sqlite3_get_autocommit(db_) != 0) return;
+    (void)sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
 void sqlite_storage::migrate()
 {
     exec("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)");
@@ -193,7 +202,7 @@ void sqlite_storage::migrate()
             s.bind(1, v + 1).step();
             exec("COMMIT");
         } catch (...) {
-            exec("ROLLBACK");
+            roll_back();
             throw;
         }
     }
@@ -384,7 +393,7 @@ std::int64_t sqlite_storage::publish_config(const std::string& org_id, const std
         exec("COMMIT");
         return at;
     } catch (...) {
-        exec("ROLLBACK");
+        roll_back();
         throw;
     }
 }
@@ -429,7 +438,7 @@ std::int64_t sqlite_storage::append_event(const std::string& org_id, const std::
         exec("COMMIT");
         return id;
     } catch (...) {
-        exec("ROLLBACK");
+        roll_back();
         throw;
     }
 }

@@ -62,6 +62,9 @@ private:
     static credential_record credential_at(const statement& s);
     static node_record node_at(const statement& s);
     void exec(const char* sql);
+    /// Ends the open transaction, if SQLite has not; for error paths, so
+    /// it throws nothing and leaves the error in flight as it was.
+    void roll_back() noexcept;
     void migrate();
 
     sqlite3* db_ = nullptr;
