@@ -81,6 +81,8 @@ struct agent_metrics {
     counter config_fetches{0};
     counter config_applied_at_ms{0};  ///< wall time this node applied the current version; 0: loaded at start
     counter config_confirmed_ms{0};   ///< wall time the gateway last said this version is current
+    counter config_persisted_at{0};   ///< configUpdatedAt of the config in the state directory
+    counter config_persist_failures{0};
     config_problem config_last_error;
 
     // Event stream.

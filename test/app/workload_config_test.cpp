@@ -3,6 +3,7 @@
 // (--config-out), the local watch API (/v1/config, /v1/config/events).
 #include "support/child_process.hpp"
 #include "support/fleet.hpp"
+#include "support/small_disk.hpp"
 #include "support/text.hpp"
 
 #include <boost/json/parse.hpp>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <set>
 #include <sstream>
@@ -197,6 +199,102 @@ std::unique_ptr<child_process> exec_child(const std::filesystem::path& state, st
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(workload_config)
+
+// The node's disk fills. Nothing is lost: the new config is in force at
+// once and heartbeats go on, the files already there stay whole, and when
+// space returns the agent writes, unasked, both the state directory's copy
+// (which `tether exec` beside it follows, and its next start reads) and
+// the rendered file.
+BOOST_AUTO_TEST_CASE(a_full_disk_delays_the_files_and_loses_nothing)
+{
+    if (::geteuid() != 0) {
+        BOOST_TEST_MESSAGE("skipped: needs root to mount a small tmpfs");
+        return;
+    }
+    gateway_process gw;
+    temp_dir dir;
+    const tether::test::small_disk disk(dir.path() / "disk", "256k");
+    const auto state = disk.at / "state";
+    const auto out = disk.at / "out";
+    enroll(gw, state);
+    const int port = free_port();
+    auto agent = run_agent(
+        state, {"--config-out", out.string(), "--health-listen", "127.0.0.1:" + std::to_string(port)});
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return contains(e, "sse.connected"); }, 15s),
+        agent->err());
+    const auto v1 = gw.publish("acme", R"({"flags": {"one": true}})");
+    BOOST_TEST_REQUIRE(agent->wait_output(
+                           [&](const std::string& e) {
+                               return contains(e, "config.applied") && contains(e, v1) &&
+                                      contains(e, "config.rendered");
+                           },
+                           15s),
+                       agent->err());
+    auto follower = exec_child(state, {"--on-config-change", "signal:SIGHUP"});
+    BOOST_TEST_REQUIRE(follower->wait_output(
+                           [&](const std::string& s) {
+                               const auto l = lines_starting(s, "start");
+                               return !l.empty() && fields(l.back())[2] == v1;
+                           },
+                           15s, true),
+                       follower->out() + follower->err());
+
+    const auto identity = tether::test::read_file(state / "state.json");
+    const auto saved = tether::test::read_file(state / "config.json");
+    BOOST_TEST_REQUIRE(tether::test::fill_up(disk.at / "filler") == ENOSPC);
+    const auto beats = tether::test::count(agent->err(), "heartbeat.ok");
+    const auto v2 = gw.publish("acme", R"({"flags": {"two": true}})");
+    const auto said = [&](const char* what, const std::string& version) {
+        return [what, version](const std::string& e) {
+            for (const auto& l : tether::test::lines_with(e, what))
+                if (contains(l, version)) return true;
+            return false;
+        };
+    };
+    BOOST_TEST_REQUIRE(agent->wait_output(said("config.applied", v2), 15s), agent->err());
+    BOOST_TEST_REQUIRE(agent->wait_output(said("config.render_failed", v2), 15s), agent->err());
+    for (const char* what : {"config.persist_failed", "config.render_failed"})
+        BOOST_TEST(contains(tether::test::lines_with(agent->err(), what).front(), "No space left on device"),
+                   agent->err());
+    // In force, and said so, while the disk holds the old one whole.
+    const auto status = boost::json::parse(body_of(http_get(port, "/status")));
+    BOOST_TEST(std::to_string(status.at("config").at("version").to_number<std::int64_t>()) == v2);
+    BOOST_TEST(std::to_string(status.at("config").at("persistedVersion").to_number<std::int64_t>()) == v1);
+    const auto metrics = body_of(http_get(port, "/metrics"));
+    BOOST_TEST(contains(metrics, "tether_config_persisted_at " + v1), metrics);
+    BOOST_TEST(!contains(metrics, "tether_config_persist_failures_total 0\n"), metrics);
+    BOOST_TEST(tether::test::read_file(state / "config.json") == saved);
+    BOOST_TEST(tether::test::read_file(state / "state.json") == identity);
+    BOOST_TEST(tether::test::read_file(out / "config.json") == "{\"flags\":{\"one\":true}}\n");
+    for (const auto& e : std::filesystem::directory_iterator(state))
+        BOOST_TEST(!contains(e.path().filename().string(), ".tmp"), e.path());
+    BOOST_TEST(agent->wait_output(
+                   [&](const std::string& e) { return tether::test::count(e, "heartbeat.ok") > beats; }, 15s),
+               "heartbeats stopped with the disk full");
+
+    // Space returns: both files catch up without another publish.
+    std::filesystem::remove(disk.at / "filler");
+    BOOST_TEST_REQUIRE(agent->wait_output(said("config.persisted", v2), 15s), agent->err());
+    BOOST_TEST_REQUIRE(agent->wait_output(said("config.rendered", v2), 15s), agent->err());
+    BOOST_TEST(contains(tether::test::read_file(state / "config.json"), "\"two\":true"));
+    BOOST_TEST(tether::test::read_file(out / "config.json") == "{\"flags\":{\"two\":true}}\n");
+    BOOST_TEST(follower->wait_output(
+                   [&](const std::string& s) {
+                       const auto l = lines_starting(s, "hup");
+                       return !l.empty() && fields(l.back())[2] == v2 && contains(l.back(), "\"two\":true");
+                   },
+                   15s, true),
+               follower->out() + follower->err());
+    const auto after = boost::json::parse(body_of(http_get(port, "/status")));
+    BOOST_TEST(std::to_string(after.at("config").at("persistedVersion").to_number<std::int64_t>()) == v2);
+
+    // exec ends with its child's status: the Python child dies of SIGTERM.
+    follower->signal(SIGTERM);
+    BOOST_TEST(follower->wait_for(10s).value_or(-1) == 128 + SIGTERM, follower->err());
+    agent->signal(SIGTERM);
+    BOOST_TEST(agent->wait_for(10s).value_or(-1) == 0, agent->err());
+}
 
 BOOST_AUTO_TEST_CASE(a_publish_reaches_the_rendered_file_and_the_watch_streams_within_a_second)
 {

@@ -7,6 +7,7 @@
 #include "net/protojson.hpp"
 #include "net/rpc_client.hpp"
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/array.hpp>
 
@@ -16,7 +17,11 @@ namespace pj = net::protojson;
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
-config_sync_task::config_sync_task(deps d) : deps_(std::move(d)), wake_(deps_.ex, 1) {}
+config_sync_task::config_sync_task(deps d) : deps_(std::move(d)), wake_(deps_.ex, 1)
+{
+    // What the store starts with was read from the state directory.
+    deps_.metrics.config_persisted_at = deps_.store.updated_at();
+}
 
 std::int64_t config_sync_task::version_bound() const noexcept
 {
@@ -74,10 +79,27 @@ awaitable<void> config_sync_task::run()
     net::rpc_client rpc(http, deps_.server);
     backoff retry({1s, 60s}, deps_.rand);
     timer pause{ex};
+    timer persist_due{ex};
     auto next_fetch = std::chrono::steady_clock::time_point::min();
     for (;;) {
-        auto [ec] = co_await wake_.async_receive(nothrow);
-        (void)ec;
+        if (deps_.metrics.config_persisted_at.load() != deps_.store.updated_at()) {
+            // The disk refused the applied config: write it again when due,
+            // and meanwhile still take news as it comes.
+            using namespace asio::experimental::awaitable_operators;
+            persist_due.expires_at(next_persist_);
+            const auto woke = co_await (wake_.async_receive(nothrow) || persist_due.async_wait(nothrow));
+            if (cs.cancelled() != asio::cancellation_type::none) co_return;
+            if (woke.index() == 1) {
+                const auto applied = deps_.store.current();
+                (void)co_await persist(applied);
+                // On to the requests: a wake-up that came as the timer
+                // fired was taken by the losing receive and is gone, but
+                // what it announced is still pending.
+            }
+        } else {
+            auto [ec] = co_await wake_.async_receive(nothrow);
+            (void)ec;
+        }
         if (cs.cancelled() != asio::cancellation_type::none) co_return;
         // Requests that arrive during a fetch leave one wake-up behind, so
         // after any number of them this loop fetches at most once more.
@@ -178,23 +200,44 @@ awaitable<config_sync_task::outcome> config_sync_task::fetch_and_apply(net::rpc_
     deps_.metrics.config_last_error.clear();
     ++deps_.metrics.config_applies;
     // Persisted after applying: a crash in between costs one refetch, while
-    // a failing disk must not stop the node from enforcing the new config.
-    std::function<int()> persist = [file = deps_.paths.config_file(),
-                                    text = settings::encode_config_file(*next)] {
-        auth::write_atomically(file, text);
-        return 0;
-    };
-    try {
-        co_await blocking_call(deps_.blocking, std::move(persist));
-    } catch (const std::exception& e) {
-        log.warn("config.persist_failed",
-                 {{"file", deps_.paths.config_file().string()}, {"error", e.what()}});
-    }
-    // Logged once in force and on disk, so the line means both.
+    // a failing disk must not stop the node from enforcing the new config
+    // (run() writes it again until the disk takes it).
+    (void)co_await persist(next);
+    // Logged once in force and, unless the disk refused it, on disk.
     json::array keys;
     for (const auto& k : next->keys()) keys.emplace_back(k);
     log.info("config.applied", {{"configUpdatedAt", *at}, {"keys", keys}, {"source", source}});
     co_return outcome::done;
+}
+
+awaitable<bool> config_sync_task::persist(settings::config_ptr cfg)
+{
+    const auto file = deps_.paths.config_file();
+    std::function<int()> write = [file, text = settings::encode_config_file(*cfg)] {
+        auth::write_atomically(file, text);
+        return 0;
+    };
+    try {
+        co_await blocking_call(deps_.blocking, std::move(write));
+    } catch (const std::exception& e) {
+        ++failed_writes_;
+        ++deps_.metrics.config_persist_failures;
+        next_persist_ = std::chrono::steady_clock::now() + deps_.persist_retry;
+        deps_.log.warn("config.persist_failed",
+                       {{"file", file.string()},
+                        {"configUpdatedAt", cfg->updated_at},
+                        {"error", e.what()},
+                        {"action", "in force in memory; writing it again in " +
+                                       std::to_string(deps_.persist_retry.count()) + " ms"}});
+        co_return false;
+    }
+    deps_.metrics.config_persisted_at = cfg->updated_at;
+    if (failed_writes_ > 0)
+        deps_.log.info("config.persisted", {{"file", file.string()},
+                                            {"configUpdatedAt", cfg->updated_at},
+                                            {"failedWrites", failed_writes_}});
+    failed_writes_ = 0;
+    co_return true;
 }
 
 }  // namespace tether::app

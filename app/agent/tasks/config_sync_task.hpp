@@ -39,6 +39,10 @@ public:
         /// A configUpdatedAt further ahead of the gateway's clock than this is
         /// refused (a version from the future would shadow every real publish).
         std::chrono::milliseconds max_version_ahead{std::chrono::hours(24)};
+        /// After a failed write of the applied config to the state directory
+        /// (a full disk), the write is tried again this often until it
+        /// succeeds: `tether exec` beside us and our next start read it.
+        std::chrono::milliseconds persist_retry{5000};
     };
 
     explicit config_sync_task(deps d);
@@ -49,7 +53,8 @@ public:
     void request(std::optional<std::int64_t> at, std::string_view source);
 
     /// The task: runs until cancelled. Failed fetches are retried with
-    /// backoff (1 s to 60 s) while a request is pending.
+    /// backoff (1 s to 60 s) while a request is pending, a failed write of
+    /// the applied config every persist_retry until it succeeds.
     awaitable<void> run();
 
     [[nodiscard]] std::int64_t fetches() const noexcept { return deps_.metrics.config_fetches.load(); }
@@ -71,11 +76,17 @@ private:
     /// The applied version is one no real publish can follow (beyond the bound).
     [[nodiscard]] bool applied_is_from_the_future() const noexcept;
     awaitable<outcome> fetch_and_apply(net::rpc_client& rpc, std::string source);
+    /// Writes `cfg` to the state directory; false (logged, counted) when the
+    /// disk refuses it.
+    awaitable<bool> persist(settings::config_ptr cfg);
 
     deps deps_;
     std::mutex mutex_;
     pending pending_;
     std::atomic<std::int64_t> rejected_at_{0};  // a rejected version is not fetched again
+    // Only the task's coroutine touches these.
+    std::int64_t failed_writes_ = 0;  // in a row, for the line that reports the recovery
+    std::chrono::steady_clock::time_point next_persist_{};
     asio::experimental::concurrent_channel<void(error_code)> wake_;
 };
 

@@ -97,6 +97,12 @@ std::string metrics_text(const agent_metrics& m, const health_sources& src)
     p.sample("tether_config_applies_total", m.config_applies.load());
     p.family("tether_config_rejections_total", "counter", "Runtime config documents rejected by validation.");
     p.sample("tether_config_rejections_total", m.config_rejections.load());
+    p.family("tether_config_persisted_at", "gauge",
+             "configUpdatedAt of the config in the state directory (behind while the disk refuses it).");
+    p.sample("tether_config_persisted_at", m.config_persisted_at.load());
+    p.family("tether_config_persist_failures_total", "counter",
+             "Failed writes of the applied config to the state directory.");
+    p.sample("tether_config_persist_failures_total", m.config_persist_failures.load());
     p.family("tether_config_fetches_total", "counter", "GetRuntimeConfig calls that answered.");
     p.sample("tether_config_fetches_total", m.config_fetches.load());
     p.family("tether_dispatch_queue_depth", "gauge", "Events waiting for their handlers.");
@@ -156,7 +162,8 @@ net::handler health_handler(health_sources src)
                                   {"configRejections", m.config_rejections.load()},
                                   {"streamConnects", m.stream_connects.load()},
                                   {"realtimeConnected", m.realtime_connected.load()}};
-            boost::json::object config{{"version", m.config_updated_at.load()}};
+            boost::json::object config{{"version", m.config_updated_at.load()},
+                                       {"persistedVersion", m.config_persisted_at.load()}};
             const auto applied = m.config_applied_at_ms.load();
             config["appliedAt"] = applied > 0 ? boost::json::value(applied) : boost::json::value(nullptr);
             const auto confirmed = m.config_confirmed_ms.load();
