@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace tether::auth {
 
@@ -81,6 +82,35 @@ void write_atomically(const std::filesystem::path& file, std::string_view conten
         ::fsync(dfd);
         ::close(dfd);
     }
+}
+
+space_reservation::space_reservation(std::filesystem::path file, std::size_t bytes) : file_(std::move(file))
+{
+    const int fd = ::open(file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) throw std::runtime_error("cannot create " + file_.string() + ": " + errno_text());
+    held_ = true;
+    try {
+        // Written, not fallocated: every file system takes a write, and the
+        // blocks then exist whatever the file system does with holes.
+        write_all(fd, std::string(bytes, '\0'), file_);
+        if (::fsync(fd) != 0)
+            throw std::runtime_error("cannot fsync " + file_.string() + ": " + errno_text());
+    } catch (...) {
+        ::close(fd);
+        release();
+        throw;
+    }
+    ::close(fd);
+}
+
+space_reservation::~space_reservation()
+{
+    release();
+}
+
+void space_reservation::release() noexcept
+{
+    if (std::exchange(held_, false)) ::unlink(file_.c_str());
 }
 
 node_state load_state(const state_paths& p)

@@ -33,6 +33,24 @@ struct state_error : std::runtime_error {
 /// the old or the new file: temp file (0600) + fsync + rename + fsync(dir).
 void write_atomically(const std::filesystem::path& file, std::string_view content);
 
+/// `bytes` of disk space held in `file` (written and fsynced, so the file
+/// system has allocated them) until release() or destruction, which remove
+/// the file: room for writes that must not fail for want of it later.
+class space_reservation {
+public:
+    /// Throws std::runtime_error naming the file and the system's reason
+    /// (a full disk) when the room is not there, leaving no file behind.
+    space_reservation(std::filesystem::path file, std::size_t bytes);
+    ~space_reservation();
+    space_reservation(const space_reservation&) = delete;
+    space_reservation& operator=(const space_reservation&) = delete;
+    void release() noexcept;
+
+private:
+    std::filesystem::path file_;
+    bool held_ = false;
+};
+
 /// Reads state.json. Throws state_error naming the file when it is missing
 /// or malformed, or when it holds no api key.
 node_state load_state(const state_paths& p);

@@ -17,6 +17,7 @@
 
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 namespace tether::app {
 
@@ -24,6 +25,11 @@ namespace {
 
 namespace json = boost::json;
 namespace pj = net::protojson;
+
+/// What the identity's files take while they are written (each through a
+/// temporary file of its own), with room to spare for file systems with
+/// blocks larger than 4 KiB.
+constexpr std::size_t identity_room = 64 * 1024;
 
 std::string host_name()
 {
@@ -69,6 +75,17 @@ int agent_enroll(invocation& inv)
     const auth::state_lock lock(paths, true);
     const auto key = auth::generate_key();
     const std::string name = inv.args.value("name").value_or(host_name());
+    // Room for the identity before the code is spent: a disk found full
+    // after Enroll would leave a registered node whose key no one holds,
+    // and a single-use code gone with it. Released just before the writes.
+    std::optional<auth::space_reservation> room;
+    try {
+        room.emplace(paths.dir / "enroll.reserved", identity_room);
+    } catch (const std::runtime_error& e) {
+        throw fatal_exit(exit_status::failure, "no room for this node's identity in " + paths.dir.string() +
+                                                   " (" + e.what() +
+                                                   "); nothing was sent, the enrollment code is still good");
+    }
 
     asio::io_context ioc;
     net::http_client http(ioc.get_executor(), tls);
@@ -107,11 +124,20 @@ int agent_enroll(invocation& inv)
     st.node_name = name;
     if (st.node_id.empty() || st.api_key.empty())
         throw fatal_exit(exit_status::failure, "Enroll answered without an identity");
-    // Key first: a state.json that names a key which is not on disk would be
-    // an identity nobody can use.
-    auth::save_key(paths, key.private_pem);
-    std::filesystem::remove(paths.config_file(), ec);
-    auth::save_state(paths, st);
+    room->release();
+    try {
+        // Key first: a state.json that names a key which is not on disk
+        // would be an identity nobody can use.
+        auth::save_key(paths, key.private_pem);
+        std::filesystem::remove(paths.config_file(), ec);
+        auth::save_state(paths, st);
+    } catch (const std::runtime_error& e) {
+        // Only when something else took the room meanwhile.
+        throw fatal_exit(exit_status::failure,
+                         "enrolled as " + st.node_id + " but could not save its identity (" + e.what() +
+                             "); revoke " + st.node_id +
+                             " (tether-gateway admin revoke) and enroll with a new code");
+    }
 
     // Prove the identity works before declaring success.
     asio::io_context ioc2;

@@ -5,11 +5,15 @@
 #include "net/protojson.hpp"
 #include "support/child_process.hpp"
 #include "support/fleet.hpp"
+#include "support/small_disk.hpp"
 #include "support/text.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <fstream>
 #include <sstream>
@@ -211,6 +215,42 @@ BOOST_AUTO_TEST_CASE(enroll_guards)
     BOOST_TEST(tether::test::run(binary("tether-gateway"),
                                  gw.admin({"create-enrollment-code", "--org", "acme", "--uses", "0"}))
                    .status == 2);
+}
+
+// A node whose disk is full cannot keep an identity: enroll says so before
+// it spends the single-use code, registers no node, and works with the
+// same code once there is space.
+BOOST_AUTO_TEST_CASE(enroll_on_a_full_disk_keeps_the_code)
+{
+    if (::geteuid() != 0) {
+        BOOST_TEST_MESSAGE("skipped: needs root to mount a small tmpfs");
+        return;
+    }
+    gateway_process gw;
+    temp_dir dir;
+    const tether::test::small_disk disk(dir.path() / "disk", "256k");
+    const auto state = disk.at / "state";
+    const auto code = gw.code("acme");
+    BOOST_TEST_REQUIRE(tether::test::fill_up(disk.at / "filler") == ENOSPC);
+    const std::vector<std::string> args{"enroll",      "--server",     gw.url,   "--code", code,
+                                        "--state-dir", state.string(), "--name", "full"};
+    const auto full = tether::test::run(binary("tether"), args);
+    BOOST_TEST(full.status == 1, full.err);
+    BOOST_TEST(contains(full.err, "No space left on device"), full.err);
+    BOOST_TEST(contains(full.err, "the enrollment code is still good"), full.err);
+    BOOST_TEST(!std::filesystem::exists(state / "state.json"));
+    BOOST_TEST(!std::filesystem::exists(state / "node.key"));
+    BOOST_TEST(!std::filesystem::exists(state / "enroll.reserved"));
+    const auto nodes = tether::test::run(binary("tether-gateway"), gw.admin({"nodes"}));
+    BOOST_TEST(!contains(nodes.out, "full"), nodes.out);
+
+    std::filesystem::remove(disk.at / "filler");
+    const auto room = tether::test::run(binary("tether"), args);
+    BOOST_TEST_REQUIRE(room.status == 0, room.err);
+    BOOST_TEST(!std::filesystem::exists(state / "enroll.reserved"));
+    const auto st = boost::json::parse(tether::test::read_file(state / "state.json"));
+    BOOST_TEST(contains(tether::test::run(binary("tether-gateway"), gw.admin({"nodes"})).out,
+                        std::string(st.at("nodeId").as_string())));
 }
 
 BOOST_AUTO_TEST_CASE(state_without_api_key_exits_2_without_locking)
