@@ -2,6 +2,7 @@
 // measured ("drill N: ...") and asserts the promise it checks.
 #include "support/child_process.hpp"
 #include "support/fleet.hpp"
+#include "support/small_disk.hpp"
 #include "support/text.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -289,6 +291,38 @@ BOOST_AUTO_TEST_CASE(gateway_data_dir_it_does_not_own)
         mine.err());
     BOOST_TEST(mode_of(own.string()) == 0700);
     BOOST_TEST(!contains(mine.err(), "gateway.data_dir_shared"));
+}
+
+// A first start on a full disk is refused with the reason, and leaves no
+// empty admin.token behind to refuse every start after it.
+BOOST_AUTO_TEST_CASE(gateway_first_start_on_a_full_disk_leaves_no_token_behind)
+{
+    if (::geteuid() != 0) {
+        BOOST_TEST_MESSAGE("skipped: needs root to mount a small tmpfs");
+        return;
+    }
+    t::temp_dir dir;
+    const t::small_disk disk(dir.path() / "disk", "256k");
+    const auto data = disk.at / "gw";
+    BOOST_TEST_REQUIRE(t::fill_up(disk.at / "filler") == ENOSPC);
+    const std::vector<std::string> serve{"serve",       "--listen",     "127.0.0.1:0", "--data-dir",
+                                         data.string(), "--log-format", "json"};
+    const auto full = t::run(t::binary("tether-gateway"), serve);
+    BOOST_TEST(full.status != 0);
+    BOOST_TEST(contains(full.err, "cannot write admin token file"), full.err);
+    BOOST_TEST(contains(full.err, "No space left on device"), full.err);
+    BOOST_TEST(!std::filesystem::exists(data / "admin.token"));
+    for (const auto& e : std::filesystem::directory_iterator(data))
+        BOOST_TEST(!contains(e.path().filename().string(), ".tmp"), e.path());
+
+    std::filesystem::remove(disk.at / "filler");
+    t::child_process gw(t::binary("tether-gateway"), serve);
+    BOOST_TEST_REQUIRE(
+        gw.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s), gw.err());
+    BOOST_TEST(contains(gw.err(), "\"created\":true"), gw.err());
+    BOOST_TEST(t::read_file(data / "admin.token").size() > 32U);
+    gw.signal(SIGTERM);
+    BOOST_TEST(gw.wait_for(10s).value_or(-1) == 0, gw.err());
 }
 
 // A Kubernetes Secret mounted with an fsGroup is 0440, group the pod's: the
