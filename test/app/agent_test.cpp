@@ -11,8 +11,6 @@
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 
-#include <unistd.h>
-
 #include <cerrno>
 #include <csignal>
 #include <fstream>
@@ -222,10 +220,7 @@ BOOST_AUTO_TEST_CASE(enroll_guards)
 // same code once there is space.
 BOOST_AUTO_TEST_CASE(enroll_on_a_full_disk_keeps_the_code)
 {
-    if (::geteuid() != 0) {
-        BOOST_TEST_MESSAGE("skipped: needs root to mount a small tmpfs");
-        return;
-    }
+    if (!tether::test::can_mount()) return;
     gateway_process gw;
     temp_dir dir;
     const tether::test::small_disk disk(dir.path() / "disk", "256k");

@@ -207,10 +207,7 @@ BOOST_AUTO_TEST_SUITE(workload_config)
 // the rendered file.
 BOOST_AUTO_TEST_CASE(a_full_disk_delays_the_files_and_loses_nothing)
 {
-    if (::geteuid() != 0) {
-        BOOST_TEST_MESSAGE("skipped: needs root to mount a small tmpfs");
-        return;
-    }
+    if (!tether::test::can_mount()) return;
     gateway_process gw;
     temp_dir dir;
     const tether::test::small_disk disk(dir.path() / "disk", "256k");

@@ -9,8 +9,6 @@
 
 #include <boost/test/unit_test.hpp>
 
-#include <unistd.h>
-
 #include <cerrno>
 #include <functional>
 #include <stdexcept>
@@ -38,10 +36,7 @@ BOOST_AUTO_TEST_SUITE(sqlite_storage_suite)
 
 BOOST_AUTO_TEST_CASE(a_full_disk_fails_writes_with_their_own_error_and_loses_nothing)
 {
-    if (::geteuid() != 0) {
-        BOOST_TEST_MESSAGE("skipped: needs root to mount a small tmpfs");
-        return;
-    }
+    if (!t::can_mount()) return;
     t::temp_dir dir;
     const t::small_disk disk(dir.path() / "disk", "1m");
     sqlite_storage db(disk.at / "tether.db");

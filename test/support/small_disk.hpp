@@ -2,6 +2,8 @@
 // the disk has no space left.
 #pragma once
 
+#include <boost/test/unit_test.hpp>
+
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <unistd.h>
@@ -13,6 +15,16 @@
 #include <string>
 
 namespace tether::test {
+
+/// Mounting needs root: without it a test that needs a small disk says so
+/// and ends early (`if (!can_mount()) return;`), as the drills that need
+/// `unshare` would fail.
+inline bool can_mount()
+{
+    if (::geteuid() == 0) return true;
+    BOOST_TEST_MESSAGE("skipped: needs root to mount a small tmpfs");
+    return false;
+}
 
 /// A tmpfs of `size` ("256k") mounted on `where`, unmounted when destroyed
 /// (lazily: a process under test may still hold a descriptor in it).
