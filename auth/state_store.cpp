@@ -1,5 +1,7 @@
 #include "auth/state_store.hpp"
 
+#include "base/whole_file.hpp"
+
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -22,16 +24,6 @@ namespace {
 std::string errno_text()
 {
     return std::strerror(errno);
-}
-
-void write_all(int fd, std::string_view data, const std::filesystem::path& what)
-{
-    while (!data.empty()) {
-        const ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) throw std::runtime_error("cannot write " + what.string() + ": " + errno_text());
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
 }
 
 std::string read_private_file(const std::filesystem::path& file)
@@ -57,31 +49,7 @@ std::string read_private_file(const std::filesystem::path& file)
 
 void write_atomically(const std::filesystem::path& file, std::string_view content)
 {
-    const auto dir = file.parent_path();
-    auto tmp = file;
-    tmp += ".tmp-" + std::to_string(::getpid());
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) throw std::runtime_error("cannot create " + tmp.string() + ": " + errno_text());
-    try {
-        write_all(fd, content, tmp);
-        if (::fsync(fd) != 0) throw std::runtime_error("cannot fsync " + tmp.string() + ": " + errno_text());
-    } catch (...) {
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        throw;
-    }
-    ::close(fd);
-    if (::rename(tmp.c_str(), file.c_str()) != 0) {
-        const auto why = errno_text();
-        ::unlink(tmp.c_str());
-        throw std::runtime_error("cannot replace " + file.string() + ": " + why);
-    }
-    // The rename is durable only once the directory entry is.
-    const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
-    }
+    (void)publish_whole_file(file, content, if_exists::replace);
 }
 
 space_reservation::space_reservation(std::filesystem::path file, std::size_t bytes) : file_(std::move(file))

@@ -1,6 +1,7 @@
 #include "app/gateway/admin_token.hpp"
 
 #include "base/random_bytes.hpp"
+#include "base/whole_file.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,7 +11,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
-#include <string_view>
+#include <system_error>
 
 namespace tether::app {
 
@@ -31,63 +32,25 @@ bool private_enough(const struct stat& st)
     return false;
 }
 
-std::string errno_text()
-{
-    return std::strerror(errno);
-}
-
-/// Writes a new token whole under a name of its own, then links it into
-/// place: the file is never seen empty or half-written (a full disk, a
-/// crash, a second gateway reading it as the first writes), and link()
-/// fails with EEXIST rather than replace a token another gateway made.
-/// False when another one did.
-bool create_token_file(const std::filesystem::path& file)
-{
-    const auto tmp = file.string() + ".tmp-" + random_token(8);
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        throw std::runtime_error("cannot create admin token file " + file.string() + ": " + errno_text());
-    std::string token = random_token(32) + "\n";
-    std::string_view rest = token;
-    int failed = 0;
-    while (!rest.empty() && failed == 0) {
-        const ssize_t n = ::write(fd, rest.data(), rest.size());
-        if (n > 0)
-            rest.remove_prefix(static_cast<std::size_t>(n));
-        else if (n == 0 || errno != EINTR)
-            failed = n == 0 ? EIO : errno;
-    }
-    if (failed == 0 && ::fsync(fd) != 0) failed = errno;
-    ::explicit_bzero(token.data(), token.size());
-    ::close(fd);
-    bool ours = false;
-    if (failed == 0) {
-        if (::link(tmp.c_str(), file.c_str()) == 0)
-            ours = true;
-        else if (errno != EEXIST)
-            failed = errno;
-    }
-    ::unlink(tmp.c_str());
-    if (failed != 0)
-        throw std::runtime_error("cannot write admin token file " + file.string() + ": " +
-                                 std::strerror(failed));
-    // The new name is durable only once the directory entry is.
-    const auto dir = file.parent_path();
-    if (const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
-    }
-    return ours;
-}
-
 }  // namespace
 
 secret load_admin_token(const std::filesystem::path& file, bool create, bool* created)
 {
     if (created) *created = false;
     if (create && !std::filesystem::exists(std::filesystem::symlink_status(file))) {
-        if (create_token_file(file) && created) *created = true;
+        // Published whole: an empty or half-written token (a full disk, a
+        // crash, a second gateway reading as the first writes) would refuse
+        // every start after it. Of two gateways starting at once, one wins.
+        std::string token = random_token(32) + "\n";
+        try {
+            const bool ours = publish_whole_file(file, token, if_exists::keep);
+            if (created) *created = ours;
+        } catch (const std::system_error& e) {
+            ::explicit_bzero(token.data(), token.size());
+            throw std::runtime_error("cannot write admin token file " + file.string() + ": " +
+                                     e.code().message());
+        }
+        ::explicit_bzero(token.data(), token.size());
     }
     const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)

@@ -1,0 +1,73 @@
+#include "base/whole_file.hpp"
+
+#include "base/random_bytes.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+#include <system_error>
+
+namespace tether {
+
+namespace {
+
+[[noreturn]] void fail(int err, const std::string& what)
+{
+    throw std::system_error(err, std::generic_category(), what);
+}
+
+}  // namespace
+
+void write_all(int fd, std::string_view data, const std::filesystem::path& what)
+{
+    while (!data.empty()) {
+        const ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) fail(n < 0 ? errno : EIO, "cannot write " + what.string());
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+}
+
+bool publish_whole_file(const std::filesystem::path& file, std::string_view content, if_exists mode)
+{
+    // A name no other writer picks (two containers' PID 1 share a volume).
+    auto tmp = file;
+    tmp += ".tmp-" + random_token(8);
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) fail(errno, "cannot create " + tmp.string());
+    try {
+        write_all(fd, content, tmp);
+        if (::fsync(fd) != 0) fail(errno, "cannot fsync " + tmp.string());
+    } catch (...) {
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw;
+    }
+    ::close(fd);
+    bool published = true;
+    if (mode == if_exists::replace) {
+        if (::rename(tmp.c_str(), file.c_str()) != 0) {
+            const int err = errno;
+            ::unlink(tmp.c_str());
+            fail(err, "cannot replace " + file.string());
+        }
+    } else {
+        const int rc = ::link(tmp.c_str(), file.c_str());
+        const int err = errno;
+        ::unlink(tmp.c_str());
+        if (rc != 0 && err != EEXIST) fail(err, "cannot create " + file.string());
+        published = rc == 0;
+    }
+    // The new name is durable only once the directory entry is.
+    const auto dir = file.parent_path();
+    if (const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+    return published;
+}
+
+}  // namespace tether

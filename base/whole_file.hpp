@@ -1,0 +1,28 @@
+// Files others read, published whole: written under a name of their own,
+// fsynced, then moved into place and the directory fsynced. A reader, or
+// the next start after a crash or a full disk, finds the old file or the
+// new one, never a part of one. Blocking: run it where blocking is allowed.
+#pragma once
+
+#include <filesystem>
+#include <string_view>
+
+namespace tether {
+
+enum class if_exists {
+    replace,  ///< rename(): the new file takes the name
+    keep,     ///< link(): fails rather than replace, so of two writers one wins
+};
+
+/// Publishes `content` as `file` (0600 before the umask). With
+/// if_exists::keep an existing file stays as it is and the answer is false.
+/// Throws std::system_error ("cannot write F.tmp-X: No space left on
+/// device") naming the path, with the errno as its code; the temporary
+/// name is gone either way.
+bool publish_whole_file(const std::filesystem::path& file, std::string_view content, if_exists mode);
+
+/// Writes all of `data` to `fd`, again after EINTR and short writes; throws
+/// std::system_error naming `what`.
+void write_all(int fd, std::string_view data, const std::filesystem::path& what);
+
+}  // namespace tether
