@@ -2,10 +2,16 @@
 // back. The cases both backends pass are gateway_test.cpp's.
 #include "support/gateway_fixture.hpp"
 #include "support/postgres_fixture_backend.hpp"
+#include "support/small_disk.hpp"
 
 #include <boost/test/unit_test.hpp>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
 
 using namespace std::chrono_literals;
 using tether::test::gateway_fixture;
@@ -62,6 +68,102 @@ BOOST_AUTO_TEST_CASE(a_real_database_outage_fails_fast_keeps_streams_and_recover
     const auto events = g.read_events(*stream, 1, 5s);
     BOOST_TEST_REQUIRE(!events.empty(), g.logs.all());
     BOOST_TEST(events.back().data.find(std::to_string(at)) != std::string::npos, events.back().data);
+    stream.reset();
+    g.stop();
+}
+
+namespace {
+
+/// `n` hex digits no two publishes share and PostgreSQL cannot compress
+/// (its pglz finds no repeats in them): every publish needs new pages.
+std::string incompressible(std::size_t n, std::uint64_t seed)
+{
+    std::string out;
+    std::uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
+    while (out.size() < n) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out += "0123456789abcdef"[x & 15];
+    }
+    return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_full_database_disk_refuses_writes_keeps_what_committed_and_recovers)
+{
+    // The databases' files on a small disk of their own; the write-ahead log
+    // elsewhere, so PostgreSQL fails statements ("could not extend file")
+    // and stays up. (A full write-ahead log stops the server itself: that
+    // is the outage above.)
+    if (!tether::test::can_mount()) return;
+    tether::test::temp_dir where;
+    // The server's user must reach its data directory through this one.
+    std::filesystem::permissions(where.path(), std::filesystem::perms::others_exec,
+                                 std::filesystem::perm_options::add);
+    tether::test::small_disk disk(where.path() / "disk", "64m");
+    tether::test::postgres_server own(disk.at / "data");
+    tether::test::fixture_cluster = &own;
+    gateway_fixture g;
+    tether::test::fixture_cluster = nullptr;
+
+    const auto n = g.enroll("acme");
+    const auto s = g.session(n);
+    auto [status, stream] = g.open_stream(g.stream_token(s), "0");
+    BOOST_TEST_REQUIRE(status == 200u);
+    const auto first = g.publish("acme", {{"payload", incompressible(6000, 0)}});
+    BOOST_TEST_REQUIRE(g.read_events(*stream, 1).size() == 1u);
+
+    BOOST_TEST_REQUIRE(tether::test::fill_up(disk.at / "filler") == ENOSPC);
+    // Pages with room left may take a publish or two; one of these must be
+    // refused, as unavailable (a retry later may work), not as a 500.
+    std::vector<std::int64_t> committed;
+    std::optional<net::connect::error> refused;
+    for (int i = 1; i <= 64 && !refused; ++i) {
+        auto r = g.admin_call("PublishConfig",
+                              {{"orgId", "acme"}, {"config", {{"payload", incompressible(6000, i)}}}});
+        if (r)
+            committed.push_back(std::stoll(std::string(r->at("configUpdatedAt").as_string())));
+        else
+            refused = r.error();
+    }
+    BOOST_TEST_REQUIRE(refused.has_value(), "64 publishes of 6 KB fit on a full disk");
+    BOOST_TEST_MESSAGE(committed.size() << " publishes committed on the full disk before one was refused");
+    BOOST_TEST((refused->c == code::unavailable), refused->message);
+    const auto failed = g.logs.events("gateway.storage_failed");
+    BOOST_TEST_REQUIRE(!failed.empty(), g.logs.all());
+    const std::string why(failed.back().at("error").as_string());
+    BOOST_TEST(why.find("53100") != std::string::npos, why);  // disk_full
+    BOOST_TEST(why.find("No space left on device") != std::string::npos, why);
+
+    // Reads go on: the node's config is the last one that committed, and
+    // the gateway is ready.
+    const auto last = committed.empty() ? first : committed.back();
+    auto cfg = g.node("GetRuntimeConfig", {}, s);
+    BOOST_TEST_REQUIRE(cfg.has_value(), cfg.error().message);
+    BOOST_TEST(std::string(cfg->at("configUpdatedAt").as_string()) == std::to_string(last));
+    net::http::request ready;
+    ready.target = "/readyz";
+    auto r = tether::test::run_for(g.ioc, g.http().request(g.server().base(), ready, 5s));
+    BOOST_TEST_REQUIRE(r.has_value());
+    BOOST_TEST(r->status == 200u);
+
+    // Room again: the same gateway, connections and session write at once.
+    std::filesystem::remove(disk.at / "filler");
+    const auto after = g.publish("acme", {{"payload", incompressible(6000, 1000)}});
+    BOOST_TEST(after > last);
+    committed.push_back(after);
+    // The stream that stayed open has every publish that committed, in
+    // order, and nothing of the refused one.
+    const auto events = g.read_events(*stream, committed.size(), 5s);
+    BOOST_TEST_REQUIRE(events.size() == committed.size(), g.logs.all());
+    for (std::size_t i = 0; i < committed.size(); ++i)
+        BOOST_TEST(events[i].data.find(std::to_string(committed[i])) != std::string::npos, events[i].data);
+    BOOST_TEST(g.service().hub().connections() == 1u);
+    BOOST_TEST(g.node("Heartbeat", {}, s).has_value());
+    // No connection was dropped for it: a full disk is not a lost database.
+    BOOST_TEST(!g.logs.has("postgres.connection_lost"), g.logs.all());
     stream.reset();
     g.stop();
 }

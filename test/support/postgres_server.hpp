@@ -17,19 +17,28 @@ namespace tether::test {
 
 class postgres_server {
 public:
-    postgres_server()
+    /// `data_dir`, when given, holds the databases' files (a small disk
+    /// that fills); the write-ahead log and the server's log stay in the
+    /// cluster's own temp directory, so a full `data_dir` fails statements
+    /// but does not stop the server.
+    explicit postgres_server(const std::filesystem::path& data_dir = {})
     {
         const std::filesystem::path bin = "/usr/lib/postgresql/15/bin";
-        data_ = dir_.path() / "data";
+        data_ = data_dir.empty() ? dir_.path() / "data" : data_dir;
         socket_dir_ = dir_.path() / "sock";
         std::filesystem::create_directories(socket_dir_);
+        std::filesystem::create_directories(data_);
         if (::geteuid() == 0) {
             // initdb refuses root: the cluster belongs to `postgres`.
-            const auto chown = run("/bin/chown", {"-R", "postgres:postgres", dir_.path().string()});
-            if (chown.status != 0) throw std::runtime_error("chown for postgres: " + chown.err);
+            for (const auto& mine : {dir_.path(), data_}) {
+                const auto chown = run("/bin/chown", {"-R", "postgres:postgres", mine.string()});
+                if (chown.status != 0) throw std::runtime_error("chown for postgres: " + chown.err);
+            }
         }
-        const auto init = as_owner(bin / "initdb", {"-D", data_.string(), "-A", "trust", "-U", "postgres",
-                                                    "--no-sync", "-E", "UTF8", "--locale=C"});
+        std::vector<std::string> init_args{"-D",       data_.string(), "-A", "trust", "-U",
+                                           "postgres", "--no-sync",    "-E", "UTF8",  "--locale=C"};
+        if (!data_dir.empty()) init_args.push_back("--waldir=" + (dir_.path() / "wal").string());
+        const auto init = as_owner(bin / "initdb", std::move(init_args));
         if (init.status != 0) throw std::runtime_error("initdb failed: " + init.err + init.out);
         start();
     }
