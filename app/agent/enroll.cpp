@@ -82,7 +82,7 @@ int agent_enroll(invocation& inv)
     try {
         room.emplace(paths.dir / "enroll.reserved", identity_room);
     } catch (const std::runtime_error& e) {
-        throw fatal_exit(exit_status::failure, "no room for this node's identity in " + paths.dir.string() +
+        throw fatal_exit(exit_status::failure, "cannot store this node's identity in " + paths.dir.string() +
                                                    " (" + e.what() +
                                                    "); nothing was sent, the enrollment code is still good");
     }
