@@ -10,10 +10,12 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -63,6 +65,89 @@ void refuses_hostile_framing(int port, const std::string& ok_request, const std:
                "HTTP/1.1 400 Bad Request");
     // Still serving.
     BOOST_TEST(status_line(t::raw_exchange(port, ok_request)) == ok_status);
+}
+
+/// Descriptors the process `pid` holds now.
+std::size_t open_descriptors(int pid)
+{
+    std::error_code ec;
+    std::size_t n = 0;
+    for (std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end;
+         !ec && it != end; it.increment(ec))
+        ++n;
+    return n;
+}
+
+/// Closes with a reset (SO_LINGER 0) instead of a FIN: a peer that vanished.
+void reset(int fd)
+{
+    const linger l{1, 0};
+    (void)::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    ::close(fd);
+}
+
+/// Connections that end every way a client can end one, `rounds` times.
+/// Some of each round are open at the same time; all are closed (by this
+/// side) when it returns.
+void connection_storm(int port, const std::string& stream_request, int rounds)
+{
+    for (int round = 0; round < rounds; ++round) {
+        std::vector<int> open;
+        const auto connect = [&] {
+            const int fd = t::connect_loopback(port);
+            BOOST_TEST_REQUIRE(fd >= 0);
+            open.push_back(fd);
+            return fd;
+        };
+        (void)connect();                                            // nothing sent
+        reset(t::connect_loopback(port));                           // gone at once
+        (void)t::send_all(connect(), "GET /livez HTTP/1.1\r\nHo");  // half a head
+        (void)t::send_all(connect(), "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n0123456789");
+        (void)t::send_all(connect(), big_trailer_value);  // refused with 431
+        // Requests pipelined, none of the answers read.
+        std::string many;
+        for (int i = 0; i < 8; ++i) many += "GET /livez HTTP/1.1\r\nHost: h\r\n\r\n";
+        (void)t::send_all(connect(), many);
+        // A stream that starts, then its reader vanishes.
+        const int stream = t::connect_loopback(port);
+        BOOST_TEST_REQUIRE(stream >= 0);
+        BOOST_TEST_REQUIRE(t::send_all(stream, stream_request));
+        pollfd p{stream, POLLIN, 0};
+        BOOST_TEST(::poll(&p, 1, 5000) == 1, "no answer to the stream request");
+        reset(stream);
+        // Half of the others end with a FIN, half with a reset.
+        for (std::size_t i = 0; i < open.size(); ++i) {
+            if (i % 2 != 0)
+                ::close(open[i]);
+            else
+                reset(open[i]);
+        }
+    }
+}
+
+/// What `pid` holds once the count stops moving (two reads 200 ms apart).
+std::size_t steady_descriptors(int pid)
+{
+    std::size_t last = open_descriptors(pid);
+    for (int i = 0; i < 25; ++i) {
+        std::this_thread::sleep_for(200ms);
+        const auto now = open_descriptors(pid);
+        if (now == last) break;
+        last = now;
+    }
+    return last;
+}
+
+/// Waits until `pid` holds `baseline` descriptors again (up to 5 s); the
+/// count it saw last.
+std::size_t descriptors_settle(int pid, std::size_t baseline)
+{
+    std::size_t now = open_descriptors(pid);
+    for (int i = 0; i < 50 && now != baseline; ++i) {
+        std::this_thread::sleep_for(100ms);
+        now = open_descriptors(pid);
+    }
+    return now;
 }
 
 }  // namespace
@@ -248,6 +333,51 @@ BOOST_AUTO_TEST_CASE(a_stderr_nobody_reads_never_stops_the_agent)
     BOOST_TEST(WEXITSTATUS(status) == 0);
     ::close(fds[0]);
     ::close(fds[1]);
+}
+
+BOOST_AUTO_TEST_CASE(connections_that_end_any_way_leave_no_descriptor_behind)
+{
+    // Each listener's connections, however they end, give back their
+    // socket: after a storm the process holds what it held before.
+    t::gateway_process gw;
+    const std::string admin_stream =
+        "GET /v1/admin/events HTTP/1.1\r\nHost: h\r\nAccept: text/event-stream\r\n"
+        "Authorization: Bearer " +
+        admin_token(gw) + "\r\n\r\n";
+    t::temp_dir dir;
+    const auto state = dir.path() / "node";
+    t::enroll(gw, state);
+    const int health = t::free_port();
+    auto agent = t::run_agent(state, {"--health-listen", "127.0.0.1:" + std::to_string(health)});
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return contains(e, "health.listening"); }, 20s),
+        agent->err());
+    const std::string watch =
+        "GET /v1/config/events HTTP/1.1\r\nHost: h\r\nAccept: text/event-stream\r\n\r\n";
+
+    struct listener {
+        const char* name;
+        int pid;
+        int port;
+        const std::string& stream_request;
+    };
+    for (const listener& l : {listener{"gateway", gw.proc->pid(), gw.port, admin_stream},
+                              listener{"agent health", agent->pid(), health, watch}}) {
+        // One round first: whatever a process opens once (a database file,
+        // a random source) is not a leak.
+        connection_storm(l.port, l.stream_request, 1);
+        const auto baseline = steady_descriptors(l.pid);
+        connection_storm(l.port, l.stream_request, 40);
+        const auto after = descriptors_settle(l.pid, baseline);
+        BOOST_TEST(after == baseline, l.name << ": " << baseline << " descriptors before 280 connections, "
+                                             << after << " after");
+        BOOST_TEST(
+            contains(t::raw_exchange(l.port, "GET /livez HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
+                     "HTTP/1.1 200"),
+            l.name);
+    }
+    BOOST_TEST(!gw.proc->wait_for(100ms).has_value(), gw.proc->err());
+    BOOST_TEST(!agent->wait_for(100ms).has_value(), agent->err());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
