@@ -4,6 +4,7 @@
 #include "support/child_process.hpp"
 #include "support/fleet.hpp"
 #include "support/raw_http.hpp"
+#include "support/test_pki.hpp"
 #include "support/text.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -355,14 +356,21 @@ BOOST_AUTO_TEST_CASE(connections_that_end_any_way_leave_no_descriptor_behind)
     const std::string watch =
         "GET /v1/config/events HTTP/1.1\r\nHost: h\r\nAccept: text/event-stream\r\n\r\n";
 
+    // A TLS gateway meets the same bytes as garbage for its handshake.
+    t::temp_dir pki_dir;
+    const auto pki = t::make_pki(pki_dir.path(), "gw", {"localhost"}, {"127.0.0.1"});
+    t::gateway_process tls_gw(0, {"--tls-cert", pki.cert.string(), "--tls-key", pki.key.string()});
+
     struct listener {
         const char* name;
         int pid;
         int port;
         const std::string& stream_request;
+        bool tls = false;
     };
     for (const listener& l : {listener{"gateway", gw.proc->pid(), gw.port, admin_stream},
-                              listener{"agent health", agent->pid(), health, watch}}) {
+                              listener{"agent health", agent->pid(), health, watch},
+                              listener{"TLS gateway", tls_gw.proc->pid(), tls_gw.port, admin_stream, true}}) {
         // One round first: whatever a process opens once (a database file,
         // a random source) is not a leak.
         connection_storm(l.port, l.stream_request, 1);
@@ -371,13 +379,22 @@ BOOST_AUTO_TEST_CASE(connections_that_end_any_way_leave_no_descriptor_behind)
         const auto after = descriptors_settle(l.pid, baseline);
         BOOST_TEST(after == baseline, l.name << ": " << baseline << " descriptors before 280 connections, "
                                              << after << " after");
-        BOOST_TEST(
-            contains(t::raw_exchange(l.port, "GET /livez HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
-                     "HTTP/1.1 200"),
-            l.name);
+        if (l.tls)
+            BOOST_TEST(
+                t::run(t::binary("tether-gateway"),
+                       {"admin", "nodes", "--server", "https://127.0.0.1:" + std::to_string(l.port),
+                        "--ca-file", pki.ca_cert.string(), "--admin-token-file", tls_gw.token_file.string()})
+                        .status == 0,
+                l.name);
+        else
+            BOOST_TEST(contains(t::raw_exchange(
+                                    l.port, "GET /livez HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
+                                "HTTP/1.1 200"),
+                       l.name);
     }
     BOOST_TEST(!gw.proc->wait_for(100ms).has_value(), gw.proc->err());
     BOOST_TEST(!agent->wait_for(100ms).has_value(), agent->err());
+    BOOST_TEST(!tls_gw.proc->wait_for(100ms).has_value(), tls_gw.proc->err());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
