@@ -6,25 +6,20 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-/// Class 08 (connection exception), 57014 (our timeout) and 08003 (closed):
-/// the connection is gone, the next use makes a new one.
+/// Class 08 (connection exception) and 57P01 (terminated by an
+/// administrator): the connection is gone, the next use makes a new one.
+/// A 57014 from the server (its statement_timeout) leaves the connection
+/// usable; our own give-up closed it already.
 bool connection_lost(const pg_error& e)
 {
-    return e.sqlstate.rfind("08", 0) == 0 || e.sqlstate == "57014" || e.sqlstate == "57P01";
-}
-
-/// What is left of a deadline, at least 1 ms (a deadline of 0 means "now").
-std::chrono::milliseconds remaining(clock::time_point deadline)
-{
-    return std::max(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()),
-                    std::chrono::milliseconds(1));
+    return e.sqlstate.rfind("08", 0) == 0 || e.sqlstate == "57P01";
 }
 
 }  // namespace
 
 void pg_pool::give_back(slot& s, const std::optional<pg_error>& failed)
 {
-    if (failed && connection_lost(*failed)) {
+    if (failed && (connection_lost(*failed) || !s.conn->connected())) {
         s.conn->close();
         log_.warn("postgres.connection_lost", {{"sqlstate", failed->sqlstate}, {"error", failed->message}});
     }
@@ -98,6 +93,18 @@ awaitable<pg_result<pg_pool::slot*>> pg_pool::acquire(clock::time_point deadline
                 pg_result<slot*> bad = c.error();
                 co_return bad;
             }
+            // The server ends what this pool gives up (see pool_options).
+            std::vector<std::optional<std::string>> none;
+            auto limited = co_await free->conn->query(
+                "SET statement_timeout = " + std::to_string(opts_.statement_timeout.count()), none,
+                opts_.connect_timeout);
+            if (!limited) {
+                free->conn->close();
+                release(*free);
+                log_.warn("postgres.connect_failed", {{"error", limited.error().message}});
+                pg_result<slot*> bad = limited.error();
+                co_return bad;
+            }
             if (reconnect_.failures() > 0)
                 log_.info("postgres.connected", {{"after_failures", reconnect_.failures()}});
             reconnect_.reset();
@@ -128,7 +135,7 @@ awaitable<pg_result<pg_rows>> pg_pool::query(std::string sql, std::vector<std::o
         co_return bad;
     }
     slot& s = **got;
-    auto out = co_await s.conn->query(std::move(sql), std::move(params), remaining(deadline));
+    auto out = co_await s.conn->query(std::move(sql), std::move(params), answer_within());
     give_back(s, out ? std::nullopt : std::optional<pg_error>(out.error()));
     co_return out;
 }
@@ -146,21 +153,27 @@ awaitable<pg_result<std::vector<pg_rows>>> pg_pool::transaction(std::vector<stat
     std::vector<std::optional<std::string>> none;
     std::vector<pg_rows> rows;
     std::optional<pg_error> failed;
-    auto begun = co_await s.conn->query("BEGIN", none, remaining(deadline));
+    auto begun = co_await s.conn->query("BEGIN", none, answer_within());
     if (!begun) failed = begun.error();
     for (auto& st : statements) {
         if (failed) break;
-        auto r = co_await s.conn->query(std::move(st.sql), std::move(st.params), remaining(deadline));
+        // Each statement is bounded by the server; the whole by the call's
+        // deadline, checked between them.
+        if (clock::now() >= deadline) {
+            failed = pg_error{"57014", "the transaction ran out of time"};
+            break;
+        }
+        auto r = co_await s.conn->query(std::move(st.sql), std::move(st.params), answer_within());
         if (!r)
             failed = r.error();
         else
             rows.push_back(std::move(*r));
     }
     if (!failed) {
-        auto committed = co_await s.conn->query("COMMIT", none, remaining(deadline));
+        auto committed = co_await s.conn->query("COMMIT", none, answer_within());
         if (!committed) failed = committed.error();
     } else if (s.conn->connected()) {
-        auto rolled = co_await s.conn->query("ROLLBACK", none, remaining(deadline));
+        auto rolled = co_await s.conn->query("ROLLBACK", none, answer_within());
         (void)rolled;
     }
     give_back(s, failed);

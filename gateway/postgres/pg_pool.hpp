@@ -20,8 +20,15 @@ struct pool_options {
     std::string conninfo;
     std::size_t size = 4;  ///< connections at most (--db-pool-size)
     std::chrono::milliseconds connect_timeout{5'000};
-    /// A statement (including the wait for a free connection) ends by then.
+    /// A call (including the wait for a free connection) ends by then. Also
+    /// each connection's `statement_timeout`: PostgreSQL itself cancels a
+    /// statement that runs out, so nothing a caller was told had failed
+    /// goes on waiting (for a lock, say) and commits later.
     std::chrono::milliseconds statement_timeout{5'000};
+    /// How much longer than `statement_timeout` a statement's answer is
+    /// awaited (the server's own cancellation, a network's delay) before
+    /// the connection is given up and closed.
+    std::chrono::milliseconds server_grace{1'000};
     backoff::policy reconnect{std::chrono::milliseconds(100), std::chrono::milliseconds(5'000)};
 };
 
@@ -34,9 +41,10 @@ public:
 
     /// One statement on a free connection. Fails at once with 08000 while
     /// the database is refusing connections (until the backoff allows the
-    /// next attempt), with 57014 when no connection came free in time. A
-    /// connection-level failure closes that connection; nothing is retried
-    /// (a statement may have taken effect).
+    /// next attempt), with 57014 when no connection came free in time or
+    /// the server cancelled the statement at its timeout (the connection
+    /// stays). A connection-level failure closes that connection; nothing
+    /// is retried (a statement may have taken effect).
     awaitable<pg_result<pg_rows>> query(std::string sql, std::vector<std::optional<std::string>> params);
 
     struct statement {
@@ -60,6 +68,12 @@ private:
     void release(slot& s);
     /// After a statement: a connection that broke is closed, then the slot is free.
     void give_back(slot& s, const std::optional<pg_error>& failed);
+    /// How long a statement's answer is awaited: the server cancels it at
+    /// statement_timeout, and its answer is then on the way.
+    [[nodiscard]] std::chrono::milliseconds answer_within() const
+    {
+        return opts_.statement_timeout + opts_.server_grace;
+    }
 
     asio::any_io_executor ex_;
     pool_options opts_;

@@ -168,4 +168,81 @@ BOOST_AUTO_TEST_CASE(a_full_database_disk_refuses_writes_keeps_what_committed_an
     g.stop();
 }
 
+BOOST_AUTO_TEST_CASE(a_lock_held_elsewhere_times_calls_out_and_leaves_nothing_running_behind)
+{
+    // Someone holds a lock the gateway's statements wait for (a migration
+    // by hand, a psql session left in a transaction). Calls must answer
+    // unavailable at the timeout, and what was given up must stop: not
+    // wait on in the server for the lock, holding a connection slot each,
+    // and then commit what the caller was told had failed.
+    tether::test::postgres_server own;
+    tether::test::fixture_cluster = &own;
+    tether::test::fixture_db_timeout = 1s;
+    gateway_fixture g;
+    tether::test::fixture_cluster = nullptr;
+    tether::test::fixture_db_timeout = 5s;
+    const std::string database = "t1";  // the fixture's, on a cluster of its own
+    // A code for two nodes. The first enrolls now, so the gateway's
+    // connection has the statement prepared: given up later, it would be
+    // the execution, not the preparation, that waits for the lock.
+    const auto made = g.admin_call("CreateEnrollmentCode", {{"orgId", "acme"}, {"maxUses", 2}});
+    BOOST_TEST_REQUIRE(made.has_value(), made.error().message);
+    const std::string code_text(made->at("code").as_string());
+    const auto first_key = tether::auth::generate_key();
+    const auto first = g.node("Enroll", {{"enrollmentCode", code_text},
+                                         {"nodeName", "first"},
+                                         {"publicKey", net::protojson::base64_encode(first_key.public_raw)},
+                                         {"capabilities", boost::json::array{"heartbeat"}}});
+    BOOST_TEST_REQUIRE(first.has_value(), first.error().message);
+    const auto backends = [&] {
+        const auto r = own.psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = '" +
+                                                database + "' AND pid <> pg_backend_pid()");
+        BOOST_TEST_REQUIRE(r.status == 0, r.err);
+        return std::stoi(r.out);
+    };
+    const int before = backends();
+
+    tether::test::child_process::options hold;
+    hold.stdin_data =
+        "BEGIN;\nLOCK TABLE nodes IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';\nSELECT pg_sleep(60);\n";
+    tether::test::child_process locker(
+        "/usr/lib/postgresql/15/bin/psql",
+        {"-d", own.conninfo(database) + " application_name=locker", "-v", "ON_ERROR_STOP=1", "-qAt"}, hold);
+    BOOST_TEST_REQUIRE(
+        locker.wait_output([](const std::string& out) { return out.find("locked") != std::string::npos; },
+                           10s, true),
+        locker.err());
+
+    const auto key = tether::auth::generate_key();
+    const boost::json::object enroll{{"enrollmentCode", code_text},
+                                     {"nodeName", "late"},
+                                     {"publicKey", net::protojson::base64_encode(key.public_raw)},
+                                     {"capabilities", boost::json::array{"heartbeat"}}};
+    for (int i = 0; i < 6; ++i) {
+        const auto started = std::chrono::steady_clock::now();
+        BOOST_TEST((code_of(g.node("Enroll", enroll)) == code::unavailable));
+        BOOST_TEST((std::chrono::steady_clock::now() - started < 3s));
+    }
+    // What was given up is not still waiting in the server: besides the
+    // locker, at most the rest of the pool, not one more per call.
+    BOOST_TEST(tether::test::poll_until(
+                   g.ioc, [&] { return backends() <= before + 1 + 3; }, 3s),
+               backends() << " backends for the gateway's database (" << before << " before the lock)");
+
+    // The lock goes: none of the six enrollments happened after all, so the
+    // code's second use still enrolls the node, once.
+    // The server cancelled each statement; the connections stay.
+    BOOST_TEST(!g.logs.has("postgres.connection_lost"), g.logs.all());
+    const auto ended = own.psql("postgres",
+                                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                                "application_name = 'locker'");
+    BOOST_TEST_REQUIRE(ended.status == 0, ended.err);
+    BOOST_TEST(locker.wait_for(5s).has_value());
+    tether::test::pump_for(g.ioc, 500ms);
+    auto r = g.node("Enroll", enroll);
+    BOOST_TEST_REQUIRE(r.has_value(), r.error().message);
+    BOOST_TEST(own.psql(database, "SELECT count(*) FROM nodes").out == "2\n");
+    g.stop();
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -23,7 +23,7 @@ public:
         o.pool.conninfo = cluster_->conninfo(database_);
         o.pool.reconnect = {std::chrono::milliseconds(50), std::chrono::milliseconds(500)};
         o.pool.size = 4;
-        o.pool.statement_timeout = std::chrono::seconds(5);
+        o.pool.statement_timeout = fixture_db_timeout;
         store_ = std::make_unique<gateway::postgres::pg_store>(
             ioc.get_executor(), o, [] { return 0.5; }, log);
         auto opened = run_for(ioc, store_->open());
