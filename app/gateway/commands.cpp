@@ -22,7 +22,9 @@ const std::vector<subcommand>& table()
             "PostgreSQL (postgres://... or a libpq connection string) shared by replicas; absent: the "
             "embedded SQLite file in --data-dir"},
            {"db-pool-size", "N", "PostgreSQL connections per replica (plus one for LISTEN)", "4"},
-           {"db-timeout", "DURATION", "PostgreSQL connect and statement timeout", "5s"},
+           {"db-timeout", "DURATION",
+            "PostgreSQL connect and call timeout, also the server's statement_timeout on pooled connections",
+            "5s"},
            {"tls-cert", "FILE", "PEM certificate chain (required off loopback)"},
            {"tls-key", "FILE", "PEM private key for --tls-cert"},
            {"admin-token-file", "FILE", "admin token file, created 0600 when absent", "DIR/admin.token"},
