@@ -563,8 +563,17 @@ awaitable<std::optional<credential_record>> pg_store::find_credential(credential
 
 awaitable<void> pg_store::prune_credentials(std::int64_t now_ms)
 {
-    params p{std::to_string(now_ms)};
-    co_await run("DELETE FROM credentials WHERE expires_ms <= $1::bigint", std::move(p));
+    // In batches: one DELETE of a large backlog could outlast the
+    // statement_timeout and be cancelled every round, never catching up.
+    // A round takes at most prune_batches of them; the next goes on.
+    for (int batch = 0; batch < prune_batches; ++batch) {
+        params p{std::to_string(now_ms), std::to_string(prune_batch_rows)};
+        const auto r = co_await run(
+            "DELETE FROM credentials WHERE (kind, token_hash) IN (SELECT kind, token_hash FROM credentials "
+            "WHERE expires_ms <= $1::bigint LIMIT $2::int)",
+            std::move(p));
+        if (r.affected < prune_batch_rows) break;
+    }
 }
 
 awaitable<void> pg_store::ping()

@@ -34,6 +34,11 @@ public:
     /// The tail task: feeds the sink until cancelled. After open().
     awaitable<void> run_feed();
 
+    /// Expired credentials go this many rows per statement, at most
+    /// prune_batches statements per prune_credentials().
+    static constexpr std::int64_t prune_batch_rows = 10'000;
+    static constexpr int prune_batches = 50;
+
     void set_event_sink(event_sink sink) override { sink_ = std::move(sink); }
 
     awaitable<void> add_enrollment_code(std::string code_hash, std::string org_id, std::int64_t expires_ms,

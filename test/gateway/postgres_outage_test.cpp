@@ -1,5 +1,6 @@
 // PostgreSQL only: the database goes away under a running gateway and comes
 // back. The cases both backends pass are gateway_test.cpp's.
+#include "gateway/postgres/pg_store.hpp"
 #include "support/gateway_fixture.hpp"
 #include "support/postgres_fixture_backend.hpp"
 #include "support/small_disk.hpp"
@@ -242,6 +243,35 @@ BOOST_AUTO_TEST_CASE(a_lock_held_elsewhere_times_calls_out_and_leaves_nothing_ru
     auto r = g.node("Enroll", enroll);
     BOOST_TEST_REQUIRE(r.has_value(), r.error().message);
     BOOST_TEST(own.psql(database, "SELECT count(*) FROM nodes").out == "2\n");
+    g.stop();
+}
+
+BOOST_AUTO_TEST_CASE(a_backlog_of_expired_credentials_goes_in_batches_in_one_round)
+{
+    // One DELETE of a large backlog could outlast statement_timeout and be
+    // cancelled every round; in batches, one round takes it all.
+    tether::test::postgres_server own;
+    tether::test::fixture_cluster = &own;
+    gateway_fixture g;
+    tether::test::fixture_cluster = nullptr;
+    const std::string database = "t1";  // the fixture's, on a cluster of its own
+    const auto n = g.enroll("acme");
+    const auto s = g.session(n);  // a live credential, which stays
+    const auto backlog = 2 * tether::gateway::postgres::pg_store::prune_batch_rows + 5'000;
+    const auto made = own.psql(database,
+                               "INSERT INTO credentials(kind, token_hash, node_id, org_id, expires_ms) "
+                               "SELECT 2, 'expired-' || g, 'gone', 'acme', 1 FROM generate_series(1, " +
+                                   std::to_string(backlog) + ") g");
+    BOOST_TEST_REQUIRE(made.status == 0, made.err);
+    const auto count = [&] {
+        return std::stoll(own.psql(database, "SELECT count(*) FROM credentials").out);
+    };
+    const auto before = count();
+    BOOST_TEST(before > backlog);
+
+    tether::test::run_for(g.ioc, g.store().prune_credentials(g.now.load()));
+    BOOST_TEST(count() == before - backlog);
+    BOOST_TEST(g.node("Heartbeat", {}, s).has_value());
     g.stop();
 }
 
