@@ -20,10 +20,11 @@ struct pool_options {
     std::string conninfo;
     std::size_t size = 4;  ///< connections at most (--db-pool-size)
     std::chrono::milliseconds connect_timeout{5'000};
-    /// A call (including the wait for a free connection) ends by then. Also
-    /// each connection's `statement_timeout`: PostgreSQL itself cancels a
-    /// statement that runs out, so nothing a caller was told had failed
-    /// goes on waiting (for a lock, say) and commits later.
+    /// The wait for a free connection, and each statement: this is each
+    /// connection's `statement_timeout`, so PostgreSQL itself cancels a
+    /// statement that runs out, and nothing a caller was told had failed
+    /// goes on waiting (for a lock, say) and commits later. A transaction
+    /// starts no statement after the call's time is up.
     std::chrono::milliseconds statement_timeout{5'000};
     /// How much longer than `statement_timeout` a statement's answer is
     /// awaited (the server's own cancellation, a network's delay) before
