@@ -23,7 +23,8 @@ const std::vector<subcommand>& table()
             "embedded SQLite file in --data-dir"},
            {"db-pool-size", "N", "PostgreSQL connections per replica (plus one for LISTEN)", "4"},
            {"db-timeout", "DURATION",
-            "PostgreSQL connect and call timeout, also the server's statement_timeout on pooled connections",
+            "PostgreSQL connect, pool-wait and statement timeout (the server's statement_timeout on pooled "
+            "connections)",
             "5s"},
            {"tls-cert", "FILE", "PEM certificate chain (required off loopback)"},
            {"tls-key", "FILE", "PEM private key for --tls-cert"},

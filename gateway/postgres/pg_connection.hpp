@@ -23,7 +23,8 @@ namespace tether::gateway::postgres {
 
 /// A failure: the server's SQLSTATE when it sent one ("42601"), or ours:
 /// "08000" connection failure, "57014" timed out (the connection is then
-/// closed: a statement cut off mid-protocol leaves it unusable).
+/// closed: a statement cut off mid-protocol leaves it unusable). A 57014
+/// the server sent (its statement_timeout) leaves the connection open.
 struct pg_error {
     std::string sqlstate;
     std::string message;
