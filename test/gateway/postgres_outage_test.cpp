@@ -230,10 +230,12 @@ BOOST_AUTO_TEST_CASE(a_lock_held_elsewhere_times_calls_out_and_leaves_nothing_ru
                    g.ioc, [&] { return backends() <= before + 1 + 3; }, 3s),
                backends() << " backends for the gateway's database (" << before << " before the lock)");
 
-    // The lock goes: none of the six enrollments happened after all, so the
-    // code's second use still enrolls the node, once.
     // The server cancelled each statement; the connections stay.
     BOOST_TEST(!g.logs.has("postgres.connection_lost"), g.logs.all());
+
+    // The lock goes, and anything still waiting for it in the server gets
+    // its moment. None of the six enrollments happened after all, so the
+    // code's second use still enrolls the node, once.
     const auto ended = own.psql("postgres",
                                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
                                 "application_name = 'locker'");
