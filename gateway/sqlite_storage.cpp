@@ -6,7 +6,13 @@
 
 #include <sqlite3.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <random>
 #include <stdexcept>
 
 namespace tether::gateway {
@@ -546,6 +552,65 @@ void sqlite_storage::prune_credentials(std::int64_t now_ms)
 {
     statement s(db_, "DELETE FROM credentials WHERE expires_ms <= ?");
     s.bind(1, now_ms).step();
+}
+
+void backup_database(const std::filesystem::path& db, const std::filesystem::path& out)
+{
+    const auto failed = [](const std::string& what, int err) {
+        return std::runtime_error(what + ": " + std::strerror(err));
+    };
+    if (!std::filesystem::exists(db)) throw std::runtime_error("no database at " + db.string());
+    sqlite3* handle = nullptr;
+    // Read-write without CREATE: WAL readers need the shared-memory file;
+    // nothing here writes the database.
+    if (sqlite3_open_v2(db.c_str(), &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+        SQLITE_OK) {
+        const std::string why = handle ? sqlite3_errmsg(handle) : "out of memory";
+        sqlite3_close(handle);
+        throw std::runtime_error("cannot open database " + db.string() + ": " + why);
+    }
+    sqlite3_busy_timeout(handle, 5000);
+    const std::unique_ptr<sqlite3, int (*)(sqlite3*)> owned(handle, sqlite3_close);
+
+    // An empty file of our own first: VACUUM INTO fills an empty file, and
+    // this one is 0600 (the copy holds key and token hashes).
+    std::random_device rd;
+    const auto partial = out.string() + ".partial-" + std::to_string(rd());
+    const int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) throw failed("cannot create " + partial, errno);
+    ::close(fd);
+    const auto discard = [&] {
+        ::unlink(partial.c_str());
+    };
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v2(handle, "VACUUM INTO ?1", -1, &stmt, nullptr);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_text(stmt, 1, partial.c_str(), -1, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE) {
+        const std::string why = sqlite3_errmsg(handle);
+        discard();
+        throw std::runtime_error("cannot copy " + db.string() + ": " + why);
+    }
+    const int copy = ::open(partial.c_str(), O_RDONLY | O_CLOEXEC);
+    const int synced = copy < 0 ? -1 : ::fsync(copy);
+    const int sync_err = errno;
+    if (copy >= 0) ::close(copy);
+    if (synced != 0) {
+        discard();
+        throw failed("cannot fsync " + partial, sync_err);
+    }
+    if (::link(partial.c_str(), out.c_str()) != 0) {
+        const int err = errno;
+        discard();
+        throw failed("cannot create " + out.string(), err);
+    }
+    discard();
+    const auto dir = out.has_parent_path() ? out.parent_path() : std::filesystem::path(".");
+    if (const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
+        (void)::fsync(d);
+        ::close(d);
+    }
 }
 
 }  // namespace tether::gateway

@@ -72,4 +72,11 @@ private:
     std::uint64_t node_writes_ = 0;
 };
 
+/// A consistent copy of the database at `db` as `out` (0600), taken while
+/// a gateway may be writing it (one read transaction: `VACUUM INTO`). The
+/// copy is written under a name of its own, fsynced and linked into place,
+/// so `out` is whole or absent; an existing `out` is never replaced.
+/// Applies no migration to `db`. Throws std::runtime_error saying why.
+void backup_database(const std::filesystem::path& db, const std::filesystem::path& out);
+
 }  // namespace tether::gateway

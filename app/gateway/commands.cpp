@@ -48,6 +48,12 @@ const std::vector<subcommand>& table()
           {{"database", "URL", "PostgreSQL URI or libpq connection string"},
            {"db-timeout", "DURATION", "connect timeout", "5s"}}},
          gateway_migrate},
+        {{"backup",
+          "Copy the embedded SQLite database to FILE (0600, whole or absent), while a gateway may be "
+          "running on it.",
+          {{"data-dir", "DIR", "the gateway's --data-dir", "./tether-data"}},
+          "FILE"},
+         gateway_backup},
         {{"admin", "Operator commands against a running gateway.", {server, admin_token_file, ca_file}},
          nullptr,
          {

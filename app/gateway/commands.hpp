@@ -9,6 +9,7 @@ std::span<const subcommand> gateway_commands();
 
 int gateway_serve(invocation& inv);
 int gateway_migrate(invocation& inv);
+int gateway_backup(invocation& inv);
 int admin_create_enrollment_code(invocation& inv);
 int admin_publish_config(invocation& inv);
 int admin_nodes(invocation& inv);

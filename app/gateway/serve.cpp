@@ -90,6 +90,21 @@ int gateway_migrate(invocation& inv)
     return 0;
 }
 
+int gateway_backup(invocation& inv)
+{
+    const auto& pos = inv.args.positionals();
+    if (pos.size() != 1) throw cli::usage_error("backup takes one FILE to write");
+    const std::filesystem::path data_dir = inv.args.value("data-dir").value_or("./tether-data");
+    const std::filesystem::path out = pos[0];
+    try {
+        gateway::backup_database(data_dir / "tether.db", out);
+    } catch (const std::runtime_error& e) {
+        throw fatal_exit(exit_status::failure, std::string("backup failed: ") + e.what());
+    }
+    inv.log.info("gateway.backed_up", {{"file", std::filesystem::absolute(out).string()}});
+    return 0;
+}
+
 int gateway_serve(invocation& inv)
 {
     const auto listen_text = inv.args.value("listen").value_or("127.0.0.1:8443");

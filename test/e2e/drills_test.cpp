@@ -322,6 +322,70 @@ BOOST_AUTO_TEST_CASE(gateway_first_start_on_a_full_disk_leaves_no_token_behind)
     BOOST_TEST(gw.wait_for(10s).value_or(-1) == 0, gw.err());
 }
 
+BOOST_AUTO_TEST_CASE(a_backup_taken_while_serving_starts_a_gateway_with_the_same_fleet)
+{
+    t::gateway_process gw;
+    t::temp_dir dir;
+    const auto state = dir.path() / "node";
+    const auto node_id = t::enroll(gw, state);
+    const auto version = gw.publish("acme", R"({"flags":{"backedUp":true}})");
+    // A node heartbeating every second: the database is being written
+    // while the copy is taken.
+    auto agent = t::run_agent(state, {"--heartbeat-interval", "1s"});
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return contains(e, "heartbeat.ok"); }, 20s),
+        agent->err());
+
+    const auto copy = dir.path() / "backup.db";
+    const std::vector<std::string> backup{"backup", "--data-dir", (gw.dir.path() / "gw").string(),
+                                          copy.string()};
+    const auto taken = t::run(t::binary("tether-gateway"), backup);
+    BOOST_TEST_REQUIRE(taken.status == 0, taken.err);
+    struct stat st {};
+    BOOST_TEST_REQUIRE(::stat(copy.c_str(), &st) == 0);
+    BOOST_TEST((st.st_mode & 07777) == 0600u);
+    // A second copy never replaces the first, and leaves nothing behind.
+    const auto size = std::filesystem::file_size(copy);
+    const auto again = t::run(t::binary("tether-gateway"), backup);
+    BOOST_TEST(again.status == 1);
+    BOOST_TEST(contains(again.err, "File exists"), again.err);
+    BOOST_TEST(std::filesystem::file_size(copy) == size);
+    for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+        BOOST_TEST(!contains(e.path().filename().string(), ".partial"), e.path());
+    const auto none =
+        t::run(t::binary("tether-gateway"),
+               {"backup", "--data-dir", (dir.path() / "nowhere").string(), (dir.path() / "x.db").string()});
+    BOOST_TEST(none.status == 1);
+    BOOST_TEST(contains(none.err, "no database at"), none.err);
+
+    // A gateway on the copy knows the node and the config.
+    const auto restored = dir.path() / "restored";
+    std::filesystem::create_directories(restored);
+    std::filesystem::permissions(restored, std::filesystem::perms::owner_all);
+    std::filesystem::copy_file(copy, restored / "tether.db");
+    std::filesystem::copy_file(gw.token_file, restored / "admin.token");
+    t::child_process second(t::binary("tether-gateway"), {"serve", "--listen", "127.0.0.1:0", "--data-dir",
+                                                          restored.string(), "--log-format", "json"});
+    BOOST_TEST_REQUIRE(
+        second.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s),
+        second.err());
+    const auto port =
+        boost::json::parse(lines_with(second.err(), "gateway.listening").front()).at("port").as_int64();
+    const std::string url = "http://127.0.0.1:" + std::to_string(port);
+    const auto nodes =
+        t::run(t::binary("tether-gateway"), {"admin", "--server", url, "--admin-token-file",
+                                             (restored / "admin.token").string(), "nodes", "--json"});
+    BOOST_TEST_REQUIRE(nodes.status == 0, nodes.err);
+    BOOST_TEST(contains(nodes.out, node_id), nodes.out);
+    const auto rollout = t::run(t::binary("tether-gateway"),
+                                {"admin", "--server", url, "--admin-token-file",
+                                 (restored / "admin.token").string(), "rollout", "--org", "acme", "--json"});
+    BOOST_TEST_REQUIRE(rollout.status == 0, rollout.err);
+    BOOST_TEST(contains(rollout.out, version), rollout.out);
+    second.signal(SIGTERM);
+    BOOST_TEST(second.wait_for(10s).value_or(-1) == 0, second.err());
+}
+
 // A Kubernetes Secret mounted with an fsGroup is 0440, group the pod's: the
 // admin token may be read by a group the gateway is in, by no one else.
 BOOST_AUTO_TEST_CASE(admin_token_file_readable_by_our_group_only)
