@@ -32,13 +32,22 @@ void write_all(int fd, std::string_view data, const std::filesystem::path& what)
 
 bool publish_whole_file(const std::filesystem::path& file, std::string_view content, if_exists mode)
 {
+    return publish_whole_file(
+        file, [content](int fd, const std::filesystem::path& tmp) { write_all(fd, content, tmp); }, mode);
+}
+
+bool publish_whole_file(const std::filesystem::path& file,
+                        const std::function<void(int fd, const std::filesystem::path& tmp)>& fill,
+                        if_exists mode)
+{
     // A name no other writer picks (two containers' PID 1 share a volume).
     auto tmp = file;
     tmp += ".tmp-" + random_token(8);
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) fail(errno, "cannot create " + tmp.string());
     try {
-        write_all(fd, content, tmp);
+        fill(fd, tmp);
+        // The file's data, by whichever descriptor it was written.
         if (::fsync(fd) != 0) fail(errno, "cannot fsync " + tmp.string());
     } catch (...) {
         ::close(fd);

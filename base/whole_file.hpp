@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string_view>
 
 namespace tether {
@@ -20,6 +21,14 @@ enum class if_exists {
 /// device") naming the path, with the errno as its code; the temporary
 /// name is gone either way.
 bool publish_whole_file(const std::filesystem::path& file, std::string_view content, if_exists mode);
+
+/// The same, for content that something else writes: `fill` is given the
+/// temporary file (created empty, 0600) by descriptor and by name, and may
+/// write it either way (SQLite's `VACUUM INTO` opens the name itself). What
+/// it throws is passed on, the temporary name gone.
+bool publish_whole_file(const std::filesystem::path& file,
+                        const std::function<void(int fd, const std::filesystem::path& tmp)>& fill,
+                        if_exists mode);
 
 /// Writes all of `data` to `fd`, again after EINTR and short writes; throws
 /// std::system_error naming `what`.

@@ -1,18 +1,16 @@
 #include "gateway/sqlite_storage.hpp"
 
+#include "base/whole_file.hpp"
+
 #include <boost/json/array.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <sqlite3.h>
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <random>
 #include <stdexcept>
 
 namespace tether::gateway {
@@ -556,9 +554,6 @@ void sqlite_storage::prune_credentials(std::int64_t now_ms)
 
 void backup_database(const std::filesystem::path& db, const std::filesystem::path& out)
 {
-    const auto failed = [](const std::string& what, int err) {
-        return std::runtime_error(what + ": " + std::strerror(err));
-    };
     if (!std::filesystem::exists(db)) throw std::runtime_error("no database at " + db.string());
     sqlite3* handle = nullptr;
     // Read-write without CREATE: WAL readers need the shared-memory file;
@@ -572,45 +567,19 @@ void backup_database(const std::filesystem::path& db, const std::filesystem::pat
     sqlite3_busy_timeout(handle, 5000);
     const std::unique_ptr<sqlite3, int (*)(sqlite3*)> owned(handle, sqlite3_close);
 
-    // An empty file of our own first: VACUUM INTO fills an empty file, and
-    // this one is 0600 (the copy holds key and token hashes).
-    std::random_device rd;
-    const auto partial = out.string() + ".partial-" + std::to_string(rd());
-    const int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) throw failed("cannot create " + partial, errno);
-    ::close(fd);
-    const auto discard = [&] {
-        ::unlink(partial.c_str());
+    // VACUUM INTO fills an empty file: the one publish_whole_file made,
+    // 0600 (the copy holds key and token hashes).
+    const auto vacuum_into = [handle, &db](int, const std::filesystem::path& tmp) {
+        sqlite3_stmt* stmt = nullptr;
+        int rc = sqlite3_prepare_v2(handle, "VACUUM INTO ?1", -1, &stmt, nullptr);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_text(stmt, 1, tmp.c_str(), -1, SQLITE_TRANSIENT);
+        if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
+        sqlite3_finalize(stmt);
+        if (rc != SQLITE_DONE)
+            throw std::runtime_error("cannot copy " + db.string() + ": " + sqlite3_errmsg(handle));
     };
-    sqlite3_stmt* stmt = nullptr;
-    int rc = sqlite3_prepare_v2(handle, "VACUUM INTO ?1", -1, &stmt, nullptr);
-    if (rc == SQLITE_OK) rc = sqlite3_bind_text(stmt, 1, partial.c_str(), -1, SQLITE_TRANSIENT);
-    if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE) {
-        const std::string why = sqlite3_errmsg(handle);
-        discard();
-        throw std::runtime_error("cannot copy " + db.string() + ": " + why);
-    }
-    const int copy = ::open(partial.c_str(), O_RDONLY | O_CLOEXEC);
-    const int synced = copy < 0 ? -1 : ::fsync(copy);
-    const int sync_err = errno;
-    if (copy >= 0) ::close(copy);
-    if (synced != 0) {
-        discard();
-        throw failed("cannot fsync " + partial, sync_err);
-    }
-    if (::link(partial.c_str(), out.c_str()) != 0) {
-        const int err = errno;
-        discard();
-        throw failed("cannot create " + out.string(), err);
-    }
-    discard();
-    const auto dir = out.has_parent_path() ? out.parent_path() : std::filesystem::path(".");
-    if (const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
-        (void)::fsync(d);
-        ::close(d);
-    }
+    if (!publish_whole_file(out, vacuum_into, if_exists::keep))
+        throw std::runtime_error("cannot create " + out.string() + ": " + std::strerror(EEXIST));
 }
 
 }  // namespace tether::gateway

@@ -351,7 +351,7 @@ BOOST_AUTO_TEST_CASE(a_backup_taken_while_serving_starts_a_gateway_with_the_same
     BOOST_TEST(contains(again.err, "File exists"), again.err);
     BOOST_TEST(std::filesystem::file_size(copy) == size);
     for (const auto& e : std::filesystem::directory_iterator(dir.path()))
-        BOOST_TEST(!contains(e.path().filename().string(), ".partial"), e.path());
+        BOOST_TEST(!contains(e.path().filename().string(), ".tmp-"), e.path());
     const auto none =
         t::run(t::binary("tether-gateway"),
                {"backup", "--data-dir", (dir.path() / "nowhere").string(), (dir.path() / "x.db").string()});
