@@ -68,6 +68,21 @@ void refuses_hostile_framing(int port, const std::string& ok_request, const std:
     BOOST_TEST(status_line(t::raw_exchange(port, ok_request)) == ok_status);
 }
 
+/// A node enrolled into `dir` and `tether run` with its health listener up;
+/// the agent and the listener's port.
+std::pair<std::unique_ptr<t::child_process>, int> agent_with_health(const t::gateway_process& gw,
+                                                                    const t::temp_dir& dir)
+{
+    const auto state = dir.path() / "node";
+    t::enroll(gw, state);
+    const int port = t::free_port();
+    auto agent = t::run_agent(state, {"--health-listen", "127.0.0.1:" + std::to_string(port)});
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return contains(e, "health.listening"); }, 20s),
+        agent->err());
+    return {std::move(agent), port};
+}
+
 /// Descriptors the process `pid` holds now.
 std::size_t open_descriptors(int pid)
 {
@@ -196,13 +211,7 @@ BOOST_AUTO_TEST_CASE(the_agent_health_endpoint_refuses_hostile_framing_and_keeps
 {
     t::gateway_process gw;
     t::temp_dir dir;
-    const auto state = dir.path() / "node";
-    t::enroll(gw, state);
-    const int port = t::free_port();
-    auto agent = t::run_agent(state, {"--health-listen", "127.0.0.1:" + std::to_string(port)});
-    BOOST_TEST_REQUIRE(
-        agent->wait_output([](const std::string& e) { return contains(e, "health.listening"); }, 20s),
-        agent->err());
+    auto [agent, port] = agent_with_health(gw, dir);
     refuses_hostile_framing(port, "GET /livez HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
                             "HTTP/1.1 200 OK");
     BOOST_TEST(!agent->wait_for(100ms).has_value(), agent->err());
@@ -346,13 +355,7 @@ BOOST_AUTO_TEST_CASE(connections_that_end_any_way_leave_no_descriptor_behind)
         "Authorization: Bearer " +
         admin_token(gw) + "\r\n\r\n";
     t::temp_dir dir;
-    const auto state = dir.path() / "node";
-    t::enroll(gw, state);
-    const int health = t::free_port();
-    auto agent = t::run_agent(state, {"--health-listen", "127.0.0.1:" + std::to_string(health)});
-    BOOST_TEST_REQUIRE(
-        agent->wait_output([](const std::string& e) { return contains(e, "health.listening"); }, 20s),
-        agent->err());
+    auto [agent, health] = agent_with_health(gw, dir);
     const std::string watch =
         "GET /v1/config/events HTTP/1.1\r\nHost: h\r\nAccept: text/event-stream\r\n\r\n";
 
