@@ -158,7 +158,7 @@ awaitable<pg_result<pg_rows>> pg_connection::query(std::string sql,
         pg_result<pg_rows> down = pg_error{"08003", "not connected"};
         co_return down;
     }
-    const auto deadline = clock::now() + timeout;
+    auto deadline = clock::now() + timeout;
     // Statements with parameters are the store's fixed set: each is parsed
     // and planned once per connection, then only bound and executed.
     // Parameterless ones (BEGIN, COMMIT, LISTEN) go unnamed.
@@ -178,6 +178,12 @@ awaitable<pg_result<pg_rows>> pg_connection::query(std::string sql,
             if (!parsed) co_return parsed;  // a statement that does not parse is not kept
             prepared_.emplace(sql, fresh);
             name = fresh;
+            // The server's statement_timeout starts again for the Execute,
+            // which may wait for a lock as long as the Prepare did. Bounded
+            // by what the Prepare left, it would be given up here while the
+            // server still runs it, and commit after the caller was told
+            // it had failed.
+            deadline = clock::now() + timeout;
         }
     }
     std::vector<const char*> values;

@@ -61,6 +61,8 @@ public:
 
     /// One statement with text parameters ($1, $2, ...; nullopt is NULL).
     /// With parameters it is prepared on first use and reused after.
+    /// `timeout` bounds each answer from the server: a first use waits for
+    /// two, the Prepare's and then the Execute's, each `timeout` at most.
     awaitable<pg_result<pg_rows>> query(std::string sql, std::vector<std::optional<std::string>> params,
                                         std::chrono::milliseconds timeout);
 

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -245,6 +246,65 @@ BOOST_AUTO_TEST_CASE(a_lock_held_elsewhere_times_calls_out_and_leaves_nothing_ru
     auto r = g.node("Enroll", enroll);
     BOOST_TEST_REQUIRE(r.has_value(), r.error().message);
     BOOST_TEST(own.psql(database, "SELECT count(*) FROM nodes").out == "2\n");
+    g.stop();
+}
+
+BOOST_AUTO_TEST_CASE(a_first_use_that_waits_for_two_locks_answers_what_the_database_did)
+{
+    // A statement's first use on a connection is two exchanges, Prepare and
+    // Execute, and the server's statement_timeout bounds each on its own.
+    // Here both wait: the Prepare for a lock held in one psql session, the
+    // Execute for a second session that takes the lock between them. The
+    // gateway must wait for the server as long as the server may take, or
+    // it answers unavailable and the server enrolls the node regardless.
+    tether::test::postgres_server own;
+    tether::test::fixture_cluster = &own;
+    gateway_fixture g;  // --db-timeout 5 s: the server's statement_timeout
+    tether::test::fixture_cluster = nullptr;
+    const std::string database = "t1";          // the fixture's, on a cluster of its own
+    const auto code_text = g.new_code("acme");  // no Enroll yet: its first use prepares
+    const auto psql = [&](const std::string& name, std::string script) {
+        tether::test::child_process::options o;
+        o.stdin_data = std::move(script);
+        return std::make_unique<tether::test::child_process>(
+            "/usr/lib/postgresql/15/bin/psql",
+            std::vector<std::string>{"-d", own.conninfo(database) + " application_name=" + name, "-v",
+                                     "ON_ERROR_STOP=1", "-qAt"},
+            o);
+    };
+    // Seconds from the first lock: the first session holds it until 3; the
+    // second asks at 1, behind the gateway's Prepare, and holds it from 3
+    // to 7. The Prepare runs at 3 and its Execute then waits until 7: past
+    // 6, where one bound for both exchanges ran out, and short of 8, where
+    // the server cancels the Execute.
+    auto first = psql("first_locker",
+                      "BEGIN;\nLOCK TABLE nodes IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';\n"
+                      "SELECT pg_sleep(3);\nCOMMIT;\n");
+    BOOST_TEST_REQUIRE(
+        first->wait_output([](const std::string& out) { return out.find("locked") != std::string::npos; },
+                           10s, true),
+        first->err());
+    auto second = psql("second_locker",
+                       "SELECT pg_sleep(1);\nBEGIN;\nLOCK TABLE nodes IN ACCESS EXCLUSIVE MODE;\n"
+                       "SELECT pg_sleep(4);\nCOMMIT;\n");
+
+    const auto key = tether::auth::generate_key();
+    const auto started = std::chrono::steady_clock::now();
+    const auto r = g.node("Enroll", {{"enrollmentCode", code_text},
+                                     {"nodeName", "waited"},
+                                     {"publicKey", net::protojson::base64_encode(key.public_raw)},
+                                     {"capabilities", boost::json::array{"heartbeat"}}});
+    const auto took = std::chrono::steady_clock::now() - started;
+    BOOST_TEST(first->wait_for(5s).value_or(-1) == 0, first->err());
+    BOOST_TEST(second->wait_for(5s).value_or(-1) == 0, second->err());
+    // Without the second session between the exchanges the call would end
+    // at 3 s, and this case would test nothing.
+    BOOST_TEST((took > 5s), "the call took "
+                                << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                                << " ms: the second lock did not come between the two exchanges");
+    BOOST_TEST(r.has_value(), (r ? "" : r.error().message));
+    BOOST_TEST(own.psql(database, "SELECT count(*) FROM nodes WHERE node_name = 'waited'").out == "1\n");
+    BOOST_TEST(!g.logs.has("postgres.connection_lost"), g.logs.all());
     g.stop();
 }
 
