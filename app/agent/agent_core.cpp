@@ -65,7 +65,8 @@ agent_core::agent_core(deps d)
     // proxy's login page or a 4xx is retried slowly, never the end of it.
     stream_.never_give_up = true;
     if (auto v = inv.args.value("stream-read-timeout"))
-        stream_.read_timeout = cli::parse_duration(*v, "--stream-read-timeout");
+        stream_.read_timeout =
+            cli::parse_duration(*v, "--stream-read-timeout", cli::at_least(std::chrono::seconds(1)));
     const bool tls_needed =
         any_tls(server_) || std::any_of(stream_.candidates.begin(), stream_.candidates.end(),
                                         [](const net::url& u) { return u.tls(); });

@@ -166,7 +166,8 @@ int agent_exec(invocation& inv)
     const auto tls = client_tls(inv, upstream->tls());
     std::chrono::milliseconds upstream_timeout{30'000};
     if (auto v = inv.args.value("upstream-timeout"))
-        upstream_timeout = cli::parse_duration(*v, "--upstream-timeout");
+        upstream_timeout =
+            cli::parse_duration(*v, "--upstream-timeout", cli::at_least(std::chrono::milliseconds(100)));
 
     // Orphans the child leaves behind are re-parented to us and reaped.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);

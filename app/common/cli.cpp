@@ -223,7 +223,7 @@ std::string render_overview(std::string_view program, std::string_view summary,
     return os.str();
 }
 
-std::chrono::milliseconds parse_duration(std::string_view text, std::string_view what)
+std::chrono::milliseconds parse_duration(std::string_view text, std::string_view what, duration_range range)
 {
     std::uint64_t n = 0;
     const auto* first = text.data();
@@ -236,11 +236,31 @@ std::chrono::milliseconds parse_duration(std::string_view text, std::string_view
     };
     if (ec != std::errc{} || ptr == first || n > 10'000'000) throw bad();
     using namespace std::chrono;
-    if (unit.empty() || unit == "s") return seconds(n);
-    if (unit == "ms") return milliseconds(n);
-    if (unit == "m") return minutes(n);
-    if (unit == "h") return hours(n);
-    throw bad();
+    milliseconds d{};
+    if (unit.empty() || unit == "s")
+        d = seconds(n);
+    else if (unit == "ms")
+        d = milliseconds(n);
+    else if (unit == "m")
+        d = minutes(n);
+    else if (unit == "h")
+        d = hours(n);
+    else
+        throw bad();
+    if (d < range.lo || d > range.hi)
+        throw usage_error(std::string(what) + ": '" + std::string(text) + "' must be from " +
+                          format_duration(range.lo) + " to " + format_duration(range.hi));
+    return d;
+}
+
+std::string format_duration(std::chrono::milliseconds d)
+{
+    using namespace std::chrono;
+    const auto n = d.count();
+    if (n != 0 && n % 3'600'000 == 0) return std::to_string(n / 3'600'000) + "h";
+    if (n != 0 && n % 60'000 == 0) return std::to_string(n / 60'000) + "m";
+    if (n % 1'000 == 0) return std::to_string(n / 1'000) + "s";
+    return std::to_string(n) + "ms";
 }
 
 unsigned long parse_count(std::string_view text, std::string_view what, unsigned long lo, unsigned long hi)

@@ -79,8 +79,28 @@ std::string render_help(std::string_view program, const command& cmd);
 std::string render_overview(std::string_view program, std::string_view summary,
                             std::span<const command> commands);
 
-/// "10s", "250ms", "2m", "1h" or a bare number of seconds. Throws usage_error.
-std::chrono::milliseconds parse_duration(std::string_view text, std::string_view what);
+/// Where a duration flag's value may lie. The default ceiling keeps every
+/// deadline (now plus the value, plus a grace) far from overflowing the
+/// clock's 64-bit nanoseconds, which 10 000 000h would.
+struct duration_range {
+    static constexpr std::chrono::milliseconds ceiling{std::chrono::hours(24 * 30)};
+    std::chrono::milliseconds lo{0};
+    std::chrono::milliseconds hi{ceiling};
+};
+
+/// From `lo` to the common ceiling.
+constexpr duration_range at_least(std::chrono::milliseconds lo)
+{
+    return duration_range{lo, duration_range::ceiling};
+}
+
+/// "10s", "250ms", "2m", "1h" or a bare number of seconds, within `range`.
+/// Throws usage_error naming `what`.
+std::chrono::milliseconds parse_duration(std::string_view text, std::string_view what,
+                                         duration_range range = {});
+
+/// "250ms", "5s", "2m", "720h": the largest unit that shows it whole.
+std::string format_duration(std::chrono::milliseconds d);
 
 /// Unsigned integer within [lo, hi]. Throws usage_error naming `what`.
 unsigned long parse_count(std::string_view text, std::string_view what, unsigned long lo, unsigned long hi);

@@ -84,8 +84,13 @@ std::string required(const invocation& inv, std::string_view flag)
 int admin_create_enrollment_code(invocation& inv)
 {
     json::object req{{"orgId", required(inv, "org")}};
-    if (auto ttl = inv.args.value("ttl"))
-        req["ttlSeconds"] = cli::parse_duration(*ttl, "--ttl").count() / 1000;
+    if (auto ttl = inv.args.value("ttl")) {
+        // The gateway takes whole seconds, and reads 0 as its default (1 h):
+        // "500ms" must not become a code that lives an hour.
+        const auto d = cli::parse_duration(*ttl, "--ttl", cli::at_least(std::chrono::seconds(1)));
+        if (d.count() % 1000 != 0) throw cli::usage_error("--ttl: '" + *ttl + "' is not whole seconds");
+        req["ttlSeconds"] = d.count() / 1000;
+    }
     if (auto uses = inv.args.value("uses"))
         req["maxUses"] = static_cast<std::int64_t>(cli::parse_count(*uses, "--uses", 1, 100'000));
     const auto res = call(inv, "CreateEnrollmentCode", req);

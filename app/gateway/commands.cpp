@@ -24,7 +24,7 @@ const std::vector<subcommand>& table()
            {"db-pool-size", "N", "PostgreSQL connections per replica (plus one for LISTEN)", "4"},
            {"db-timeout", "DURATION",
             "PostgreSQL connect, pool-wait and statement timeout (the server's statement_timeout on pooled "
-            "connections)",
+            "connections), 100ms to 24h",
             "5s"},
            {"tls-cert", "FILE", "PEM certificate chain (required off loopback)"},
            {"tls-key", "FILE", "PEM private key for --tls-cert"},
@@ -60,7 +60,8 @@ const std::vector<subcommand>& table()
              {{"create-enrollment-code",
                "Create an enrollment code; prints the code alone.",
                {{"org", "ORG", "organisation the node will belong to"},
-                {"ttl", "DURATION", "how long the code stays valid", "1h"},
+                {"ttl", "DURATION", "how long the code stays valid, whole seconds up to 720h (30 days)",
+                 "1h"},
                 {"uses", "N",
                  "how many nodes it enrolls (a DaemonSet's nodes share one code), at most 100000", "1"}}},
               admin_create_enrollment_code},

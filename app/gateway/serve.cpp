@@ -47,7 +47,11 @@ gateway::postgres::store_options postgres_options(const invocation& inv, std::st
     o.pool.conninfo = std::move(conninfo);
     if (auto v = inv.args.value("db-pool-size")) o.pool.size = cli::parse_count(*v, "--db-pool-size", 1, 256);
     if (auto v = inv.args.value("db-timeout")) {
-        o.pool.statement_timeout = cli::parse_duration(*v, "--db-timeout");
+        // Zero would switch PostgreSQL's statement_timeout off and give every
+        // call no time at all; it takes whole milliseconds up to INT_MAX
+        // (24.8 days), far above any wait worth making a caller sit through.
+        o.pool.statement_timeout =
+            cli::parse_duration(*v, "--db-timeout", {std::chrono::milliseconds(100), std::chrono::hours(24)});
         o.pool.connect_timeout = o.pool.statement_timeout;
     }
     return o;
@@ -137,6 +141,10 @@ int gateway_serve(invocation& inv)
     if (auto v = inv.args.value("max-connections-per-ip"))
         server_opts.max_connections_per_ip = cli::parse_count(*v, "--max-connections-per-ip", 1, 10'000'000);
 
+    // Every flag is checked before anything is created.
+    std::optional<gateway::postgres::store_options> postgres;
+    if (const auto conninfo = postgres_conninfo(inv)) postgres = postgres_options(inv, *conninfo);
+
     // Everything the gateway creates (database, WAL, token file) is for its
     // own user only.
     ::umask(077);
@@ -152,8 +160,6 @@ int gateway_serve(invocation& inv)
     std::shared_ptr<asio::ssl::context> tls_ctx;
     if (tls) tls_ctx = net::make_server_tls(*inv.args.value("tls-cert"), *inv.args.value("tls-key"));
 
-    const auto conninfo = postgres_conninfo(inv);
-
     // Order matters: the supervisor (and its io_context) outlives the
     // storage thread, which joins before anything it completes into dies.
     supervisor sup(inv.log, opts);
@@ -161,9 +167,9 @@ int gateway_serve(invocation& inv)
     asio::thread_pool storage_thread(1);
     std::unique_ptr<gateway::store> db;
     gateway::postgres::pg_store* pg = nullptr;
-    if (conninfo) {
+    if (postgres) {
         auto store = std::make_unique<gateway::postgres::pg_store>(
-            sup.context().get_executor(), postgres_options(inv, *conninfo), process_random(), inv.log);
+            sup.context().get_executor(), std::move(*postgres), process_random(), inv.log);
         pg = store.get();
         run_to_completion(sup.context(), open_postgres(*pg, inv.log));
         sup.context().restart();

@@ -99,6 +99,36 @@ BOOST_AUTO_TEST_CASE(durations)
     BOOST_CHECK_THROW(parse_duration("2 m", "x"), cli::usage_error);
     BOOST_CHECK_THROW(parse_duration("-1s", "x"), cli::usage_error);
     BOOST_CHECK_THROW(parse_duration("", "x"), cli::usage_error);
+    // Every value is bounded: the default ceiling is 30 days.
+    BOOST_TEST(parse_duration("720h", "x").count() == 720LL * 3600 * 1000);
+    BOOST_CHECK_THROW(parse_duration("721h", "x"), cli::usage_error);
+    BOOST_CHECK_THROW(parse_duration("10000000h", "x"), cli::usage_error);
+    BOOST_TEST(parse_duration("0s", "x").count() == 0);
+    const cli::duration_range r{100ms, 24h};
+    BOOST_TEST(parse_duration("100ms", "x", r).count() == 100);
+    BOOST_TEST(parse_duration("24h", "x", r).count() == 24LL * 3600 * 1000);
+    try {
+        (void)parse_duration("99ms", "--db-timeout", r);
+        BOOST_ERROR("99ms was taken");
+    } catch (const cli::usage_error& e) {
+        BOOST_TEST(std::string(e.what()) == "--db-timeout: '99ms' must be from 100ms to 24h");
+    }
+    BOOST_CHECK_THROW(parse_duration("1441m", "x", r), cli::usage_error);
+    BOOST_TEST(cli::at_least(1s).lo.count() == 1000);
+    BOOST_TEST((cli::at_least(1s).hi == cli::duration_range::ceiling));
+}
+
+BOOST_AUTO_TEST_CASE(durations_print_in_the_largest_whole_unit)
+{
+    using tether::app::cli::format_duration;
+    using namespace std::chrono_literals;
+    BOOST_TEST(format_duration(0ms) == "0s");
+    BOOST_TEST(format_duration(250ms) == "250ms");
+    BOOST_TEST(format_duration(1500ms) == "1500ms");
+    BOOST_TEST(format_duration(5s) == "5s");
+    BOOST_TEST(format_duration(90s) == "90s");
+    BOOST_TEST(format_duration(2min) == "2m");
+    BOOST_TEST(format_duration(720h) == "720h");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

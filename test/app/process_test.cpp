@@ -51,6 +51,50 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_two)
     BOOST_TEST(contains(plain_public.err, "refusing plain HTTP"), plain_public.err);
 }
 
+BOOST_AUTO_TEST_CASE(durations_out_of_range_are_usage_errors_before_anything_starts)
+{
+    // 10000000h overflowed the clock's nanoseconds in the drain deadline:
+    // the gateway's drain ran out the moment it began, and it exited 1.
+    temp_dir dir;
+    const auto data = dir.path() / "data";
+    const auto drain = tether::test::run(
+        binary("tether-gateway"),
+        {"serve", "--listen", "127.0.0.1:0", "--data-dir", data.string(), "--drain-timeout", "10000000h"});
+    BOOST_TEST(drain.status == 2);
+    BOOST_TEST(contains(drain.err, "--drain-timeout: '10000000h' must be from 0s to 720h"), drain.err);
+    BOOST_TEST(!std::filesystem::exists(data), "nothing is created");
+
+    // Zero would switch PostgreSQL's statement_timeout off; above 24.8 days
+    // the server refuses the SET on every new connection.
+    for (const char* bad : {"0s", "99ms", "1441m", "600h"}) {
+        const auto db = tether::test::run(binary("tether-gateway"),
+                                          {"serve", "--listen", "127.0.0.1:0", "--data-dir", data.string(),
+                                           "--database", "host=/nonexistent dbname=x", "--db-timeout", bad});
+        BOOST_TEST(db.status == 2, bad);
+        BOOST_TEST(contains(db.err, "--db-timeout"), db.err);
+        BOOST_TEST(!std::filesystem::exists(data), "nothing is created");
+    }
+
+    // The gateway reads a TTL of 0 seconds as its default hour: "500ms"
+    // made a code that lived an hour. Refused before any call is made.
+    const auto token = dir.path() / "admin.token";
+    tether::test::write_file(token, "unused\n");
+    for (const char* bad : {"500ms", "0s", "1500ms", "721h"}) {
+        const auto ttl =
+            tether::test::run(binary("tether-gateway"),
+                              {"admin", "--server", "http://127.0.0.1:1", "--admin-token-file",
+                               token.string(), "create-enrollment-code", "--org", "acme", "--ttl", bad});
+        BOOST_TEST(ttl.status == 2, bad);
+        BOOST_TEST(contains(ttl.err, "--ttl"), ttl.err);
+        BOOST_TEST(!contains(ttl.err, "127.0.0.1:1"), ttl.err);
+    }
+
+    const auto probe = tether::test::run(
+        binary("tether"), {"probe", "--health-listen", "127.0.0.1:1", "--probe-timeout", "0s", "/livez"});
+    BOOST_TEST(probe.status == 2);
+    BOOST_TEST(contains(probe.err, "--probe-timeout: '0s' must be from 100ms to 720h"), probe.err);
+}
+
 BOOST_AUTO_TEST_CASE(run_without_state_names_the_file_and_the_enroll_command)
 {
     temp_dir dir;
