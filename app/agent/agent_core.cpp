@@ -42,6 +42,12 @@ std::optional<settings::projection_options> projection_flags(const invocation& i
         if (!mode)
             throw cli::usage_error(inv.args.origin("config-mode") +
                                    " must be an octal mode like 0640, not '" + *m + "'");
+        // The workloads only read the file; anyone else who could write it
+        // would decide what they run with until the next version.
+        if ((*mode & 0022) != 0)
+            throw cli::usage_error(inv.args.origin("config-mode") + ": '" + *m +
+                                   "' lets others than the agent write config.json; give one without "
+                                   "group or other write, like 0640 or 0644");
         o.mode = *mode;
     }
     o.group = group_flag(inv, "config-group");

@@ -590,6 +590,8 @@ BOOST_AUTO_TEST_CASE(bad_config_out_flags_are_start_up_errors)
     refused({"--config-out", (dir.path() / "a-file").string()}, "a-file");
     refused({"--config-out", state.string()}, "must not be the state directory");
     refused({"--config-out", (dir.path() / "out").string(), "--config-mode", "0999"}, "octal mode");
+    refused({"--config-out", (dir.path() / "out").string(), "--config-mode", "0666"}, "lets others");
+    refused({"--config-out", (dir.path() / "out").string(), "--config-mode", "0660"}, "lets others");
     refused({"--config-out", (dir.path() / "out").string(), "--config-group", "no-such-group-here"},
             "no group named");
     refused({"--config-mode", "0644"}, "needs --config-out");
