@@ -34,11 +34,14 @@ net::url parse_url_flag(const std::string& text, const std::string& origin)
 
 std::shared_ptr<asio::ssl::context> client_tls(const invocation& inv, bool needed)
 {
-    if (!needed) return nullptr;
     std::optional<std::filesystem::path> ca;
     if (auto v = inv.args.value("ca-file")) ca = *v;
+    if (!needed && !ca) return nullptr;
     try {
-        return net::make_client_tls(ca);
+        // A --ca-file is read even when every URL is plain http: a wrong
+        // path shows now, not on the day the server moves to https.
+        auto ctx = net::make_client_tls(ca);
+        return needed ? ctx : nullptr;
     } catch (const std::runtime_error& e) {
         throw cli::usage_error(e.what());
     }

@@ -95,6 +95,33 @@ BOOST_AUTO_TEST_CASE(durations_out_of_range_are_usage_errors_before_anything_sta
     BOOST_TEST(contains(probe.err, "--probe-timeout: '0s' must be from 100ms to 720h"), probe.err);
 }
 
+BOOST_AUTO_TEST_CASE(a_ca_file_that_cannot_be_used_is_refused_even_for_plain_http)
+{
+    // Unused with an http:// server, a wrong --ca-file went unnoticed until
+    // the day the server moved to https.
+    temp_dir dir;
+    const auto state = dir.path() / "state";
+    const auto missing = dir.path() / "missing.pem";
+    const auto enroll =
+        tether::test::run(binary("tether"), {"enroll", "--server", "http://127.0.0.1:1", "--code", "unused",
+                                             "--state-dir", state.string(), "--ca-file", missing.string()});
+    BOOST_TEST(enroll.status == 2);
+    BOOST_TEST(contains(enroll.err, "cannot load CA file " + missing.string()), enroll.err);
+    BOOST_TEST(!std::filesystem::exists(state), "nothing is created");
+
+    const auto junk = dir.path() / "junk.pem";
+    tether::test::write_file(junk, "not a certificate\n");
+    const auto token = dir.path() / "admin.token";
+    tether::test::write_file(token, "unused\n");
+    std::filesystem::permissions(token,
+                                 std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    const auto admin = tether::test::run(binary("tether-gateway"),
+                                         {"admin", "--server", "http://127.0.0.1:1", "--admin-token-file",
+                                          token.string(), "--ca-file", junk.string(), "nodes"});
+    BOOST_TEST(admin.status == 2);
+    BOOST_TEST(contains(admin.err, "cannot load CA file " + junk.string()), admin.err);
+}
+
 BOOST_AUTO_TEST_CASE(run_without_state_names_the_file_and_the_enroll_command)
 {
     temp_dir dir;
