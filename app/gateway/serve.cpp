@@ -141,9 +141,18 @@ int gateway_serve(invocation& inv)
     if (auto v = inv.args.value("max-connections-per-ip"))
         server_opts.max_connections_per_ip = cli::parse_count(*v, "--max-connections-per-ip", 1, 10'000'000);
 
-    // Every flag is checked before anything is created.
+    // Every flag is checked, and every file it names read, before anything
+    // is created.
     std::optional<gateway::postgres::store_options> postgres;
     if (const auto conninfo = postgres_conninfo(inv)) postgres = postgres_options(inv, *conninfo);
+    std::shared_ptr<asio::ssl::context> tls_ctx;
+    if (tls) {
+        try {
+            tls_ctx = net::make_server_tls(*inv.args.value("tls-cert"), *inv.args.value("tls-key"));
+        } catch (const std::runtime_error& e) {
+            throw cli::usage_error(e.what());
+        }
+    }
 
     // Everything the gateway creates (database, WAL, token file) is for its
     // own user only.
@@ -156,9 +165,6 @@ int gateway_serve(invocation& inv)
     const secret admin_token = load_admin_token(token_file, true, &created);
     inv.log.info("gateway.admin_token",
                  {{"file", std::filesystem::absolute(token_file).string()}, {"created", created}});
-
-    std::shared_ptr<asio::ssl::context> tls_ctx;
-    if (tls) tls_ctx = net::make_server_tls(*inv.args.value("tls-cert"), *inv.args.value("tls-key"));
 
     // Order matters: the supervisor (and its io_context) outlives the
     // storage thread, which joins before anything it completes into dies.

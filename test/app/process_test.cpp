@@ -122,6 +122,23 @@ BOOST_AUTO_TEST_CASE(a_ca_file_that_cannot_be_used_is_refused_even_for_plain_htt
     BOOST_TEST(contains(admin.err, "cannot load CA file " + junk.string()), admin.err);
 }
 
+BOOST_AUTO_TEST_CASE(serve_with_tls_files_it_cannot_use_exits_2_and_creates_nothing)
+{
+    temp_dir dir;
+    const auto data = dir.path() / "data";
+    const auto junk = dir.path() / "junk.pem";
+    tether::test::write_file(junk, "not a key\n");
+    for (const auto& files : {std::pair{dir.path() / "missing.pem", junk}, std::pair{junk, junk}}) {
+        const auto r =
+            tether::test::run(binary("tether-gateway"),
+                              {"serve", "--listen", "127.0.0.1:0", "--data-dir", data.string(), "--tls-cert",
+                               files.first.string(), "--tls-key", files.second.string()});
+        BOOST_TEST(r.status == 2, r.err);
+        BOOST_TEST(contains(r.err, files.first.string()), r.err);
+        BOOST_TEST(!std::filesystem::exists(data), "nothing is created: no data directory, no admin token");
+    }
+}
+
 BOOST_AUTO_TEST_CASE(run_without_state_names_the_file_and_the_enroll_command)
 {
     temp_dir dir;
