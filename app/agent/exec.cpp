@@ -106,6 +106,12 @@ int agent_exec(invocation& inv)
 
     std::optional<net::url> upstream;
     if (auto v = inv.args.value("upstream")) upstream = parse_url_flag(*v, inv.args.origin("upstream"));
+    // Without --upstream the broker forwards to the node's gateway: a
+    // credential meant for another service must not go there.
+    if (!upstream && inv.args.value("credential-file"))
+        throw cli::usage_error(inv.args.origin("credential-file") +
+                               " needs --upstream (or TETHER_UPSTREAM): without it the broker forwards to "
+                               "the node's gateway, which must not be sent another service's credential");
     std::optional<secret> file_secret;
     if (auto f = inv.args.value("credential-file"))
         file_secret = read_credential_file(*f, inv.args.origin("credential-file"));

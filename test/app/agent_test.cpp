@@ -428,6 +428,31 @@ BOOST_AUTO_TEST_CASE(exec_without_upstream_calls_the_gateway_with_the_session_to
     BOOST_TEST(agent->wait_for(5s).value_or(-1) == 0);
 }
 
+BOOST_AUTO_TEST_CASE(exec_with_a_credential_file_but_no_upstream_refuses_to_start)
+{
+    // Without --upstream the broker forwards to the node's gateway: it sent
+    // the gateway the key meant for another service. The variable form is
+    // how a container forgets the upstream.
+    gateway_process gw;
+    temp_dir dir;
+    const auto state = dir.path() / "state";
+    enroll(gw, state);
+    const auto key_file = dir.path() / "api-key";
+    tether::test::write_file(key_file, "other-service-key-0123456789\n");
+    std::filesystem::permissions(key_file,
+                                 std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    tether::test::child_process::options env;
+    env.env_extra = {"TETHER_CREDENTIAL_FILE=" + key_file.string()};
+    const auto r = tether::test::run(binary("tether"),
+                                     {"exec", "--state-dir", state.string(), "--", TETHER_BROKER_CHILD,
+                                      "post", "/tether.v1.NodeService/GetRuntimeConfig", "{}"},
+                                     env);
+    BOOST_TEST(r.status == 2, r.err);
+    BOOST_TEST(contains(r.err, "TETHER_CREDENTIAL_FILE needs --upstream"), r.err);
+    BOOST_TEST(r.out.empty(), "the child ran: " + r.out);
+    BOOST_TEST(!contains(r.err, "other-service-key"), r.err);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(agent_health)
