@@ -26,7 +26,7 @@ int agent_sse_decode(invocation& inv)
 {
     std::size_t max = net::sse_parser::default_max_event_bytes;
     if (auto v = inv.args.value("max-event-size"))
-        max = cli::parse_count(*v, "--max-event-size", 1, 1UL << 30);
+        max = cli::parse_count(*v, inv.args.origin("max-event-size"), 1, 1UL << 30);
     const auto read = [] {
         std::string buf(64 * 1024, '\0');
         for (;;) {

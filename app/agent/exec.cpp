@@ -79,10 +79,10 @@ std::optional<config_flags> parse_config_flags(const invocation& inv)
     }
     if (auto v = inv.args.value("config-wait")) {
         const auto colon = v->find(':');
-        out.policy.wait_min = cli::parse_duration(v->substr(0, colon), "--config-wait");
+        out.policy.wait_min = cli::parse_duration(v->substr(0, colon), inv.args.origin("config-wait"));
         out.policy.wait_max = colon == std::string::npos
                                   ? 4 * out.policy.wait_min
-                                  : cli::parse_duration(v->substr(colon + 1), "--config-wait");
+                                  : cli::parse_duration(v->substr(colon + 1), inv.args.origin("config-wait"));
         if (out.policy.wait_max < out.policy.wait_min)
             throw cli::usage_error(inv.args.origin("config-wait") + ": MAX must not be below MIN in '" + *v +
                                    "'");
@@ -93,7 +93,8 @@ std::optional<config_flags> parse_config_flags(const invocation& inv)
             throw cli::usage_error(inv.args.origin("kill-signal") + " must name a signal, not '" + *v + "'");
         out.kill_signal = *s;
     }
-    if (auto v = inv.args.value("kill-timeout")) out.kill_timeout = cli::parse_duration(*v, "--kill-timeout");
+    if (auto v = inv.args.value("kill-timeout"))
+        out.kill_timeout = cli::parse_duration(*v, inv.args.origin("kill-timeout"));
     return out;
 }
 
@@ -172,8 +173,8 @@ int agent_exec(invocation& inv)
     const auto tls = client_tls(inv, upstream->tls());
     std::chrono::milliseconds upstream_timeout{30'000};
     if (auto v = inv.args.value("upstream-timeout"))
-        upstream_timeout =
-            cli::parse_duration(*v, "--upstream-timeout", cli::at_least(std::chrono::milliseconds(100)));
+        upstream_timeout = cli::parse_duration(*v, inv.args.origin("upstream-timeout"),
+                                               cli::at_least(std::chrono::milliseconds(100)));
 
     // Orphans the child leaves behind are re-parented to us and reaped.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -188,7 +189,8 @@ int agent_exec(invocation& inv)
 
     supervisor_options sopts;
     sopts.handle_signals = false;  // forwarded to the child instead; its exit stops us
-    if (auto v = inv.args.value("drain-timeout")) sopts.drain = cli::parse_duration(*v, "--drain-timeout");
+    if (auto v = inv.args.value("drain-timeout"))
+        sopts.drain = cli::parse_duration(*v, inv.args.origin("drain-timeout"));
     supervisor sup(inv.log, sopts);
     const auto ex = sup.context().get_executor();
     asio::thread_pool blocking(1);

@@ -26,7 +26,7 @@ int agent_probe(invocation& inv)
         path.find_first_of(" \r\n\t") != std::string::npos)
         throw cli::usage_error("PATH must be an absolute path such as /livez or /readyz");
     const auto timeout =
-        cli::parse_duration(inv.args.value("probe-timeout").value_or("2s"), "--probe-timeout",
+        cli::parse_duration(inv.args.value("probe-timeout").value_or("2s"), inv.args.origin("probe-timeout"),
                             cli::at_least(std::chrono::milliseconds(100)));
     if (!net::is_loopback_host(addr.text.host))
         throw cli::usage_error(

@@ -43,8 +43,9 @@ int agent_run(invocation& inv)
     }
     supervisor_options opts;
     if (auto v = inv.args.value("threads"))
-        opts.threads = static_cast<unsigned>(cli::parse_count(*v, "--threads", 1, 64));
-    if (auto v = inv.args.value("drain-timeout")) opts.drain = cli::parse_duration(*v, "--drain-timeout");
+        opts.threads = static_cast<unsigned>(cli::parse_count(*v, inv.args.origin("threads"), 1, 64));
+    if (auto v = inv.args.value("drain-timeout"))
+        opts.drain = cli::parse_duration(*v, inv.args.origin("drain-timeout"));
     const auto projection = projection_flags(inv, paths.dir);
 
     // Signals are handled from here on: nothing below can block unstoppably.

@@ -87,12 +87,15 @@ int admin_create_enrollment_code(invocation& inv)
     if (auto ttl = inv.args.value("ttl")) {
         // The gateway takes whole seconds, and reads 0 as its default (1 h):
         // "500ms" must not become a code that lives an hour.
-        const auto d = cli::parse_duration(*ttl, "--ttl", cli::at_least(std::chrono::seconds(1)));
-        if (d.count() % 1000 != 0) throw cli::usage_error("--ttl: '" + *ttl + "' is not whole seconds");
+        const auto d =
+            cli::parse_duration(*ttl, inv.args.origin("ttl"), cli::at_least(std::chrono::seconds(1)));
+        if (d.count() % 1000 != 0)
+            throw cli::usage_error(inv.args.origin("ttl") + ": '" + *ttl + "' is not whole seconds");
         req["ttlSeconds"] = d.count() / 1000;
     }
     if (auto uses = inv.args.value("uses"))
-        req["maxUses"] = static_cast<std::int64_t>(cli::parse_count(*uses, "--uses", 1, 100'000));
+        req["maxUses"] =
+            static_cast<std::int64_t>(cli::parse_count(*uses, inv.args.origin("uses"), 1, 100'000));
     const auto res = call(inv, "CreateEnrollmentCode", req);
     std::cout << res.at("code").as_string().c_str() << "\n";
     return 0;
@@ -207,7 +210,7 @@ int admin_rollout(invocation& inv)
 {
     const std::string org = required(inv, "org");
     std::optional<std::chrono::milliseconds> wait;
-    if (auto v = inv.args.value("wait")) wait = cli::parse_duration(*v, "--wait");
+    if (auto v = inv.args.value("wait")) wait = cli::parse_duration(*v, inv.args.origin("wait"));
     const bool as_json = inv.args.enabled("json");
     const json::object request{{"orgId", org}, {"pageSize", 20}};
     if (!wait) {

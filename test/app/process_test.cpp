@@ -63,6 +63,14 @@ BOOST_AUTO_TEST_CASE(durations_out_of_range_are_usage_errors_before_anything_sta
     BOOST_TEST(drain.status == 2);
     BOOST_TEST(contains(drain.err, "--drain-timeout: '10000000h' must be from 0s to 720h"), drain.err);
     BOOST_TEST(!std::filesystem::exists(data), "nothing is created");
+    // Set in a manifest's environment, the message names the variable.
+    child_process::options env;
+    env.env_extra = {"TETHER_DRAIN_TIMEOUT=10000000h"};
+    const auto from_env = tether::test::run(
+        binary("tether-gateway"), {"serve", "--listen", "127.0.0.1:0", "--data-dir", data.string()}, env);
+    BOOST_TEST(from_env.status == 2);
+    BOOST_TEST(contains(from_env.err, "TETHER_DRAIN_TIMEOUT: '10000000h' must be from 0s to 720h"),
+               from_env.err);
 
     // Zero would switch PostgreSQL's statement_timeout off; above 24.8 days
     // the server refuses the SET on every new connection.
