@@ -39,10 +39,16 @@ void prepare_data_dir(const std::filesystem::path& dir, const log::logger& log)
                               ", mode " + octal(st.st_mode);
     if ((st.st_mode & 077) != 0 && ::chmod(dir.c_str(), 0700) == 0) return;
     const int chmod_errno = (st.st_mode & 077) != 0 ? errno : 0;
-    if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+        // No owner or mode fixes this one; saying chown would send the
+        // operator the wrong way.
+        if (errno == EROFS)
+            throw cli::usage_error("--data-dir " + name +
+                                   " is on a read-only file system: give a directory on a writable volume");
         throw cli::usage_error("--data-dir " + name + " (" + owner + ") is not writable by the gateway (" +
                                who + "): chown " + std::to_string(me) + " " + name +
                                ", or run the gateway as the directory's owner");
+    }
     if ((st.st_mode & 007) != 0)
         throw cli::usage_error("--data-dir " + name + " (" + owner +
                                ") is open to every user, and the gateway (" + who + ") cannot narrow it (" +

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -291,6 +292,27 @@ BOOST_AUTO_TEST_CASE(gateway_data_dir_it_does_not_own)
         mine.err());
     BOOST_TEST(mode_of(own.string()) == 0700);
     BOOST_TEST(!contains(mine.err(), "gateway.data_dir_shared"));
+}
+
+// A data directory on a read-only file system (a volume mounted ro, a
+// read-only root with no volume): refused as that, not as a matter of
+// owners and modes. Created by us (0755: narrowed first) or already 0700.
+BOOST_AUTO_TEST_CASE(gateway_data_dir_on_a_read_only_file_system)
+{
+    if (!t::can_mount()) return;
+    t::temp_dir dir;
+    for (const mode_t mode : {0755, 0700}) {
+        t::small_disk ro(dir.path() / ("ro" + std::to_string(mode)), "64k");
+        BOOST_TEST_REQUIRE(::chmod(ro.at.c_str(), mode) == 0);
+        BOOST_TEST_REQUIRE(::mount(nullptr, ro.at.c_str(), nullptr,
+                                   MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) == 0,
+                           std::strerror(errno));
+        const auto r = t::run(t::binary("tether-gateway"),
+                              {"serve", "--listen", "127.0.0.1:0", "--data-dir", ro.at.string()});
+        BOOST_TEST(r.status == 2, mode);
+        BOOST_TEST(contains(r.err, "is on a read-only file system"), r.err);
+        BOOST_TEST(!contains(r.err, "chown"), r.err);
+    }
 }
 
 // A first start on a full disk is refused with the reason, and leaves no
