@@ -148,7 +148,8 @@ sqlite_storage::sqlite_storage(const std::filesystem::path& path) : path_(path)
         db_ = nullptr;
         throw std::runtime_error("cannot open database " + path.string() + ": " + why);
     }
-    sqlite3_busy_timeout(db_, 5000);
+    sqlite3_busy_handler(db_, &sqlite_storage::on_busy, this);
+    sqlite3_commit_hook(db_, &sqlite_storage::on_commit, this);
     try {
         exec("PRAGMA journal_mode=WAL");
         exec("PRAGMA synchronous=NORMAL");  // WAL + NORMAL: durable across process crashes
@@ -164,6 +165,32 @@ sqlite_storage::sqlite_storage(const std::filesystem::path& path) : path_(path)
 sqlite_storage::~sqlite_storage()
 {
     sqlite3_close(db_);
+}
+
+int sqlite_storage::on_busy(void* self, int count) noexcept
+{
+    // Every storage call runs on one thread: a write waiting for a lock
+    // another process holds (someone's sqlite3 shell left in a transaction)
+    // holds up every call queued behind it, reads included, which WAL would
+    // otherwise let through. So the first wait may take 5 s, and once one
+    // has run out, the next writes give up after a moment until one of
+    // ours commits again.
+    auto& s = *static_cast<sqlite_storage*>(self);
+    const auto now = std::chrono::steady_clock::now();
+    if (count == 0) s.busy_since_ = now;
+    const auto limit = s.locked_elsewhere_ ? std::chrono::milliseconds(50) : std::chrono::milliseconds(5000);
+    if (now - s.busy_since_ >= limit) {
+        s.locked_elsewhere_ = true;
+        return 0;
+    }
+    sqlite3_sleep(std::min(1 << std::min(count, 5), 25));  // 1, 2, 4 ... 25 ms between tries
+    return 1;
+}
+
+int sqlite_storage::on_commit(void* self) noexcept
+{
+    static_cast<sqlite_storage*>(self)->locked_elsewhere_ = false;
+    return 0;  // go on with the commit
 }
 
 void sqlite_storage::exec(const char* sql)

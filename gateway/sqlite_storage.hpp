@@ -3,6 +3,7 @@
 
 #include "gateway/storage.hpp"
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 
@@ -66,8 +67,15 @@ private:
     /// it throws nothing and leaves the error in flight as it was.
     void roll_back() noexcept;
     void migrate();
+    /// SQLite's busy handler: whether to wait on for a lock held elsewhere.
+    static int on_busy(void* self, int count) noexcept;
+    static int on_commit(void* self) noexcept;
 
     sqlite3* db_ = nullptr;
+    /// Set when a wait for a lock held elsewhere ran out; cleared by our
+    /// next commit, which proves the lock is ours to take again.
+    bool locked_elsewhere_ = false;
+    std::chrono::steady_clock::time_point busy_since_{};
     std::filesystem::path path_;
     std::uint64_t node_writes_ = 0;
 };
