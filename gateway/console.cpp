@@ -91,7 +91,9 @@ awaitable<std::optional<service::console_grant>> service::console_authorized(con
     auto hash = session_hash(*token);
     const auto found =
         co_await db_.find_credential(credential_kind::console_session, hash, sessions_.now_ms());
-    if (found) out = console_grant{std::move(hash), found->expires_ms};
+    // Opened with a token since replaced: ended, as if logged out.
+    if (found && found->org_id == admin_fingerprint())
+        out = console_grant{std::move(hash), found->expires_ms};
     co_return out;
 }
 
@@ -100,7 +102,7 @@ awaitable<bool> service::console_session_live(std::string session_hash)
     try {
         const auto found = co_await db_.find_credential(credential_kind::console_session,
                                                         std::move(session_hash), sessions_.now_ms());
-        co_return found.has_value();
+        co_return found && found->org_id == admin_fingerprint();
     } catch (const boost::system::system_error& e) {
         if (e.code() == asio::error::operation_aborted) throw;
         storage_failed(e);
@@ -190,13 +192,15 @@ awaitable<net::reply> service::console_api(const net::http::request& req, const 
     if (!body) co_return console_error(400, code::invalid_argument, body.error().message());
     auto presented = pj::get_string(*body, "adminToken");
     if (!presented) co_return console_error(400, code::invalid_argument, presented.error().message());
-    if (presented->empty() || !constant_time_equal(*presented, admin_token_.reveal())) {
+    if (!admin_token_is(*presented)) {
         auth_failed(peer.address, "ConsoleLogin", rpc_error{code::unauthenticated, "wrong admin token"});
         co_return console_error(401, code::unauthenticated, "wrong admin token");
     }
     const std::string token = random_token(32);
     const auto now = sessions_.now_ms();
-    credential_record rec{"console", "", now + opts_.console_session_ms, 0};
+    // org_id carries the token's fingerprint: a session ends when the token
+    // it was opened with is replaced (on every replica, whichever saw it).
+    credential_record rec{"console", admin_fingerprint(), now + opts_.console_session_ms, 0};
     const bool stored = co_await db_.put_credential_capped(
         credential_kind::console_session, session_hash(token), rec, opts_.console_sessions, now);
     if (!stored)

@@ -41,7 +41,12 @@ awaitable<net::reply> service::open_stream(const net::http::request& req, const 
     session_info grant;
     if (admin) {
         grant.expires_ms = INT64_MAX;
-        if (!token || !constant_time_equal(*token, admin_token_.reveal())) {
+        // Read before the check: a replacement in between ends the stream
+        // at its first wake-up rather than letting the old token's live on.
+        const auto generation = admin_generation_.load();
+        if (token && admin_token_is(*token)) {
+            start.admin_generation = generation;
+        } else {
             // The web console's EventSource brings its cookie instead; the
             // stream lives no longer than that session.
             auto console = co_await console_authorized(req, false);
@@ -180,6 +185,8 @@ awaitable<error_code> service::send_events(stream_start start, net::body_writer&
             co_return error_code(net::errc::timeout);
         }
         if (b.st == subscription::state::closed) co_return error_code{};
+        if (start.admin_generation && *start.admin_generation != admin_generation_.load())
+            co_return error_code{};  // the admin token it was opened with was replaced
         if (b.idle && !start.console_session.empty()) {
             const bool live = co_await console_session_live(start.console_session);
             if (!live) co_return error_code{};  // logged out (on any replica)

@@ -17,6 +17,17 @@ namespace pj = net::protojson;
 namespace json = boost::json;
 using net::connect::code;
 
+namespace {
+
+/// What a console session keeps of the admin token it was opened with: a
+/// hash of its own kind, not the token, since it lands in the store.
+std::string fingerprint_of(const secret& token)
+{
+    return auth::sha256_hex("tether console admin token\n" + std::string(token.reveal())).substr(0, 32);
+}
+
+}  // namespace
+
 namespace detail {
 
 std::string timestamp(std::int64_t ms)
@@ -61,6 +72,7 @@ service::service(store& db, secret admin_token, gateway_options opts, const log:
                  session_registry::clock_fn now)
     : db_(db),
       admin_token_(std::move(admin_token)),
+      admin_fingerprint_(fingerprint_of(admin_token_)),
       opts_(opts),
       log_(log),
       sessions_(std::move(now), opts.sessions),
@@ -134,7 +146,31 @@ void service::storage_failed(const std::exception& e)
 bool service::is_admin(const net::http::request& req) const
 {
     const auto token = detail::bearer(req);
-    return token && constant_time_equal(*token, admin_token_.reveal());
+    return token && admin_token_is(*token);
+}
+
+bool service::admin_token_is(std::string_view presented) const
+{
+    const std::lock_guard lock(admin_mutex_);
+    return !presented.empty() && constant_time_equal(presented, admin_token_.reveal());
+}
+
+std::string service::admin_fingerprint() const
+{
+    const std::lock_guard lock(admin_mutex_);
+    return admin_fingerprint_;
+}
+
+bool service::replace_admin_token(secret token)
+{
+    {
+        const std::lock_guard lock(admin_mutex_);
+        if (constant_time_equal(token.reveal(), admin_token_.reveal())) return false;
+        admin_fingerprint_ = fingerprint_of(token);
+        admin_token_ = std::move(token);
+    }
+    ++admin_generation_;
+    return true;
 }
 
 awaitable<net::reply> service::handle(net::http::request req, net::peer_info peer)

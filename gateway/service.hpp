@@ -122,6 +122,13 @@ public:
     /// with 0, a connection refused over the per-address limit.
     void count_refusal(unsigned status) noexcept;
 
+    /// The admin token was rotated (its file changed): from now on requests
+    /// need the new one, and what the old one opened ends: console sessions
+    /// at their next request, admin event streams at their next wake-up
+    /// (within gateway_options::idle_comment). False, and nothing changes,
+    /// when `token` is the one in use. Any thread.
+    bool replace_admin_token(secret token);
+
 private:
     using rpc_handler = awaitable<rpc_result> (service::*)(const rpc_call&);
     struct route {
@@ -191,6 +198,8 @@ private:
         bool last_id_valid = true;
         std::int64_t expires_ms = 0;  ///< the grant's end: the stream ends with it
         std::string console_session;  ///< opened by the web console: its session's hash
+        /// Opened with the admin token: admin_generation_ then.
+        std::optional<std::uint64_t> admin_generation;
     };
     awaitable<net::reply> open_stream(const net::http::request& req, const net::peer_info& peer, bool admin);
     /// The body of one event stream: replay after Last-Event-ID, then live
@@ -205,8 +214,19 @@ private:
     /// (whichever replica revoked it).
     void deliver(const std::vector<event_record>& events);
 
+    /// Whether `presented` is the admin token in use.
+    [[nodiscard]] bool admin_token_is(std::string_view presented) const;
+    /// What a console session carries of the token it was opened with: a
+    /// session whose fingerprint is not the current token's has ended.
+    [[nodiscard]] std::string admin_fingerprint() const;
+
     store& db_;
-    secret admin_token_;
+    mutable std::mutex admin_mutex_;
+    secret admin_token_;             // admin_mutex_
+    std::string admin_fingerprint_;  // admin_mutex_
+    /// Bumped by each replacement: an admin stream opened with the token
+    /// ends when it sees another value.
+    std::atomic<std::uint64_t> admin_generation_{0};
     gateway_options opts_;
     const log::logger& log_;
     session_registry sessions_;

@@ -3,6 +3,7 @@
 #include "app/common/one_shot.hpp"
 #include "app/common/supervisor.hpp"
 #include "app/gateway/admin_token.hpp"
+#include "app/gateway/admin_token_watch.hpp"
 #include "app/gateway/commands.hpp"
 #include "app/gateway/data_dir.hpp"
 #include "base/blocking_call.hpp"
@@ -211,6 +212,9 @@ int gateway_serve(invocation& inv)
     sup.add("housekeeping", [&svc] { return svc.housekeeping(); });
     sup.add("readiness", [&svc] { return svc.readiness(); });
     sup.add("fleet-sampler", [&svc] { return svc.sample_fleet(); });
+    sup.add("admin-token", [&svc, &token_file, &storage_thread, &inv] {
+        return follow_admin_token(token_file, svc, storage_thread.get_executor(), inv.log);
+    });
     if (pg) sup.add("event-feed", [pg] { return pg->run_feed(); });
     const int status = sup.run();
     storage_thread.join();

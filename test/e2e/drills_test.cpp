@@ -48,6 +48,17 @@ bool all(std::vector<agent>& fleet, const std::function<bool(const std::string&)
     return true;
 }
 
+/// Polls `pred` every 200 ms until it holds; false at the cap.
+bool within(std::chrono::milliseconds cap, const std::function<bool()>& pred)
+{
+    const auto deadline = clk::now() + cap;
+    for (;;) {
+        if (pred()) return true;
+        if (clk::now() >= deadline) return false;
+        std::this_thread::sleep_for(200ms);
+    }
+}
+
 std::string stats(std::vector<std::int64_t> v)
 {
     std::sort(v.begin(), v.end());
@@ -342,6 +353,58 @@ BOOST_AUTO_TEST_CASE(gateway_first_start_on_a_full_disk_leaves_no_token_behind)
     BOOST_TEST(t::read_file(data / "admin.token").size() > 32U);
     gw.signal(SIGTERM);
     BOOST_TEST(gw.wait_for(10s).value_or(-1) == 0, gw.err());
+}
+
+// The admin token leaked: the operator replaces the file's contents (as a
+// Kubernetes Secret update does, by a rename) and the gateway takes the new
+// token within seconds, without a restart; the old one stops working. A
+// replacement it cannot use keeps the token in use, and says why.
+BOOST_AUTO_TEST_CASE(replacing_the_admin_token_file_rotates_the_token_without_a_restart)
+{
+    t::gateway_process gw;
+    const auto& file = gw.token_file;
+    const auto old_copy = gw.dir.path() / "old.token";
+    std::filesystem::copy_file(file, old_copy);
+    const auto old_token = t::read_file(file);
+    const auto nodes_with = [&](const std::filesystem::path& token) {
+        return t::run(t::binary("tether-gateway"),
+                      {"admin", "--server", gw.url, "--admin-token-file", token.string(), "nodes"})
+            .status;
+    };
+    BOOST_TEST_REQUIRE(nodes_with(old_copy) == 0);
+    const auto write_private = [](const std::filesystem::path& p, const std::string& text) {
+        t::write_file(p, text);
+        std::filesystem::permissions(
+            p, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    };
+
+    const std::string new_token = "rotated-0123456789abcdefghijklmnopqrstuv";
+    write_private(gw.dir.path() / "next.token", new_token + "\n");
+    std::filesystem::rename(gw.dir.path() / "next.token", file);
+    BOOST_TEST(within(10s, [&] { return nodes_with(file) == 0; }), "the new token is not taken");
+    BOOST_TEST(nodes_with(old_copy) != 0, "the old token still works");
+    BOOST_TEST(gw.proc->wait_output(
+        [](const std::string& e) { return contains(e, "gateway.admin_token_replaced"); }, 5s));
+
+    // Unusable replacements: open to others, then empty. Each is said once,
+    // and the token in use goes on working.
+    std::filesystem::permissions(file, std::filesystem::perms::others_read,
+                                 std::filesystem::perm_options::add);
+    BOOST_TEST(gw.proc->wait_output(
+                   [](const std::string& e) { return contains(e, "is accessible by others"); }, 10s),
+               gw.proc->err());
+    write_private(gw.dir.path() / "keeps.token", new_token + "\n");
+    BOOST_TEST(nodes_with(gw.dir.path() / "keeps.token") == 0);
+    write_private(file, "");
+    BOOST_TEST(gw.proc->wait_output([](const std::string& e) { return contains(e, "is empty"); }, 10s),
+               gw.proc->err());
+    std::this_thread::sleep_for(4500ms);  // two more reads of the same empty file
+    BOOST_TEST(lines_with(gw.proc->err(), "gateway.admin_token_unreadable").size() == 2u, gw.proc->err());
+    BOOST_TEST(nodes_with(gw.dir.path() / "keeps.token") == 0);
+    BOOST_TEST(!contains(gw.proc->err(), new_token), "a token in the log");
+    BOOST_TEST(!contains(gw.proc->err(), old_token.substr(0, old_token.find('\n'))), "a token in the log");
+    gw.proc->signal(SIGTERM);
+    BOOST_TEST(gw.proc->wait_for(10s).value_or(-1) == 0);
 }
 
 BOOST_AUTO_TEST_CASE(a_backup_taken_while_serving_starts_a_gateway_with_the_same_fleet)

@@ -40,10 +40,10 @@ struct console_login {
     std::string set_cookie;
 };
 
-console_login log_in(gateway_fixture& g)
+console_login log_in(gateway_fixture& g, std::string_view admin_token = {})
 {
-    const auto a = send(g, "POST", "/ui/api/login",
-                        json::serialize(json::object{{"adminToken", std::string(g.admin.reveal())}}),
+    const auto token = admin_token.empty() ? g.admin.reveal() : admin_token;
+    const auto a = send(g, "POST", "/ui/api/login", json::serialize(json::object{{"adminToken", token}}),
                         {{"Content-Type", "application/json"}});
     BOOST_TEST_REQUIRE(a.status == 200u, a.body);
     console_login out;
@@ -67,12 +67,26 @@ bool logged_in(gateway_fixture& g, const console_login& s)
     return json::parse(a.body).at("loggedIn").as_bool();
 }
 
-/// /v1/admin/events with a cookie, as the console's EventSource opens it.
-std::unique_ptr<net::body_stream> admin_stream(gateway_fixture& g, const std::string& cookie)
+/// Whether `stream` ends (the server closes it) within `cap`.
+bool ends_within(gateway_fixture& g, net::body_stream& stream, std::chrono::seconds cap)
+{
+    const auto deadline = std::chrono::steady_clock::now() + cap;
+    while (std::chrono::steady_clock::now() < deadline) {
+        auto chunk = tether::test::run_for(g.ioc, stream.read_some(2s));
+        if (!chunk || chunk->empty()) return true;
+    }
+    return false;
+}
+
+/// /v1/admin/events with a cookie, as the console's EventSource opens it,
+/// or with `Authorization: Bearer <admin token>` as the CLI does.
+std::unique_ptr<net::body_stream> admin_stream(gateway_fixture& g, const std::string& cookie,
+                                               std::string_view bearer = {})
 {
     net::http::request req;
     req.target = "/v1/admin/events";
-    req.headers.set("Cookie", cookie);
+    if (!cookie.empty()) req.headers.set("Cookie", cookie);
+    if (!bearer.empty()) req.headers.set("Authorization", "Bearer " + std::string(bearer));
     auto r = tether::test::run_for(g.ioc, g.http().open(g.server().base(), std::move(req), 5s));
     BOOST_TEST_REQUIRE(r.has_value(), r.error().message());
     return std::move(*r);
@@ -226,6 +240,49 @@ BOOST_AUTO_TEST_CASE(logout_and_expiry_end_the_session_and_its_open_stream)
     g.now += tether::gateway::gateway_options{}.console_session_ms + 1;
     BOOST_TEST(list_nodes(g, t, t.csrf).status == 401u);
     BOOST_TEST(!logged_in(g, t));
+}
+
+BOOST_AUTO_TEST_CASE(a_replaced_admin_token_ends_what_the_old_one_opened)
+{
+    // The token leaked, and its file was rotated: the old one must stop
+    // working at once, and so must the console sessions and admin streams
+    // it opened, while the new one works.
+    tether::gateway::gateway_options opts;
+    opts.idle_comment = 200ms;
+    gateway_fixture g(opts);
+    const std::string old_token(g.admin.reveal());
+    const auto s = log_in(g);
+    const auto by_cookie = admin_stream(g, s.cookie);
+    const auto by_token = admin_stream(g, {}, old_token);
+    BOOST_TEST_REQUIRE(by_cookie->head().status == 200u);
+    BOOST_TEST_REQUIRE(by_token->head().status == 200u);
+    const auto rpc = [&](std::string_view token) {
+        return send(g, "POST", "/tether.v1.AdminService/ListNodes", "{}",
+                    {{"Content-Type", "application/json"}, {"Authorization", "Bearer " + std::string(token)}})
+            .status;
+    };
+    BOOST_TEST(rpc(old_token) == 200u);
+
+    const std::string new_token = "rotated-admin-token-0123456789abcdef";
+    BOOST_TEST(!g.service().replace_admin_token(tether::secret(old_token)), "the same token is no change");
+    BOOST_TEST(g.service().replace_admin_token(tether::secret(new_token)));
+    BOOST_TEST(rpc(old_token) == 401u);
+    BOOST_TEST(rpc(new_token) == 200u);
+    BOOST_TEST(!logged_in(g, s), "the console session opened with the old token");
+    BOOST_TEST(list_nodes(g, s, s.csrf).status == 401u);
+    BOOST_TEST(ends_within(g, *by_token, 5s), "the stream opened with the old token is still open");
+    BOOST_TEST(ends_within(g, *by_cookie, 5s), "the old console session's stream is still open");
+    BOOST_TEST(admin_stream(g, {}, old_token)->head().status == 401u);
+
+    // The new token logs in, and its session and stream carry on.
+    BOOST_TEST(send(g, "POST", "/ui/api/login", json::serialize(json::object{{"adminToken", old_token}}),
+                    {{"Content-Type", "application/json"}})
+                   .status == 401u);
+    const auto t = log_in(g, new_token);
+    BOOST_TEST(list_nodes(g, t, t.csrf).status == 200u);
+    const auto fresh = admin_stream(g, {}, new_token);
+    BOOST_TEST_REQUIRE(fresh->head().status == 200u);
+    BOOST_TEST(!ends_within(g, *fresh, 1s));
 }
 
 BOOST_AUTO_TEST_CASE(console_sessions_are_capped_and_failed_logins_throttled)
