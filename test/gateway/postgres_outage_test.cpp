@@ -27,9 +27,8 @@ BOOST_AUTO_TEST_CASE(a_real_database_outage_fails_fast_keeps_streams_and_recover
 {
     // A cluster of its own: this test stops it.
     tether::test::postgres_server own;
-    tether::test::fixture_cluster = &own;
+    const tether::test::own_cluster on(own);
     gateway_fixture g;
-    tether::test::fixture_cluster = nullptr;
     const auto ready = [&] {
         net::http::request req;
         req.target = "/readyz";
@@ -106,9 +105,8 @@ BOOST_AUTO_TEST_CASE(a_full_database_disk_refuses_writes_keeps_what_committed_an
                                  std::filesystem::perm_options::add);
     tether::test::small_disk disk(where.path() / "disk", "64m");
     tether::test::postgres_server own(disk.at / "data");
-    tether::test::fixture_cluster = &own;
+    const tether::test::own_cluster on(own);
     gateway_fixture g;
-    tether::test::fixture_cluster = nullptr;
 
     const auto n = g.enroll("acme");
     const auto s = g.session(n);
@@ -178,11 +176,8 @@ BOOST_AUTO_TEST_CASE(a_lock_held_elsewhere_times_calls_out_and_leaves_nothing_ru
     // wait on in the server for the lock, holding a connection slot each,
     // and then commit what the caller was told had failed.
     tether::test::postgres_server own;
-    tether::test::fixture_cluster = &own;
-    tether::test::fixture_db_timeout = 1s;
+    const tether::test::own_cluster on(own, 1s);
     gateway_fixture g;
-    tether::test::fixture_cluster = nullptr;
-    tether::test::fixture_db_timeout = 5s;
     const std::string database = "t1";  // the fixture's, on a cluster of its own
     // A code for two nodes. The first enrolls now, so the gateway's
     // connection has the statement prepared: given up later, it would be
@@ -258,9 +253,8 @@ BOOST_AUTO_TEST_CASE(a_first_use_that_waits_for_two_locks_answers_what_the_datab
     // gateway must wait for the server as long as the server may take, or
     // it answers unavailable and the server enrolls the node regardless.
     tether::test::postgres_server own;
-    tether::test::fixture_cluster = &own;
-    gateway_fixture g;  // --db-timeout 5 s: the server's statement_timeout
-    tether::test::fixture_cluster = nullptr;
+    const tether::test::own_cluster on(own);
+    gateway_fixture g;                          // --db-timeout 5 s: the server's statement_timeout
     const std::string database = "t1";          // the fixture's, on a cluster of its own
     const auto code_text = g.new_code("acme");  // no Enroll yet: its first use prepares
     const auto psql = [&](const std::string& name, std::string script) {
@@ -313,9 +307,8 @@ BOOST_AUTO_TEST_CASE(a_backlog_of_expired_credentials_goes_in_batches_in_one_rou
     // One DELETE of a large backlog could outlast statement_timeout and be
     // cancelled every round; in batches, one round takes it all.
     tether::test::postgres_server own;
-    tether::test::fixture_cluster = &own;
+    const tether::test::own_cluster on(own);
     gateway_fixture g;
-    tether::test::fixture_cluster = nullptr;
     const std::string database = "t1";  // the fixture's, on a cluster of its own
     const auto n = g.enroll("acme");
     const auto s = g.session(n);  // a live credential, which stays
