@@ -399,7 +399,9 @@ bool service::auth_throttled(const std::string& ip)
     const std::lock_guard lock(failures_m_);
     const auto it = failures_.find(ip);
     if (it == failures_.end()) return false;
-    if (now - it->second.window_start >= opts_.auth_failure_window_ms) {
+    // A window that starts ahead of now: the wall clock went back, and the
+    // window would otherwise last as long as the step.
+    if (now - it->second.window_start >= opts_.auth_failure_window_ms || it->second.window_start > now) {
         failures_.erase(it);
         return false;
     }
@@ -423,7 +425,8 @@ void service::auth_failed(const std::string& ip, std::string_view method, const 
             if (failures_.size() >= 100'000) failures_.clear();
         }
         auto& f = failures_[ip];
-        if (f.count == 0 || now - f.window_start >= opts_.auth_failure_window_ms) f = {now, 0};
+        if (f.count == 0 || now - f.window_start >= opts_.auth_failure_window_ms || f.window_start > now)
+            f = {now, 0};
         ++f.count;
     }
     if (std::uint64_t left_out = 0; auth_log_.allow(left_out))

@@ -74,7 +74,9 @@ bool session_registry::allow_heartbeat(const std::string& node_id)
     const auto now = now_();
     const std::lock_guard lock(m_);
     auto& q = beats_[node_id];
-    while (!q.empty() && q.front() <= now - 1000) q.pop_front();
+    // Times ahead of now: the wall clock went back (an NTP step). Kept, they
+    // would fill the queue and refuse the node until the clock caught up.
+    while (!q.empty() && (q.front() <= now - 1000 || q.front() > now)) q.pop_front();
     if (q.size() >= limits_.heartbeats_per_second) return false;
     q.push_back(now);
     return true;

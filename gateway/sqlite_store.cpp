@@ -108,13 +108,18 @@ awaitable<live_config> sqlite_store::record_heartbeat(std::string node_id, std::
         const bool changed =
             report && (report->applied_config_at != n->applied_config_at ||
                        report->agent_version != n->agent_version || *report->capabilities != n->capabilities);
+        // A last_seen more than a second ahead of now: the wall clock went
+        // back (an NTP step). Written at once, or it would stand still, the
+        // node looking online whatever happened to it, until the clock caught
+        // up. (The second spares replicas whose clocks differ a little.)
+        const bool clock_went_back = n->last_seen_ms > now_ms + 1000;
         // A change goes at once, but a node that changes its story on every
         // beat still costs at most a write a second.
         if (write_every_ms >= 0 && changed &&
-            n->last_seen_ms <= now_ms - std::min<std::int64_t>(write_every_ms, 1000)) {
+            (clock_went_back || n->last_seen_ms <= now_ms - std::min<std::int64_t>(write_every_ms, 1000))) {
             st.record_report(node_id, now_ms, *report);
             out.report_written = true;
-        } else if (write_every_ms >= 0 && n->last_seen_ms <= now_ms - write_every_ms)
+        } else if (write_every_ms >= 0 && (clock_went_back || n->last_seen_ms <= now_ms - write_every_ms))
             st.touch_node(node_id, now_ms);
         out.cfg = st.latest_config(org_id);
         return out;

@@ -280,7 +280,8 @@ awaitable<live_config> pg_store::record_heartbeat(std::string node_id, std::stri
     // old enough, so a storm across replicas writes once per interval, or
     // when the report differs from what is stored) and the org's latest
     // config. write_every_ms < 0 reads only. Without a report ($5 NULL) the
-    // stored facts stay.
+    // stored facts stay. A last_seen more than a second ahead of now is
+    // written at once: the wall clock went back (see sqlite_store).
     params p{std::move(node_id), std::move(org_id), std::to_string(now_ms), std::to_string(write_every_ms)};
     if (report) {
         p.emplace_back(std::to_string(report->applied_config_at));
@@ -301,8 +302,8 @@ awaitable<live_config> pg_store::record_heartbeat(std::string node_id, std::stri
         "  applied_config_at = coalesce($5::bigint, applied_config_at), "
         "  agent_version = coalesce($6::text, agent_version), capabilities = coalesce($7::text, "
         "capabilities) "
-        "  WHERE node_id = $1 AND NOT revoked AND $4::bigint >= 0 AND (last_seen_ms <= $3::bigint - "
-        "$4::bigint "
+        "  WHERE node_id = $1 AND NOT revoked AND $4::bigint >= 0 AND (last_seen_ms > $3::bigint + 1000 "
+        "    OR last_seen_ms <= $3::bigint - $4::bigint "
         "    OR ($5::bigint IS NOT NULL AND last_seen_ms <= $3::bigint - least($4::bigint, 1000) "
         "      AND (applied_config_at <> $5::bigint OR agent_version <> $6::text "
         "      OR capabilities <> $7::text))) RETURNING 1) "

@@ -354,6 +354,43 @@ BOOST_AUTO_TEST_CASE(heartbeat_storm_writes_storage_once_per_5_seconds)
     BOOST_TEST(g.store().node_writes() - before == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(a_wall_clock_stepped_back_refuses_no_heartbeat_and_freezes_no_last_seen)
+{
+    // NTP steps the gateway's clock back an hour. Every rate window and
+    // last_seen written before then lies in the future: heartbeat times
+    // never left the per-node queue (after ten beats the node was refused
+    // for the hour), last_seen was not written again for the hour (a node
+    // that died looked online all along), and an address throttled just
+    // before stayed throttled for the hour.
+    gateway_fixture g;
+    const auto n = g.enroll("acme");
+    const auto s = g.session(n);
+    const auto online = [&] {
+        auto r = g.admin_call("ListNodes", {{"orgId", "acme"}});
+        BOOST_TEST_REQUIRE(r.has_value(), r.error().message);
+        return r->at("nodes").as_array().at(0).at("online").as_bool();
+    };
+    BOOST_TEST_REQUIRE(g.node("Heartbeat", {}, s).has_value());
+    const auto limit = tether::gateway::gateway_options{}.auth_failures_per_window;
+    for (std::size_t i = 0; i < limit; ++i)
+        (void)g.node("BeginAuth", {{"nodeId", n.node_id}, {"apiKey", "wrong"}});
+    BOOST_TEST_REQUIRE((code_of(g.login(n)) == code::resource_exhausted));
+
+    g.now -= 3'600'000;
+    for (int i = 0; i < 15; ++i) {
+        g.now += 2'000;
+        const auto r = g.node("Heartbeat", {}, s);
+        BOOST_TEST(r.has_value(), "heartbeat " << i << " after the step: " << (r ? "" : r.error().message));
+    }
+    BOOST_TEST(online());
+    g.now += 10 * 60'000;  // no heartbeat for ten minutes: the node is gone
+    BOOST_TEST(!online(), "last_seen stood still ahead of the clock");
+
+    // The throttle's window ended with the step, not an hour later.
+    g.now += 61'000;
+    BOOST_TEST(g.login(n).has_value());
+}
+
 BOOST_AUTO_TEST_CASE(heartbeats_record_the_applied_config_and_list_nodes_shows_it)
 {
     gateway_fixture g;
