@@ -7,12 +7,12 @@
 #include <boost/json/serialize.hpp>
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 #include <utility>
 
 namespace tether::auth {
@@ -145,25 +145,16 @@ state_lock::state_lock(const state_paths& p, bool create_dir)
         if (ec) throw state_error("cannot create state directory " + p.dir.string() + ": " + ec.message());
         ::chmod(p.dir.c_str(), 0700);
     }
-    fd_ = ::open(p.lock_file().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd_ < 0) throw state_error("cannot open lock file " + p.lock_file().string() + ": " + errno_text());
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-        char buf[32] = {};
-        const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
-        ::close(fd_);
-        fd_ = -1;
-        std::string pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string("unknown");
-        while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    try {
+        lock_.emplace(p.lock_file());
+    } catch (const pid_lock::held_elsewhere& e) {
         throw state_error("state directory " + p.dir.string() + " is in use by another tether process (PID " +
-                          pid + "); two agents must never share one identity");
+                          e.holder + "); two agents must never share one identity");
+    } catch (const std::system_error& e) {
+        throw state_error("cannot open lock file " + p.lock_file().string() + ": " + e.code().message());
     }
-    const std::string me = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(fd_, 0) == 0) (void)::pwrite(fd_, me.data(), me.size(), 0);
 }
 
-state_lock::~state_lock()
-{
-    if (fd_ >= 0) ::close(fd_);  // closing releases the flock
-}
+state_lock::~state_lock() = default;
 
 }  // namespace tether::auth

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "auth/state_paths.hpp"
+#include "base/pid_lock.hpp"
 #include "base/secret.hpp"
 
 #include <cstdint>
@@ -70,7 +71,7 @@ public:
     state_lock& operator=(const state_lock&) = delete;
 
 private:
-    int fd_ = -1;
+    std::optional<pid_lock> lock_;
 };
 
 }  // namespace tether::auth

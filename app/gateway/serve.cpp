@@ -7,6 +7,7 @@
 #include "app/gateway/commands.hpp"
 #include "app/gateway/data_dir.hpp"
 #include "base/blocking_call.hpp"
+#include "base/pid_lock.hpp"
 #include "gateway/postgres/pg_schema.hpp"
 #include "gateway/postgres/pg_store.hpp"
 #include "gateway/service.hpp"
@@ -165,6 +166,22 @@ int gateway_serve(invocation& inv)
     ::umask(077);
     const std::filesystem::path data_dir = inv.args.value("data-dir").value_or("./tether-data");
     prepare_data_dir(data_dir, inv.log);
+    // The embedded database serves one gateway: a second on the same files
+    // would share the data but not the events (each fans out only its own),
+    // so its agents would miss live updates. Replicas need PostgreSQL.
+    std::optional<pid_lock> sole_gateway;
+    if (!postgres) {
+        try {
+            sole_gateway.emplace(data_dir / "gateway.lock");
+        } catch (const pid_lock::held_elsewhere& e) {
+            throw cli::usage_error("--data-dir " + data_dir.string() +
+                                   " is in use by another tether-gateway (PID " + e.holder +
+                                   "); the embedded database serves one gateway: for several, give them "
+                                   "PostgreSQL (--database)");
+        } catch (const std::system_error& e) {
+            throw cli::usage_error("--data-dir " + data_dir.string() + ": " + e.what());
+        }
+    }
     const std::filesystem::path token_file =
         inv.args.value("admin-token-file").value_or((data_dir / "admin.token").string());
     bool created = false;

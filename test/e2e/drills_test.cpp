@@ -355,6 +355,29 @@ BOOST_AUTO_TEST_CASE(gateway_first_start_on_a_full_disk_leaves_no_token_behind)
     BOOST_TEST(gw.wait_for(10s).value_or(-1) == 0, gw.err());
 }
 
+// Two gateways on one embedded database would share its rows but not its
+// events (each fans out only what it committed): the second is refused,
+// naming the first, which serves on. A gateway killed -9 takes its lock
+// with it.
+BOOST_AUTO_TEST_CASE(a_second_gateway_on_the_same_data_dir_is_refused)
+{
+    t::gateway_process gw;
+    const std::vector<std::string> serve{"serve", "--listen", "127.0.0.1:0", "--data-dir",
+                                         (gw.dir.path() / "gw").string()};
+    const auto second = t::run(t::binary("tether-gateway"), serve);
+    BOOST_TEST(second.status == 2);
+    BOOST_TEST(contains(second.err,
+                        "is in use by another tether-gateway (PID " + std::to_string(gw.proc->pid()) + ")"),
+               second.err);
+    BOOST_TEST(contains(second.err, "--database"), second.err);
+    BOOST_TEST(t::run(t::binary("tether-gateway"), gw.admin({"nodes"})).status == 0);
+
+    gw.proc->signal(SIGKILL);
+    (void)gw.proc->wait_for(10s);
+    gw.start();
+    BOOST_TEST(t::run(t::binary("tether-gateway"), gw.admin({"nodes"})).status == 0);
+}
+
 // The admin token leaked: the operator replaces the file's contents (as a
 // Kubernetes Secret update does, by a rename) and the gateway takes the new
 // token within seconds, without a restart; the old one stops working. A
