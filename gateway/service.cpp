@@ -26,6 +26,14 @@ std::string fingerprint_of(const secret& token)
     return auth::sha256_hex("tether console admin token\n" + std::string(token.reveal())).substr(0, 32);
 }
 
+/// Whether a failure window that began at `start` is over at `now`. One
+/// that begins ahead of now is over too: the wall clock went back (an NTP
+/// step), and the window would otherwise last as long as the step.
+bool window_over(std::int64_t start, std::int64_t now, std::int64_t length)
+{
+    return now - start >= length || start > now;
+}
+
 }  // namespace
 
 namespace detail {
@@ -399,9 +407,7 @@ bool service::auth_throttled(const std::string& ip)
     const std::lock_guard lock(failures_m_);
     const auto it = failures_.find(ip);
     if (it == failures_.end()) return false;
-    // A window that starts ahead of now: the wall clock went back, and the
-    // window would otherwise last as long as the step.
-    if (now - it->second.window_start >= opts_.auth_failure_window_ms || it->second.window_start > now) {
+    if (window_over(it->second.window_start, now, opts_.auth_failure_window_ms)) {
         failures_.erase(it);
         return false;
     }
@@ -420,13 +426,12 @@ void service::auth_failed(const std::string& ip, std::string_view method, const 
         // Bounded: when full, windows that ended go first, then everything.
         if (failures_.size() >= 100'000) {
             std::erase_if(failures_, [&](const auto& kv) {
-                return now - kv.second.window_start >= opts_.auth_failure_window_ms;
+                return window_over(kv.second.window_start, now, opts_.auth_failure_window_ms);
             });
             if (failures_.size() >= 100'000) failures_.clear();
         }
         auto& f = failures_[ip];
-        if (f.count == 0 || now - f.window_start >= opts_.auth_failure_window_ms || f.window_start > now)
-            f = {now, 0};
+        if (f.count == 0 || window_over(f.window_start, now, opts_.auth_failure_window_ms)) f = {now, 0};
         ++f.count;
     }
     if (std::uint64_t left_out = 0; auth_log_.allow(left_out))

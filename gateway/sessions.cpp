@@ -7,6 +7,19 @@
 
 namespace tether::gateway {
 
+namespace {
+
+/// Whether a heartbeat at `t` no longer counts against the per-second limit
+/// at `now`. One ahead of now does not count either: the wall clock went
+/// back (an NTP step), and kept it would refuse the node until the clock
+/// caught up.
+bool beat_gone(std::int64_t t, std::int64_t now)
+{
+    return t <= now - 1000 || t > now;
+}
+
+}  // namespace
+
 session_registry::session_registry(clock_fn now, session_limits limits)
     : now_(std::move(now)), limits_(limits)
 {
@@ -74,9 +87,7 @@ bool session_registry::allow_heartbeat(const std::string& node_id)
     const auto now = now_();
     const std::lock_guard lock(m_);
     auto& q = beats_[node_id];
-    // Times ahead of now: the wall clock went back (an NTP step). Kept, they
-    // would fill the queue and refuse the node until the clock caught up.
-    while (!q.empty() && (q.front() <= now - 1000 || q.front() > now)) q.pop_front();
+    while (!q.empty() && beat_gone(q.front(), now)) q.pop_front();
     if (q.size() >= limits_.heartbeats_per_second) return false;
     q.push_back(now);
     return true;
@@ -88,7 +99,7 @@ awaitable<void> session_registry::prune(store& st)
     co_await st.prune_credentials(now);
     const std::lock_guard lock(m_);
     std::erase_if(beats_,
-                  [&](const auto& kv) { return kv.second.empty() || kv.second.back() <= now - 1000; });
+                  [&](const auto& kv) { return kv.second.empty() || beat_gone(kv.second.back(), now); });
 }
 
 }  // namespace tether::gateway
