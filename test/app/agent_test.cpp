@@ -188,9 +188,7 @@ BOOST_AUTO_TEST_CASE(enroll_guards)
     const auto broken_dir = dir.path() / "broken";
     std::filesystem::create_directories(broken_dir);
     std::filesystem::permissions(broken_dir, std::filesystem::perms::owner_all);
-    tether::test::write_file(broken_dir / "state.json", "{\"nodeId\": ");
-    std::filesystem::permissions(broken_dir / "state.json",
-                                 std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    tether::test::write_private_file(broken_dir / "state.json", "{\"nodeId\": ");
     const auto corrupt =
         tether::test::run(binary("tether"), {"enroll", "--skip-if-enrolled", "--server", gw.url, "--code",
                                              gw.code("acme"), "--state-dir", broken_dir.string()});
@@ -352,11 +350,9 @@ BOOST_AUTO_TEST_CASE(sigterm_during_a_hanging_login_exits_0_promptly)
     const auto state = dir.path() / "state";
     std::filesystem::create_directories(state);
     tether::auth::save_key({state}, tether::auth::generate_key().private_pem);
-    tether::test::write_file(state / "state.json", R"({"serverUrl":"http://127.0.0.1:)" +
-                                                       std::to_string(ntohs(a.sin_port)) +
-                                                       R"(","nodeId":"node-x","orgId":"acme","apiKey":"k"})");
-    std::filesystem::permissions(state / "state.json",
-                                 std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    tether::test::write_private_file(
+        state / "state.json", R"({"serverUrl":"http://127.0.0.1:)" + std::to_string(ntohs(a.sin_port)) +
+                                  R"(","nodeId":"node-x","orgId":"acme","apiKey":"k"})");
     child_process agent(binary("tether"), {"run", "--state-dir", state.string(), "--heartbeat-interval", "5s",
                                            "--log-format", "json"});
     // The first beat comes at a random point of its 5 s interval; its login's
@@ -438,9 +434,7 @@ BOOST_AUTO_TEST_CASE(exec_with_a_credential_file_but_no_upstream_refuses_to_star
     const auto state = dir.path() / "state";
     enroll(gw, state);
     const auto key_file = dir.path() / "api-key";
-    tether::test::write_file(key_file, "other-service-key-0123456789\n");
-    std::filesystem::permissions(key_file,
-                                 std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    tether::test::write_private_file(key_file, "other-service-key-0123456789\n");
     tether::test::child_process::options env;
     env.env_extra = {"TETHER_CREDENTIAL_FILE=" + key_file.string()};
     const auto r = tether::test::run(binary("tether"),

@@ -224,9 +224,7 @@ BOOST_AUTO_TEST_CASE(pid_1_exec_reaps_the_orphans_its_child_leaves)
 {
     t::temp_dir dir;
     const auto cred = dir.path() / "cred";
-    t::write_file(cred, "x\n");
-    std::filesystem::permissions(cred,
-                                 std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    t::write_private_file(cred, "x\n");
     t::child_process ns("/usr/bin/unshare", {"--pid", "--fork", "--mount-proc", t::binary("tether").string(),
                                              "exec", "--upstream", "http://127.0.0.1:9", "--credential-file",
                                              cred.string(), "--state-dir", (dir.path() / "st").string(), "--",
@@ -395,14 +393,8 @@ BOOST_AUTO_TEST_CASE(replacing_the_admin_token_file_rotates_the_token_without_a_
             .status;
     };
     BOOST_TEST_REQUIRE(nodes_with(old_copy) == 0);
-    const auto write_private = [](const std::filesystem::path& p, const std::string& text) {
-        t::write_file(p, text);
-        std::filesystem::permissions(
-            p, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-    };
-
     const std::string new_token = "rotated-0123456789abcdefghijklmnopqrstuv";
-    write_private(gw.dir.path() / "next.token", new_token + "\n");
+    t::write_private_file(gw.dir.path() / "next.token", new_token + "\n");
     std::filesystem::rename(gw.dir.path() / "next.token", file);
     BOOST_TEST(within(10s, [&] { return nodes_with(file) == 0; }), "the new token is not taken");
     BOOST_TEST(nodes_with(old_copy) != 0, "the old token still works");
@@ -416,9 +408,9 @@ BOOST_AUTO_TEST_CASE(replacing_the_admin_token_file_rotates_the_token_without_a_
     BOOST_TEST(gw.proc->wait_output(
                    [](const std::string& e) { return contains(e, "is accessible by others"); }, 10s),
                gw.proc->err());
-    write_private(gw.dir.path() / "keeps.token", new_token + "\n");
+    t::write_private_file(gw.dir.path() / "keeps.token", new_token + "\n");
     BOOST_TEST(nodes_with(gw.dir.path() / "keeps.token") == 0);
-    write_private(file, "");
+    t::write_private_file(file, "");
     BOOST_TEST(gw.proc->wait_output([](const std::string& e) { return contains(e, "is empty"); }, 10s),
                gw.proc->err());
     std::this_thread::sleep_for(4500ms);  // two more reads of the same empty file

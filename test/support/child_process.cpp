@@ -44,6 +44,12 @@ void write_file(const std::filesystem::path& p, const std::string& content)
     out << content;
 }
 
+void write_private_file(const std::filesystem::path& p, const std::string& content)
+{
+    write_file(p, content);
+    std::filesystem::permissions(p, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+}
+
 std::filesystem::path binary(const std::string& name)
 {
     return std::filesystem::path(TETHER_BIN_DIR) / name;

@@ -29,6 +29,9 @@ private:
 
 std::string read_file(const std::filesystem::path& p);
 void write_file(const std::filesystem::path& p, const std::string& content);
+/// write_file, then 0600: what tether refuses when others may read it
+/// (state, credential and token files).
+void write_private_file(const std::filesystem::path& p, const std::string& content);
 
 /// Path of a built binary (`tether`, `tether-gateway`).
 std::filesystem::path binary(const std::string& name);
