@@ -21,6 +21,26 @@ namespace net = tether::net;
 using code = net::connect::code;
 using tether::test::code_of;
 
+namespace {
+
+/// A psql session on `database`, named `name` in pg_stat_activity, fed
+/// `script` on standard input: each statement's result is printed as it
+/// runs (`psql -c` would print nothing until the last).
+std::unique_ptr<tether::test::child_process> psql_session(tether::test::postgres_server& pg,
+                                                          const std::string& database,
+                                                          const std::string& name, std::string script)
+{
+    tether::test::child_process::options o;
+    o.stdin_data = std::move(script);
+    return std::make_unique<tether::test::child_process>(
+        "/usr/lib/postgresql/15/bin/psql",
+        std::vector<std::string>{"-d", pg.conninfo(database) + " application_name=" + name, "-v",
+                                 "ON_ERROR_STOP=1", "-qAt"},
+        o);
+}
+
+}  // namespace
+
 BOOST_AUTO_TEST_SUITE(gateway_rpc_suite)
 
 BOOST_AUTO_TEST_CASE(a_real_database_outage_fails_fast_keeps_streams_and_recovers)
@@ -199,16 +219,13 @@ BOOST_AUTO_TEST_CASE(a_lock_held_elsewhere_times_calls_out_and_leaves_nothing_ru
     };
     const int before = backends();
 
-    tether::test::child_process::options hold;
-    hold.stdin_data =
-        "BEGIN;\nLOCK TABLE nodes IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';\nSELECT pg_sleep(60);\n";
-    tether::test::child_process locker(
-        "/usr/lib/postgresql/15/bin/psql",
-        {"-d", own.conninfo(database) + " application_name=locker", "-v", "ON_ERROR_STOP=1", "-qAt"}, hold);
+    const auto locker = psql_session(
+        own, database, "locker",
+        "BEGIN;\nLOCK TABLE nodes IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';\nSELECT pg_sleep(60);\n");
     BOOST_TEST_REQUIRE(
-        locker.wait_output([](const std::string& out) { return out.find("locked") != std::string::npos; },
-                           10s, true),
-        locker.err());
+        locker->wait_output([](const std::string& out) { return out.find("locked") != std::string::npos; },
+                            10s, true),
+        locker->err());
 
     const auto key = tether::auth::generate_key();
     const boost::json::object enroll{{"enrollmentCode", code_text},
@@ -236,7 +253,7 @@ BOOST_AUTO_TEST_CASE(a_lock_held_elsewhere_times_calls_out_and_leaves_nothing_ru
                                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
                                 "application_name = 'locker'");
     BOOST_TEST_REQUIRE(ended.status == 0, ended.err);
-    BOOST_TEST(locker.wait_for(5s).has_value());
+    BOOST_TEST(locker->wait_for(5s).has_value());
     tether::test::pump_for(g.ioc, 500ms);
     auto r = g.node("Enroll", enroll);
     BOOST_TEST_REQUIRE(r.has_value(), r.error().message);
@@ -257,30 +274,21 @@ BOOST_AUTO_TEST_CASE(a_first_use_that_waits_for_two_locks_answers_what_the_datab
     gateway_fixture g;                          // --db-timeout 5 s: the server's statement_timeout
     const std::string database = "t1";          // the fixture's, on a cluster of its own
     const auto code_text = g.new_code("acme");  // no Enroll yet: its first use prepares
-    const auto psql = [&](const std::string& name, std::string script) {
-        tether::test::child_process::options o;
-        o.stdin_data = std::move(script);
-        return std::make_unique<tether::test::child_process>(
-            "/usr/lib/postgresql/15/bin/psql",
-            std::vector<std::string>{"-d", own.conninfo(database) + " application_name=" + name, "-v",
-                                     "ON_ERROR_STOP=1", "-qAt"},
-            o);
-    };
     // Seconds from the first lock: the first session holds it until 3; the
     // second asks at 1, behind the gateway's Prepare, and holds it from 3
     // to 7. The Prepare runs at 3 and its Execute then waits until 7: past
     // 6, where one bound for both exchanges ran out, and short of 8, where
     // the server cancels the Execute.
-    auto first = psql("first_locker",
-                      "BEGIN;\nLOCK TABLE nodes IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';\n"
-                      "SELECT pg_sleep(3);\nCOMMIT;\n");
+    auto first = psql_session(own, database, "first_locker",
+                              "BEGIN;\nLOCK TABLE nodes IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';\n"
+                              "SELECT pg_sleep(3);\nCOMMIT;\n");
     BOOST_TEST_REQUIRE(
         first->wait_output([](const std::string& out) { return out.find("locked") != std::string::npos; },
                            10s, true),
         first->err());
-    auto second = psql("second_locker",
-                       "SELECT pg_sleep(1);\nBEGIN;\nLOCK TABLE nodes IN ACCESS EXCLUSIVE MODE;\n"
-                       "SELECT pg_sleep(4);\nCOMMIT;\n");
+    auto second = psql_session(own, database, "second_locker",
+                               "SELECT pg_sleep(1);\nBEGIN;\nLOCK TABLE nodes IN ACCESS EXCLUSIVE MODE;\n"
+                               "SELECT pg_sleep(4);\nCOMMIT;\n");
 
     const auto key = tether::auth::generate_key();
     const auto started = std::chrono::steady_clock::now();
