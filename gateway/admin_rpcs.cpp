@@ -102,34 +102,38 @@ awaitable<rpc_result> service::list_nodes(const rpc_call& c)
     }
     const std::string o = *org;
     const auto nodes = co_await db_.list_nodes(o, after, limit + 1);
-    std::map<std::string, std::int64_t> online_window;  // by org, for this page
+    std::map<std::string, online_span> online;  // by org, for this page
     const auto now = sessions_.now_ms();
     json::array list;
     for (std::size_t i = 0; i < std::min(limit, nodes.size()); ++i) {
         const auto& n = nodes[i];
-        auto window = online_window.find(n.org_id);
-        if (window == online_window.end()) {
+        auto span = online.find(n.org_id);
+        if (span == online.end()) {
             const auto cfg = co_await db_.latest_config(n.org_id);
-            window = online_window.emplace(n.org_id, online_window_ms(cfg)).first;
+            span = online.emplace(n.org_id, online_at(now, cfg)).first;
         }
-        list.push_back(node_json(n, now, window->second));
+        list.push_back(node_json(n, span->second));
     }
     json::object out{{"nodes", list}};
     if (nodes.size() > limit) out["nextPageToken"] = pj::base64_encode("n:" + nodes[limit - 1].node_id);
     co_return out;
 }
 
-std::int64_t service::online_window_ms(const std::optional<config_record>& cfg) const
+online_span service::online_at(std::int64_t now_ms, const std::optional<config_record>& cfg) const
 {
     // Two of the heartbeat intervals the org's config sets (the gateway's
     // default, or the agents' 30 s), plus the write debounce that may hold
-    // last_seen back.
+    // last_seen back. As far ahead, for a replica whose clock runs ahead;
+    // further ahead, last_seen was written before this clock went back and
+    // says nothing of whether the node still runs (a live one rewrites it
+    // at its next beat).
     const auto fallback = opts_.heartbeat_interval_seconds > 0 ? opts_.heartbeat_interval_seconds : 30;
     const std::int64_t interval_ms = std::int64_t{1000} * detail::heartbeat_interval_of(cfg, fallback);
-    return 2 * interval_ms + sessions_.limits().heartbeat_write_every_ms;
+    const auto window = 2 * interval_ms + sessions_.limits().heartbeat_write_every_ms;
+    return {now_ms - window, now_ms + window};
 }
 
-json::object service::node_json(const node_record& n, std::int64_t now_ms, std::int64_t window_ms)
+json::object service::node_json(const node_record& n, online_span online)
 {
     json::array caps;
     for (const auto& cap : n.capabilities) caps.emplace_back(cap);
@@ -137,7 +141,7 @@ json::object service::node_json(const node_record& n, std::int64_t now_ms, std::
         {"nodeId", n.node_id}, {"orgId", n.org_id}, {"nodeName", n.node_name}, {"capabilities", caps}};
     if (n.last_seen_ms > 0) item["lastSeenAt"] = detail::timestamp(n.last_seen_ms);
     if (n.revoked) item["revoked"] = true;
-    item["online"] = !n.revoked && n.last_seen_ms > 0 && now_ms - n.last_seen_ms <= window_ms;
+    item["online"] = !n.revoked && n.last_seen_ms > 0 && online.holds(n.last_seen_ms);
     if (n.applied_config_at > 0) item["appliedConfigUpdatedAt"] = std::to_string(n.applied_config_at);
     if (!n.agent_version.empty()) item["agentVersion"] = n.agent_version;
     if (n.applied_changed_ms > 0) item["appliedChangedAt"] = detail::timestamp(n.applied_changed_ms);
@@ -164,13 +168,12 @@ awaitable<rpc_result> service::get_rollout(const rpc_call& c)
     }
     const std::string o = *org;
     const auto cfg = co_await db_.latest_config(o);
-    const auto window = online_window_ms(cfg);
-    const auto now = sessions_.now_ms();
+    const auto online = online_at(sessions_.now_ms(), cfg);
     const std::int64_t latest = cfg ? cfg->updated_at : 0;
-    const auto r = co_await db_.rollout(o, latest, now - window, after, limit + 1);
+    const auto r = co_await db_.rollout(o, latest, online, after, limit + 1);
     json::array behind;
     for (std::size_t i = 0; i < std::min(limit, r.behind_page.size()); ++i)
-        behind.push_back(node_json(r.behind_page[i], now, window));
+        behind.push_back(node_json(r.behind_page[i], online));
     json::object out{{"configUpdatedAt", std::to_string(latest)},
                      {"online", r.applied + r.behind},
                      {"applied", r.applied},

@@ -34,12 +34,30 @@ struct heartbeat_report {
     std::optional<std::vector<std::string>> capabilities;  ///< not sent: the stored ones stay
 };
 
+/// How far ahead of this gateway's clock a stored time may lie and still be
+/// taken as written by a replica whose clock runs a little ahead. A time
+/// further ahead means this clock went back (an NTP step).
+inline constexpr std::int64_t clock_skew_allowance_ms = 1000;
+
+/// A node counts as online when not revoked and last seen within
+/// [since_ms, until_ms]. The upper bound matters after the wall clock went
+/// back: a last_seen written before the step lies ahead of now whether the
+/// node lives on or not (a live one's next heartbeat rewrites it).
+struct online_span {
+    std::int64_t since_ms = 0;
+    std::int64_t until_ms = 0;
+    [[nodiscard]] bool holds(std::int64_t last_seen_ms) const noexcept
+    {
+        return last_seen_ms >= since_ms && last_seen_ms <= until_ms;
+    }
+};
+
 /// One org's rollout of its latest config, as GetRollout reports it.
 /// Revoked nodes count only in `revoked`.
 struct rollout_counts {
     std::size_t applied = 0;  ///< online, on the latest version (or newer)
     std::size_t behind = 0;   ///< online, on an older one (or none)
-    std::size_t offline = 0;  ///< not seen within the online window (or never)
+    std::size_t offline = 0;  ///< not seen within the online span (or never)
     std::size_t revoked = 0;
     /// The newest applied_changed_ms among nodes on the latest version: when
     /// the last of them caught up (0: none has).

@@ -130,7 +130,7 @@ awaitable<void> service::sample_fleet()
                 const auto cfg = co_await db_.latest_config(org);
                 const auto now = sessions_.now_ms();
                 const auto r =
-                    co_await db_.rollout(org, cfg ? cfg->updated_at : 0, now - online_window_ms(cfg), "", 0);
+                    co_await db_.rollout(org, cfg ? cfg->updated_at : 0, online_at(now, cfg), "", 0);
                 fleet_.record(org, now, r.applied + r.behind);
             }
         } catch (const boost::system::system_error& e) {

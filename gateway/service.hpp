@@ -168,9 +168,9 @@ private:
     awaitable<rpc_result> get_rollout(const rpc_call& c);
     awaitable<rpc_result> get_config(const rpc_call& c);
     awaitable<rpc_result> get_online_history(const rpc_call& c);
-    /// How long after its last heartbeat a node of an org with `cfg` counts as online.
-    [[nodiscard]] std::int64_t online_window_ms(const std::optional<config_record>& cfg) const;
-    static boost::json::object node_json(const node_record& n, std::int64_t now_ms, std::int64_t window_ms);
+    /// When, seen from `now_ms`, a node of an org with `cfg` counts as online.
+    [[nodiscard]] online_span online_at(std::int64_t now_ms, const std::optional<config_record>& cfg) const;
+    static boost::json::object node_json(const node_record& n, online_span online);
 
     awaitable<net::reply> dispatch(const net::http::request& req, const net::peer_info& peer);
 

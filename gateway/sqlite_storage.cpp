@@ -363,23 +363,23 @@ std::vector<node_record> sqlite_storage::list_nodes(const std::string& org_id, c
     return out;
 }
 
-rollout_counts sqlite_storage::rollout(const std::string& org_id, std::int64_t latest_at,
-                                       std::int64_t online_since_ms, const std::string& after_id,
-                                       std::size_t limit)
+rollout_counts sqlite_storage::rollout(const std::string& org_id, std::int64_t latest_at, online_span online,
+                                       const std::string& after_id, std::size_t limit)
 {
     rollout_counts out;
     {
         // One pass over the org's nodes (nodes_by_org).
-        statement s(db_,
-                    "SELECT "
-                    "COALESCE(SUM(revoked = 0 AND last_seen_ms >= ?2 AND applied_config_at >= ?3), 0), "
-                    "COALESCE(SUM(revoked = 0 AND last_seen_ms >= ?2 AND applied_config_at < ?3), 0), "
-                    "COALESCE(SUM(revoked = 0 AND last_seen_ms < ?2), 0), "
-                    "COALESCE(SUM(revoked != 0), 0), "
-                    "COALESCE(MAX(CASE WHEN revoked = 0 AND applied_config_at >= ?3 THEN applied_changed_ms "
-                    "END), 0) "
-                    "FROM nodes WHERE org_id = ?1");
-        s.bind(1, org_id).bind(2, online_since_ms).bind(3, latest_at);
+        statement s(
+            db_,
+            "SELECT "
+            "COALESCE(SUM(revoked = 0 AND last_seen_ms BETWEEN ?2 AND ?4 AND applied_config_at >= ?3), 0), "
+            "COALESCE(SUM(revoked = 0 AND last_seen_ms BETWEEN ?2 AND ?4 AND applied_config_at < ?3), 0), "
+            "COALESCE(SUM(revoked = 0 AND last_seen_ms NOT BETWEEN ?2 AND ?4), 0), "
+            "COALESCE(SUM(revoked != 0), 0), "
+            "COALESCE(MAX(CASE WHEN revoked = 0 AND applied_config_at >= ?3 THEN applied_changed_ms "
+            "END), 0) "
+            "FROM nodes WHERE org_id = ?1");
+        s.bind(1, org_id).bind(2, online.since_ms).bind(3, latest_at).bind(4, online.until_ms);
         if (s.step()) {
             out.applied = static_cast<std::size_t>(s.integer(0));
             out.behind = static_cast<std::size_t>(s.integer(1));
@@ -389,11 +389,11 @@ rollout_counts sqlite_storage::rollout(const std::string& org_id, std::int64_t l
         }
     }
     statement s(db_, (std::string("SELECT ") + node_columns +
-                      " FROM nodes WHERE org_id = ?1 AND revoked = 0 AND last_seen_ms >= ?2 "
+                      " FROM nodes WHERE org_id = ?1 AND revoked = 0 AND last_seen_ms BETWEEN ?2 AND ?6 "
                       "AND applied_config_at < ?3 AND node_id > ?4 ORDER BY node_id LIMIT ?5")
                          .c_str());
-    s.bind(1, org_id).bind(2, online_since_ms).bind(3, latest_at).bind(4, after_id);
-    s.bind(5, static_cast<std::int64_t>(limit));
+    s.bind(1, org_id).bind(2, online.since_ms).bind(3, latest_at).bind(4, after_id);
+    s.bind(5, static_cast<std::int64_t>(limit)).bind(6, online.until_ms);
     while (s.step()) out.behind_page.push_back(node_at(s));
     return out;
 }

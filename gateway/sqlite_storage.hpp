@@ -32,7 +32,7 @@ public:
     bool revoke_node(const std::string& node_id) override;
     std::vector<node_record> list_nodes(const std::string& org_id, const std::string& after_id,
                                         std::size_t limit) override;
-    rollout_counts rollout(const std::string& org_id, std::int64_t latest_at, std::int64_t online_since_ms,
+    rollout_counts rollout(const std::string& org_id, std::int64_t latest_at, online_span online,
                            const std::string& after_id, std::size_t limit) override;
     std::vector<std::string> node_orgs(std::size_t limit) override;
     std::int64_t publish_config(const std::string& org_id, const std::string& document,

@@ -108,11 +108,11 @@ awaitable<live_config> sqlite_store::record_heartbeat(std::string node_id, std::
         const bool changed =
             report && (report->applied_config_at != n->applied_config_at ||
                        report->agent_version != n->agent_version || *report->capabilities != n->capabilities);
-        // A last_seen more than a second ahead of now: the wall clock went
-        // back (an NTP step). Written at once, or it would stand still, the
-        // node looking online whatever happened to it, until the clock caught
-        // up. (The second spares replicas whose clocks differ a little.)
-        const bool clock_went_back = n->last_seen_ms > now_ms + 1000;
+        // A last_seen further ahead of now than replicas' clocks differ:
+        // the wall clock went back (an NTP step). Written at once, or it
+        // would stand still until the clock caught up, and the node would
+        // count as offline all that time (see online_span).
+        const bool clock_went_back = n->last_seen_ms > now_ms + clock_skew_allowance_ms;
         // A change goes at once, but a node that changes its story on every
         // beat still costs at most a write a second.
         if (write_every_ms >= 0 && changed &&
@@ -148,11 +148,10 @@ awaitable<std::vector<node_record>> sqlite_store::list_nodes(std::string org_id,
 }
 
 awaitable<rollout_counts> sqlite_store::rollout(std::string org_id, std::int64_t latest_at,
-                                                std::int64_t online_since_ms, std::string after_id,
-                                                std::size_t limit)
+                                                online_span online, std::string after_id, std::size_t limit)
 {
     std::function<rollout_counts(storage&)> step = [&](storage& st) {
-        return st.rollout(org_id, latest_at, online_since_ms, after_id, limit);
+        return st.rollout(org_id, latest_at, online, after_id, limit);
     };
     auto out = co_await on_thread(std::move(step));
     co_return out;

@@ -31,9 +31,8 @@ public:
     awaitable<std::optional<config_record>> latest_config(std::string org_id) override;
     awaitable<std::vector<node_record>> list_nodes(std::string org_id, std::string after_id,
                                                    std::size_t limit) override;
-    awaitable<rollout_counts> rollout(std::string org_id, std::int64_t latest_at,
-                                      std::int64_t online_since_ms, std::string after_id,
-                                      std::size_t limit) override;
+    awaitable<rollout_counts> rollout(std::string org_id, std::int64_t latest_at, online_span online,
+                                      std::string after_id, std::size_t limit) override;
     awaitable<std::vector<std::string>> node_orgs(std::size_t limit) override;
     awaitable<std::optional<event_record>> revoke_node(std::string node_id, std::size_t keep) override;
     awaitable<std::int64_t> append_event(std::string org_id, std::string type, std::string data,

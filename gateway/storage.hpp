@@ -51,9 +51,8 @@ public:
     virtual std::vector<node_record> list_nodes(const std::string& org_id, const std::string& after_id,
                                                 std::size_t limit) = 0;
     /// See store::rollout.
-    virtual rollout_counts rollout(const std::string& org_id, std::int64_t latest_at,
-                                   std::int64_t online_since_ms, const std::string& after_id,
-                                   std::size_t limit) = 0;
+    virtual rollout_counts rollout(const std::string& org_id, std::int64_t latest_at, online_span online,
+                                   const std::string& after_id, std::size_t limit) = 0;
     virtual std::vector<std::string> node_orgs(std::size_t limit) = 0;
 
     /// Stores a new config version; returns its configUpdatedAt, greater than

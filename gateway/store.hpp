@@ -91,12 +91,11 @@ public:
     /// `org_id` empty: every org.
     virtual awaitable<std::vector<node_record>> list_nodes(std::string org_id, std::string after_id,
                                                            std::size_t limit) = 0;
-    /// The org's rollout of `latest_at`: a node is online when not revoked
-    /// and last seen at or after `online_since_ms`; `behind_page` holds at
-    /// most `limit` online nodes behind, by id after `after_id`.
-    virtual awaitable<rollout_counts> rollout(std::string org_id, std::int64_t latest_at,
-                                              std::int64_t online_since_ms, std::string after_id,
-                                              std::size_t limit) = 0;
+    /// The org's rollout of `latest_at` (see online_span for who is
+    /// online); `behind_page` holds at most `limit` online nodes behind, by
+    /// id after `after_id`.
+    virtual awaitable<rollout_counts> rollout(std::string org_id, std::int64_t latest_at, online_span online,
+                                              std::string after_id, std::size_t limit) = 0;
     /// Orgs that have nodes, by id, at most `limit`.
     virtual awaitable<std::vector<std::string>> node_orgs(std::size_t limit) = 0;
     /// Marks the node revoked, drops its stream tokens and challenges (its

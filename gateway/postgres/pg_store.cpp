@@ -280,8 +280,10 @@ awaitable<live_config> pg_store::record_heartbeat(std::string node_id, std::stri
     // old enough, so a storm across replicas writes once per interval, or
     // when the report differs from what is stored) and the org's latest
     // config. write_every_ms < 0 reads only. Without a report ($5 NULL) the
-    // stored facts stay. A last_seen more than a second ahead of now is
-    // written at once: the wall clock went back (see sqlite_store).
+    // stored facts stay. A last_seen further ahead of now than
+    // clock_skew_allowance_ms is written at once: the wall clock went back
+    // (see sqlite_store).
+    static_assert(clock_skew_allowance_ms == 1000, "the statement below writes it out");
     params p{std::move(node_id), std::move(org_id), std::to_string(now_ms), std::to_string(write_every_ms)};
     if (report) {
         p.emplace_back(std::to_string(report->applied_config_at));
@@ -348,20 +350,20 @@ awaitable<std::vector<node_record>> pg_store::list_nodes(std::string org_id, std
     co_return out;
 }
 
-awaitable<rollout_counts> pg_store::rollout(std::string org_id, std::int64_t latest_at,
-                                            std::int64_t online_since_ms, std::string after_id,
-                                            std::size_t limit)
+awaitable<rollout_counts> pg_store::rollout(std::string org_id, std::int64_t latest_at, online_span online,
+                                            std::string after_id, std::size_t limit)
 {
     // Counts and page from one snapshot: they agree with each other.
-    params p{std::move(org_id), std::to_string(online_since_ms), std::to_string(latest_at),
-             std::move(after_id), std::to_string(limit)};
+    params p{std::move(org_id),   std::to_string(online.since_ms), std::to_string(latest_at),
+             std::move(after_id), std::to_string(limit),           std::to_string(online.until_ms)};
     const auto r = co_await run(
         "WITH c AS (SELECT "
-        "  count(*) FILTER (WHERE NOT revoked AND last_seen_ms >= $2::bigint "
+        "  count(*) FILTER (WHERE NOT revoked AND last_seen_ms BETWEEN $2::bigint AND $6::bigint "
         "    AND applied_config_at >= $3::bigint) AS applied, "
-        "  count(*) FILTER (WHERE NOT revoked AND last_seen_ms >= $2::bigint "
+        "  count(*) FILTER (WHERE NOT revoked AND last_seen_ms BETWEEN $2::bigint AND $6::bigint "
         "    AND applied_config_at < $3::bigint) AS behind, "
-        "  count(*) FILTER (WHERE NOT revoked AND last_seen_ms < $2::bigint) AS offline, "
+        "  count(*) FILTER (WHERE NOT revoked AND last_seen_ms NOT BETWEEN $2::bigint AND $6::bigint) "
+        "    AS offline, "
         "  count(*) FILTER (WHERE revoked) AS revoked, "
         "  COALESCE(max(applied_changed_ms) FILTER (WHERE NOT revoked AND applied_config_at >= $3::bigint), "
         "0) AS caught_up "
@@ -370,7 +372,8 @@ awaitable<rollout_counts> pg_store::rollout(std::string org_id, std::int64_t lat
         "FROM c LEFT JOIN LATERAL (SELECT " +
             std::string(node_columns) +
             " FROM nodes WHERE org_id = $1 AND NOT revoked "
-            "  AND last_seen_ms >= $2::bigint AND applied_config_at < $3::bigint AND node_id > $4 "
+            "  AND last_seen_ms BETWEEN $2::bigint AND $6::bigint AND applied_config_at < $3::bigint "
+            "  AND node_id > $4 "
             "  ORDER BY node_id LIMIT $5::int) AS b ON true ORDER BY b.node_id",
         std::move(p));
     rollout_counts out;

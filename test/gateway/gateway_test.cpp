@@ -360,31 +360,55 @@ BOOST_AUTO_TEST_CASE(a_wall_clock_stepped_back_refuses_no_heartbeat_and_freezes_
     // last_seen written before then lies in the future: heartbeat times
     // never left the per-node queue (after ten beats the node was refused
     // for the hour), last_seen was not written again for the hour (a node
-    // that died looked online all along), and an address throttled just
-    // before stayed throttled for the hour.
+    // that died looked online all along), an address throttled just
+    // before stayed throttled for the hour, and a node that had stopped
+    // just before the step counted as online for the hour.
     gateway_fixture g;
     const auto n = g.enroll("acme");
     const auto s = g.session(n);
-    const auto online = [&] {
+    const auto online = [&](const std::string& id) {
         auto r = g.admin_call("ListNodes", {{"orgId", "acme"}});
         BOOST_TEST_REQUIRE(r.has_value(), r.error().message);
-        return r->at("nodes").as_array().at(0).at("online").as_bool();
+        for (const auto& v : r->at("nodes").as_array())
+            if (v.at("nodeId").as_string() == id) return v.at("online").as_bool();
+        BOOST_FAIL("no node " + id);
+        return false;
     };
+    const auto rollout = [&] {
+        auto r = g.admin_call("GetRollout", {{"orgId", "acme"}});
+        BOOST_TEST_REQUIRE(r.has_value(), r.error().message);
+        return std::pair{r->at("online").as_int64(), r->at("offline").as_int64()};
+    };
+    // A second node that beats once and stops just before the step: its
+    // last_seen is then an hour ahead, and it must not count as online for
+    // that hour.
+    const auto gone = g.enroll("acme", "gone");
+    BOOST_TEST_REQUIRE(g.node("Heartbeat", {}, g.session(gone)).has_value());
     BOOST_TEST_REQUIRE(g.node("Heartbeat", {}, s).has_value());
+    BOOST_TEST_REQUIRE((rollout() == std::pair<std::int64_t, std::int64_t>{2, 0}));
+    // A few seconds ahead is a replica whose clock runs ahead, not a step.
+    g.now -= 5'000;
+    BOOST_TEST(online(gone.node_id));
+    BOOST_TEST((rollout() == std::pair<std::int64_t, std::int64_t>{2, 0}), "online, offline");
+    g.now += 5'000;
     const auto limit = tether::gateway::gateway_options{}.auth_failures_per_window;
     for (std::size_t i = 0; i < limit; ++i)
         (void)g.node("BeginAuth", {{"nodeId", n.node_id}, {"apiKey", "wrong"}});
     BOOST_TEST_REQUIRE((code_of(g.login(n)) == code::resource_exhausted));
 
     g.now -= 3'600'000;
+    BOOST_TEST(!online(gone.node_id), "a node last seen an hour from now counts as online");
     for (int i = 0; i < 15; ++i) {
         g.now += 2'000;
         const auto r = g.node("Heartbeat", {}, s);
         BOOST_TEST(r.has_value(), "heartbeat " << i << " after the step: " << (r ? "" : r.error().message));
     }
-    BOOST_TEST(online());
+    BOOST_TEST(online(n.node_id));
+    BOOST_TEST(!online(gone.node_id));
+    BOOST_TEST((rollout() == std::pair<std::int64_t, std::int64_t>{1, 1}), "online, offline");
     g.now += 10 * 60'000;  // no heartbeat for ten minutes: the node is gone
-    BOOST_TEST(!online(), "last_seen stood still ahead of the clock");
+    BOOST_TEST(!online(n.node_id), "last_seen stood still ahead of the clock");
+    BOOST_TEST((rollout() == std::pair<std::int64_t, std::int64_t>{0, 2}), "online, offline");
 
     // The throttle's window ended with the step, not an hour later.
     g.now += 61'000;

@@ -61,10 +61,11 @@ public:
         auto r = co_await up().list_nodes(std::move(org), std::move(after), limit);
         co_return r;
     }
-    awaitable<gateway::rollout_counts> rollout(std::string org, std::int64_t latest, std::int64_t since,
-                                               std::string after, std::size_t limit) override
+    awaitable<gateway::rollout_counts> rollout(std::string org, std::int64_t latest,
+                                               gateway::online_span online, std::string after,
+                                               std::size_t limit) override
     {
-        auto r = co_await up().rollout(std::move(org), latest, since, std::move(after), limit);
+        auto r = co_await up().rollout(std::move(org), latest, online, std::move(after), limit);
         co_return r;
     }
     awaitable<std::vector<std::string>> node_orgs(std::size_t limit) override
