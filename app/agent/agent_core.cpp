@@ -70,16 +70,13 @@ agent_core::agent_core(deps d)
     // Realtime only speeds updates up (heartbeats catch up on the rest): a
     // proxy's login page or a 4xx is retried slowly, never the end of it.
     stream_.never_give_up = true;
-    if (auto v = inv.args.value("stream-read-timeout"))
-        stream_.read_timeout = cli::parse_duration(*v, inv.args.origin("stream-read-timeout"),
-                                                   cli::at_least(std::chrono::seconds(1)));
+    if (auto v = inv.args.duration("stream-read-timeout", cli::at_least(std::chrono::seconds(1))))
+        stream_.read_timeout = *v;
     const bool tls_needed =
         any_tls(server_) || std::any_of(stream_.candidates.begin(), stream_.candidates.end(),
                                         [](const net::url& u) { return u.tls(); });
     tls_ = client_tls(inv, tls_needed);
-    std::chrono::milliseconds beat_every{30'000};
-    if (auto v = inv.args.value("heartbeat-interval"))
-        beat_every = cli::parse_duration(*v, inv.args.origin("heartbeat-interval"));
+    const auto beat_every = inv.args.duration("heartbeat-interval").value_or(std::chrono::seconds(30));
 
     session_ = std::make_unique<auth::session_manager>(d_.ex, d_.blocking, server_, tls_, d_.paths, d_.state,
                                                        d_.key, inv.log);

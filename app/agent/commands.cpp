@@ -24,9 +24,8 @@ constexpr cli::flag drain{"drain-timeout", "DURATION", "how long tasks may take 
 
 int agent_sse_decode(invocation& inv)
 {
-    std::size_t max = net::sse_parser::default_max_event_bytes;
-    if (auto v = inv.args.value("max-event-size"))
-        max = cli::parse_count(*v, inv.args.origin("max-event-size"), 1, 1UL << 30);
+    const std::size_t max =
+        inv.args.count("max-event-size", 1, 1UL << 30).value_or(net::sse_parser::default_max_event_bytes);
     const auto read = [] {
         std::string buf(64 * 1024, '\0');
         for (;;) {

@@ -93,8 +93,7 @@ std::optional<config_flags> parse_config_flags(const invocation& inv)
             throw cli::usage_error(inv.args.origin("kill-signal") + " must name a signal, not '" + *v + "'");
         out.kill_signal = *s;
     }
-    if (auto v = inv.args.value("kill-timeout"))
-        out.kill_timeout = cli::parse_duration(*v, inv.args.origin("kill-timeout"));
+    if (auto v = inv.args.duration("kill-timeout")) out.kill_timeout = *v;
     return out;
 }
 
@@ -171,10 +170,9 @@ int agent_exec(invocation& inv)
                                    " is not in the node's allowedEgressHosts");
     }
     const auto tls = client_tls(inv, upstream->tls());
-    std::chrono::milliseconds upstream_timeout{30'000};
-    if (auto v = inv.args.value("upstream-timeout"))
-        upstream_timeout = cli::parse_duration(*v, inv.args.origin("upstream-timeout"),
-                                               cli::at_least(std::chrono::milliseconds(100)));
+    const auto upstream_timeout =
+        inv.args.duration("upstream-timeout", cli::at_least(std::chrono::milliseconds(100)))
+            .value_or(std::chrono::seconds(30));
 
     // Orphans the child leaves behind are re-parented to us and reaped.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -189,8 +187,7 @@ int agent_exec(invocation& inv)
 
     supervisor_options sopts;
     sopts.handle_signals = false;  // forwarded to the child instead; its exit stops us
-    if (auto v = inv.args.value("drain-timeout"))
-        sopts.drain = cli::parse_duration(*v, inv.args.origin("drain-timeout"));
+    if (auto v = inv.args.duration("drain-timeout")) sopts.drain = *v;
     supervisor sup(inv.log, sopts);
     const auto ex = sup.context().get_executor();
     asio::thread_pool blocking(1);

@@ -25,9 +25,8 @@ int agent_probe(invocation& inv)
     if (path.empty() || path.front() != '/' || path.size() > 256 ||
         path.find_first_of(" \r\n\t") != std::string::npos)
         throw cli::usage_error("PATH must be an absolute path such as /livez or /readyz");
-    const auto timeout =
-        cli::parse_duration(inv.args.value("probe-timeout").value_or("2s"), inv.args.origin("probe-timeout"),
-                            cli::at_least(std::chrono::milliseconds(100)));
+    const auto timeout = inv.args.duration("probe-timeout", cli::at_least(std::chrono::milliseconds(100)))
+                             .value_or(std::chrono::seconds(2));
     if (!net::is_loopback_host(addr.text.host))
         throw cli::usage_error(
             "--health-listen: health endpoints listen on loopback only (127.0.0.1, [::1])");

@@ -42,10 +42,8 @@ int agent_run(invocation& inv)
         throw fatal_exit(exit_status::usage, e.what());
     }
     supervisor_options opts;
-    if (auto v = inv.args.value("threads"))
-        opts.threads = static_cast<unsigned>(cli::parse_count(*v, inv.args.origin("threads"), 1, 64));
-    if (auto v = inv.args.value("drain-timeout"))
-        opts.drain = cli::parse_duration(*v, inv.args.origin("drain-timeout"));
+    if (auto v = inv.args.count("threads", 1, 64)) opts.threads = static_cast<unsigned>(*v);
+    if (auto v = inv.args.duration("drain-timeout")) opts.drain = *v;
     const auto projection = projection_flags(inv, paths.dir);
 
     // Signals are handled from here on: nothing below can block unstoppably.

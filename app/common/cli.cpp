@@ -97,6 +97,21 @@ std::string arguments::origin(std::string_view name) const
     return "--" + std::string(name);
 }
 
+std::optional<std::chrono::milliseconds> arguments::duration(std::string_view name,
+                                                             duration_range range) const
+{
+    const auto v = value(name);
+    if (!v) return std::nullopt;
+    return parse_duration(*v, origin(name), range);
+}
+
+std::optional<unsigned long> arguments::count(std::string_view name, unsigned long lo, unsigned long hi) const
+{
+    const auto v = value(name);
+    if (!v) return std::nullopt;
+    return parse_count(*v, origin(name), lo, hi);
+}
+
 void arguments::merge(const arguments& other)
 {
     for (const auto& [k, v] : other.values_) values_[k] = v;

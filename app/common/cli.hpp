@@ -41,6 +41,21 @@ env_lookup process_env();
 /// "state-dir" -> "TETHER_STATE_DIR".
 std::string env_name(std::string_view flag_name);
 
+/// Where a duration flag's value may lie. The default ceiling keeps every
+/// deadline (now plus the value, plus a grace) far from overflowing the
+/// clock's 64-bit nanoseconds, which 10 000 000h would.
+struct duration_range {
+    static constexpr std::chrono::milliseconds ceiling{std::chrono::hours(24 * 30)};
+    std::chrono::milliseconds lo{0};
+    std::chrono::milliseconds hi{ceiling};
+};
+
+/// From `lo` to the common ceiling.
+constexpr duration_range at_least(std::chrono::milliseconds lo)
+{
+    return duration_range{lo, duration_range::ceiling};
+}
+
 class arguments {
 public:
     [[nodiscard]] bool help_requested() const noexcept { return help_; }
@@ -51,6 +66,12 @@ public:
     [[nodiscard]] const std::vector<std::string>& positionals() const noexcept { return positionals_; }
     /// Where a value came from, for error messages: "--state-dir" or "TETHER_STATE_DIR".
     [[nodiscard]] std::string origin(std::string_view name) const;
+    /// The value as parse_duration / parse_count read it, errors naming
+    /// where it came from; nullopt when neither flag nor variable is set.
+    [[nodiscard]] std::optional<std::chrono::milliseconds> duration(std::string_view name,
+                                                                    duration_range range = {}) const;
+    [[nodiscard]] std::optional<unsigned long> count(std::string_view name, unsigned long lo,
+                                                     unsigned long hi) const;
 
     /// Values of `other` replace ours flag by flag (nested commands).
     void merge(const arguments& other);
@@ -78,21 +99,6 @@ arguments parse(const command& cmd, std::span<const std::string> args, const env
 std::string render_help(std::string_view program, const command& cmd);
 std::string render_overview(std::string_view program, std::string_view summary,
                             std::span<const command> commands);
-
-/// Where a duration flag's value may lie. The default ceiling keeps every
-/// deadline (now plus the value, plus a grace) far from overflowing the
-/// clock's 64-bit nanoseconds, which 10 000 000h would.
-struct duration_range {
-    static constexpr std::chrono::milliseconds ceiling{std::chrono::hours(24 * 30)};
-    std::chrono::milliseconds lo{0};
-    std::chrono::milliseconds hi{ceiling};
-};
-
-/// From `lo` to the common ceiling.
-constexpr duration_range at_least(std::chrono::milliseconds lo)
-{
-    return duration_range{lo, duration_range::ceiling};
-}
 
 /// "10s", "250ms", "2m", "1h" or a bare number of seconds, within `range`.
 /// Throws usage_error naming `what`.

@@ -84,18 +84,15 @@ std::string required(const invocation& inv, std::string_view flag)
 int admin_create_enrollment_code(invocation& inv)
 {
     json::object req{{"orgId", required(inv, "org")}};
-    if (auto ttl = inv.args.value("ttl")) {
-        // The gateway takes whole seconds, and reads 0 as its default (1 h):
-        // "500ms" must not become a code that lives an hour.
-        const auto d =
-            cli::parse_duration(*ttl, inv.args.origin("ttl"), cli::at_least(std::chrono::seconds(1)));
-        if (d.count() % 1000 != 0)
-            throw cli::usage_error(inv.args.origin("ttl") + ": '" + *ttl + "' is not whole seconds");
-        req["ttlSeconds"] = d.count() / 1000;
+    // The gateway takes whole seconds, and reads 0 as its default (1 h):
+    // "500ms" must not become a code that lives an hour.
+    if (auto ttl = inv.args.duration("ttl", cli::at_least(std::chrono::seconds(1)))) {
+        if (ttl->count() % 1000 != 0)
+            throw cli::usage_error(inv.args.origin("ttl") + ": '" + *inv.args.value("ttl") +
+                                   "' is not whole seconds");
+        req["ttlSeconds"] = ttl->count() / 1000;
     }
-    if (auto uses = inv.args.value("uses"))
-        req["maxUses"] =
-            static_cast<std::int64_t>(cli::parse_count(*uses, inv.args.origin("uses"), 1, 100'000));
+    if (auto uses = inv.args.count("uses", 1, 100'000)) req["maxUses"] = static_cast<std::int64_t>(*uses);
     const auto res = call(inv, "CreateEnrollmentCode", req);
     std::cout << res.at("code").as_string().c_str() << "\n";
     return 0;
@@ -209,8 +206,7 @@ void print_rollout(const std::string& org, const json::object& r, bool with_behi
 int admin_rollout(invocation& inv)
 {
     const std::string org = required(inv, "org");
-    std::optional<std::chrono::milliseconds> wait;
-    if (auto v = inv.args.value("wait")) wait = cli::parse_duration(*v, inv.args.origin("wait"));
+    const auto wait = inv.args.duration("wait");
     const bool as_json = inv.args.enabled("json");
     const json::object request{{"orgId", org}, {"pageSize", 20}};
     if (!wait) {

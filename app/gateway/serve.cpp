@@ -47,15 +47,13 @@ gateway::postgres::store_options postgres_options(const invocation& inv, std::st
 {
     gateway::postgres::store_options o;
     o.pool.conninfo = std::move(conninfo);
-    if (auto v = inv.args.value("db-pool-size"))
-        o.pool.size = cli::parse_count(*v, inv.args.origin("db-pool-size"), 1, 256);
-    if (auto v = inv.args.value("db-timeout")) {
-        // Zero would switch PostgreSQL's statement_timeout off and give every
-        // call no time at all; it takes whole milliseconds up to INT_MAX
-        // (24.8 days), far above any wait worth making a caller sit through.
-        o.pool.statement_timeout = cli::parse_duration(
-            *v, inv.args.origin("db-timeout"), {std::chrono::milliseconds(100), std::chrono::hours(24)});
-        o.pool.connect_timeout = o.pool.statement_timeout;
+    if (auto v = inv.args.count("db-pool-size", 1, 256)) o.pool.size = *v;
+    // Zero would switch PostgreSQL's statement_timeout off and give every
+    // call no time at all; it takes whole milliseconds up to INT_MAX
+    // (24.8 days), far above any wait worth making a caller sit through.
+    if (auto v = inv.args.duration("db-timeout", {std::chrono::milliseconds(100), std::chrono::hours(24)})) {
+        o.pool.statement_timeout = *v;
+        o.pool.connect_timeout = *v;
     }
     return o;
 }
@@ -124,29 +122,20 @@ int gateway_serve(invocation& inv)
                                "': give --tls-cert and --tls-key, or listen on 127.0.0.1 / [::1]");
 
     supervisor_options opts;
-    if (auto v = inv.args.value("threads"))
-        opts.threads = static_cast<unsigned>(cli::parse_count(*v, inv.args.origin("threads"), 1, 64));
-    if (auto v = inv.args.value("drain-timeout"))
-        opts.drain = cli::parse_duration(*v, inv.args.origin("drain-timeout"));
+    if (auto v = inv.args.count("threads", 1, 64)) opts.threads = static_cast<unsigned>(*v);
+    if (auto v = inv.args.duration("drain-timeout")) opts.drain = *v;
     gateway::gateway_options gw;
-    if (auto v = inv.args.value("stream-limit-per-ip"))
-        gw.hub.per_ip = cli::parse_count(*v, inv.args.origin("stream-limit-per-ip"), 1, 1'000'000);
-    if (auto v = inv.args.value("stream-limit"))
-        gw.hub.global = cli::parse_count(*v, inv.args.origin("stream-limit"), 1, 10'000'000);
-    if (auto v = inv.args.value("admin-stream-limit-per-ip"))
-        gw.hub.admin_per_ip =
-            cli::parse_count(*v, inv.args.origin("admin-stream-limit-per-ip"), 1, 1'000'000);
-    if (auto v = inv.args.value("admin-stream-limit"))
-        gw.hub.admin_global = cli::parse_count(*v, inv.args.origin("admin-stream-limit"), 1, 10'000'000);
-    if (auto v = inv.args.value("auth-failures-per-minute"))
-        gw.auth_failures_per_window =
-            cli::parse_count(*v, inv.args.origin("auth-failures-per-minute"), 1, 1'000'000'000);
+    if (auto v = inv.args.count("stream-limit-per-ip", 1, 1'000'000)) gw.hub.per_ip = *v;
+    if (auto v = inv.args.count("stream-limit", 1, 10'000'000)) gw.hub.global = *v;
+    if (auto v = inv.args.count("admin-stream-limit-per-ip", 1, 1'000'000)) gw.hub.admin_per_ip = *v;
+    if (auto v = inv.args.count("admin-stream-limit", 1, 10'000'000)) gw.hub.admin_global = *v;
+    if (auto v = inv.args.count("auth-failures-per-minute", 1, 1'000'000'000))
+        gw.auth_failures_per_window = *v;
     gw.console_secure_cookie = tls || inv.args.enabled("console-secure-cookie");
     auto server_opts = gateway::default_server_options();
     server_opts.connection_strands = opts.threads;
-    if (auto v = inv.args.value("max-connections-per-ip"))
-        server_opts.max_connections_per_ip =
-            cli::parse_count(*v, inv.args.origin("max-connections-per-ip"), 1, 10'000'000);
+    if (auto v = inv.args.count("max-connections-per-ip", 1, 10'000'000))
+        server_opts.max_connections_per_ip = *v;
 
     // Every flag is checked, and every file it names read, before anything
     // is created.

@@ -4,6 +4,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <functional>
 #include <map>
 
 namespace cli = tether::app::cli;
@@ -116,6 +117,32 @@ BOOST_AUTO_TEST_CASE(durations)
     BOOST_CHECK_THROW(parse_duration("1441m", "x", r), cli::usage_error);
     BOOST_TEST(cli::at_least(1s).lo.count() == 1000);
     BOOST_TEST((cli::at_least(1s).hi == cli::duration_range::ceiling));
+}
+
+BOOST_AUTO_TEST_CASE(durations_and_counts_read_from_arguments_name_where_they_came_from)
+{
+    using namespace std::chrono_literals;
+    const auto message = [](const std::function<void()>& f) {
+        try {
+            f();
+        } catch (const cli::usage_error& e) {
+            return std::string(e.what());
+        }
+        return std::string("nothing thrown");
+    };
+    BOOST_TEST(!parse({}).duration("state-dir").has_value());
+    BOOST_TEST(!parse({}).count("state-dir", 1, 5).has_value());
+    BOOST_TEST(parse({"--state-dir", "9s"}).duration("state-dir").value().count() == 9000);
+    BOOST_TEST(parse({}, {{"TETHER_STATE_DIR", "4"}}).count("state-dir", 1, 5).value() == 4U);
+    BOOST_TEST(message([] {
+                   (void)parse({}, {{"TETHER_STATE_DIR", "0"}}).count("state-dir", 1, 5);
+               }) == "TETHER_STATE_DIR: '0' is not a whole number from 1 to 5");
+    BOOST_TEST(message([] {
+                   (void)parse({"--state-dir", "99ms"}).duration("state-dir", {100ms, 24h});
+               }) == "--state-dir: '99ms' must be from 100ms to 24h");
+    BOOST_TEST(message([] {
+                   (void)parse({}, {{"TETHER_STATE_DIR", "721h"}}).duration("state-dir");
+               }) == "TETHER_STATE_DIR: '721h' must be from 0s to 720h");
 }
 
 BOOST_AUTO_TEST_CASE(durations_print_in_the_largest_whole_unit)
