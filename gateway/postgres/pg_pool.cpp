@@ -26,6 +26,15 @@ void pg_pool::give_back(slot& s, const std::optional<pg_error>& failed)
     release(s);
 }
 
+void pg_pool::connect_failed(slot& s, const pg_error& e)
+{
+    s.conn->close();
+    const auto delay = reconnect_.next();
+    next_connect_ = clock::now() + delay;
+    log_.warn("postgres.connect_failed", {{"error", e.message}, {"retry_in_ms", delay.count()}});
+    release(s);
+}
+
 pg_pool::pg_pool(asio::any_io_executor ex, pool_options opts, uniform01 rand, const log::logger& log)
     : ex_(ex), opts_(std::move(opts)), log_(log), reconnect_(opts_.reconnect, std::move(rand))
 {
@@ -85,23 +94,20 @@ awaitable<pg_result<pg_pool::slot*>> pg_pool::acquire(clock::time_point deadline
             if (!free->conn) free->conn = std::make_unique<pg_connection>(ex_);
             auto c = co_await free->conn->connect(opts_.conninfo, opts_.connect_timeout);
             if (!c) {
-                const auto delay = reconnect_.next();
-                next_connect_ = clock::now() + delay;
-                log_.warn("postgres.connect_failed",
-                          {{"error", c.error().message}, {"retry_in_ms", delay.count()}});
-                release(*free);
+                connect_failed(*free, c.error());
                 pg_result<slot*> bad = c.error();
                 co_return bad;
             }
             // The server ends what this pool gives up (see pool_options).
+            // Refused, it is a failed connect like any other: a server that
+            // takes every login and then fails the setup must not get a new
+            // connection per caller.
             std::vector<std::optional<std::string>> none;
             auto limited = co_await free->conn->query(
                 "SET statement_timeout = " + std::to_string(opts_.statement_timeout.count()), none,
                 opts_.connect_timeout);
             if (!limited) {
-                free->conn->close();
-                release(*free);
-                log_.warn("postgres.connect_failed", {{"error", limited.error().message}});
+                connect_failed(*free, limited.error());
                 pg_result<slot*> bad = limited.error();
                 co_return bad;
             }

@@ -67,6 +67,9 @@ private:
     /// A free slot, connected; or an error. Waits for a slot up to `deadline`.
     awaitable<pg_result<slot*>> acquire(std::chrono::steady_clock::time_point deadline);
     void release(slot& s);
+    /// A connection that could not be made or set up: closed, and no
+    /// other is tried until the backoff allows.
+    void connect_failed(slot& s, const pg_error& e);
     /// After a statement: a connection that broke is closed, then the slot is free.
     void give_back(slot& s, const std::optional<pg_error>& failed);
     /// How long a statement's answer is awaited: the server cancels it at

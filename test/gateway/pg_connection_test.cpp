@@ -268,18 +268,20 @@ struct pool_rig {
     tether::test::log_capture logs;
     pg::pg_pool pool;
 
-    explicit pool_rig(std::size_t size = 3, bool own_cluster = false)
+    explicit pool_rig(std::size_t size = 3, bool own_cluster = false,
+                      std::chrono::milliseconds statement_timeout = 5s)
         : db(own_cluster),
           pool(
-              ioc.get_executor(), options(size), [] { return 0.5; }, logs.logger())
+              ioc.get_executor(), options(size, statement_timeout), [] { return 0.5; }, logs.logger())
     {
     }
-    pg::pool_options options(std::size_t size) const
+    pg::pool_options options(std::size_t size, std::chrono::milliseconds statement_timeout) const
     {
         pg::pool_options o;
         o.conninfo = db.conninfo;
         o.size = size;
-        o.statement_timeout = 5s;
+        o.statement_timeout = statement_timeout;
+        o.connect_timeout = 5s;
         o.reconnect = {100ms, 400ms};
         return o;
     }
@@ -329,6 +331,54 @@ BOOST_AUTO_TEST_CASE(many_statements_share_a_few_connections)
     BOOST_TEST(most <= 3u);
     BOOST_TEST(r.pool.open() == 3u);
     BOOST_TEST(r.pool.in_use() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_server_that_refuses_each_new_connection_setup_is_not_stormed)
+{
+    // The connection is made, then the SET that bounds its statements is
+    // refused (here: a statement_timeout above PostgreSQL's INT_MAX ms,
+    // which the command line no longer lets through; a server in trouble
+    // refuses it some other way). Each caller used to make a connection of
+    // its own at once: a busy gateway opened hundreds a second.
+    pool_rig r(2, false, std::chrono::hours(24 * 25));
+    rig admin;
+    admin.db.conninfo = r.db.conninfo;
+    auto c = admin.connect();
+    const auto sessions = [&] {
+        // Counted when each backend ends; a fresh snapshot per read.
+        (void)admin.query(*c, "SELECT pg_stat_clear_snapshot()");
+        const auto n =
+            admin.query(*c, "SELECT sessions FROM pg_stat_database WHERE datname = current_database()");
+        BOOST_TEST_REQUIRE(n.has_value(), n.error().message);
+        return std::stol(*n->rows[0][0]);
+    };
+    const auto before = sessions();
+
+    const auto first = run_for(r.ioc, r.pool.query("SELECT 1", {}));
+    BOOST_TEST_REQUIRE(!first.has_value());
+    BOOST_TEST(first.error().sqlstate == "22023", first.error().sqlstate + " " + first.error().message);
+    const auto second = run_for(r.ioc, r.pool.query("SELECT 1", {}));
+    BOOST_TEST_REQUIRE(!second.has_value());
+    BOOST_TEST(second.error().sqlstate == "08000", "tried again at once: " << second.error().message);
+
+    int calls = 0;
+    const auto until = std::chrono::steady_clock::now() + 1500ms;
+    while (std::chrono::steady_clock::now() < until) {
+        BOOST_TEST_REQUIRE(!run_for(r.ioc, r.pool.query("SELECT 1", {})).has_value());
+        ++calls;
+        std::this_thread::sleep_for(2ms);
+    }
+    std::this_thread::sleep_for(300ms);  // the last backends' stats are written as they end
+    const auto made = sessions() - before;
+    // Backoff with full jitter, the fake's 0.5: 50, 100, then 200 ms apart,
+    // about nine in 1.5 s (and the admin's own session), against one per call.
+    BOOST_TEST_MESSAGE(made << " connections for " << calls << " calls");
+    BOOST_TEST(calls >= 20);
+    BOOST_TEST(made >= 3, made << " connections: the pool gave up trying");
+    BOOST_TEST(made <= 15, made << " connections for " << calls << " calls");
+    const auto failed = r.logs.events("postgres.connect_failed");
+    BOOST_TEST(!failed.empty());
+    for (const auto& e : failed) BOOST_TEST(e.contains("retry_in_ms"), e);
 }
 
 BOOST_AUTO_TEST_CASE(an_outage_fails_fast_and_the_pool_comes_back_by_itself)
