@@ -4,6 +4,7 @@
 #include "base/task_group.hpp"
 #include "net/errc.hpp"
 #include "net/http_reader.hpp"
+#include "net/tls.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -402,7 +403,7 @@ awaitable<void> serve_local_stream(asio::local::stream_protocol::socket socket, 
 
 struct http_server::impl {
     impl(const asio::any_io_executor& ex, const asio::ip::tcp::endpoint& ep, handler hd,
-         const log::logger& lg, server_options o, std::shared_ptr<asio::ssl::context> t)
+         const log::logger& lg, server_options o, std::shared_ptr<replaceable_tls> t)
         : acceptor(ex), h(std::move(hd)), log(lg), opts(o), tls(std::move(t))
     {
         acceptor.open(ep.protocol());
@@ -429,7 +430,9 @@ struct http_server::impl {
 
     awaitable<void> tls_session(asio::ip::tcp::socket socket, peer_info peer)
     {
-        beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *tls);
+        // Held for the connection: a replacement must not free what it uses.
+        const auto ctx = tls->current();
+        beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *ctx);
         lowest(stream).expires_after(opts.header_timeout);
         auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, nothrow);
         if (ec) {
@@ -446,7 +449,7 @@ struct http_server::impl {
     handler h;
     const log::logger& log;
     server_options opts;
-    std::shared_ptr<asio::ssl::context> tls;
+    std::shared_ptr<replaceable_tls> tls;
     std::map<std::string, std::size_t> per_ip;  // open connections by address, run()'s executor only
     log::throttle accept_failures;
     log::throttle per_ip_refusals;
@@ -454,6 +457,13 @@ struct http_server::impl {
 
 http_server::http_server(const asio::any_io_executor& ex, const asio::ip::tcp::endpoint& ep, handler h,
                          const log::logger& log, server_options opts, std::shared_ptr<asio::ssl::context> tls)
+    : http_server(ex, ep, std::move(h), log, opts,
+                  tls ? std::make_shared<replaceable_tls>(std::move(tls)) : nullptr)
+{
+}
+
+http_server::http_server(const asio::any_io_executor& ex, const asio::ip::tcp::endpoint& ep, handler h,
+                         const log::logger& log, server_options opts, std::shared_ptr<replaceable_tls> tls)
     : impl_(std::make_unique<impl>(ex, ep, std::move(h), log, opts, std::move(tls)))
 {
 }

@@ -24,6 +24,7 @@ class context;
 namespace tether::net {
 
 struct reply;
+class replaceable_tls;
 
 struct server_options {
     std::size_t max_header_bytes = 16 * 1024;
@@ -136,6 +137,9 @@ public:
     http_server(const asio::any_io_executor& ex, const asio::ip::tcp::endpoint& ep, handler h,
                 const log::logger& log, server_options opts = {},
                 std::shared_ptr<asio::ssl::context> tls = nullptr);
+    /// TLS with a context that may be replaced while serving (see replaceable_tls).
+    http_server(const asio::any_io_executor& ex, const asio::ip::tcp::endpoint& ep, handler h,
+                const log::logger& log, server_options opts, std::shared_ptr<replaceable_tls> tls);
     ~http_server();
     http_server(const http_server&) = delete;
     http_server& operator=(const http_server&) = delete;

@@ -10,6 +10,16 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include <fcntl.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
 #include <stdexcept>
 
 namespace tether::net {
@@ -24,6 +34,45 @@ void common_policy(ssl::context& ctx)
                     ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::no_compression);
     if (SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION) != 1)
         throw std::runtime_error("cannot set TLS 1.2 as the minimum version");
+}
+
+/// A PEM file, read whole, at most 1 MiB: a chain is a few kilobytes, and a
+/// path that names something else (a device, a log) must not be read whole.
+std::string read_pem(const std::filesystem::path& file, const char* what)
+{
+    constexpr std::size_t limit = std::size_t{1} << 20;
+    const auto fail = [&](const std::string& why) {
+        return std::runtime_error(std::string("cannot load TLS ") + what + " " + file.string() + ": " + why);
+    };
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw fail(std::strerror(errno));
+    // Room for it all at once: a buffer that grows leaves copies of a key
+    // behind in freed memory.
+    std::string out;
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && st.st_size > 0)
+        out.reserve(std::min(static_cast<std::size_t>(st.st_size), limit) + 1);
+    std::array<char, 16 * 1024> buf{};
+    for (;;) {
+        const ssize_t n = ::read(fd, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            const int e = errno;
+            ::close(fd);
+            ::explicit_bzero(out.data(), out.size());
+            throw fail(std::strerror(e));
+        }
+        if (n == 0) break;
+        if (out.size() + static_cast<std::size_t>(n) > limit) {
+            ::close(fd);
+            ::explicit_bzero(out.data(), out.size());
+            throw fail("larger than 1 MiB");
+        }
+        out.append(buf.data(), static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    ::explicit_bzero(buf.data(), buf.size());
+    return out;
 }
 
 }  // namespace
@@ -47,15 +96,50 @@ std::shared_ptr<ssl::context> make_client_tls(const std::optional<std::filesyste
 std::shared_ptr<ssl::context> make_server_tls(const std::filesystem::path& cert_chain,
                                               const std::filesystem::path& private_key)
 {
+    return make_server_tls(read_server_tls(cert_chain, private_key), cert_chain, private_key);
+}
+
+server_tls_pem read_server_tls(const std::filesystem::path& cert_chain,
+                               const std::filesystem::path& private_key)
+{
+    server_tls_pem out;
+    out.cert_chain = read_pem(cert_chain, "certificate");
+    out.private_key = secret(read_pem(private_key, "key"));
+    return out;
+}
+
+std::shared_ptr<ssl::context> make_server_tls(const server_tls_pem& pem,
+                                              const std::filesystem::path& cert_chain,
+                                              const std::filesystem::path& private_key)
+{
     auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
     common_policy(*ctx);
     boost::system::error_code ec;
-    ctx->use_certificate_chain_file(cert_chain.string(), ec);
+    ctx->use_certificate_chain(boost::asio::buffer(pem.cert_chain), ec);
     if (ec)
         throw std::runtime_error("cannot load TLS certificate " + cert_chain.string() + ": " + ec.message());
-    ctx->use_private_key_file(private_key.string(), ssl::context::pem, ec);
+    const auto key = pem.private_key.reveal();
+    // OpenSSL checks that the key is the certificate's.
+    ctx->use_private_key(boost::asio::buffer(key.data(), key.size()), ssl::context::pem, ec);
     if (ec) throw std::runtime_error("cannot load TLS key " + private_key.string() + ": " + ec.message());
     return ctx;
+}
+
+certificate_facts describe_certificate(ssl::context& ctx)
+{
+    certificate_facts out;
+    const X509* cert = SSL_CTX_get0_certificate(ctx.native_handle());
+    if (!cert) return out;
+    std::array<char, 256> name{};
+    X509_NAME_oneline(X509_get_subject_name(cert), name.data(), static_cast<int>(name.size()));
+    out.subject = name.data();
+    std::tm tm{};
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1) {
+        std::array<char, 32> text{};
+        const auto n = std::strftime(text.data(), text.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        out.not_after.assign(text.data(), n);
+    }
+    return out;
 }
 
 boost::system::error_code prepare_client_session(SSL* ssl, const std::string& host)

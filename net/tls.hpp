@@ -2,11 +2,14 @@
 // verification always on for clients (no switch to turn it off).
 #pragma once
 
+#include "base/secret.hpp"
+
 #include <boost/asio/ssl/context.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -21,6 +24,50 @@ std::shared_ptr<boost::asio::ssl::context> make_client_tls(
 /// Server side: certificate chain and private key (PEM). Throws naming the file.
 std::shared_ptr<boost::asio::ssl::context> make_server_tls(const std::filesystem::path& cert_chain,
                                                            const std::filesystem::path& private_key);
+
+/// The same in two steps, for a server that follows its files: what was
+/// read, then the context made from it.
+struct server_tls_pem {
+    std::string cert_chain;
+    secret private_key;
+};
+/// At most 1 MiB of each file. Throws std::runtime_error naming the file.
+server_tls_pem read_server_tls(const std::filesystem::path& cert_chain,
+                               const std::filesystem::path& private_key);
+/// Throws std::runtime_error naming the file (of the two given) that is refused.
+std::shared_ptr<boost::asio::ssl::context> make_server_tls(const server_tls_pem& pem,
+                                                           const std::filesystem::path& cert_chain,
+                                                           const std::filesystem::path& private_key);
+
+/// A server certificate's subject and end of validity (ISO 8601, UTC), for
+/// the log; empty when the context has none.
+struct certificate_facts {
+    std::string subject;
+    std::string not_after;
+};
+certificate_facts describe_certificate(boost::asio::ssl::context& ctx);
+
+/// A server's TLS context that may be replaced while it serves (a renewed
+/// certificate): each handshake starts with the one current then, and
+/// connections already made keep theirs. Thread safety: any thread.
+class replaceable_tls {
+public:
+    explicit replaceable_tls(std::shared_ptr<boost::asio::ssl::context> ctx) : ctx_(std::move(ctx)) {}
+    [[nodiscard]] std::shared_ptr<boost::asio::ssl::context> current() const
+    {
+        const std::lock_guard lock(m_);
+        return ctx_;
+    }
+    void replace(std::shared_ptr<boost::asio::ssl::context> ctx)
+    {
+        const std::lock_guard lock(m_);
+        ctx_ = std::move(ctx);
+    }
+
+private:
+    mutable std::mutex m_;
+    std::shared_ptr<boost::asio::ssl::context> ctx_;
+};
 
 /// Per connection, before a client handshake to `host` (a name or an IP
 /// literal): SNI for names only (RFC 6066 forbids IP literals) and

@@ -6,6 +6,7 @@
 #include "app/gateway/admin_token_watch.hpp"
 #include "app/gateway/commands.hpp"
 #include "app/gateway/data_dir.hpp"
+#include "app/gateway/tls_watch.hpp"
 #include "base/blocking_call.hpp"
 #include "base/pid_lock.hpp"
 #include "gateway/postgres/pg_schema.hpp"
@@ -141,10 +142,16 @@ int gateway_serve(invocation& inv)
     // is created.
     std::optional<gateway::postgres::store_options> postgres;
     if (const auto conninfo = postgres_conninfo(inv)) postgres = postgres_options(inv, *conninfo);
-    std::shared_ptr<asio::ssl::context> tls_ctx;
+    std::shared_ptr<net::replaceable_tls> tls_ctx;
+    tls_files tls_paths;
+    std::string tls_in_use;
     if (tls) {
+        tls_paths = {*inv.args.value("tls-cert"), *inv.args.value("tls-key")};
         try {
-            tls_ctx = net::make_server_tls(*inv.args.value("tls-cert"), *inv.args.value("tls-key"));
+            const auto pem = net::read_server_tls(tls_paths.cert_chain, tls_paths.private_key);
+            tls_ctx = std::make_shared<net::replaceable_tls>(
+                net::make_server_tls(pem, tls_paths.cert_chain, tls_paths.private_key));
+            tls_in_use = tls_digest(pem);
         } catch (const std::runtime_error& e) {
             throw cli::usage_error(e.what());
         }
@@ -214,6 +221,7 @@ int gateway_serve(invocation& inv)
                                        {"port", ep.port()},
                                        {"tls", tls},
                                        {"data_dir", std::filesystem::absolute(data_dir).string()}});
+    if (tls_ctx) inv.log.info("gateway.tls_certificate", certificate_fields(*tls_ctx->current()));
     sup.add("http", [&server] { return server.run(); });
     sup.add("housekeeping", [&svc] { return svc.housekeeping(); });
     sup.add("readiness", [&svc] { return svc.readiness(); });
@@ -221,6 +229,10 @@ int gateway_serve(invocation& inv)
     sup.add("admin-token", [&svc, &token_file, &storage_thread, &inv] {
         return follow_admin_token(token_file, svc, storage_thread.get_executor(), inv.log);
     });
+    if (tls_ctx)
+        sup.add("tls-files", [&tls_paths, &tls_in_use, &tls_ctx, &storage_thread, &inv] {
+            return follow_tls_files(tls_paths, tls_in_use, *tls_ctx, storage_thread.get_executor(), inv.log);
+        });
     if (pg) sup.add("event-feed", [pg] { return pg->run_feed(); });
     const int status = sup.run();
     storage_thread.join();

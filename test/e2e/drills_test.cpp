@@ -3,6 +3,7 @@
 #include "support/child_process.hpp"
 #include "support/fleet.hpp"
 #include "support/small_disk.hpp"
+#include "support/test_pki.hpp"
 #include "support/text.hpp"
 
 #include <boost/test/unit_test.hpp>
@@ -420,6 +421,102 @@ BOOST_AUTO_TEST_CASE(replacing_the_admin_token_file_rotates_the_token_without_a_
     BOOST_TEST(!contains(gw.proc->err(), old_token.substr(0, old_token.find('\n'))), "a token in the log");
     gw.proc->signal(SIGTERM);
     BOOST_TEST(gw.proc->wait_for(10s).value_or(-1) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_renewed_tls_certificate_is_served_without_a_restart_and_streams_stay)
+{
+    // Two CAs, so a client that trusts one tells which certificate it met.
+    t::temp_dir pki_dir;
+    const auto first = t::make_pki(pki_dir.path() / "first", "gw", {"localhost"}, {"127.0.0.1"});
+    const auto second = t::make_pki(pki_dir.path() / "second", "gw", {"localhost"}, {"127.0.0.1"});
+    const auto stranger = t::make_pki(pki_dir.path() / "second", "other", {"localhost"}, {"127.0.0.1"});
+    const auto live_cert = pki_dir.path() / "live.pem";
+    const auto live_key = pki_dir.path() / "live.key";
+    std::filesystem::copy_file(first.cert, live_cert);
+    std::filesystem::copy_file(first.key, live_key);
+    t::gateway_process gw(0, {"--tls-cert", live_cert.string(), "--tls-key", live_key.string()});
+    const auto url = "https://127.0.0.1:" + std::to_string(gw.port);
+    const auto admin = [&](const t::pki_files& trust, std::vector<std::string> rest,
+                           const std::string& stdin_data = {}) {
+        std::vector<std::string> a{"admin",
+                                   "--server",
+                                   url,
+                                   "--admin-token-file",
+                                   gw.token_file.string(),
+                                   "--ca-file",
+                                   trust.ca_cert.string()};
+        a.insert(a.end(), rest.begin(), rest.end());
+        t::child_process::options in;
+        in.stdin_data = stdin_data;
+        return t::run(t::binary("tether-gateway"), a, in);
+    };
+    BOOST_TEST_REQUIRE(admin(first, {"nodes"}).status == 0);
+    BOOST_TEST_REQUIRE(admin(second, {"nodes"}).status != 0);
+    const auto served = lines_with(gw.proc->err(), "gateway.tls_certificate");
+    BOOST_TEST_REQUIRE(served.size() == 1u, gw.proc->err());
+    BOOST_TEST(contains(served.front(), "\"not_after\":\"20"), served.front());
+
+    // An agent that trusts only the first CA, its event stream open.
+    t::temp_dir dir;
+    const auto state = dir.path() / "node";
+    const auto code = admin(first, {"create-enrollment-code", "--org", "acme"});
+    BOOST_TEST_REQUIRE(code.status == 0, code.err);
+    const auto enrolled =
+        t::run(t::binary("tether"), {"enroll", "--server", url, "--ca-file", first.ca_cert.string(), "--code",
+                                     code.out.substr(0, code.out.find('\n')), "--state-dir", state.string()});
+    BOOST_TEST_REQUIRE(enrolled.status == 0, enrolled.err);
+    auto agent = t::run_agent(state, {"--ca-file", first.ca_cert.string()});
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return contains(e, "sse.connected"); }, 20s),
+        agent->err());
+
+    // Renewed as a tool does it: the certificate first, then its key. In
+    // between the two do not match, and the one in use is kept.
+    std::filesystem::copy_file(second.cert, pki_dir.path() / "next.pem");
+    std::filesystem::copy_file(second.key, pki_dir.path() / "next.key");
+    std::filesystem::rename(pki_dir.path() / "next.pem", live_cert);
+    std::this_thread::sleep_for(2500ms);
+    BOOST_TEST(admin(first, {"nodes"}).status == 0, "a certificate without its key was taken");
+    std::filesystem::rename(pki_dir.path() / "next.key", live_key);
+    BOOST_TEST(within(10s, [&] { return admin(second, {"nodes"}).status == 0; }), gw.proc->err());
+    BOOST_TEST(admin(first, {"nodes"}).status != 0, "new connections still meet the old certificate");
+    BOOST_TEST(lines_with(gw.proc->err(), "gateway.tls_replaced").size() == 1u, gw.proc->err());
+
+    // The stream opened under the old certificate carries the next config.
+    const auto published =
+        admin(second, {"publish-config", "--org", "acme", "-"}, R"({"flags":{"renewed":true}})");
+    BOOST_TEST_REQUIRE(published.status == 0, published.err);
+    const auto version = published.out.substr(0, published.out.find('\n'));
+    BOOST_TEST(agent->wait_output(
+                   [&](const std::string& e) {
+                       for (const auto& l : lines_with(e, "config.applied"))
+                           if (contains(l, version) && contains(l, "\"source\":\"event\"")) return true;
+                       return false;
+                   },
+                   20s),
+               agent->err());
+    BOOST_TEST(!contains(agent->err(), "sse.disconnected"), agent->err());
+
+    // A key of another certificate: said once, and the renewed one stays.
+    const auto unusable_before = lines_with(gw.proc->err(), "gateway.tls_unusable").size();
+    t::write_private_file(live_key, t::read_file(stranger.key));
+    BOOST_TEST(gw.proc->wait_output(
+                   [&](const std::string& e) {
+                       return lines_with(e, "gateway.tls_unusable").size() > unusable_before;
+                   },
+                   10s),
+               gw.proc->err());
+    std::this_thread::sleep_for(4500ms);  // two more reads of the same files
+    BOOST_TEST(lines_with(gw.proc->err(), "gateway.tls_unusable").size() == unusable_before + 1,
+               gw.proc->err());
+    BOOST_TEST(contains(gw.proc->err(), live_key.string()), gw.proc->err());
+    BOOST_TEST(admin(second, {"nodes"}).status == 0);
+    BOOST_TEST(!contains(gw.proc->err(), "PRIVATE KEY"), "a key in the log");
+
+    agent->signal(SIGTERM);
+    BOOST_TEST(agent->wait_for(10s).value_or(-1) == 0, agent->err());
+    gw.proc->signal(SIGTERM);
+    BOOST_TEST(gw.proc->wait_for(10s).value_or(-1) == 0, gw.proc->err());
 }
 
 BOOST_AUTO_TEST_CASE(a_backup_taken_while_serving_starts_a_gateway_with_the_same_fleet)
