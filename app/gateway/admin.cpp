@@ -18,9 +18,11 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 
 namespace tether::app {
 
@@ -72,6 +74,30 @@ json::object call(const invocation& inv, const std::string& method, json::object
     return std::move(**out);
 }
 
+/// A config to publish, at most 1 MiB: the gateway takes far less in one
+/// request and says so, but a wrong path (/dev/zero, a log) must not be
+/// read whole first.
+std::string read_config_input(const std::string& where)
+{
+    constexpr std::size_t cap = std::size_t{1} << 20;
+    std::ifstream file;
+    std::istream* in = &std::cin;
+    if (where != "-") {
+        std::error_code ec;
+        if (std::filesystem::is_directory(where, ec))
+            throw cli::usage_error("cannot read " + where + ": a directory");
+        file.open(where, std::ios::binary);
+        if (!file) throw cli::usage_error("cannot read " + where + ": " + std::strerror(errno));
+        in = &file;
+    }
+    std::string text(cap + 1, '\0');
+    in->read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(in->gcount()));
+    if (text.size() > cap)
+        throw cli::usage_error(where + ": larger than 1 MiB; a config is a small JSON object");
+    return text;
+}
+
 std::string required(const invocation& inv, std::string_view flag)
 {
     auto v = inv.args.value(flag);
@@ -102,20 +128,13 @@ int admin_publish_config(invocation& inv)
 {
     const auto& pos = inv.args.positionals();
     if (pos.size() != 1) throw cli::usage_error("publish-config takes one FILE (or - for stdin)");
-    std::stringstream ss;
-    if (pos[0] == "-") {
-        ss << std::cin.rdbuf();
-    } else {
-        std::ifstream in(pos[0]);
-        if (!in) throw cli::usage_error("cannot read " + pos[0]);
-        ss << in.rdbuf();
-    }
+    const std::string org = required(inv, "org");
     boost::system::error_code ec;
-    auto doc = json::parse(ss.str(), ec);
+    auto doc = json::parse(read_config_input(pos[0]), ec);
     if (ec || !doc.is_object())
         throw cli::usage_error(pos[0] + ": not a JSON object" +
                                (ec ? " (" + ec.message() + ")" : std::string()));
-    const auto res = call(inv, "PublishConfig", {{"orgId", required(inv, "org")}, {"config", doc}});
+    const auto res = call(inv, "PublishConfig", {{"orgId", org}, {"config", doc}});
     const auto& at = res.at("configUpdatedAt");
     std::cout << (at.is_string() ? std::string(at.get_string()) : json::serialize(at)) << "\n";
     return 0;

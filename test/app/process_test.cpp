@@ -145,6 +145,41 @@ BOOST_AUTO_TEST_CASE(serve_with_tls_files_it_cannot_use_exits_2_and_creates_noth
     }
 }
 
+BOOST_AUTO_TEST_CASE(publish_config_refuses_input_that_cannot_be_a_config_before_reading_it_all)
+{
+    // It read its input whole first: /dev/zero grew until the kernel
+    // stopped it, and a directory was "not a JSON object".
+    temp_dir dir;
+    const auto token = dir.path() / "admin.token";
+    tether::test::write_private_file(token, "t0123456789abcdefghijklmnopqrstu\n");
+    const auto publish = [&](const std::string& input, child_process::options in = {}) {
+        return tether::test::run(binary("tether-gateway"),
+                                 {"admin", "--server", "http://127.0.0.1:1", "--admin-token-file",
+                                  token.string(), "publish-config", "--org", "acme", input},
+                                 std::move(in), 20s);
+    };
+    const auto zeros = publish("/dev/zero");
+    BOOST_TEST(zeros.status == 2, zeros.err);
+    BOOST_TEST(contains(zeros.err, "/dev/zero: larger than 1 MiB"), zeros.err);
+    child_process::options big;
+    big.stdin_data = "{\"k\":\"" + std::string(std::size_t{1} << 20, 'x') + "\"}";
+    const auto piped = publish("-", big);
+    BOOST_TEST(piped.status == 2, piped.err);
+    BOOST_TEST(contains(piped.err, "-: larger than 1 MiB"), piped.err);
+    const auto folder = publish(dir.path().string());
+    BOOST_TEST(folder.status == 2, folder.err);
+    BOOST_TEST(contains(folder.err, "a directory"), folder.err);
+    const auto missing = publish((dir.path() / "nope.json").string());
+    BOOST_TEST(missing.status == 2, missing.err);
+    BOOST_TEST(contains(missing.err, "No such file or directory"), missing.err);
+    // Within the bound, the input goes to the gateway (none listens here).
+    child_process::options small;
+    small.stdin_data = R"({"flags":{"a":true}})";
+    const auto sent = publish("-", small);
+    BOOST_TEST(sent.status == 1, sent.err);
+    BOOST_TEST(contains(sent.err, "unavailable"), sent.err);
+}
+
 BOOST_AUTO_TEST_CASE(run_without_state_names_the_file_and_the_enroll_command)
 {
     temp_dir dir;
