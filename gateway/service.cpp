@@ -395,6 +395,11 @@ net::reply service::metrics(const net::http::request& req) const
     family("tether_gateway_event_feed_cursor", "gauge", "the newest event id this replica fanned out");
     sample("tether_gateway_event_feed_cursor",
            static_cast<std::uint64_t>(std::max<std::int64_t>(st.feed_cursor, 0)), backend);
+    if (const auto not_after = tls_not_after_.load(); not_after > 0) {
+        family("tether_gateway_tls_not_after_seconds", "gauge",
+               "when the TLS certificate this replica serves to new connections ends (Unix time)");
+        sample("tether_gateway_tls_not_after_seconds", static_cast<std::uint64_t>(not_after));
+    }
     net::reply r;
     r.head.headers.set("Content-Type", "text/plain; version=0.0.4");
     r.head.body = std::move(out);

@@ -128,6 +128,9 @@ public:
     /// (within gateway_options::idle_comment). False, and nothing changes,
     /// when `token` is the one in use. Any thread.
     bool replace_admin_token(secret token);
+    /// When the TLS certificate served ends (seconds since the epoch), for
+    /// /metrics; any thread.
+    void note_tls_certificate(std::int64_t not_after_unix) noexcept { tls_not_after_.store(not_after_unix); }
 
 private:
     using rpc_handler = awaitable<rpc_result> (service::*)(const rpc_call&);
@@ -227,6 +230,7 @@ private:
     /// Bumped by each replacement: an admin stream opened with the token
     /// ends when it sees another value.
     std::atomic<std::uint64_t> admin_generation_{0};
+    std::atomic<std::int64_t> tls_not_after_{0};  ///< 0: no TLS
     gateway_options opts_;
     const log::logger& log_;
     session_registry sessions_;

@@ -138,6 +138,7 @@ certificate_facts describe_certificate(ssl::context& ctx)
         std::array<char, 32> text{};
         const auto n = std::strftime(text.data(), text.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
         out.not_after.assign(text.data(), n);
+        out.not_after_unix = static_cast<std::int64_t>(::timegm(&tm));
     }
     return out;
 }

@@ -7,6 +7,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/system/error_code.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -44,6 +45,7 @@ std::shared_ptr<boost::asio::ssl::context> make_server_tls(const server_tls_pem&
 struct certificate_facts {
     std::string subject;
     std::string not_after;
+    std::int64_t not_after_unix = 0;  ///< seconds since the epoch; 0: unknown
 };
 certificate_facts describe_certificate(boost::asio::ssl::context& ctx);
 

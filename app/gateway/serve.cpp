@@ -221,7 +221,11 @@ int gateway_serve(invocation& inv)
                                        {"port", ep.port()},
                                        {"tls", tls},
                                        {"data_dir", std::filesystem::absolute(data_dir).string()}});
-    if (tls_ctx) inv.log.info("gateway.tls_certificate", certificate_fields(*tls_ctx->current()));
+    if (tls_ctx) {
+        const auto facts = net::describe_certificate(*tls_ctx->current());
+        inv.log.info("gateway.tls_certificate", certificate_fields(facts));
+        svc.note_tls_certificate(facts.not_after_unix);
+    }
     sup.add("http", [&server] { return server.run(); });
     sup.add("housekeeping", [&svc] { return svc.housekeeping(); });
     sup.add("readiness", [&svc] { return svc.readiness(); });
@@ -230,8 +234,13 @@ int gateway_serve(invocation& inv)
         return follow_admin_token(token_file, svc, storage_thread.get_executor(), inv.log);
     });
     if (tls_ctx)
-        sup.add("tls-files", [&tls_paths, &tls_in_use, &tls_ctx, &storage_thread, &inv] {
-            return follow_tls_files(tls_paths, tls_in_use, *tls_ctx, storage_thread.get_executor(), inv.log);
+        sup.add("tls-files", [&tls_paths, &tls_in_use, &tls_ctx, &storage_thread, &inv, &svc] {
+            std::function<void(const net::certificate_facts&)> replaced =
+                [&svc](const net::certificate_facts& f) {
+                    svc.note_tls_certificate(f.not_after_unix);
+                };
+            return follow_tls_files(tls_paths, tls_in_use, *tls_ctx, std::move(replaced),
+                                    storage_thread.get_executor(), inv.log);
         });
     if (pg) sup.add("event-feed", [pg] { return pg->run_feed(); });
     const int status = sup.run();

@@ -40,13 +40,13 @@ std::string tls_digest(const net::server_tls_pem& pem)
     return {reinterpret_cast<const char*>(out.data()), n};
 }
 
-log::fields certificate_fields(boost::asio::ssl::context& ctx)
+log::fields certificate_fields(const net::certificate_facts& facts)
 {
-    const auto facts = net::describe_certificate(ctx);
     return {{"subject", facts.subject}, {"not_after", facts.not_after}};
 }
 
 awaitable<void> follow_tls_files(tls_files files, std::string in_use, net::replaceable_tls& tls,
+                                 std::function<void(const net::certificate_facts&)> replaced,
                                  asio::any_io_executor blocking, const log::logger& log,
                                  std::chrono::milliseconds every)
 {
@@ -85,10 +85,11 @@ awaitable<void> follow_tls_files(tls_files files, std::string in_use, net::repla
             continue;
         }
         last_error.clear();
-        auto fields = certificate_fields(*a.ctx);
+        const auto facts = net::describe_certificate(*a.ctx);
         tls.replace(std::move(a.ctx));
         in_use = std::move(a.digest);
-        log.info("gateway.tls_replaced", std::move(fields));
+        log.info("gateway.tls_replaced", certificate_fields(facts));
+        if (replaced) replaced(facts);
     }
 }
 

@@ -8,6 +8,9 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,6 +50,21 @@ bool all(std::vector<agent>& fleet, const std::function<bool(const std::string&)
                                            std::max(deadline - clk::now(), clk::duration(0)))))
             return false;
     return true;
+}
+
+/// When the certificate in `pem` ends, in seconds since the epoch.
+std::int64_t not_after_of(const std::filesystem::path& pem)
+{
+    std::FILE* f = std::fopen(pem.c_str(), "r");
+    BOOST_TEST_REQUIRE(f != nullptr);
+    X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+    std::fclose(f);
+    BOOST_TEST_REQUIRE(cert != nullptr);
+    std::tm tm{};
+    const bool ok = ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1;
+    X509_free(cert);
+    BOOST_TEST_REQUIRE(ok);
+    return static_cast<std::int64_t>(::timegm(&tm));
 }
 
 /// Polls `pred` every 200 ms until it holds; false at the cap.
@@ -428,7 +446,9 @@ BOOST_AUTO_TEST_CASE(a_renewed_tls_certificate_is_served_without_a_restart_and_s
     // Two CAs, so a client that trusts one tells which certificate it met.
     t::temp_dir pki_dir;
     const auto first = t::make_pki(pki_dir.path() / "first", "gw", {"localhost"}, {"127.0.0.1"});
+    std::this_thread::sleep_for(1100ms);  // so the two end a second apart
     const auto second = t::make_pki(pki_dir.path() / "second", "gw", {"localhost"}, {"127.0.0.1"});
+    BOOST_TEST_REQUIRE(not_after_of(first.cert) != not_after_of(second.cert));
     const auto stranger = t::make_pki(pki_dir.path() / "second", "other", {"localhost"}, {"127.0.0.1"});
     const auto live_cert = pki_dir.path() / "live.pem";
     const auto live_key = pki_dir.path() / "live.key";
@@ -450,8 +470,28 @@ BOOST_AUTO_TEST_CASE(a_renewed_tls_certificate_is_served_without_a_restart_and_s
         in.stdin_data = stdin_data;
         return t::run(t::binary("tether-gateway"), a, in);
     };
+    // /metrics through another TLS client (Python's), trusting `trust` only.
+    const auto metrics = [&](const t::pki_files& trust) {
+        const auto r =
+            t::run("/usr/bin/python3",
+                   {"-c",
+                    "import ssl, sys, urllib.request\n"
+                    "ctx = ssl.create_default_context(cafile=sys.argv[1])\n"
+                    "token = open(sys.argv[3]).read().strip()\n"
+                    "req = urllib.request.Request(sys.argv[2] + '/metrics',"
+                    " headers={'Authorization': 'Bearer ' + token})\n"
+                    "print(urllib.request.urlopen(req, context=ctx, timeout=10).read().decode())\n",
+                    trust.ca_cert.string(), url, gw.token_file.string()});
+        BOOST_TEST(r.status == 0, r.err);
+        return r.out;
+    };
+    const auto ends = [](const t::pki_files& pki) {
+        return "tether_gateway_tls_not_after_seconds " + std::to_string(not_after_of(pki.cert)) + "\n";
+    };
     BOOST_TEST_REQUIRE(admin(first, {"nodes"}).status == 0);
     BOOST_TEST_REQUIRE(admin(second, {"nodes"}).status != 0);
+    const auto before = metrics(first);
+    BOOST_TEST(contains(before, ends(first)), before);
     const auto served = lines_with(gw.proc->err(), "gateway.tls_certificate");
     BOOST_TEST_REQUIRE(served.size() == 1u, gw.proc->err());
     BOOST_TEST(contains(served.front(), "\"not_after\":\"20"), served.front());
@@ -481,6 +521,8 @@ BOOST_AUTO_TEST_CASE(a_renewed_tls_certificate_is_served_without_a_restart_and_s
     BOOST_TEST(within(10s, [&] { return admin(second, {"nodes"}).status == 0; }), gw.proc->err());
     BOOST_TEST(admin(first, {"nodes"}).status != 0, "new connections still meet the old certificate");
     BOOST_TEST(lines_with(gw.proc->err(), "gateway.tls_replaced").size() == 1u, gw.proc->err());
+    const auto after = metrics(second);
+    BOOST_TEST(contains(after, ends(second)), after);
 
     // The stream opened under the old certificate carries the next config.
     const auto published =
