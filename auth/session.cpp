@@ -46,7 +46,7 @@ std::string session_manager::reenroll_hint(const std::string& detail)
 }
 
 session_manager::session_manager(asio::any_io_executor ex, asio::any_io_executor blocking,
-                                 net::server_set server, std::shared_ptr<asio::ssl::context> tls,
+                                 net::server_set server, std::shared_ptr<net::replaceable_tls> tls,
                                  state_paths paths, node_state state, secret key_pem, const log::logger& log)
     : strand_(asio::make_strand(ex)),
       blocking_(std::move(blocking)),

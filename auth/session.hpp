@@ -22,6 +22,7 @@ class context;
 
 namespace tether::net {
 class http_client;
+class replaceable_tls;
 class rpc_client;
 }  // namespace tether::net
 
@@ -43,7 +44,7 @@ class session_manager {
 public:
     /// `blocking` runs file writes (state.json) off the event loop.
     session_manager(asio::any_io_executor ex, asio::any_io_executor blocking, net::server_set server,
-                    std::shared_ptr<asio::ssl::context> tls, state_paths paths, node_state state,
+                    std::shared_ptr<net::replaceable_tls> tls, state_paths paths, node_state state,
                     secret key_pem, const log::logger& log);
     ~session_manager();
 

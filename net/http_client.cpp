@@ -29,6 +29,7 @@ using clock = std::chrono::steady_clock;
 namespace {
 
 struct connection {
+    std::shared_ptr<asio::ssl::context> tls;  ///< what `secure` was made with, kept as long
     std::optional<beast::tcp_stream> plain;
     std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
     bool reused = false;
@@ -183,7 +184,7 @@ bool stale_connection(error_code ec)
 
 struct http_client::impl {
     asio::any_io_executor ex;
-    std::shared_ptr<asio::ssl::context> tls;
+    std::shared_ptr<replaceable_tls> tls;
     client_options opts;
     std::shared_ptr<pool> idle;
 
@@ -213,7 +214,8 @@ struct http_client::impl {
             c->plain.emplace(std::move(tcp));
             co_return c;
         }
-        c->secure.emplace(std::move(tcp), *tls);
+        c->tls = tls->current();
+        c->secure.emplace(std::move(tcp), *c->tls);
         auto& s = *c->secure;
         if (auto ec = prepare_client_session(s.native_handle(), u.host)) co_return ec;
         s.set_verify_mode(asio::ssl::verify_peer);
@@ -267,6 +269,16 @@ struct http_client::impl {
 
 http_client::http_client(asio::any_io_executor ex, std::shared_ptr<asio::ssl::context> tls,
                          client_options opts)
+    : http_client(std::move(ex), fixed_tls(std::move(tls)), std::move(opts))
+{
+}
+
+http_client::http_client(asio::any_io_executor ex, std::nullptr_t, client_options opts)
+    : http_client(std::move(ex), std::shared_ptr<replaceable_tls>(), std::move(opts))
+{
+}
+
+http_client::http_client(asio::any_io_executor ex, std::shared_ptr<replaceable_tls> tls, client_options opts)
     : impl_(std::make_unique<impl>(
           impl{std::move(ex), std::move(tls), std::move(opts), std::make_shared<pool>()}))
 {

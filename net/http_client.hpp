@@ -7,6 +7,7 @@
 #include "net/url.hpp"
 
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -15,6 +16,8 @@ class context;
 }
 
 namespace tether::net {
+
+class replaceable_tls;
 
 struct client_options {
     std::size_t max_body_bytes = 4 * 1024 * 1024;
@@ -49,6 +52,10 @@ public:
     /// `tls` may be null when only loopback http is used; an https URL then
     /// fails with errc::url_refused.
     http_client(asio::any_io_executor ex, std::shared_ptr<asio::ssl::context> tls, client_options opts = {});
+    /// Each new connection takes the context current then (a trust store
+    /// reloaded while running); kept-alive ones go on with theirs.
+    http_client(asio::any_io_executor ex, std::shared_ptr<replaceable_tls> tls, client_options opts = {});
+    http_client(asio::any_io_executor ex, std::nullptr_t, client_options opts = {});
     ~http_client();
     http_client(const http_client&) = delete;
     http_client& operator=(const http_client&) = delete;

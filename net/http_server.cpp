@@ -457,8 +457,7 @@ struct http_server::impl {
 
 http_server::http_server(const asio::any_io_executor& ex, const asio::ip::tcp::endpoint& ep, handler h,
                          const log::logger& log, server_options opts, std::shared_ptr<asio::ssl::context> tls)
-    : http_server(ex, ep, std::move(h), log, opts,
-                  tls ? std::make_shared<replaceable_tls>(std::move(tls)) : nullptr)
+    : http_server(ex, ep, std::move(h), log, opts, fixed_tls(std::move(tls)))
 {
 }
 

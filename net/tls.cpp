@@ -36,13 +36,13 @@ void common_policy(ssl::context& ctx)
         throw std::runtime_error("cannot set TLS 1.2 as the minimum version");
 }
 
-/// A PEM file, read whole, at most 1 MiB: a chain is a few kilobytes, and a
-/// path that names something else (a device, a log) must not be read whole.
-std::string read_pem(const std::filesystem::path& file, const char* what)
+}  // namespace
+
+std::string read_pem_file(const std::filesystem::path& file, std::string_view what)
 {
     constexpr std::size_t limit = std::size_t{1} << 20;
     const auto fail = [&](const std::string& why) {
-        return std::runtime_error(std::string("cannot load TLS ") + what + " " + file.string() + ": " + why);
+        return std::runtime_error("cannot load " + std::string(what) + " " + file.string() + ": " + why);
     };
     const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw fail(std::strerror(errno));
@@ -75,8 +75,6 @@ std::string read_pem(const std::filesystem::path& file, const char* what)
     return out;
 }
 
-}  // namespace
-
 std::shared_ptr<ssl::context> make_client_tls(const std::optional<std::filesystem::path>& ca_file)
 {
     auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
@@ -103,8 +101,8 @@ server_tls_pem read_server_tls(const std::filesystem::path& cert_chain,
                                const std::filesystem::path& private_key)
 {
     server_tls_pem out;
-    out.cert_chain = read_pem(cert_chain, "certificate");
-    out.private_key = secret(read_pem(private_key, "key"));
+    out.cert_chain = read_pem_file(cert_chain, "TLS certificate");
+    out.private_key = secret(read_pem_file(private_key, "TLS key"));
     return out;
 }
 

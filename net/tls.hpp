@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace tether::net {
 
@@ -25,6 +26,11 @@ std::shared_ptr<boost::asio::ssl::context> make_client_tls(
 /// Server side: certificate chain and private key (PEM). Throws naming the file.
 std::shared_ptr<boost::asio::ssl::context> make_server_tls(const std::filesystem::path& cert_chain,
                                                            const std::filesystem::path& private_key);
+
+/// A PEM file read whole, at most 1 MiB (a chain is a few kilobytes; a path
+/// that names something else, a device or a log, must not be read whole).
+/// Throws std::runtime_error: "cannot load `what` FILE: why".
+std::string read_pem_file(const std::filesystem::path& file, std::string_view what);
 
 /// The same in two steps, for a server that follows its files: what was
 /// read, then the context made from it.
@@ -70,6 +76,13 @@ private:
     mutable std::mutex m_;
     std::shared_ptr<boost::asio::ssl::context> ctx_;
 };
+
+/// `ctx` where a replaceable_tls is taken, for a context nothing replaces;
+/// null stays null.
+inline std::shared_ptr<replaceable_tls> fixed_tls(std::shared_ptr<boost::asio::ssl::context> ctx)
+{
+    return ctx ? std::make_shared<replaceable_tls>(std::move(ctx)) : nullptr;
+}
 
 /// Per connection, before a client handshake to `host` (a name or an IP
 /// literal): SNI for names only (RFC 6066 forbids IP literals) and

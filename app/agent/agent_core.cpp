@@ -1,10 +1,13 @@
 #include "app/agent/agent_core.hpp"
 
+#include "app/agent/tasks/ca_file_task.hpp"
 #include "app/common/client_flags.hpp"
+#include "net/tls.hpp"
 
 #include <grp.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace tether::app {
 
@@ -75,7 +78,16 @@ agent_core::agent_core(deps d)
     const bool tls_needed =
         any_tls(server_) || std::any_of(stream_.candidates.begin(), stream_.candidates.end(),
                                         [](const net::url& u) { return u.tls(); });
-    tls_ = client_tls(inv, tls_needed);
+    if (auto ca = inv.args.value("ca-file"); ca && tls_needed) {
+        // Read before the load (see follow_ca_file); a file that cannot be
+        // read is client_tls's to report.
+        ca_file_ = *ca;
+        try {
+            ca_digest_ = ca_file_digest(*ca_file_);
+        } catch (const std::runtime_error&) {
+        }
+    }
+    if (auto ctx = client_tls(inv, tls_needed)) tls_ = std::make_shared<net::replaceable_tls>(std::move(ctx));
     const auto beat_every = inv.args.duration("heartbeat-interval").value_or(std::chrono::seconds(30));
 
     session_ = std::make_unique<auth::session_manager>(d_.ex, d_.blocking, server_, tls_, d_.paths, d_.state,
@@ -116,6 +128,9 @@ void agent_core::add_tasks(supervisor& sup)
     if (!d_.inv.args.enabled("no-realtime"))
         sup.add(
             "realtime", [this] { return realtime_->run(); }, restart);
+    if (ca_file_ && tls_)
+        sup.add("ca-file",
+                [this] { return follow_ca_file(*ca_file_, ca_digest_, *tls_, d_.blocking, d_.inv.log); });
 }
 
 }  // namespace tether::app

@@ -20,8 +20,10 @@
 
 #include <sys/types.h>
 
+#include <filesystem>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace tether::app {
@@ -56,19 +58,22 @@ public:
     explicit agent_core(deps d);
 
     /// Heartbeat, config sync, dispatcher and (unless --no-realtime) the
-    /// event stream, each restarted with backoff if it fails.
+    /// event stream, each restarted with backoff if it fails; with
+    /// --ca-file and https, the task that follows the file.
     void add_tasks(supervisor& sup);
 
     [[nodiscard]] auth::session_manager& session() noexcept { return *session_; }
     [[nodiscard]] const net::server_set& server() const noexcept { return server_; }
-    [[nodiscard]] const std::shared_ptr<asio::ssl::context>& tls() const noexcept { return tls_; }
+    [[nodiscard]] const std::shared_ptr<net::replaceable_tls>& tls() const noexcept { return tls_; }
     [[nodiscard]] const net::sse_options& stream() const noexcept { return stream_; }
 
 private:
     deps d_;
     net::server_set server_;
     net::sse_options stream_;
-    std::shared_ptr<asio::ssl::context> tls_;
+    std::shared_ptr<net::replaceable_tls> tls_;
+    std::optional<std::filesystem::path> ca_file_;  ///< followed by the ca-file task
+    std::string ca_digest_;
     std::unique_ptr<auth::session_manager> session_;
     std::unique_ptr<config_sync_task> sync_;
     std::unique_ptr<dispatch_task> dispatch_;

@@ -9,6 +9,7 @@
 #include "net/http_client.hpp"
 #include "net/protojson.hpp"
 #include "net/rpc_client.hpp"
+#include "net/tls.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -144,8 +145,8 @@ int agent_enroll(invocation& inv)
     asio::thread_pool blocking(1);
     std::optional<auth::session_result<secret>> login;
     {
-        auth::session_manager session(ioc2.get_executor(), blocking.get_executor(), server, tls, paths, st,
-                                      key.private_pem, inv.log);
+        auth::session_manager session(ioc2.get_executor(), blocking.get_executor(), server,
+                                      net::fixed_tls(tls), paths, st, key.private_pem, inv.log);
         run_to_completion(ioc2, [&]() -> awaitable<void> {
             login = co_await session.token();
         }());

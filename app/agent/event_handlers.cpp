@@ -31,7 +31,7 @@ std::optional<json::object> data_object(const net::sse_event& e)
 }  // namespace
 
 revocation_check confirm_with_gateway(auth::session_manager& session, net::server_set server,
-                                      std::shared_ptr<asio::ssl::context> tls)
+                                      std::shared_ptr<net::replaceable_tls> tls)
 {
     return [&session, server = std::move(server), tls = std::move(tls)]() -> awaitable<void> {
         const auto ex = co_await asio::this_coro::executor;

@@ -22,7 +22,7 @@ class dispatch_task;
 /// says so, and returns otherwise (an event alone is not proof).
 using revocation_check = std::function<awaitable<void>()>;
 revocation_check confirm_with_gateway(auth::session_manager& session, net::server_set server,
-                                      std::shared_ptr<asio::ssl::context> tls);
+                                      std::shared_ptr<net::replaceable_tls> tls);
 
 /// config-updated and reset ask `sync` for a fetch; node-revoked naming
 /// `node_id` ends the agent with exit status 3 once `confirm` agrees.

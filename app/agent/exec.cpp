@@ -23,6 +23,7 @@
 #include "auth/session.hpp"
 #include "auth/state_store.hpp"
 #include "base/random_bytes.hpp"
+#include "net/tls.hpp"
 #include "settings/config_store.hpp"
 
 #include <boost/asio/thread_pool.hpp>
@@ -293,8 +294,8 @@ int agent_exec(invocation& inv)
     } else if (core) {
         creds = std::make_unique<session_credential>(core->session(), inv.log);
     } else {
-        session = std::make_unique<auth::session_manager>(ex, blocking.get_executor(), *upstream, tls, paths,
-                                                          *st, key, inv.log);
+        session = std::make_unique<auth::session_manager>(ex, blocking.get_executor(), *upstream,
+                                                          net::fixed_tls(tls), paths, *st, key, inv.log);
         session->persist_logins(persist);
         creds = std::make_unique<session_credential>(*session, inv.log);
     }

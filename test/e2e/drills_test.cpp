@@ -561,6 +561,99 @@ BOOST_AUTO_TEST_CASE(a_renewed_tls_certificate_is_served_without_a_restart_and_s
     BOOST_TEST(gw.proc->wait_for(10s).value_or(-1) == 0, gw.proc->err());
 }
 
+BOOST_AUTO_TEST_CASE(an_agent_follows_its_ca_file_through_a_ca_rotation_without_a_restart)
+{
+    // A CA rotation: agents trust the old CA, the bundle gains the new one,
+    // then the gateway's certificate moves to the new CA. The agent read its
+    // --ca-file once, at start: every agent of the fleet had to be restarted
+    // between the two steps, or it lost the gateway at the second. Both CAs
+    // bear one name, as a renewed CA often does.
+    t::temp_dir pki_dir;
+    const auto old_ca = t::make_pki(pki_dir.path() / "old", "gw", {"localhost"}, {"127.0.0.1"});
+    const auto new_ca = t::make_pki(pki_dir.path() / "new", "gw", {"localhost"}, {"127.0.0.1"});
+    const auto live_cert = pki_dir.path() / "live.pem";
+    const auto live_key = pki_dir.path() / "live.key";
+    std::filesystem::copy_file(old_ca.cert, live_cert);
+    std::filesystem::copy_file(old_ca.key, live_key);
+    const auto bundle = pki_dir.path() / "bundle.pem";
+    std::filesystem::copy_file(old_ca.ca_cert, bundle);
+    const auto publish_bundle = [&](const std::string& text) {
+        t::write_file(pki_dir.path() / "bundle.next", text);
+        std::filesystem::rename(pki_dir.path() / "bundle.next", bundle);
+    };
+    t::gateway_process gw(0, {"--tls-cert", live_cert.string(), "--tls-key", live_key.string()});
+    const auto url = "https://127.0.0.1:" + std::to_string(gw.port);
+    const auto admin = [&](std::vector<std::string> rest, const std::string& stdin_data = {}) {
+        std::vector<std::string> a{
+            "admin",     "--server",     url, "--admin-token-file", gw.token_file.string(),
+            "--ca-file", bundle.string()};
+        a.insert(a.end(), rest.begin(), rest.end());
+        t::child_process::options in;
+        in.stdin_data = stdin_data;
+        return t::run(t::binary("tether-gateway"), a, in);
+    };
+
+    t::temp_dir dir;
+    const auto state = dir.path() / "node";
+    const auto code = admin({"create-enrollment-code", "--org", "acme"});
+    BOOST_TEST_REQUIRE(code.status == 0, code.err);
+    const auto enrolled =
+        t::run(t::binary("tether"), {"enroll", "--server", url, "--ca-file", bundle.string(), "--code",
+                                     code.out.substr(0, code.out.find('\n')), "--state-dir", state.string()});
+    BOOST_TEST_REQUIRE(enrolled.status == 0, enrolled.err);
+    auto agent = t::run_agent(state, {"--ca-file", bundle.string(), "--log-level", "debug"});
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return contains(e, "sse.connected"); }, 20s),
+        agent->err());
+
+    // A bundle it cannot use is said once, and the trust in use stays.
+    publish_bundle("not a certificate\n");
+    BOOST_TEST(
+        agent->wait_output([](const std::string& e) { return contains(e, "tls.ca_file_unusable"); }, 25s),
+        agent->err());
+    // Both CAs, as the first step of a rotation.
+    publish_bundle(t::read_file(old_ca.ca_cert) + t::read_file(new_ca.ca_cert));
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return contains(e, "tls.ca_file_replaced"); }, 25s),
+        agent->err());
+    BOOST_TEST(lines_with(agent->err(), "tls.ca_file_unusable").size() == 1u, agent->err());
+
+    // The gateway moves to the new CA; a restart makes the agent connect anew.
+    gw.proc->signal(SIGTERM);
+    BOOST_TEST_REQUIRE(gw.proc->wait_for(10s).value_or(-1) == 0, gw.proc->err());
+    std::filesystem::copy_file(new_ca.cert, live_cert, std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::copy_file(new_ca.key, live_key, std::filesystem::copy_options::overwrite_existing);
+    gw.start();
+    BOOST_TEST_REQUIRE(
+        agent->wait_output([](const std::string& e) { return lines_with(e, "sse.connected").size() >= 2; },
+                           40s),
+        agent->err());
+    const auto published = admin({"publish-config", "--org", "acme", "-"}, R"({"flags":{"rotated":true}})");
+    BOOST_TEST_REQUIRE(published.status == 0, published.err);
+    const auto version = published.out.substr(0, published.out.find('\n'));
+    BOOST_TEST(agent->wait_output(
+                   [&](const std::string& e) {
+                       for (const auto& l : lines_with(e, "config.applied"))
+                           if (contains(l, version)) return true;
+                       return false;
+                   },
+                   20s),
+               agent->err());
+    // The last step: the old CA leaves the bundle.
+    publish_bundle(t::read_file(new_ca.ca_cert));
+    BOOST_TEST(
+        agent->wait_output(
+            [](const std::string& e) { return lines_with(e, "tls.ca_file_replaced").size() >= 2; }, 25s),
+        agent->err());
+    const auto beats = lines_with(agent->err(), "heartbeat.ok").size();
+    BOOST_TEST(agent->wait_output(
+                   [&](const std::string& e) { return lines_with(e, "heartbeat.ok").size() > beats; }, 15s),
+               agent->err());
+    BOOST_TEST(!contains(agent->err(), "BEGIN CERTIFICATE"), "a bundle in the log");
+    agent->signal(SIGTERM);
+    BOOST_TEST(agent->wait_for(10s).value_or(-1) == 0, agent->err());
+}
+
 BOOST_AUTO_TEST_CASE(a_backup_taken_while_serving_starts_a_gateway_with_the_same_fleet)
 {
     t::gateway_process gw;

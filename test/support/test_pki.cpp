@@ -131,6 +131,9 @@ pki_files make_pki(const std::filesystem::path& dir, const std::string& leaf_nam
     for (const auto& ip : ip_addresses) san += (san.empty() ? "" : ",") + std::string("IP:") + ip;
     if (!san.empty()) add_ext(leaf.get(), ca.get(), NID_subject_alt_name, san);
     add_ext(leaf.get(), ca.get(), NID_basic_constraints, "critical,CA:FALSE");
+    // As every real issuer does: with two CAs of one name in a trust store
+    // (a rotation), it is what tells OpenSSL which one signed.
+    add_ext(leaf.get(), ca.get(), NID_authority_key_identifier, "keyid:always");
     add_ext(leaf.get(), ca.get(), NID_ext_key_usage, "serverAuth");
     check(X509_sign(leaf.get(), ca_key.get(), EVP_sha256()) > 0, "sign leaf");
     pki_files out{ca_cert_path, dir / (leaf_name + ".pem"), dir / (leaf_name + ".key")};

@@ -27,7 +27,7 @@ public:
         settings::config_store& store;
         auth::session_manager& session;
         net::server_set server;  ///< one URL, or replicas to fail over between
-        std::shared_ptr<asio::ssl::context> tls;
+        std::shared_ptr<net::replaceable_tls> tls;
         auth::state_paths paths;
         asio::any_io_executor blocking;  ///< file writes
         agent_metrics& metrics;

@@ -28,7 +28,7 @@ public:
     struct deps {
         auth::session_manager& session;
         net::server_set server;  ///< one URL, or replicas to fail over between
-        std::shared_ptr<asio::ssl::context> tls;
+        std::shared_ptr<net::replaceable_tls> tls;
         const settings::config_store& store;
         config_sync_task& sync;
         agent_metrics& metrics;

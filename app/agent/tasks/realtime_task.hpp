@@ -29,7 +29,7 @@ public:
         net::sse_options stream;
         auth::session_manager& session;
         net::server_set server;  ///< one URL, or replicas to fail over between
-        std::shared_ptr<asio::ssl::context> tls;
+        std::shared_ptr<net::replaceable_tls> tls;
         dispatch_task& dispatch;
         config_sync_task& sync;
         agent_metrics& metrics;
