@@ -46,7 +46,7 @@ BOOST_AUTO_TEST_CASE(enroll_run_heartbeat_apply_config_and_stop)
     auto agent = run_agent(state);
     BOOST_TEST_REQUIRE(
         agent->wait_output([](const std::string& e) { return contains(e, "heartbeat.ok"); }, 15s),
-        agent->err());
+        agent->err_when_printed());
 
     // A second agent on the same identity is refused, naming the holder.
     const auto second = tether::test::run(binary("tether"), {"run", "--state-dir", state.string()});
@@ -60,13 +60,13 @@ BOOST_AUTO_TEST_CASE(enroll_run_heartbeat_apply_config_and_stop)
     BOOST_TEST_REQUIRE(pub.status == 0, pub.err);
     BOOST_TEST_REQUIRE(
         agent->wait_output([](const std::string& e) { return contains(e, "config.applied"); }, 15s),
-        agent->err());
+        agent->err_when_printed());
     BOOST_TEST(contains(tether::test::read_file(state / "config.json"), "\"x\":true"));
 
     // Cadence: consecutive beats 5 s apart, +-10 % jitter (plus scheduling slack).
     BOOST_TEST_REQUIRE(
         agent->wait_output([](const std::string& e) { return count(e, "heartbeat.ok") >= 4; }, 25s),
-        agent->err());
+        agent->err_when_printed());
     std::vector<std::int64_t> beats;
     {
         std::istringstream lines(agent->err());
@@ -112,14 +112,14 @@ BOOST_AUTO_TEST_CASE(revoked_node_exits_3_within_a_heartbeat)
     auto agent = run_agent(state);
     BOOST_TEST_REQUIRE(
         agent->wait_output([](const std::string& e) { return contains(e, "heartbeat.ok"); }, 15s),
-        agent->err());
+        agent->err_when_printed());
     const auto r = tether::test::run(binary("tether-gateway"), gw.admin({"revoke", node}));
     BOOST_TEST_REQUIRE(r.status == 0, r.err);
     const auto status = agent->wait_for(8s);
-    BOOST_TEST_REQUIRE(status.has_value(), agent->err());
-    BOOST_TEST(*status == 3, agent->err());
+    BOOST_TEST_REQUIRE(status.has_value(), agent->err_when_printed());
+    BOOST_TEST(*status == 3, agent->err_when_printed());
     const bool hint = contains(agent->err(), "Re-enroll");
-    BOOST_TEST(hint, agent->err());
+    BOOST_TEST(hint, agent->err_when_printed());
 }
 
 BOOST_AUTO_TEST_CASE(gateway_down_then_back_the_agent_keeps_running)
@@ -135,7 +135,7 @@ BOOST_AUTO_TEST_CASE(gateway_down_then_back_the_agent_keeps_running)
     gw->proc->signal(SIGTERM);
     BOOST_TEST_REQUIRE(gw->proc->wait_for(5s).has_value());
     BOOST_TEST(agent->wait_output([](const std::string& e) { return contains(e, "heartbeat.failed"); }, 15s),
-               agent->err());
+               agent->err_when_printed());
     BOOST_TEST(!agent->wait_for(10ms).has_value(), "the agent must keep running while the gateway is down");
     agent->signal(SIGTERM);
     const auto stopped = agent->wait_for(2s);
@@ -327,9 +327,9 @@ BOOST_AUTO_TEST_CASE(unauthenticated_gets_exactly_one_refresh_and_one_retry)
     const auto oks = count(agent->err(), "heartbeat.ok");
     BOOST_TEST_REQUIRE(
         agent->wait_output([&](const std::string& s) { return count(s, "heartbeat.ok") > oks; }, 15s),
-        agent->err());
-    BOOST_TEST(count(agent->err(), "session.refreshed") == refreshes_before + 1, agent->err());
-    BOOST_TEST(count(agent->err(), "heartbeat.failed") == 0u, agent->err());
+        agent->err_when_printed());
+    BOOST_TEST(count(agent->err(), "session.refreshed") == refreshes_before + 1, agent->err_when_printed());
+    BOOST_TEST(count(agent->err(), "heartbeat.failed") == 0u, agent->err_when_printed());
     agent->signal(SIGTERM);
     BOOST_TEST(agent->wait_for(2s).has_value());
 }
@@ -364,8 +364,8 @@ BOOST_AUTO_TEST_CASE(sigterm_during_a_hanging_login_exits_0_promptly)
     const auto sent = std::chrono::steady_clock::now();
     agent.signal(SIGTERM);
     const auto status = agent.wait_for(2s);
-    BOOST_TEST_REQUIRE(status.has_value(), agent.err());
-    BOOST_TEST(*status == 0, agent.err());
+    BOOST_TEST_REQUIRE(status.has_value(), agent.err_when_printed());
+    BOOST_TEST(*status == 0, agent.err_when_printed());
     BOOST_TEST((std::chrono::steady_clock::now() - sent < 2s));
     ::close(fd);
 }
@@ -464,7 +464,7 @@ BOOST_AUTO_TEST_CASE(health_endpoints_and_readyz_flipping_when_heartbeats_fail)
         agent.wait_output(
             [](const std::string& e) { return contains(e, "heartbeat.ok") && contains(e, "sse.connected"); },
             15s),
-        agent.err());
+        agent.err_when_printed());
     const auto status = tether::test::run(
         binary("tether"), {"status", "--state-dir", state.string(), "--json", "--health-listen", addr});
     BOOST_TEST_REQUIRE(status.status == 0, status.err);

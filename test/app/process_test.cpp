@@ -204,14 +204,16 @@ BOOST_AUTO_TEST_CASE(sigterm_to_gateway_serve_exits_zero_within_two_seconds)
     child_process gw(binary("tether-gateway"), {"serve", "--listen", "127.0.0.1:0", "--data-dir",
                                                 (dir.path() / "data").string(), "--log-format", "json"});
     BOOST_TEST_REQUIRE(
-        gw.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s), gw.err());
+        gw.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s),
+        gw.err_when_printed());
     const auto sent = std::chrono::steady_clock::now();
     gw.signal(SIGTERM);
     const auto status = gw.wait_for(2s);
-    BOOST_TEST_REQUIRE(status.has_value(), "gateway still running 2 s after SIGTERM:\n" + gw.err());
-    BOOST_TEST(*status == 0, gw.err());
+    BOOST_TEST_REQUIRE(status.has_value(), "gateway still running 2 s after SIGTERM:\n"
+                                               << gw.err_when_printed());
+    BOOST_TEST(*status == 0, gw.err_when_printed());
     BOOST_TEST((std::chrono::steady_clock::now() - sent) < 2s);
-    BOOST_TEST(contains(gw.err(), "supervisor.signal"), gw.err());
+    BOOST_TEST(contains(gw.err(), "supervisor.signal"), gw.err_when_printed());
 }
 
 BOOST_AUTO_TEST_CASE(sigint_works_like_sigterm)
@@ -220,7 +222,8 @@ BOOST_AUTO_TEST_CASE(sigint_works_like_sigterm)
     child_process gw(binary("tether-gateway"),
                      {"serve", "--listen", "127.0.0.1:0", "--data-dir", (dir.path() / "data").string()});
     BOOST_TEST_REQUIRE(
-        gw.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s), gw.err());
+        gw.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s),
+        gw.err_when_printed());
     gw.signal(SIGINT);
     const auto status = gw.wait_for(2s);
     BOOST_TEST_REQUIRE(status.has_value());

@@ -283,7 +283,7 @@ while True:
     };
     BOOST_TEST_REQUIRE(poll_until(
                            ioc, [&] { return out_has(R"(start {"flags":{"x":true}})"); }, 15s),
-                       exec.out() + exec.err());
+                       exec.out_when_printed() << exec.err_when_printed());
 
     script.config_at = 6;
     script.config = {
@@ -291,9 +291,9 @@ while True:
     queued->push_back("event: config-updated\ndata: {\"configUpdatedAt\": 6}\n\n");
     BOOST_TEST_REQUIRE(poll_until(
                            ioc, [&] { return tether::test::contains(exec.err(), "config.rejected"); }, 10s),
-                       exec.err());
+                       exec.err_when_printed());
     tether::test::pump_for(ioc, 1500ms);  // longer than a render and a signal take
-    BOOST_TEST(!out_has("hup"), exec.out());
+    BOOST_TEST(!out_has("hup"), exec.out_when_printed());
 
     tether::test::pump_for(ioc, 1000ms);  // fetches are a second apart
     script.config_at = 7;
@@ -301,8 +301,8 @@ while True:
     queued->push_back("event: config-updated\ndata: {\"configUpdatedAt\": 7}\n\n");
     BOOST_TEST_REQUIRE(poll_until(
                            ioc, [&] { return out_has(R"(hup {"flags":{"x":false}})"); }, 10s),
-                       exec.out() + exec.err());
-    BOOST_TEST(tether::test::count(exec.out(), "hup") == 1, exec.out());
+                       exec.out_when_printed() << exec.err_when_printed());
+    BOOST_TEST(tether::test::count(exec.out(), "hup") == 1, exec.out_when_printed());
     exec.signal(SIGTERM);
     BOOST_TEST(poll_until(
         ioc, [&] { return exec.wait_for(10ms).has_value(); }, 10s));

@@ -151,10 +151,10 @@ BOOST_AUTO_TEST_CASE(a_task_blocking_its_thread_is_ended_by_the_hard_exit_watchd
     p.signal(SIGTERM);
     const auto status = p.wait_for(10s);
     const auto took = std::chrono::steady_clock::now() - signalled;
-    BOOST_TEST_REQUIRE(status.has_value(), "still running 10 s after SIGTERM:\n" + p.err());
+    BOOST_TEST_REQUIRE(status.has_value(), "still running 10 s after SIGTERM:\n" << p.err_when_printed());
     BOOST_TEST(*status == 1);     // not a clean stop
     BOOST_TEST((took >= 500ms));  // drain 200 ms + grace 300 ms, not earlier
-    BOOST_TEST(p.err().find("supervisor.hard_exit") != std::string::npos, p.err());
+    BOOST_TEST(p.err().find("supervisor.hard_exit") != std::string::npos, p.err_when_printed());
     BOOST_TEST(p.err().find("supervisor.drain_timeout") == std::string::npos);  // its timer never ran
 }
 

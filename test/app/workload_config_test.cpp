@@ -219,7 +219,7 @@ BOOST_AUTO_TEST_CASE(a_full_disk_delays_the_files_and_loses_nothing)
         state, {"--config-out", out.string(), "--health-listen", "127.0.0.1:" + std::to_string(port)});
     BOOST_TEST_REQUIRE(
         agent->wait_output([](const std::string& e) { return contains(e, "sse.connected"); }, 15s),
-        agent->err());
+        agent->err_when_printed());
     const auto v1 = gw.publish("acme", R"({"flags": {"one": true}})");
     BOOST_TEST_REQUIRE(agent->wait_output(
                            [&](const std::string& e) {
@@ -227,7 +227,7 @@ BOOST_AUTO_TEST_CASE(a_full_disk_delays_the_files_and_loses_nothing)
                                       contains(e, "config.rendered");
                            },
                            15s),
-                       agent->err());
+                       agent->err_when_printed());
     auto follower = exec_child(state, {"--on-config-change", "signal:SIGHUP"});
     BOOST_TEST_REQUIRE(follower->wait_output(
                            [&](const std::string& s) {
@@ -235,7 +235,7 @@ BOOST_AUTO_TEST_CASE(a_full_disk_delays_the_files_and_loses_nothing)
                                return !l.empty() && fields(l.back())[2] == v1;
                            },
                            15s, true),
-                       follower->out() + follower->err());
+                       follower->out_when_printed() << follower->err_when_printed());
 
     const auto identity = tether::test::read_file(state / "state.json");
     const auto saved = tether::test::read_file(state / "config.json");
@@ -249,11 +249,11 @@ BOOST_AUTO_TEST_CASE(a_full_disk_delays_the_files_and_loses_nothing)
             return false;
         };
     };
-    BOOST_TEST_REQUIRE(agent->wait_output(said("config.applied", v2), 15s), agent->err());
-    BOOST_TEST_REQUIRE(agent->wait_output(said("config.render_failed", v2), 15s), agent->err());
+    BOOST_TEST_REQUIRE(agent->wait_output(said("config.applied", v2), 15s), agent->err_when_printed());
+    BOOST_TEST_REQUIRE(agent->wait_output(said("config.render_failed", v2), 15s), agent->err_when_printed());
     for (const char* what : {"config.persist_failed", "config.render_failed"})
         BOOST_TEST(contains(tether::test::lines_with(agent->err(), what).front(), "No space left on device"),
-                   agent->err());
+                   agent->err_when_printed());
     // In force, and said so, while the disk holds the old one whole.
     const auto status = boost::json::parse(body_of(http_get(port, "/status")));
     BOOST_TEST(std::to_string(status.at("config").at("version").to_number<std::int64_t>()) == v2);
@@ -272,8 +272,8 @@ BOOST_AUTO_TEST_CASE(a_full_disk_delays_the_files_and_loses_nothing)
 
     // Space returns: both files catch up without another publish.
     std::filesystem::remove(disk.at / "filler");
-    BOOST_TEST_REQUIRE(agent->wait_output(said("config.persisted", v2), 15s), agent->err());
-    BOOST_TEST_REQUIRE(agent->wait_output(said("config.rendered", v2), 15s), agent->err());
+    BOOST_TEST_REQUIRE(agent->wait_output(said("config.persisted", v2), 15s), agent->err_when_printed());
+    BOOST_TEST_REQUIRE(agent->wait_output(said("config.rendered", v2), 15s), agent->err_when_printed());
     BOOST_TEST(contains(tether::test::read_file(state / "config.json"), "\"two\":true"));
     BOOST_TEST(tether::test::read_file(out / "config.json") == "{\"flags\":{\"two\":true}}\n");
     BOOST_TEST(follower->wait_output(
@@ -282,15 +282,15 @@ BOOST_AUTO_TEST_CASE(a_full_disk_delays_the_files_and_loses_nothing)
                        return !l.empty() && fields(l.back())[2] == v2 && contains(l.back(), "\"two\":true");
                    },
                    15s, true),
-               follower->out() + follower->err());
+               follower->out_when_printed() << follower->err_when_printed());
     const auto after = boost::json::parse(body_of(http_get(port, "/status")));
     BOOST_TEST(std::to_string(after.at("config").at("persistedVersion").to_number<std::int64_t>()) == v2);
 
     // exec ends with its child's status: the Python child dies of SIGTERM.
     follower->signal(SIGTERM);
-    BOOST_TEST(follower->wait_for(10s).value_or(-1) == 128 + SIGTERM, follower->err());
+    BOOST_TEST(follower->wait_for(10s).value_or(-1) == 128 + SIGTERM, follower->err_when_printed());
     agent->signal(SIGTERM);
-    BOOST_TEST(agent->wait_for(10s).value_or(-1) == 0, agent->err());
+    BOOST_TEST(agent->wait_for(10s).value_or(-1) == 0, agent->err_when_printed());
 }
 
 BOOST_AUTO_TEST_CASE(a_publish_reaches_the_rendered_file_and_the_watch_streams_within_a_second)
@@ -307,7 +307,7 @@ BOOST_AUTO_TEST_CASE(a_publish_reaches_the_rendered_file_and_the_watch_streams_w
         agent->wait_output(
             [](const std::string& e) { return contains(e, "heartbeat.ok") && contains(e, "sse.connected"); },
             15s),
-        agent->err());
+        agent->err_when_printed());
     // Nothing applied yet: not ready (--require-config), nothing to read.
     BOOST_TEST(contains(http_get(port, "/readyz"), "no config applied yet"));
     BOOST_TEST(http_get(port, "/v1/config").starts_with("HTTP/1.0 503"));
@@ -324,7 +324,7 @@ BOOST_AUTO_TEST_CASE(a_publish_reaches_the_rendered_file_and_the_watch_streams_w
         BOOST_TEST_REQUIRE(
             r->wait_output([](const std::string& s) { return contains(s, "status 200 text/event-stream"); },
                            10s, true),
-            r->out() + r->err());
+            r->out_when_printed() << r->err_when_printed());
 
     // The agent fetched once as its stream connected; fetches are at least
     // a second apart (config_sync_task's min_fetch_interval).
@@ -336,7 +336,7 @@ BOOST_AUTO_TEST_CASE(a_publish_reaches_the_rendered_file_and_the_watch_streams_w
             r->wait_output(
                 [&](const std::string& s) { return seen(s, r == &flags ? "\"x\"" : mark).has_value(); }, 10s,
                 true),
-            r->out() + r->err() + agent->err());
+            r->out_when_printed() << r->err_when_printed() << agent->err_when_printed());
         const auto ms = ms_after_publish(v1, seen(r->out(), r == &flags ? "\"x\"" : mark)->first);
         BOOST_TEST(ms < 1000, "reached a reader " << ms << " ms after the publish");
         BOOST_TEST_MESSAGE("reached a reader " << ms << " ms after the publish");
@@ -374,11 +374,11 @@ BOOST_AUTO_TEST_CASE(a_publish_reaches_the_rendered_file_and_the_watch_streams_w
     const auto v2 = gw->publish("acme", R"({"flags": {"x": true}, "blockedIps": ["198.51.100.0/24"]})");
     BOOST_TEST_REQUIRE(
         all.wait_output([](const std::string& s) { return contains(s, "198.51.100.0/24"); }, 10s, true),
-        all.out());
+        all.out_when_printed());
     BOOST_TEST_REQUIRE(
         file.wait_output([](const std::string& s) { return contains(s, "198.51.100.0/24"); }, 10s, true));
     std::this_thread::sleep_for(300ms);
-    BOOST_TEST(tether::test::count(flags.out(), "config ") == 1, flags.out());
+    BOOST_TEST(tether::test::count(flags.out(), "config ") == 1, flags.out_when_printed());
     BOOST_TEST(contains(all.out(), "config " + v2 + " "));
 
     // Resuming with Last-Event-ID: nothing for a reader that has the
@@ -399,18 +399,18 @@ except Exception:
                                               std::to_string(port), v1});
     BOOST_TEST_REQUIRE(
         behind.wait_output([&](const std::string& s) { return contains(s, "id: " + v2); }, 10s, true),
-        behind.out() + behind.err());
+        behind.out_when_printed() << behind.err_when_printed());
 
     // Restarted with the gateway gone: the last good config is rendered
     // before any network.
     agent->signal(SIGTERM);
-    BOOST_TEST_REQUIRE(agent->wait_for(5s).value_or(-1) == 0, agent->err());
+    BOOST_TEST_REQUIRE(agent->wait_for(5s).value_or(-1) == 0, agent->err_when_printed());
     gw.reset();
     std::filesystem::remove_all(out);
     auto again = run_agent(state, {"--config-out", out.string()});
     BOOST_TEST_REQUIRE(
         again->wait_output([](const std::string& e) { return contains(e, "config.rendered"); }, 10s),
-        again->err());
+        again->err_when_printed());
     BOOST_TEST(tether::test::read_file(out / "config.json") ==
                R"({"flags":{"x":true},"blockedIps":["198.51.100.0/24"]})"
                "\n");
@@ -431,7 +431,7 @@ BOOST_AUTO_TEST_CASE(the_readme_examples_follow_publishes)
         state, {"--health-listen", "127.0.0.1:" + std::to_string(port), "--config-out", out.string()});
     BOOST_TEST_REQUIRE(
         agent->wait_output([](const std::string& e) { return contains(e, "sse.connected"); }, 15s),
-        agent->err());
+        agent->err_when_printed());
     const auto v1 = gw.publish("acme", R"({"flags": {"beta": false}})");
     const std::filesystem::path examples = TETHER_SOURCE_DIR "/docs/examples";
     child_process follow(examples / "follow-config.py",
@@ -440,11 +440,11 @@ BOOST_AUTO_TEST_CASE(the_readme_examples_follow_publishes)
     const auto line1 = "config " + v1 + " {\"flags\": {\"beta\": false}}";
     BOOST_TEST_REQUIRE(
         follow.wait_output([&](const std::string& s) { return contains(s, line1); }, 10s, true),
-        follow.out() + follow.err());
+        follow.out_when_printed() << follow.err_when_printed());
     BOOST_TEST_REQUIRE(
         watch.wait_output([&](const std::string& s) { return contains(s, "config " + v1 + " {\"flags\""); },
                           10s, true),
-        watch.out() + watch.err());
+        watch.out_when_printed() << watch.err_when_printed());
     std::this_thread::sleep_for(300ms);  // inotifywait is watching by now
 
     const auto v2 = gw.publish("acme", R"({"flags": {"beta": true}})");
@@ -453,13 +453,13 @@ BOOST_AUTO_TEST_CASE(the_readme_examples_follow_publishes)
                                return contains(s, "config " + v2 + " {\"flags\": {\"beta\": true}}");
                            },
                            10s, true),
-                       follow.out() + follow.err());
+                       follow.out_when_printed() << follow.err_when_printed());
     BOOST_TEST_REQUIRE(watch.wait_output(
                            [&](const std::string& s) {
                                return contains(s, "config " + v2 + " {\"flags\":{\"beta\":true}}");
                            },
                            10s, true),
-                       watch.out() + watch.err());
+                       watch.out_when_printed() << watch.err_when_printed());
     // The third: a shell service under `tether exec`, reloading on SIGHUP.
     child_process sighup(binary("tether"),
                          {"exec", "--state-dir", state.string(), "--on-config-change", "signal:SIGHUP",
@@ -468,7 +468,7 @@ BOOST_AUTO_TEST_CASE(the_readme_examples_follow_publishes)
         sighup.wait_output(
             [](const std::string& s) { return contains(s, "loaded {\"flags\":{\"beta\":true}}"); }, 10s,
             true),
-        sighup.out() + sighup.err());
+        sighup.out_when_printed() << sighup.err_when_printed());
     std::this_thread::sleep_for(1200ms);  // the agent's fetches are a second apart
     gw.publish("acme", R"({"flags": {"beta": false}, "limit": 3})");
     BOOST_TEST_REQUIRE(sighup.wait_output(
@@ -476,18 +476,18 @@ BOOST_AUTO_TEST_CASE(the_readme_examples_follow_publishes)
                                return contains(s, "loaded {\"flags\":{\"beta\":false},\"limit\":3}");
                            },
                            10s, true),
-                       sighup.out() + sighup.err());
+                       sighup.out_when_printed() << sighup.err_when_printed());
 
     sighup.signal(SIGTERM);
-    BOOST_TEST(sighup.wait_for(10s).has_value(), sighup.err());
+    BOOST_TEST(sighup.wait_for(10s).has_value(), sighup.err_when_printed());
 
     // One line per version each, nothing twice. The third publish reached
     // the SIGHUP example; the other two may print it a moment later.
     for (auto* p : {&follow, &watch})
         (void)p->wait_output([](const std::string& o) { return tether::test::count(o, "config ") >= 3; }, 10s,
                              true);
-    BOOST_TEST(tether::test::count(follow.out(), "config ") == 3, follow.out());
-    BOOST_TEST(tether::test::count(watch.out(), "config ") == 3, watch.out());
+    BOOST_TEST(tether::test::count(follow.out(), "config ") == 3, follow.out_when_printed());
+    BOOST_TEST(tether::test::count(watch.out(), "config ") == 3, watch.out_when_printed());
 }
 
 // One GET over the Unix socket as `who` (setpriv arguments; empty: us);
@@ -547,7 +547,7 @@ BOOST_AUTO_TEST_CASE(the_unix_socket_answers_by_peer_credentials)
     auto agent = run_agent(state, {"--local-socket", sock.string(), "--local-socket-group", "nogroup"});
     BOOST_TEST_REQUIRE(
         agent->wait_output([](const std::string& e) { return contains(e, "local.listening"); }, 15s),
-        agent->err());
+        agent->err_when_printed());
     struct stat st {};
     BOOST_TEST_REQUIRE(::stat(sock.c_str(), &st) == 0);
     BOOST_TEST((st.st_mode & 0777U) == 0660U);
@@ -564,12 +564,12 @@ BOOST_AUTO_TEST_CASE(the_unix_socket_answers_by_peer_credentials)
     BOOST_TEST(contains(answer, "closed"), answer);
     BOOST_TEST_REQUIRE(
         agent->wait_output([](const std::string& e) { return contains(e, "local.refused"); }, 5s),
-        agent->err());
-    BOOST_TEST(contains(agent->err(), "\"uid\":65534"), agent->err());
+        agent->err_when_printed());
+    BOOST_TEST(contains(agent->err(), "\"uid\":65534"), agent->err_when_printed());
 
     // A second agent cannot take a socket in use; the first removes it at exit.
     agent->signal(SIGTERM);
-    BOOST_TEST_REQUIRE(agent->wait_for(5s).value_or(-1) == 0, agent->err());
+    BOOST_TEST_REQUIRE(agent->wait_for(5s).value_or(-1) == 0, agent->err_when_printed());
     BOOST_TEST(!std::filesystem::exists(sock));
 }
 
@@ -608,16 +608,17 @@ BOOST_AUTO_TEST_CASE(exec_alone_signals_its_child_within_a_second_of_a_publish)
     auto exec = exec_child(state, {"--on-config-change", "signal:SIGHUP", "--wait-for-config"});
     BOOST_TEST_REQUIRE(
         exec->wait_output([](const std::string& e) { return contains(e, "sse.connected"); }, 15s),
-        exec->err());
+        exec->err_when_printed());
     std::this_thread::sleep_for(300ms);
-    BOOST_TEST(lines_starting(exec->out(), "start").empty(), "started without a config: " + exec->out());
+    BOOST_TEST(lines_starting(exec->out(), "start").empty(),
+               "started without a config: " << exec->out_when_printed());
 
     const auto v1 = gw.publish("acme", R"({"flags": {"a": true}})");
     BOOST_TEST_REQUIRE(
         exec->wait_output([](const std::string& s) { return contains(s, "start "); }, 10s, true),
-        exec->out() + exec->err());
+        exec->out_when_printed() << exec->err_when_printed());
     const auto start = fields(lines_starting(exec->out(), "start").front());
-    BOOST_TEST_REQUIRE(start.size() >= 5U, exec->out());
+    BOOST_TEST_REQUIRE(start.size() >= 5U, exec->out_when_printed());
     BOOST_TEST(start[2] == v1);
     BOOST_TEST(start[3] == R"({"flags":{"a":true}})");
     BOOST_TEST(start[4].starts_with("http://127.0.0.1:"), start[4]);
@@ -629,7 +630,7 @@ BOOST_AUTO_TEST_CASE(exec_alone_signals_its_child_within_a_second_of_a_publish)
     std::this_thread::sleep_for(1200ms);
     const auto v2 = gw.publish("acme", R"({"flags": {"a": false}})");
     BOOST_TEST_REQUIRE(exec->wait_output([](const std::string& s) { return contains(s, "hup "); }, 10s, true),
-                       exec->out() + exec->err());
+                       exec->out_when_printed() << exec->err_when_printed());
     const auto hup = fields(lines_starting(exec->out(), "hup").front());
     BOOST_TEST(hup[2] == v2);  // the file was rendered before the signal
     BOOST_TEST(hup[3] == R"({"flags":{"a":false}})");
@@ -645,9 +646,9 @@ BOOST_AUTO_TEST_CASE(exec_alone_signals_its_child_within_a_second_of_a_publish)
     // SIGTERM is the child's; its death by it is exec's status.
     exec->signal(SIGTERM);
     const auto st = exec->wait_for(10s);
-    BOOST_TEST_REQUIRE(st.has_value(), exec->err());
+    BOOST_TEST_REQUIRE(st.has_value(), exec->err_when_printed());
     BOOST_TEST(*st == 128 + SIGTERM);  // the child's own death, passed on
-    BOOST_TEST(lines_starting(exec->out(), "hup").size() == 1U, exec->out());
+    BOOST_TEST(lines_starting(exec->out(), "hup").size() == 1U, exec->out_when_printed());
     // The child's private config directory goes with exec.
     const auto rendered =
         boost::json::parse(tether::test::lines_with(exec->err(), "config.rendered").front());
@@ -666,11 +667,11 @@ BOOST_AUTO_TEST_CASE(two_hundred_publishes_in_ten_seconds_signal_a_handful_and_e
     auto agent = run_agent(state);
     BOOST_TEST_REQUIRE(
         agent->wait_output([](const std::string& e) { return contains(e, "sse.connected"); }, 15s),
-        agent->err());
+        agent->err_when_printed());
     gw.publish("acme", R"({"flags": {"on": true}})");
     BOOST_TEST_REQUIRE(
         agent->wait_output([](const std::string& e) { return contains(e, "config.applied"); }, 15s),
-        agent->err());
+        agent->err_when_printed());
     // The quiet time is longer than config_sync_task's min_fetch_interval
     // (1 s): while publishes keep coming, the execs see a change about
     // every second, so only MAX ends a wait. A quiet time equal to that
@@ -683,14 +684,14 @@ BOOST_AUTO_TEST_CASE(two_hundred_publishes_in_ten_seconds_signal_a_handful_and_e
     for (auto* e : {signalled.get(), restarted.get()}) {
         BOOST_TEST_REQUIRE(
             e->wait_output([](const std::string& s) { return contains(s, "start "); }, 15s, true),
-            e->out() + e->err());
-        BOOST_TEST(contains(e->err(), "config.following"), e->err());
+            e->out_when_printed() << e->err_when_printed());
+        BOOST_TEST(contains(e->err(), "config.following"), e->err_when_printed());
     }
 
     const auto publishing = std::chrono::steady_clock::now();
     child_process pub("/usr/bin/python3",
                       {"-c", publisher, std::to_string(gw.port), gw.token_file.string(), "200", "0.045"});
-    BOOST_TEST_REQUIRE(pub.wait_for(60s).value_or(-1) == 0, pub.err());
+    BOOST_TEST_REQUIRE(pub.wait_for(60s).value_or(-1) == 0, pub.err_when_printed());
     // One action per MAX while the publishes last, one for the last of them
     // and one for a window the first publish opened early: how long 200
     // publishes take depends on the machine, the bound follows it.
@@ -712,7 +713,7 @@ BOOST_AUTO_TEST_CASE(two_hundred_publishes_in_ten_seconds_signal_a_handful_and_e
                                    return !l.empty() && fields(l.back())[2] == last;
                                },
                                20s, true),
-                           e->out() + e->err() + agent->err());
+                           e->out_when_printed() << e->err_when_printed() << agent->err_when_printed());
     }
     const auto hups = lines_starting(signalled->out(), "hup");
     BOOST_TEST_MESSAGE("200 publishes in "
@@ -720,7 +721,7 @@ BOOST_AUTO_TEST_CASE(two_hundred_publishes_in_ten_seconds_signal_a_handful_and_e
                        << " ms: " << hups.size() << " SIGHUPs, "
                        << lines_starting(restarted->out(), "start").size() - 1 << " restarts (at most "
                        << bound << ")");
-    BOOST_TEST(hups.size() <= bound, signalled->out());
+    BOOST_TEST(hups.size() <= bound, signalled->out_when_printed());
     BOOST_TEST(hups.size() >= 1U);
     // Never backwards, never the same version twice.
     std::set<std::string> versions;
@@ -732,7 +733,7 @@ BOOST_AUTO_TEST_CASE(two_hundred_publishes_in_ten_seconds_signal_a_handful_and_e
         previous = v;
     }
     const auto starts = lines_starting(restarted->out(), "start");
-    BOOST_TEST(starts.size() <= bound + 1U, restarted->out());  // the first start is no restart
+    BOOST_TEST(starts.size() <= bound + 1U, restarted->out_when_printed());  // the first start is no restart
     std::set<std::string> started;
     for (std::size_t i = 1; i < starts.size(); ++i)
         BOOST_TEST(started.insert(fields(starts[i])[2]).second, "restarted twice for one version");
@@ -740,7 +741,8 @@ BOOST_AUTO_TEST_CASE(two_hundred_publishes_in_ten_seconds_signal_a_handful_and_e
     for (auto* e : {signalled.get(), restarted.get()}) {
         e->signal(SIGTERM);
         const int status = e->wait_for(10s).value_or(-1);
-        BOOST_TEST(status == 128 + SIGTERM, "status " << status << "\n" << e->out() << e->err());
+        BOOST_TEST(status == 128 + SIGTERM, "status " << status << "\n"
+                                                      << e->out_when_printed() << e->err_when_printed());
     }
 }
 

@@ -180,7 +180,7 @@ struct rig {
     int run(child_process& p, std::chrono::milliseconds cap = 30s)
     {
         const auto st = p.wait_for(cap);
-        BOOST_TEST_REQUIRE(st.has_value(), "tether exec did not finish:\n" + p.err());
+        BOOST_TEST_REQUIRE(st.has_value(), "tether exec did not finish:\n" << p.err_when_printed());
         return *st;
     }
 
@@ -265,7 +265,7 @@ BOOST_AUTO_TEST_CASE(an_upstream_the_ca_does_not_vouch_for_gets_nothing_and_the_
                                std::filesystem::copy_options::overwrite_existing);
     auto p = r.exec({"once", "/v1/items", "Authorization: Bearer SENTINEL\r\n"});
     BOOST_TEST_REQUIRE(r.run(*p) == 0, p.get()->err());
-    BOOST_TEST(contains(p->out(), "HTTP/1.1 502"), p->out());
+    BOOST_TEST(contains(p->out(), "HTTP/1.1 502"), p->out_when_printed());
     BOOST_TEST(r.up.seen().empty());
     BOOST_TEST(contains(p->err(), "broker.upstream_failed"));
     BOOST_TEST(!contains(p->err(), r.credential));
@@ -295,9 +295,9 @@ BOOST_AUTO_TEST_CASE(an_oversized_trailer_is_refused_and_the_broker_keeps_servin
 {
     rig r;
     auto p = r.exec({"bigtrailer"});
-    BOOST_TEST_REQUIRE(r.run(*p) == 0, p->out() + p->err());
-    BOOST_TEST(contains(p->out(), "first HTTP/1.1 431"), p->out());
-    BOOST_TEST(contains(p->out(), "then HTTP/1.1 200"), p->out());
+    BOOST_TEST_REQUIRE(r.run(*p) == 0, p->out_when_printed() << p->err_when_printed());
+    BOOST_TEST(contains(p->out(), "first HTTP/1.1 431"), p->out_when_printed());
+    BOOST_TEST(contains(p->out(), "then HTTP/1.1 200"), p->out_when_printed());
     BOOST_TEST(r.up.seen().size() == 1u);
 }
 
@@ -333,7 +333,7 @@ BOOST_AUTO_TEST_CASE(fifty_concurrent_requests_never_share_bytes)
 {
     rig r;
     auto p = r.exec({"get", "50", "1", "/v1/echo"});
-    BOOST_TEST(r.run(*p) == 0, p->out() + p->err());
+    BOOST_TEST(r.run(*p) == 0, p->out_when_printed() << p->err_when_printed());
     BOOST_TEST(contains(p->out(), "good 50 bad 0"));
     BOOST_TEST(r.up.seen().size() == 50u);
 }
@@ -344,10 +344,10 @@ BOOST_AUTO_TEST_CASE(streams_asked_for_eight_at_a_time_are_each_private_and_fres
     // eight streams per answer and uses each for one request.
     rig r;
     auto p = r.exec({"get", "4", "20", "/v1/echo", "batch"});
-    BOOST_TEST(r.run(*p) == 0, p->out() + p->err());
+    BOOST_TEST(r.run(*p) == 0, p->out_when_printed() << p->err_when_printed());
     BOOST_TEST(contains(p->out(), "good 80 bad 0"));
     BOOST_TEST(r.up.seen().size() == 80u);
-    BOOST_TEST(!contains(p->err(), "broker.datagram_refused"), p->err());
+    BOOST_TEST(!contains(p->err(), "broker.datagram_refused"), p->err_when_printed());
 }
 
 BOOST_AUTO_TEST_CASE(requests_that_wake_an_idle_broker_together_are_all_served)
@@ -359,7 +359,7 @@ BOOST_AUTO_TEST_CASE(requests_that_wake_an_idle_broker_together_are_all_served)
         rig r;
         auto p = r.exec({"burst", "20", "/v1/echo"},
                         socket ? std::vector<std::string>{"--broker-socket"} : std::vector<std::string>{});
-        BOOST_TEST(r.run(*p) == 0, p->out() + p->err());
+        BOOST_TEST(r.run(*p) == 0, p->out_when_printed() << p->err_when_printed());
         BOOST_TEST(contains(p->out(), "good 20 bad 0"), socket);
         BOOST_TEST(r.up.seen().size() == 20u);
     }
@@ -398,7 +398,8 @@ BOOST_AUTO_TEST_CASE(a_thousand_streams_leak_no_descriptor_and_nothing_listens)
         }
         BOOST_TEST(ours >= 1u);  // the control channel at least
         BOOST_TEST_REQUIRE(
-            p->wait_output([](const std::string& o) { return contains(o, "good "); }, 120s, true), p->out());
+            p->wait_output([](const std::string& o) { return contains(o, "good "); }, 120s, true),
+            p->out_when_printed());
         // The broker closes the last streams when it reads the child's EOFs,
         // which may come just after "good": give it most of the child's pause.
         auto after = fd_count(p->pid());
@@ -419,7 +420,7 @@ BOOST_AUTO_TEST_CASE(with_broker_socket_the_child_tree_connects_and_nothing_else
     // Streams by connect() (broker_client prefers the socket when it is
     // set): fifty at once, none sharing bytes, through the same proxy loop.
     auto p = r.exec({"get", "50", "1", "/v1/echo"}, {"--broker-socket"});
-    BOOST_TEST(r.run(*p) == 0, p->out() + p->err());
+    BOOST_TEST(r.run(*p) == 0, p->out_when_printed() << p->err_when_printed());
     BOOST_TEST(contains(p->out(), "good 50 bad 0"));
     BOOST_TEST(r.up.seen().size() == 50u);
     BOOST_TEST(!contains(p->err(), "broker.connection_refused"));
@@ -427,8 +428,8 @@ BOOST_AUTO_TEST_CASE(with_broker_socket_the_child_tree_connects_and_nothing_else
     // The listening descriptor stays ours; the child learns the path only.
     auto d = r.exec({"dump"}, {"--broker-socket"});
     BOOST_TEST_REQUIRE(r.run(*d) == 0);
-    BOOST_TEST(contains(d->out(), "FDS 0 1 2 3 4\n"), d->out());
-    BOOST_TEST(contains(d->out(), "TETHER_BROKER_SOCKET=/"), d->out());
+    BOOST_TEST(contains(d->out(), "FDS 0 1 2 3 4\n"), d->out_when_printed());
+    BOOST_TEST(contains(d->out(), "TETHER_BROKER_SOCKET=/"), d->out_when_printed());
 
     child_process sh(
         tether::test::binary("tether"),
@@ -460,7 +461,7 @@ BOOST_AUTO_TEST_CASE(with_broker_socket_the_child_tree_connects_and_nothing_else
     BOOST_TEST(n <= 0, "the outsider got " << n << " bytes");
     BOOST_TEST(
         sh.wait_output([](const std::string& e) { return contains(e, "broker.connection_refused"); }, 10s),
-        sh.err());
+        sh.err_when_printed());
     sh.signal(SIGTERM);
     BOOST_TEST(r.run(sh, 10s) == 128 + SIGTERM);
     BOOST_TEST(!std::filesystem::exists(path.parent_path()), "left behind: " << path.parent_path());
@@ -474,13 +475,13 @@ BOOST_AUTO_TEST_CASE(a_slow_body_reaches_the_child_as_it_arrives_and_the_stream_
     auto p = r.exec({"stream", "/drip?app_key=SENTINEL", saved.string()});
     BOOST_TEST_REQUIRE(
         p->wait_output([](const std::string& o) { return contains(o, "first: tick 0"); }, 20s, true),
-        p->out() + p->err());
+        p->out_when_printed() << p->err_when_printed());
     r.up.release();
-    BOOST_TEST_REQUIRE(r.run(*p) == 0, p->err());
-    BOOST_TEST(contains(p->out(), "HTTP/1.1 200 OK\nchunked\n"), p->out());
-    BOOST_TEST(contains(p->out(), "complete 70 bytes"), p->out());
+    BOOST_TEST_REQUIRE(r.run(*p) == 0, p->err_when_printed());
+    BOOST_TEST(contains(p->out(), "HTTP/1.1 200 OK\nchunked\n"), p->out_when_printed());
+    BOOST_TEST(contains(p->out(), "complete 70 bytes"), p->out_when_printed());
     BOOST_TEST(tether::test::read_file(saved).ends_with("tick 9\n"));
-    BOOST_TEST(contains(p->out(), "second: HTTP/1.1 200"), p->out());
+    BOOST_TEST(contains(p->out(), "second: HTTP/1.1 200"), p->out_when_printed());
     const auto seen = r.up.seen();
     BOOST_TEST_REQUIRE(seen.size() == 2u);
     BOOST_TEST(seen[1].target == "/base/v1/after");
@@ -501,8 +502,8 @@ BOOST_AUTO_TEST_CASE(a_large_body_is_streamed_whole_and_scrubbed_across_pieces)
     auto p = r.exec({"stream", "/big?app_key=SENTINEL", saved.string()});
     const int big_status = r.run(*p, 120s);
     BOOST_TEST_REQUIRE(big_status == 0,
-                       "status " << big_status << " " << p->out() << p->err().substr(0, 3000));
-    BOOST_TEST(contains(p->out(), "chunked\n"), p->out());
+                       "status " << big_status << " " << p->out_when_printed() << p->err().substr(0, 3000));
+    BOOST_TEST(contains(p->out(), "chunked\n"), p->out_when_printed());
     const auto got = tether::test::read_file(saved);
     BOOST_TEST(!contains(got, r.credential));
     // Every occurrence became the sentinel (at offset 0 to read it back),
@@ -516,18 +517,19 @@ BOOST_AUTO_TEST_CASE(a_large_body_is_streamed_whole_and_scrubbed_across_pieces)
          k = want.find(r.credential, k + sentinel.size()))
         want.replace(k, r.credential.size(), sentinel);
     BOOST_TEST((got == want));
-    BOOST_TEST(contains(p->out(), "second: HTTP/1.1 200"), p->out());
+    BOOST_TEST(contains(p->out(), "second: HTTP/1.1 200"), p->out_when_printed());
 }
 
 BOOST_AUTO_TEST_CASE(head_requests_get_the_upstream_length_and_no_body)
 {
     rig r;
     auto p = r.exec({"head", "/v1/items"});
-    BOOST_TEST_REQUIRE(r.run(*p) == 0, p->err());
+    BOOST_TEST_REQUIRE(r.run(*p) == 0, p->err_when_printed());
     const std::string would_send = "target=/base/v1/items;auth=;";  // the GET body
-    BOOST_TEST(contains(p->out(), "HTTP/1.1 200"), p->out());
-    BOOST_TEST(contains(p->out(), "Content-Length: " + std::to_string(would_send.size()) + "\r\n"), p->out());
-    BOOST_TEST(contains(p->out(), "\r\n\r\n<end>"), p->out());
+    BOOST_TEST(contains(p->out(), "HTTP/1.1 200"), p->out_when_printed());
+    BOOST_TEST(contains(p->out(), "Content-Length: " + std::to_string(would_send.size()) + "\r\n"),
+               p->out_when_printed());
+    BOOST_TEST(contains(p->out(), "\r\n\r\n<end>"), p->out_when_printed());
     const auto seen = r.up.seen();
     BOOST_TEST_REQUIRE(seen.size() == 1u);
     BOOST_TEST(seen[0].method == "HEAD");
@@ -539,15 +541,15 @@ BOOST_AUTO_TEST_CASE(a_401_is_passed_on_once_and_its_connection_serves_the_next_
     // A credential file cannot be refreshed: the 401 goes to the child as
     // it is, and the upstream sees each request once.
     auto p = r.exec({"once", "/v1/deny?app_key=SENTINEL"});
-    BOOST_TEST_REQUIRE(r.run(*p) == 0, p->out() + p->err());
-    BOOST_TEST(contains(p->out(), "HTTP/1.1 401 Unauthorized"), p->out());
-    BOOST_TEST(contains(p->out(), "denied"), p->out());
+    BOOST_TEST_REQUIRE(r.run(*p) == 0, p->out_when_printed() << p->err_when_printed());
+    BOOST_TEST(contains(p->out(), "HTTP/1.1 401 Unauthorized"), p->out_when_printed());
+    BOOST_TEST(contains(p->out(), "denied"), p->out_when_printed());
     BOOST_TEST(r.up.seen().size() == 1u);
     // Three in a row through one broker: each answer was read whole, so its
     // upstream connection went back to the pool for the next.
     auto three = r.exec({"get", "1", "3", "/v1/deny"});
     BOOST_TEST(r.run(*three) == 1);  // "get" counts anything but a 200 as bad
-    BOOST_TEST(contains(three->out(), "good 0 bad 3"), three->out());
+    BOOST_TEST(contains(three->out(), "good 0 bad 3"), three->out_when_printed());
     BOOST_TEST(r.up.seen().size() == 4u);
 }
 
@@ -559,13 +561,13 @@ BOOST_AUTO_TEST_CASE(an_interim_answer_alone_gets_502_and_the_broker_serves_on)
     // 1xx on it; this upstream sends nothing more.)
     auto p = r.exec({"get", "1", "3", "/v1/early"});
     BOOST_TEST(r.run(*p) == 1);
-    BOOST_TEST(contains(p->out(), "good 0 bad 3"), p->out());
+    BOOST_TEST(contains(p->out(), "good 0 bad 3"), p->out_when_printed());
     auto one = r.exec({"once", "/v1/early?app_key=SENTINEL"});
     BOOST_TEST_REQUIRE(r.run(*one) == 0);
-    BOOST_TEST(contains(one->out(), "HTTP/1.1 502"), one->out());
-    BOOST_TEST(contains(one->out(), "interim"), one->out());
+    BOOST_TEST(contains(one->out(), "HTTP/1.1 502"), one->out_when_printed());
+    BOOST_TEST(contains(one->out(), "interim"), one->out_when_printed());
     auto ok = r.exec({"get", "1", "3", "/v1/echo"});
-    BOOST_TEST(r.run(*ok) == 0, ok->out() + ok->err());
+    BOOST_TEST(r.run(*ok) == 0, ok->out_when_printed() << ok->err_when_printed());
 }
 
 BOOST_AUTO_TEST_CASE(an_upstream_that_never_answers_hits_the_timeout)
@@ -573,7 +575,7 @@ BOOST_AUTO_TEST_CASE(an_upstream_that_never_answers_hits_the_timeout)
     rig r;
     auto p = r.exec({"once", "/slow"}, {"--upstream-timeout", "1s"});
     BOOST_TEST_REQUIRE(r.run(*p, 15s) == 0);
-    BOOST_TEST(contains(p->out(), "HTTP/1.1 504"), p->out());
+    BOOST_TEST(contains(p->out(), "HTTP/1.1 504"), p->out_when_printed());
 }
 
 BOOST_AUTO_TEST_CASE(a_child_killed_mid_request_does_not_wedge_the_broker)

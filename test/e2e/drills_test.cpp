@@ -181,7 +181,7 @@ BOOST_AUTO_TEST_CASE(fleet_of_20_publish_restart_revoke_sigterm)
         for (std::size_t i = 1; i < fleet.size(); ++i) {
             const auto st = fleet[i].proc->wait_for(2s);
             exit_ms.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(clk::now() - t0).count());
-            BOOST_TEST(st.value_or(-1) == 0, "agent " << i << "\n" << fleet[i].proc->err());
+            BOOST_TEST(st.value_or(-1) == 0, "agent " << i << "\n" << fleet[i].proc->err_when_printed());
         }
         std::cout << "drill 4: SIGTERM -> exit 0 on 19 agents: " << stats(exit_ms) << "\n";
         BOOST_TEST(*std::max_element(exit_ms.begin(), exit_ms.end()) <= 2000);
@@ -205,11 +205,11 @@ BOOST_AUTO_TEST_CASE(a_stalled_stream_is_dropped_after_the_read_timeout)
         [](const std::string& e) { return contains(e, "sse.disconnected") && contains(e, "timed out"); },
         10s);
     gw.proc->signal(SIGCONT);
-    BOOST_TEST_REQUIRE(dropped, a->err());
+    BOOST_TEST_REQUIRE(dropped, a->err_when_printed());
     const auto at = t::ts_ms(lines_with(a->err(), "sse.disconnected").front()) - stopped;
     BOOST_TEST_REQUIRE(
         a->wait_output([](const std::string& e) { return lines_with(e, "sse.connected").size() >= 2; }, 30s),
-        a->err());
+        a->err_when_printed());
     std::cout << "drill 5: stalled stream dropped " << at << " ms after the gateway stopped writing "
               << "(read timeout 3000 ms), reconnected after SIGCONT\n";
     BOOST_TEST(at <= 4000);
@@ -226,7 +226,7 @@ BOOST_AUTO_TEST_CASE(pid_1_in_a_new_pid_namespace_exits_0_on_sigterm)
                                              "run", "--state-dir", (dir.path() / "p").string(),
                                              "--heartbeat-interval", "5s", "--log-format", "json"});
     BOOST_TEST_REQUIRE(ns.wait_output([](const std::string& e) { return contains(e, "sse.connected"); }, 20s),
-                       ns.err());
+                       ns.err_when_printed());
     const pid_t inner = t::first_child(ns.pid());  // tether, PID 1 inside
     BOOST_TEST_REQUIRE(inner > 0);
     const auto t0 = clk::now();
@@ -235,8 +235,9 @@ BOOST_AUTO_TEST_CASE(pid_1_in_a_new_pid_namespace_exits_0_on_sigterm)
     std::cout << "drill pid1: tether run as PID 1 exited " << st.value_or(-1) << " "
               << std::chrono::duration_cast<std::chrono::milliseconds>(clk::now() - t0).count()
               << " ms after SIGTERM\n";
-    BOOST_TEST(st.value_or(-1) == 0, ns.err());
-    BOOST_TEST(contains(ns.err(), "\"task\":\"reaper\""), ns.err());  // as PID 1 it reaps orphans
+    BOOST_TEST(st.value_or(-1) == 0, ns.err_when_printed());
+    BOOST_TEST(contains(ns.err(), "\"task\":\"reaper\""),
+               ns.err_when_printed());  // as PID 1 it reaps orphans
 }
 
 BOOST_AUTO_TEST_CASE(pid_1_exec_reaps_the_orphans_its_child_leaves)
@@ -255,7 +256,7 @@ BOOST_AUTO_TEST_CASE(pid_1_exec_reaps_the_orphans_its_child_leaves)
     std::cout << "drill pid1-exec: " << children << " children of tether exec (PID 1), " << zombies
               << " zombies after the orphan exited\n";
     BOOST_TEST(zombies == 0);
-    BOOST_TEST(ns.wait_for(10s).value_or(-1) == 0, ns.err());
+    BOOST_TEST(ns.wait_for(10s).value_or(-1) == 0, ns.err_when_printed());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -295,7 +296,8 @@ BOOST_AUTO_TEST_CASE(gateway_data_dir_it_does_not_own)
     const auto shared = make("shared", 02770, nogroup);
     t::child_process gw("/usr/bin/setpriv", serve(shared));
     BOOST_TEST_REQUIRE(
-        gw.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s), gw.err());
+        gw.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s),
+        gw.err_when_printed());
     BOOST_TEST(contains(gw.err(), "gateway.data_dir_shared"), "the shared group is worth a warning");
     BOOST_TEST(mode_of(shared + "/tether.db") == 0600);
     gw.signal(SIGTERM);
@@ -317,7 +319,7 @@ BOOST_AUTO_TEST_CASE(gateway_data_dir_it_does_not_own)
                                                         own.string(), "--log-format", "json"});
     BOOST_TEST_REQUIRE(
         mine.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s),
-        mine.err());
+        mine.err_when_printed());
     BOOST_TEST(mode_of(own.string()) == 0700);
     BOOST_TEST(!contains(mine.err(), "gateway.data_dir_shared"));
 }
@@ -365,11 +367,12 @@ BOOST_AUTO_TEST_CASE(gateway_first_start_on_a_full_disk_leaves_no_token_behind)
     std::filesystem::remove(disk.at / "filler");
     t::child_process gw(t::binary("tether-gateway"), serve);
     BOOST_TEST_REQUIRE(
-        gw.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s), gw.err());
-    BOOST_TEST(contains(gw.err(), "\"created\":true"), gw.err());
+        gw.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s),
+        gw.err_when_printed());
+    BOOST_TEST(contains(gw.err(), "\"created\":true"), gw.err_when_printed());
     BOOST_TEST(t::read_file(data / "admin.token").size() > 32U);
     gw.signal(SIGTERM);
-    BOOST_TEST(gw.wait_for(10s).value_or(-1) == 0, gw.err());
+    BOOST_TEST(gw.wait_for(10s).value_or(-1) == 0, gw.err_when_printed());
 }
 
 // Two gateways on one embedded database would share its rows but not its
@@ -426,14 +429,15 @@ BOOST_AUTO_TEST_CASE(replacing_the_admin_token_file_rotates_the_token_without_a_
                                  std::filesystem::perm_options::add);
     BOOST_TEST(gw.proc->wait_output(
                    [](const std::string& e) { return contains(e, "is accessible by others"); }, 10s),
-               gw.proc->err());
+               gw.proc->err_when_printed());
     t::write_private_file(gw.dir.path() / "keeps.token", new_token + "\n");
     BOOST_TEST(nodes_with(gw.dir.path() / "keeps.token") == 0);
     t::write_private_file(file, "");
     BOOST_TEST(gw.proc->wait_output([](const std::string& e) { return contains(e, "is empty"); }, 10s),
-               gw.proc->err());
+               gw.proc->err_when_printed());
     std::this_thread::sleep_for(4500ms);  // two more reads of the same empty file
-    BOOST_TEST(lines_with(gw.proc->err(), "gateway.admin_token_unreadable").size() == 2u, gw.proc->err());
+    BOOST_TEST(lines_with(gw.proc->err(), "gateway.admin_token_unreadable").size() == 2u,
+               gw.proc->err_when_printed());
     BOOST_TEST(nodes_with(gw.dir.path() / "keeps.token") == 0);
     BOOST_TEST(!contains(gw.proc->err(), new_token), "a token in the log");
     BOOST_TEST(!contains(gw.proc->err(), old_token.substr(0, old_token.find('\n'))), "a token in the log");
@@ -493,7 +497,7 @@ BOOST_AUTO_TEST_CASE(a_renewed_tls_certificate_is_served_without_a_restart_and_s
     const auto before = metrics(first);
     BOOST_TEST(contains(before, ends(first)), before);
     const auto served = lines_with(gw.proc->err(), "gateway.tls_certificate");
-    BOOST_TEST_REQUIRE(served.size() == 1u, gw.proc->err());
+    BOOST_TEST_REQUIRE(served.size() == 1u, gw.proc->err_when_printed());
     BOOST_TEST(contains(served.front(), "\"not_after\":\"20"), served.front());
 
     // An agent that trusts only the first CA, its event stream open.
@@ -508,7 +512,7 @@ BOOST_AUTO_TEST_CASE(a_renewed_tls_certificate_is_served_without_a_restart_and_s
     auto agent = t::run_agent(state, {"--ca-file", first.ca_cert.string()});
     BOOST_TEST_REQUIRE(
         agent->wait_output([](const std::string& e) { return contains(e, "sse.connected"); }, 20s),
-        agent->err());
+        agent->err_when_printed());
 
     // Renewed as a tool does it: the certificate first, then its key. In
     // between the two do not match, and the one in use is kept.
@@ -518,9 +522,10 @@ BOOST_AUTO_TEST_CASE(a_renewed_tls_certificate_is_served_without_a_restart_and_s
     std::this_thread::sleep_for(2500ms);
     BOOST_TEST(admin(first, {"nodes"}).status == 0, "a certificate without its key was taken");
     std::filesystem::rename(pki_dir.path() / "next.key", live_key);
-    BOOST_TEST(within(10s, [&] { return admin(second, {"nodes"}).status == 0; }), gw.proc->err());
+    BOOST_TEST(within(10s, [&] { return admin(second, {"nodes"}).status == 0; }),
+               gw.proc->err_when_printed());
     BOOST_TEST(admin(first, {"nodes"}).status != 0, "new connections still meet the old certificate");
-    BOOST_TEST(lines_with(gw.proc->err(), "gateway.tls_replaced").size() == 1u, gw.proc->err());
+    BOOST_TEST(lines_with(gw.proc->err(), "gateway.tls_replaced").size() == 1u, gw.proc->err_when_printed());
     const auto after = metrics(second);
     BOOST_TEST(contains(after, ends(second)), after);
 
@@ -536,8 +541,8 @@ BOOST_AUTO_TEST_CASE(a_renewed_tls_certificate_is_served_without_a_restart_and_s
                        return false;
                    },
                    20s),
-               agent->err());
-    BOOST_TEST(!contains(agent->err(), "sse.disconnected"), agent->err());
+               agent->err_when_printed());
+    BOOST_TEST(!contains(agent->err(), "sse.disconnected"), agent->err_when_printed());
 
     // A key of another certificate: said once, and the renewed one stays.
     const auto unusable_before = lines_with(gw.proc->err(), "gateway.tls_unusable").size();
@@ -547,18 +552,18 @@ BOOST_AUTO_TEST_CASE(a_renewed_tls_certificate_is_served_without_a_restart_and_s
                        return lines_with(e, "gateway.tls_unusable").size() > unusable_before;
                    },
                    10s),
-               gw.proc->err());
+               gw.proc->err_when_printed());
     std::this_thread::sleep_for(4500ms);  // two more reads of the same files
     BOOST_TEST(lines_with(gw.proc->err(), "gateway.tls_unusable").size() == unusable_before + 1,
-               gw.proc->err());
-    BOOST_TEST(contains(gw.proc->err(), live_key.string()), gw.proc->err());
+               gw.proc->err_when_printed());
+    BOOST_TEST(contains(gw.proc->err(), live_key.string()), gw.proc->err_when_printed());
     BOOST_TEST(admin(second, {"nodes"}).status == 0);
     BOOST_TEST(!contains(gw.proc->err(), "PRIVATE KEY"), "a key in the log");
 
     agent->signal(SIGTERM);
-    BOOST_TEST(agent->wait_for(10s).value_or(-1) == 0, agent->err());
+    BOOST_TEST(agent->wait_for(10s).value_or(-1) == 0, agent->err_when_printed());
     gw.proc->signal(SIGTERM);
-    BOOST_TEST(gw.proc->wait_for(10s).value_or(-1) == 0, gw.proc->err());
+    BOOST_TEST(gw.proc->wait_for(10s).value_or(-1) == 0, gw.proc->err_when_printed());
 }
 
 BOOST_AUTO_TEST_CASE(an_agent_follows_its_ca_file_through_a_ca_rotation_without_a_restart)
@@ -604,30 +609,30 @@ BOOST_AUTO_TEST_CASE(an_agent_follows_its_ca_file_through_a_ca_rotation_without_
     auto agent = t::run_agent(state, {"--ca-file", bundle.string(), "--log-level", "debug"});
     BOOST_TEST_REQUIRE(
         agent->wait_output([](const std::string& e) { return contains(e, "sse.connected"); }, 20s),
-        agent->err());
+        agent->err_when_printed());
 
     // A bundle it cannot use is said once, and the trust in use stays.
     publish_bundle("not a certificate\n");
     BOOST_TEST(
         agent->wait_output([](const std::string& e) { return contains(e, "tls.ca_file_unusable"); }, 25s),
-        agent->err());
+        agent->err_when_printed());
     // Both CAs, as the first step of a rotation.
     publish_bundle(t::read_file(old_ca.ca_cert) + t::read_file(new_ca.ca_cert));
     BOOST_TEST_REQUIRE(
         agent->wait_output([](const std::string& e) { return contains(e, "tls.ca_file_replaced"); }, 25s),
-        agent->err());
-    BOOST_TEST(lines_with(agent->err(), "tls.ca_file_unusable").size() == 1u, agent->err());
+        agent->err_when_printed());
+    BOOST_TEST(lines_with(agent->err(), "tls.ca_file_unusable").size() == 1u, agent->err_when_printed());
 
     // The gateway moves to the new CA; a restart makes the agent connect anew.
     gw.proc->signal(SIGTERM);
-    BOOST_TEST_REQUIRE(gw.proc->wait_for(10s).value_or(-1) == 0, gw.proc->err());
+    BOOST_TEST_REQUIRE(gw.proc->wait_for(10s).value_or(-1) == 0, gw.proc->err_when_printed());
     std::filesystem::copy_file(new_ca.cert, live_cert, std::filesystem::copy_options::overwrite_existing);
     std::filesystem::copy_file(new_ca.key, live_key, std::filesystem::copy_options::overwrite_existing);
     gw.start();
     BOOST_TEST_REQUIRE(
         agent->wait_output([](const std::string& e) { return lines_with(e, "sse.connected").size() >= 2; },
                            40s),
-        agent->err());
+        agent->err_when_printed());
     const auto published = admin({"publish-config", "--org", "acme", "-"}, R"({"flags":{"rotated":true}})");
     BOOST_TEST_REQUIRE(published.status == 0, published.err);
     const auto version = published.out.substr(0, published.out.find('\n'));
@@ -638,20 +643,20 @@ BOOST_AUTO_TEST_CASE(an_agent_follows_its_ca_file_through_a_ca_rotation_without_
                        return false;
                    },
                    20s),
-               agent->err());
+               agent->err_when_printed());
     // The last step: the old CA leaves the bundle.
     publish_bundle(t::read_file(new_ca.ca_cert));
     BOOST_TEST(
         agent->wait_output(
             [](const std::string& e) { return lines_with(e, "tls.ca_file_replaced").size() >= 2; }, 25s),
-        agent->err());
+        agent->err_when_printed());
     const auto beats = lines_with(agent->err(), "heartbeat.ok").size();
     BOOST_TEST(agent->wait_output(
                    [&](const std::string& e) { return lines_with(e, "heartbeat.ok").size() > beats; }, 15s),
-               agent->err());
+               agent->err_when_printed());
     BOOST_TEST(!contains(agent->err(), "BEGIN CERTIFICATE"), "a bundle in the log");
     agent->signal(SIGTERM);
-    BOOST_TEST(agent->wait_for(10s).value_or(-1) == 0, agent->err());
+    BOOST_TEST(agent->wait_for(10s).value_or(-1) == 0, agent->err_when_printed());
 }
 
 BOOST_AUTO_TEST_CASE(a_backup_taken_while_serving_starts_a_gateway_with_the_same_fleet)
@@ -666,7 +671,7 @@ BOOST_AUTO_TEST_CASE(a_backup_taken_while_serving_starts_a_gateway_with_the_same
     auto agent = t::run_agent(state, {"--heartbeat-interval", "1s"});
     BOOST_TEST_REQUIRE(
         agent->wait_output([](const std::string& e) { return contains(e, "heartbeat.ok"); }, 20s),
-        agent->err());
+        agent->err_when_printed());
 
     const auto copy = dir.path() / "backup.db";
     const std::vector<std::string> backup{"backup", "--data-dir", (gw.dir.path() / "gw").string(),
@@ -700,7 +705,7 @@ BOOST_AUTO_TEST_CASE(a_backup_taken_while_serving_starts_a_gateway_with_the_same
                                                           restored.string(), "--log-format", "json"});
     BOOST_TEST_REQUIRE(
         second.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s),
-        second.err());
+        second.err_when_printed());
     const auto port =
         boost::json::parse(lines_with(second.err(), "gateway.listening").front()).at("port").as_int64();
     const std::string url = "http://127.0.0.1:" + std::to_string(port);
@@ -715,7 +720,7 @@ BOOST_AUTO_TEST_CASE(a_backup_taken_while_serving_starts_a_gateway_with_the_same
     BOOST_TEST_REQUIRE(rollout.status == 0, rollout.err);
     BOOST_TEST(contains(rollout.out, version), rollout.out);
     second.signal(SIGTERM);
-    BOOST_TEST(second.wait_for(10s).value_or(-1) == 0, second.err());
+    BOOST_TEST(second.wait_for(10s).value_or(-1) == 0, second.err_when_printed());
 }
 
 // A Kubernetes Secret mounted with an fsGroup is 0440, group the pod's: the
@@ -744,7 +749,7 @@ BOOST_AUTO_TEST_CASE(admin_token_file_readable_by_our_group_only)
     t::child_process ours(t::binary("tether-gateway"), serve(token("ours", 0440, ::getegid()), "a"));
     BOOST_TEST_REQUIRE(
         ours.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s),
-        ours.err());
+        ours.err_when_printed());
     ours.signal(SIGTERM);
     BOOST_TEST(ours.wait_for(10s).value_or(-1) == 0);
 

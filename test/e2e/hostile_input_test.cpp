@@ -81,7 +81,7 @@ std::pair<std::unique_ptr<t::child_process>, int> agent_with_health(const t::gat
     auto agent = t::run_agent(state, {"--health-listen", "127.0.0.1:" + std::to_string(port)});
     BOOST_TEST_REQUIRE(
         agent->wait_output([](const std::string& e) { return contains(e, "health.listening"); }, 20s),
-        agent->err());
+        agent->err_when_printed());
     return {std::move(agent), port};
 }
 
@@ -210,7 +210,7 @@ BOOST_AUTO_TEST_CASE(the_gateway_refuses_hostile_framing_and_keeps_serving)
     t::gateway_process gw;
     refuses_hostile_framing(gw.port, "GET /nothing HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
                             "HTTP/1.1 404 Not Found");
-    BOOST_TEST(!gw.proc->wait_for(100ms).has_value(), gw.proc->err());
+    BOOST_TEST(!gw.proc->wait_for(100ms).has_value(), gw.proc->err_when_printed());
     BOOST_TEST(contains(gw.proc->err(), "http.request_refused"));
     // Counted for the operator.
     const auto token = admin_token(gw);
@@ -249,7 +249,7 @@ BOOST_AUTO_TEST_CASE(the_agent_health_endpoint_refuses_hostile_framing_and_keeps
     auto [agent, port] = agent_with_health(gw, dir);
     refuses_hostile_framing(port, "GET /livez HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
                             "HTTP/1.1 200 OK");
-    BOOST_TEST(!agent->wait_for(100ms).has_value(), agent->err());
+    BOOST_TEST(!agent->wait_for(100ms).has_value(), agent->err_when_printed());
 }
 
 BOOST_AUTO_TEST_CASE(the_gateway_raises_its_open_files_limit_to_the_hard_limit)
@@ -259,7 +259,8 @@ BOOST_AUTO_TEST_CASE(the_gateway_raises_its_open_files_limit_to_the_hard_limit)
                         {"--nofile=256:4096", "--", t::binary("tether-gateway").string(), "serve", "--listen",
                          "127.0.0.1:0", "--data-dir", (dir.path() / "gw").string(), "--log-format", "json"});
     BOOST_TEST_REQUIRE(
-        gw.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s), gw.err());
+        gw.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s),
+        gw.err_when_printed());
     const auto limits = t::read_file("/proc/" + std::to_string(gw.pid()) + "/limits");
     const auto line = limits.substr(limits.find("Max open files"), 80);
     BOOST_TEST(contains(line, "4096                 4096"), line);
@@ -277,12 +278,12 @@ BOOST_AUTO_TEST_CASE(the_deepest_accepted_config_is_applied_and_read_back_after_
     auto agent = t::run_agent(state);
     BOOST_TEST_REQUIRE(
         agent->wait_output([](const std::string& e) { return contains(e, "sse.connected"); }, 20s),
-        agent->err());
+        agent->err_when_printed());
     const auto at = gw.publish("acme", doc);
     BOOST_TEST_REQUIRE(
         agent->wait_output(
             [&](const std::string& e) { return contains(e, "config.applied") && contains(e, at); }, 10s),
-        agent->err());
+        agent->err_when_printed());
     agent->signal(SIGTERM);
     const auto stopped = agent->wait_for(10s);
     BOOST_TEST_REQUIRE(stopped.has_value());
@@ -294,10 +295,10 @@ BOOST_AUTO_TEST_CASE(the_deepest_accepted_config_is_applied_and_read_back_after_
     auto again = t::run_agent(state);
     BOOST_TEST_REQUIRE(
         again->wait_output([](const std::string& e) { return contains(e, "agent.start"); }, 20s),
-        again->err());
+        again->err_when_printed());
     const auto start = t::lines_with(again->err(), "agent.start").front();
     BOOST_TEST(contains(start, "\"configUpdatedAt\":" + at), start);
-    BOOST_TEST(!contains(again->err(), "config.local_unreadable"), again->err());
+    BOOST_TEST(!contains(again->err(), "config.local_unreadable"), again->err_when_printed());
     // One more level is refused where the operator sees it.
     t::gateway_process gw2;
     t::child_process::options in;
@@ -430,9 +431,9 @@ BOOST_AUTO_TEST_CASE(connections_that_end_any_way_leave_no_descriptor_behind)
                                 "HTTP/1.1 200"),
                        l.name);
     }
-    BOOST_TEST(!gw.proc->wait_for(100ms).has_value(), gw.proc->err());
-    BOOST_TEST(!agent->wait_for(100ms).has_value(), agent->err());
-    BOOST_TEST(!tls_gw.proc->wait_for(100ms).has_value(), tls_gw.proc->err());
+    BOOST_TEST(!gw.proc->wait_for(100ms).has_value(), gw.proc->err_when_printed());
+    BOOST_TEST(!agent->wait_for(100ms).has_value(), agent->err_when_printed());
+    BOOST_TEST(!tls_gw.proc->wait_for(100ms).has_value(), tls_gw.proc->err_when_printed());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -112,7 +112,7 @@ struct drill {
                                      std::string(TETHER_SOURCE_DIR) + "/deploy/haproxy/tether-gateway.cfg"},
             env);
         BOOST_TEST_REQUIRE(wait_until([&] { return status_of(lb_port, "/readyz") == 200; }, 10s),
-                           haproxy->err());
+                           haproxy->err_when_printed());
         for (std::size_t i = 0; i < fleet.size(); ++i) {
             fleet[i].state = dir.path() / ("node" + std::to_string(i));
             fleet[i].node_id =
@@ -273,7 +273,7 @@ BOOST_AUTO_TEST_CASE(three_replicas_on_postgres_behind_haproxy)
             const auto st = d.replicas[i]->proc->wait_for(8s);
             const auto drained =
                 std::chrono::duration_cast<std::chrono::milliseconds>(clk::now() - t0).count();
-            BOOST_TEST(st.value_or(-1) == 0, d.replicas[i]->proc->err());
+            BOOST_TEST(st.value_or(-1) == 0, d.replicas[i]->proc->err_when_printed());
             d.replicas[i]->start();
             BOOST_TEST_REQUIRE(
                 wait_until([&] { return status_of(d.replicas[i]->port, "/readyz") == 200; }, 10s));
@@ -306,7 +306,7 @@ BOOST_AUTO_TEST_CASE(three_replicas_on_postgres_behind_haproxy)
         // From the revocation's commit (replica 3 logs it after), not from
         // the admin CLI's start.
         const auto revoked = lines_with(d.replicas[2]->proc->err(), "gateway.node_revoked");
-        BOOST_TEST_REQUIRE(revoked.size() == 1U, d.replicas[2]->proc->err());
+        BOOST_TEST_REQUIRE(revoked.size() == 1U, d.replicas[2]->proc->err_when_printed());
         const auto ms = t::ms_between(t::ts_ms(revoked.front()), exited);
         std::cout << "replicas 5: revoked via replica 3 while streaming from replica 1: exit "
                   << st.value_or(-1) << " after " << ms << " ms\n";
@@ -337,7 +337,7 @@ BOOST_AUTO_TEST_CASE(three_replicas_on_postgres_behind_haproxy)
                 if (t::ts_ms(l) > killed_at && !contains(l, d.replicas[used]->url)) return true;
             return false;
         };
-        BOOST_TEST_REQUIRE(listed.proc->wait_output(other, 15s), listed.proc->err());
+        BOOST_TEST_REQUIRE(listed.proc->wait_output(other, 15s), listed.proc->err_when_printed());
         const auto via = d.replicas[(used + 1) % 3].get();
         const auto at = via->publish("fleet", R"({"flags": {"listed": true}})");
         BOOST_TEST(listed.proc->wait_output(

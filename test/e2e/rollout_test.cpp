@@ -53,7 +53,7 @@ BOOST_AUTO_TEST_CASE(admin_rollout_wait_gates_on_every_online_node_and_names_the
                                    return contains(e, "heartbeat.ok") && contains(e, "sse.connected");
                                },
                                20s),
-                           n.proc->err());
+                           n.proc->err_when_printed());
     const auto tool = t::binary("tether-gateway");
     auto r = t::run(tool, gw.admin({"rollout", "--org", "acme"}));
     BOOST_TEST_REQUIRE(r.status == 0, r.err);
@@ -78,7 +78,7 @@ BOOST_AUTO_TEST_CASE(admin_rollout_wait_gates_on_every_online_node_and_names_the
     BOOST_TEST((timed_out_after >= 4000 && timed_out_after < 9000), timed_out_after << " ms");
     BOOST_TEST(
         held.proc->wait_output([](const std::string& e) { return contains(e, "config.render_failed"); }, 5s),
-        held.proc->err());
+        held.proc->err_when_printed());
 
     // The two that could apply did so at once: the agent beats right after
     // a new version instead of an interval later.

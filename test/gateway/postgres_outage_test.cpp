@@ -225,7 +225,7 @@ BOOST_AUTO_TEST_CASE(a_lock_held_elsewhere_times_calls_out_and_leaves_nothing_ru
     BOOST_TEST_REQUIRE(
         locker->wait_output([](const std::string& out) { return out.find("locked") != std::string::npos; },
                             10s, true),
-        locker->err());
+        locker->err_when_printed());
 
     const auto key = tether::auth::generate_key();
     const boost::json::object enroll{{"enrollmentCode", code_text},
@@ -285,7 +285,7 @@ BOOST_AUTO_TEST_CASE(a_first_use_that_waits_for_two_locks_answers_what_the_datab
     BOOST_TEST_REQUIRE(
         first->wait_output([](const std::string& out) { return out.find("locked") != std::string::npos; },
                            10s, true),
-        first->err());
+        first->err_when_printed());
     auto second = psql_session(own, database, "second_locker",
                                "SELECT pg_sleep(1);\nBEGIN;\nLOCK TABLE nodes IN ACCESS EXCLUSIVE MODE;\n"
                                "SELECT pg_sleep(4);\nCOMMIT;\n");
@@ -297,8 +297,8 @@ BOOST_AUTO_TEST_CASE(a_first_use_that_waits_for_two_locks_answers_what_the_datab
                                      {"publicKey", net::protojson::base64_encode(key.public_raw)},
                                      {"capabilities", boost::json::array{"heartbeat"}}});
     const auto took = std::chrono::steady_clock::now() - started;
-    BOOST_TEST(first->wait_for(5s).value_or(-1) == 0, first->err());
-    BOOST_TEST(second->wait_for(5s).value_or(-1) == 0, second->err());
+    BOOST_TEST(first->wait_for(5s).value_or(-1) == 0, first->err_when_printed());
+    BOOST_TEST(second->wait_for(5s).value_or(-1) == 0, second->err_when_printed());
     // Without the second session between the exchanges the call would end
     // at 3 s, and this case would test nothing.
     BOOST_TEST((took > 5s), "the call took "

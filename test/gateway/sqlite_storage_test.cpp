@@ -50,7 +50,7 @@ std::unique_ptr<t::child_process> lock_elsewhere(const std::filesystem::path& db
                                  db.string(), std::to_string(seconds)});
     BOOST_TEST_REQUIRE(
         p->wait_output([](const std::string& out) { return t::contains(out, "locked"); }, 10s, true),
-        p->err());
+        p->err_when_printed());
     return p;
 }
 
@@ -94,7 +94,7 @@ BOOST_AUTO_TEST_CASE(a_writer_elsewhere_holds_up_one_write_not_every_call)
 
     // The lock goes: the next write goes through, and a later lock held
     // briefly is waited out in full again.
-    BOOST_TEST(holder->wait_for(15s).value_or(-1) == 0, holder->err());
+    BOOST_TEST(holder->wait_for(15s).value_or(-1) == 0, holder->err_when_printed());
     const auto second = db.publish_config("acme", "{}", 3000);
     BOOST_TEST(second > first);
     auto brief = lock_elsewhere(file, 1.5);
@@ -103,7 +103,7 @@ BOOST_AUTO_TEST_CASE(a_writer_elsewhere_holds_up_one_write_not_every_call)
     BOOST_TEST(third > second);
     BOOST_TEST(outwaited.count() >= 1000, outwaited.count()
                                               << " ms: the write should have waited for the lock");
-    BOOST_TEST(brief->wait_for(10s).value_or(-1) == 0, brief->err());
+    BOOST_TEST(brief->wait_for(10s).value_or(-1) == 0, brief->err_when_printed());
 }
 
 BOOST_AUTO_TEST_CASE(a_full_disk_fails_writes_with_their_own_error_and_loses_nothing)

@@ -111,10 +111,10 @@ BOOST_AUTO_TEST_CASE(a_reader_in_a_tight_loop_never_sees_a_partial_or_mixed_docu
                                        {"-c", reader_script, o.dir.string(), (t.path() / "stop").string()});
     BOOST_TEST_REQUIRE(
         reader.wait_output([](const std::string& s) { return contains(s, "ready"); }, 10s, true),
-        reader.err());
+        reader.err_when_printed());
     for (int n = 2; n <= 501; ++n) BOOST_TEST_REQUIRE(project_config(o, n, doc(n)));
     tether::test::write_file(t.path() / "stop", "");
-    BOOST_TEST_REQUIRE(reader.wait_for(20s).value_or(-1) == 0, reader.err());
+    BOOST_TEST_REQUIRE(reader.wait_for(20s).value_or(-1) == 0, reader.err_when_printed());
     const auto out = reader.out();
     BOOST_TEST_MESSAGE("reader: " << out);
     BOOST_TEST(contains(out, " bad=0 "), out + reader.err());

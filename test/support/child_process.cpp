@@ -165,6 +165,11 @@ std::string child_process::err() const
     return read_file(capture_.path() / "stderr");
 }
 
+std::ostream& operator<<(std::ostream& os, const child_process::output_when_printed& o)
+{
+    return os << (o.from_stdout ? o.proc->out() : o.proc->err());
+}
+
 run_result run(const std::filesystem::path& exe, std::vector<std::string> args, child_process::options opts,
                std::chrono::milliseconds cap)
 {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <iosfwd>
 #include <map>
 #include <optional>
 #include <string>
@@ -67,11 +68,25 @@ public:
     [[nodiscard]] std::string out() const;
     [[nodiscard]] std::string err() const;
 
+    /// What stdout / stderr hold when a failed check prints its message.
+    /// For a check's message, not out() / err(): Boost.Test evaluates the
+    /// message before the condition (GCC takes the arguments right to left),
+    /// so `BOOST_TEST(p.wait_output(...), p.err())` would show the output as
+    /// it was before the wait, which looks like a process gone silent.
+    struct output_when_printed {
+        const child_process* proc;
+        bool from_stdout;
+    };
+    [[nodiscard]] output_when_printed out_when_printed() const noexcept { return {this, true}; }
+    [[nodiscard]] output_when_printed err_when_printed() const noexcept { return {this, false}; }
+
 private:
     temp_dir capture_;
     pid_t pid_ = -1;
     std::optional<int> status_;
 };
+
+std::ostream& operator<<(std::ostream& os, const child_process::output_when_printed& o);
 
 /// Runs to completion (with a cap) and returns {status, stdout, stderr}.
 /// States ('R', 'S', 'Z', ...) of the processes whose parent is `parent`,

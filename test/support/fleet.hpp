@@ -122,7 +122,7 @@ struct gateway_process {
         BOOST_TEST_REQUIRE(
             proc->wait_output([](const std::string& e) { return contains(e, "gateway.listening"); },
                               std::chrono::seconds(20)),
-            proc->err());
+            proc->err_when_printed());
         const auto line = lines_with(proc->err(), "gateway.listening").front();
         port = static_cast<int>(boost::json::parse(line).at("port").as_int64());
         url = "http://127.0.0.1:" + std::to_string(port);
