@@ -240,7 +240,7 @@ BOOST_AUTO_TEST_CASE(the_upstream_gets_the_real_credential_and_the_child_never_d
 {
     rig r;
     auto p = r.exec({"once", "/v1/items?app_key=SENTINEL&page=2", "Authorization: Bearer SENTINEL\r\n"});
-    BOOST_TEST_REQUIRE(r.run(*p) == 0, p.get()->err());
+    BOOST_TEST_REQUIRE(r.run(*p) == 0, p->err_when_printed());
     const auto seen = r.up.seen();
     BOOST_TEST_REQUIRE(seen.size() == 1u);
     BOOST_TEST(seen[0].target == "/base/v1/items?app_key=" + r.credential + "&page=2");
@@ -264,7 +264,7 @@ BOOST_AUTO_TEST_CASE(an_upstream_the_ca_does_not_vouch_for_gets_nothing_and_the_
     std::filesystem::copy_file(stranger.ca_cert, r.pki.ca_cert,
                                std::filesystem::copy_options::overwrite_existing);
     auto p = r.exec({"once", "/v1/items", "Authorization: Bearer SENTINEL\r\n"});
-    BOOST_TEST_REQUIRE(r.run(*p) == 0, p.get()->err());
+    BOOST_TEST_REQUIRE(r.run(*p) == 0, p->err_when_printed());
     BOOST_TEST(contains(p->out(), "HTTP/1.1 502"), p->out_when_printed());
     BOOST_TEST(r.up.seen().empty());
     BOOST_TEST(contains(p->err(), "broker.upstream_failed"));
@@ -284,7 +284,7 @@ BOOST_AUTO_TEST_CASE(ambiguous_requests_get_400_and_never_reach_the_upstream)
          }) {
         auto p = r.exec({"once", target, extra});
         BOOST_TEST(r.run(*p) == 0);
-        BOOST_TEST(contains(p->out(), "HTTP/1.1 400"), target + "\n" + p->out());
+        BOOST_TEST(contains(p->out(), "HTTP/1.1 400"), target << "\n" << p->out_when_printed());
         // Framing is refused by the HTTP layer itself, before the broker's rules.
         BOOST_TEST((contains(p->err(), "broker.refused") || contains(p->err(), "http.request_refused")));
     }
@@ -323,7 +323,7 @@ BOOST_AUTO_TEST_CASE(malformed_control_datagrams_are_refused_and_the_channel_liv
     for (const std::string kind : {"empty", "two", "other", "withfd", "batch0", "batch17", "batchlong"}) {
         auto p = r.exec({"raw", kind});
         BOOST_TEST_REQUIRE(r.run(*p) == 0);
-        BOOST_TEST(contains(p->out(), "answer 1 ff fd no\n"), kind + ": " + p->out());
+        BOOST_TEST(contains(p->out(), "answer 1 ff fd no\n"), kind << ": " << p->out_when_printed());
         BOOST_TEST(contains(p->out(), "then ok\n"), kind);
         BOOST_TEST(contains(p->err(), "broker.datagram_refused"));
     }

@@ -117,7 +117,7 @@ BOOST_AUTO_TEST_CASE(a_reader_in_a_tight_loop_never_sees_a_partial_or_mixed_docu
     BOOST_TEST_REQUIRE(reader.wait_for(20s).value_or(-1) == 0, reader.err_when_printed());
     const auto out = reader.out();
     BOOST_TEST_MESSAGE("reader: " << out);
-    BOOST_TEST(contains(out, " bad=0 "), out + reader.err());
+    BOOST_TEST(contains(out, " bad=0 "), out << reader.err_when_printed());
     int reads = 0, missing = -1;
     BOOST_TEST_REQUIRE(
         std::sscanf(out.c_str() + out.find("reads="), "reads=%d bad=%*d missing=%d", &reads, &missing) == 2);
