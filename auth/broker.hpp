@@ -17,8 +17,8 @@
 #include <memory>
 #include <string>
 
-namespace boost::asio::ssl {
-class context;
+namespace tether::net {
+class replaceable_tls;
 }
 
 namespace tether::auth {
@@ -38,7 +38,9 @@ public:
 
 struct broker_options {
     net::url upstream;
-    std::shared_ptr<asio::ssl::context> tls;
+    /// Each new upstream connection takes the context current then (a CA
+    /// bundle followed while running); kept-alive ones go on with theirs.
+    std::shared_ptr<net::replaceable_tls> tls;
     std::string sentinel;
     /// From sending a request to the upstream's response header, and then
     /// between two pieces of its body.

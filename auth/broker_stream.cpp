@@ -47,6 +47,8 @@ struct upstream_conn {
     explicit upstream_conn(const asio::any_io_executor& ex) : sock(ex) {}
 
     asio::ip::tcp::socket sock;
+    /// What `tls` was made with, kept as long (the context may be replaced).
+    std::shared_ptr<asio::ssl::context> tls_context;
     /// Null for plain HTTP. Records are read by the socket's own reads and
     /// written straight to it: no composed SSL operation per request.
     std::unique_ptr<net::tls_records> tls;
@@ -238,7 +240,8 @@ struct stream_proxy::impl {
             co_return c;
         }
 
-        c->tls = std::make_unique<net::tls_records>(opts.tls->native_handle());
+        c->tls_context = opts.tls->current();
+        c->tls = std::make_unique<net::tls_records>(c->tls_context->native_handle());
         SSL* ssl = c->tls->native_handle();
         if (auto ec = net::prepare_client_session(ssl, u.host)) co_return ec;
         // The context's verify callback, if any, stays.

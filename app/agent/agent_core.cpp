@@ -1,13 +1,11 @@
 #include "app/agent/agent_core.hpp"
 
-#include "app/agent/tasks/ca_file_task.hpp"
 #include "app/common/client_flags.hpp"
 #include "net/tls.hpp"
 
 #include <grp.h>
 
 #include <algorithm>
-#include <stdexcept>
 
 namespace tether::app {
 
@@ -78,29 +76,20 @@ agent_core::agent_core(deps d)
     const bool tls_needed =
         any_tls(server_) || std::any_of(stream_.candidates.begin(), stream_.candidates.end(),
                                         [](const net::url& u) { return u.tls(); });
-    if (auto ca = inv.args.value("ca-file"); ca && tls_needed) {
-        // Read before the load (see follow_ca_file); a file that cannot be
-        // read is client_tls's to report.
-        ca_file_ = *ca;
-        try {
-            ca_digest_ = ca_file_digest(*ca_file_);
-        } catch (const std::runtime_error&) {
-        }
-    }
-    if (auto ctx = client_tls(inv, tls_needed)) tls_ = std::make_shared<net::replaceable_tls>(std::move(ctx));
+    tls_ = make_followed_client_tls(inv, tls_needed);
     const auto beat_every = inv.args.duration("heartbeat-interval").value_or(std::chrono::seconds(30));
 
-    session_ = std::make_unique<auth::session_manager>(d_.ex, d_.blocking, server_, tls_, d_.paths, d_.state,
-                                                       d_.key, inv.log);
+    session_ = std::make_unique<auth::session_manager>(d_.ex, d_.blocking, server_, tls_.tls, d_.paths,
+                                                       d_.state, d_.key, inv.log);
     sync_ = std::make_unique<config_sync_task>(config_sync_task::deps{
-        d_.ex, d_.store, *session_, server_, tls_, d_.paths, d_.blocking, d_.metrics, inv.log, d_.rand});
+        d_.ex, d_.store, *session_, server_, tls_.tls, d_.paths, d_.blocking, d_.metrics, inv.log, d_.rand});
     dispatch_ =
         std::make_unique<dispatch_task>(dispatch_task::deps{d_.ex, d_.metrics.dispatch, inv.log, d_.rand});
-    add_agent_handlers(*dispatch_, *sync_, d_.state.node_id, confirm_with_gateway(*session_, server_, tls_),
-                       inv.log);
+    add_agent_handlers(*dispatch_, *sync_, d_.state.node_id,
+                       confirm_with_gateway(*session_, server_, tls_.tls), inv.log);
     heartbeat_ = std::make_unique<heartbeat_task>(heartbeat_task::deps{*session_,
                                                                        server_,
-                                                                       tls_,
+                                                                       tls_.tls,
                                                                        d_.store,
                                                                        *sync_,
                                                                        d_.metrics,
@@ -112,7 +101,7 @@ agent_core::agent_core(deps d)
                                                                        settings::heartbeat_interval_bounds,
                                                                        d_.applied});
     realtime_ = std::make_unique<realtime_task>(realtime_task::deps{
-        stream_, *session_, server_, tls_, *dispatch_, *sync_, d_.metrics, inv.log, d_.rand});
+        stream_, *session_, server_, tls_.tls, *dispatch_, *sync_, d_.metrics, inv.log, d_.rand});
 }
 
 void agent_core::add_tasks(supervisor& sup)
@@ -128,9 +117,7 @@ void agent_core::add_tasks(supervisor& sup)
     if (!d_.inv.args.enabled("no-realtime"))
         sup.add(
             "realtime", [this] { return realtime_->run(); }, restart);
-    if (ca_file_ && tls_)
-        sup.add("ca-file",
-                [this] { return follow_ca_file(*ca_file_, ca_digest_, *tls_, d_.blocking, d_.inv.log); });
+    tls_.add_task(sup, d_.blocking, d_.inv.log);
 }
 
 }  // namespace tether::app

@@ -6,6 +6,7 @@
 
 #include "app/agent/event_handlers.hpp"
 #include "app/agent/metrics.hpp"
+#include "app/agent/tasks/ca_file_task.hpp"
 #include "app/agent/tasks/config_sync_task.hpp"
 #include "app/agent/tasks/dispatch_task.hpp"
 #include "app/agent/tasks/heartbeat_task.hpp"
@@ -64,16 +65,14 @@ public:
 
     [[nodiscard]] auth::session_manager& session() noexcept { return *session_; }
     [[nodiscard]] const net::server_set& server() const noexcept { return server_; }
-    [[nodiscard]] const std::shared_ptr<net::replaceable_tls>& tls() const noexcept { return tls_; }
+    [[nodiscard]] const std::shared_ptr<net::replaceable_tls>& tls() const noexcept { return tls_.tls; }
     [[nodiscard]] const net::sse_options& stream() const noexcept { return stream_; }
 
 private:
     deps d_;
     net::server_set server_;
     net::sse_options stream_;
-    std::shared_ptr<net::replaceable_tls> tls_;
-    std::optional<std::filesystem::path> ca_file_;  ///< followed by the ca-file task
-    std::string ca_digest_;
+    followed_client_tls tls_;  ///< its ca-file task is added with the others
     std::unique_ptr<auth::session_manager> session_;
     std::unique_ptr<config_sync_task> sync_;
     std::unique_ptr<dispatch_task> dispatch_;

@@ -12,6 +12,7 @@
 #include "app/agent/child_process.hpp"
 #include "app/agent/config_api.hpp"
 #include "app/agent/credentials.hpp"
+#include "app/agent/tasks/ca_file_task.hpp"
 #include "app/agent/tasks/child_watch_task.hpp"
 #include "app/agent/tasks/config_follow_task.hpp"
 #include "app/agent/tasks/health_task.hpp"
@@ -170,7 +171,7 @@ int agent_exec(invocation& inv)
             throw cli::usage_error(inv.args.origin("upstream") + ": host " + upstream->host +
                                    " is not in the node's allowedEgressHosts");
     }
-    const auto tls = client_tls(inv, upstream->tls());
+    auto tls = make_followed_client_tls(inv, upstream->tls());
     const auto upstream_timeout =
         inv.args.duration("upstream-timeout", cli::at_least(std::chrono::milliseconds(100)))
             .value_or(std::chrono::seconds(30));
@@ -287,6 +288,11 @@ int agent_exec(invocation& inv)
         ::close(theirs);
     }
 
+    if (core && core->tls() && tls.tls) {
+        // The same --ca-file, followed once: by the core's ca-file task.
+        tls.tls = core->tls();
+        tls.ca_file.reset();
+    }
     std::unique_ptr<auth::session_manager> session;
     std::unique_ptr<auth::credential_source> creds;
     if (file_secret) {
@@ -294,14 +300,14 @@ int agent_exec(invocation& inv)
     } else if (core) {
         creds = std::make_unique<session_credential>(core->session(), inv.log);
     } else {
-        session = std::make_unique<auth::session_manager>(ex, blocking.get_executor(), *upstream,
-                                                          net::fixed_tls(tls), paths, *st, key, inv.log);
+        session = std::make_unique<auth::session_manager>(ex, blocking.get_executor(), *upstream, tls.tls,
+                                                          paths, *st, key, inv.log);
         session->persist_logins(persist);
         creds = std::make_unique<session_credential>(*session, inv.log);
     }
     auth::broker_options bopts;
     bopts.upstream = *upstream;
-    bopts.tls = tls;
+    bopts.tls = tls.tls;
     bopts.sentinel = sentinel;
     bopts.upstream_timeout = upstream_timeout;
     bopts.listen_fd = listen_fd;
@@ -329,6 +335,7 @@ int agent_exec(invocation& inv)
     }
     sup.add("child", [&] { return watch.run(); });
     sup.add("broker", [&brk, fd = ours] { return brk.run(fd); });
+    tls.add_task(sup, blocking.get_executor(), inv.log);
     reaper_task reaper({first, inv.log,
                         config ? std::function<pid_t()>([&watch] { return watch.collecting(); })
                                : std::function<pid_t()>()});

@@ -51,11 +51,12 @@ net::server_options slow_reader_ok()
 /// process, so nothing here waits on the test's own loop).
 class upstream_server {
 public:
-    explicit upstream_server(const tether::test::pki_files& pki)
-        : server_(
+    explicit upstream_server(const tether::test::pki_files& pki, net::server_options opts = slow_reader_ok())
+        : tls_(net::fixed_tls(net::make_server_tls(pki.cert, pki.key))),
+          server_(
               ioc_.get_executor(), {asio::ip::make_address("127.0.0.1"), 0},
               [this](net::http::request req, net::peer_info) { return handle(std::move(req)); },
-              logs_.logger(), slow_reader_ok(), net::make_server_tls(pki.cert, pki.key))
+              logs_.logger(), opts, tls_)
     {
         asio::co_spawn(ioc_, server_.run(),
                        asio::bind_cancellation_slot(stop_.slot(), [](std::exception_ptr) {}));
@@ -68,6 +69,8 @@ public:
     }
 
     [[nodiscard]] std::uint16_t port() const { return server_.local_endpoint().port(); }
+    /// New connections from here on get `pki`'s certificate.
+    void serve(const tether::test::pki_files& pki) { tls_->replace(net::make_server_tls(pki.cert, pki.key)); }
     /// Lets /drip send the rest of its body.
     void release() { released_ = true; }
     /// What /big answers: its credential is set before the first request.
@@ -129,6 +132,7 @@ private:
 
     asio::io_context ioc_;
     tether::test::log_capture logs_;
+    std::shared_ptr<net::replaceable_tls> tls_;
     net::http_server server_;
     asio::cancellation_signal stop_;
     std::thread thread_;
@@ -138,9 +142,9 @@ private:
 };
 
 struct rig {
-    rig()
+    explicit rig(net::server_options upstream_opts = slow_reader_ok())
         : pki(tether::test::make_pki(dir.path(), "localhost", {"localhost"}, {"127.0.0.1"})),
-          up(pki),
+          up(pki, upstream_opts),
           credential("real-" + std::to_string(::getpid()) + "-secret-value"),
           cred_file(dir.path() / "credential")
     {
@@ -268,6 +272,65 @@ BOOST_AUTO_TEST_CASE(an_upstream_the_ca_does_not_vouch_for_gets_nothing_and_the_
     BOOST_TEST(contains(p->out(), "HTTP/1.1 502"), p->out_when_printed());
     BOOST_TEST(r.up.seen().empty());
     BOOST_TEST(contains(p->err(), "broker.upstream_failed"));
+    BOOST_TEST(!contains(p->err(), r.credential));
+}
+
+BOOST_AUTO_TEST_CASE(exec_follows_its_ca_file_through_an_upstream_ca_rotation)
+{
+    // The upstream closes a connection idle for 300 ms and the child asks
+    // every 500 ms: each request makes a new connection, and so meets the
+    // trust in use at that moment.
+    auto opts = slow_reader_ok();
+    opts.idle_timeout = 300ms;
+    rig r(opts);
+    tether::test::temp_dir other;
+    const auto next = tether::test::make_pki(other.path(), "localhost", {"localhost"}, {"127.0.0.1"});
+    const auto first_ca = tether::test::read_file(r.pki.ca_cert);
+    const auto publish_bundle = [&](const std::string& text) {
+        const auto staged = r.dir.path() / "bundle.next";
+        tether::test::write_file(staged, text);
+        std::filesystem::rename(staged, r.pki.ca_cert);  // the file --ca-file names
+    };
+    const auto statuses = [](const std::string& out, const std::string& status) {
+        std::size_t n = 0;
+        for (std::size_t at = 0; (at = out.find(status, at)) != std::string::npos; at += status.size()) ++n;
+        return n;
+    };
+    const auto three_more_ok = [&](child_process& p) {
+        const auto before = statuses(p.out(), "HTTP/1.1 200");
+        return p.wait_output([&](const std::string& o) { return statuses(o, "HTTP/1.1 200") >= before + 3; },
+                             20s, true);
+    };
+
+    auto p = r.exec({"repeat", "200", "500", "/v1/items?app_key=SENTINEL"});
+    BOOST_TEST_REQUIRE(three_more_ok(*p), p->out_when_printed() << p->err_when_printed());
+
+    // The new CA beside the old, then the upstream moves to it.
+    publish_bundle(first_ca + tether::test::read_file(next.ca_cert));
+    BOOST_TEST_REQUIRE(
+        p->wait_output([](const std::string& e) { return contains(e, "tls.ca_file_replaced"); }, 20s),
+        p->err_when_printed());
+    r.up.serve(next);
+    const auto failed_before = statuses(p->out(), "HTTP/1.1 502");
+    BOOST_TEST(three_more_ok(*p), p->out_when_printed() << p->err_when_printed());
+
+    // The old CA leaves the bundle.
+    publish_bundle(tether::test::read_file(next.ca_cert));
+    BOOST_TEST(p->wait_output(
+                   [](const std::string& e) {
+                       std::size_t n = 0;
+                       for (std::size_t at = 0;
+                            (at = e.find("tls.ca_file_replaced", at)) != std::string::npos; ++at)
+                           ++n;
+                       return n >= 2;
+                   },
+                   20s),
+               p->err_when_printed());
+    BOOST_TEST(three_more_ok(*p), p->out_when_printed() << p->err_when_printed());
+    BOOST_TEST(statuses(p->out(), "HTTP/1.1 502") == failed_before, p->out_when_printed());
+    p->signal(SIGTERM);
+    (void)p->wait_for(10s);
+    BOOST_TEST(!contains(p->err(), "BEGIN CERTIFICATE"));
     BOOST_TEST(!contains(p->err(), r.credential));
 }
 

@@ -305,6 +305,20 @@ int main(int argc, char** argv)
         std::cout << "then " << res.substr(0, res.find("\r\n")) << "\n";
         return 0;
     }
+    if (mode == "repeat" && argc >= 5) {
+        // COUNT requests to TARGET, INTERVAL_MS apart, each on a stream of
+        // its own: one line with its status each, as it comes.
+        const int count = std::atoi(argv[2]);
+        const int interval_ms = std::atoi(argv[3]);
+        const std::string target = with_sentinel(argv[4]);
+        for (int i = 0; i < count; ++i) {
+            std::string res;
+            const bool sent = exchange(request(target), res) == 0;
+            std::cout << i << ' ' << (sent ? res.substr(0, res.find("\r\n")) : "no stream") << std::endl;
+            std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+        }
+        return 0;
+    }
     if (mode == "once" && argc >= 3) {
         std::string extra = argc >= 4 ? argv[3] : "";
         std::string res;

@@ -3,12 +3,16 @@
 // trusted by new connections without restarting every agent of the fleet.
 #pragma once
 
+#include "app/common/invocation.hpp"
+#include "app/common/supervisor.hpp"
 #include "base/asio.hpp"
 #include "base/log.hpp"
 #include "net/tls.hpp"
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <string>
 
 namespace tether::app {
@@ -25,5 +29,20 @@ std::string ca_file_digest(const std::filesystem::path& file);
 awaitable<void> follow_ca_file(std::filesystem::path file, std::string in_use, net::replaceable_tls& tls,
                                asio::any_io_executor blocking, const log::logger& log,
                                std::chrono::milliseconds every = std::chrono::seconds(5));
+
+/// The client context for `inv` (client_tls), held where a `ca-file` task
+/// can replace it.
+struct followed_client_tls {
+    std::shared_ptr<net::replaceable_tls> tls;     ///< null when no URL needs TLS
+    std::optional<std::filesystem::path> ca_file;  ///< the --ca-file, when TLS is needed
+    std::string digest;                            ///< of the text loaded (ca_file_digest)
+
+    /// With a file to follow, the `ca-file` task on `sup`.
+    void add_task(supervisor& sup, asio::any_io_executor blocking, const log::logger& log) const;
+};
+
+/// client_tls(inv, needed), and what follow_ca_file needs to follow it.
+/// Throws cli::usage_error as client_tls does.
+followed_client_tls make_followed_client_tls(const invocation& inv, bool needed);
 
 }  // namespace tether::app
