@@ -52,7 +52,8 @@ awaitable<void> follow_tls(std::function<tls_reading(const std::string& in_use)>
         }
         if (!r.ctx) {
             // A renewal half done (a certificate written, its key not yet) or
-            // a mistake.
+            // a mistake: what is in use beats refusing every handshake, and
+            // the next look tries again.
             if (r.error != last_error)
                 log.warn(opts.unusable_event, {{"error", r.error}, {"keeps", opts.keeps}});
             last_error = std::move(r.error);
