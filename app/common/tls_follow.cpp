@@ -1,6 +1,6 @@
 #include "app/common/tls_follow.hpp"
 
-#include "base/blocking_call.hpp"
+#include "app/common/file_follow.hpp"
 
 #include <openssl/evp.h>
 
@@ -31,40 +31,30 @@ awaitable<void> follow_tls(std::function<tls_reading(const std::string& in_use)>
                            std::function<log::fields(boost::asio::ssl::context&)> replaced,
                            asio::any_io_executor blocking, const log::logger& log, tls_follow_options opts)
 {
-    const auto ex = co_await asio::this_coro::executor;
-    std::string last_error;
-    for (;;) {
-        timer t{ex, opts.every};
-        co_await t.async_wait(use_awaitable);
-        std::function<tls_reading()> look = [&read, in_use] {
-            try {
-                return read(in_use);
-            } catch (const std::runtime_error& e) {
-                tls_reading r;
-                r.error = e.what();
-                return r;
-            }
-        };
-        auto r = co_await blocking_call(blocking, std::move(look));
-        if (r.unchanged) {
-            last_error.clear();
-            continue;
-        }
+    // Read by each look on the blocking thread and written by its `use`
+    // here: never at once, since a look starts after the last use ended.
+    auto current = std::make_shared<std::string>(std::move(in_use));
+    const auto replaced_event = opts.replaced_event;
+    std::function<file_look()> look = [read = std::move(read), replaced = std::move(replaced), current, &tls,
+                                       &log, replaced_event] {
+        auto r = read(*current);
+        file_look found;
+        if (r.unchanged) return found;
         if (!r.ctx) {
-            // A renewal half done (a certificate written, its key not yet) or
-            // a mistake: what is in use beats refusing every handshake, and
-            // the next look tries again.
-            if (r.error != last_error)
-                log.warn(opts.unusable_event, {{"error", r.error}, {"keeps", opts.keeps}});
-            last_error = std::move(r.error);
-            continue;
+            found.error = std::move(r.error);
+            return found;
         }
-        last_error.clear();
-        auto fields = replaced ? replaced(*r.ctx) : log::fields{};
-        tls.replace(std::move(r.ctx));
-        in_use = std::move(r.digest);
-        log.info(opts.replaced_event, std::move(fields));
-    }
+        found.use = [ctx = std::move(r.ctx), digest = std::move(r.digest), replaced, current, &tls, &log,
+                     replaced_event] {
+            auto fields = replaced ? replaced(*ctx) : log::fields{};
+            tls.replace(ctx);
+            *current = digest;
+            log.info(replaced_event, std::move(fields));
+        };
+        return found;
+    };
+    co_await follow_files(std::move(look), std::move(blocking), log,
+                          {opts.unusable_event, opts.keeps, opts.every});
 }
 
 }  // namespace tether::app

@@ -35,11 +35,10 @@ struct tls_follow_options {
     std::chrono::milliseconds every{2'000};
 };
 
-/// Every `every`, runs `read(in_use)` on `blocking`. A new context goes to
-/// `tls` (new connections take it; open ones keep theirs) and `replaced`
-/// tells what to log of it. A reading that fails keeps the context in use,
-/// since refusing every handshake helps nobody, and is logged once per
-/// reason; the next look tries again. Runs until cancelled.
+/// follow_files for a TLS context: every `every`, runs `read(in_use)` on
+/// `blocking`. A new context goes to `tls` (new connections take it; open
+/// ones keep theirs) and `replaced` tells what to log of it; a reading that
+/// fails keeps the context in use. Runs until cancelled.
 awaitable<void> follow_tls(std::function<tls_reading(const std::string& in_use)> read, std::string in_use,
                            net::replaceable_tls& tls,
                            std::function<log::fields(boost::asio::ssl::context&)> replaced,
