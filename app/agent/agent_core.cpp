@@ -1,7 +1,6 @@
 #include "app/agent/agent_core.hpp"
 
 #include "app/common/client_flags.hpp"
-#include "net/tls.hpp"
 
 #include <grp.h>
 

@@ -39,11 +39,7 @@ awaitable<void> follow_tls(std::function<tls_reading(const std::string& in_use)>
                                        &log, replaced_event] {
         auto r = read(*current);
         file_look found;
-        if (r.unchanged) return found;
-        if (!r.ctx) {
-            found.error = std::move(r.error);
-            return found;
-        }
+        if (!r.ctx) return found;
         found.use = [ctx = std::move(r.ctx), digest = std::move(r.digest), replaced, current, &tls, &log,
                      replaced_event] {
             auto fields = replaced ? replaced(*ctx) : log::fields{};

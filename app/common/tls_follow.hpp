@@ -21,11 +21,11 @@ namespace tether::app {
 std::string digest_of(std::initializer_list<std::string_view> parts);
 
 /// One look at the files, made on a thread that may block.
+/// Files that cannot be used throw std::runtime_error (a path and OpenSSL's
+/// reason, never the contents).
 struct tls_reading {
-    bool unchanged = false;                          ///< they hold what is in use
     std::string digest;                              ///< of what was read
-    std::shared_ptr<boost::asio::ssl::context> ctx;  ///< made from it; null with `error`
-    std::string error;  ///< why there is none: a path and OpenSSL's reason, never the contents
+    std::shared_ptr<boost::asio::ssl::context> ctx;  ///< made from it; null: it is what is in use
 };
 
 struct tls_follow_options {

@@ -25,8 +25,7 @@ awaitable<void> follow_tls_files(tls_files files, std::string in_use, net::repla
         tls_reading r;
         const auto pem = net::read_server_tls(files.cert_chain, files.private_key);
         r.digest = tls_digest(pem);
-        r.unchanged = r.digest == current;
-        if (!r.unchanged) r.ctx = net::make_server_tls(pem, files.cert_chain, files.private_key);
+        if (r.digest != current) r.ctx = net::make_server_tls(pem, files.cert_chain, files.private_key);
         return r;
     };
     std::function<log::fields(boost::asio::ssl::context&)> describe =

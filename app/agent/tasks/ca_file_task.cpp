@@ -23,8 +23,7 @@ awaitable<void> follow_ca_file(std::filesystem::path file, std::string in_use, n
         // The digest before the load: a file replaced between the two is
         // loaded now and again at the next look, never missed.
         r.digest = ca_file_digest(file);
-        r.unchanged = r.digest == current;
-        if (!r.unchanged) r.ctx = net::make_client_tls(file);
+        if (r.digest != current) r.ctx = net::make_client_tls(file);
         return r;
     };
     const auto shown = std::filesystem::absolute(file).string();
