@@ -6,6 +6,7 @@
 #include <boost/asio/ssl/error.hpp>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
@@ -36,11 +37,31 @@ void common_policy(ssl::context& ctx)
         throw std::runtime_error("cannot set TLS 1.2 as the minimum version");
 }
 
+/// Verifies the peer, trusting nothing yet.
+std::shared_ptr<ssl::context> client_context()
+{
+    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+    common_policy(*ctx);
+    ctx->set_verify_mode(ssl::verify_peer);
+    return ctx;
+}
+
+/// OpenSSL's reason for the failure just seen; its queue is left empty.
+std::string openssl_reason()
+{
+    const auto code = ::ERR_peek_last_error();
+    ::ERR_clear_error();
+    if (code == 0) return "unknown OpenSSL failure";
+    return boost::system::error_code(static_cast<int>(code), boost::asio::error::get_ssl_category())
+        .message();
+}
+
+constexpr std::size_t pem_limit = std::size_t{1} << 20;
+
 }  // namespace
 
 std::string read_pem_file(const std::filesystem::path& file, std::string_view what)
 {
-    constexpr std::size_t limit = std::size_t{1} << 20;
     const auto fail = [&](const std::string& why) {
         return std::runtime_error("cannot load " + std::string(what) + " " + file.string() + ": " + why);
     };
@@ -51,7 +72,7 @@ std::string read_pem_file(const std::filesystem::path& file, std::string_view wh
     std::string out;
     struct stat st {};
     if (::fstat(fd, &st) == 0 && st.st_size > 0)
-        out.reserve(std::min(static_cast<std::size_t>(st.st_size), limit) + 1);
+        out.reserve(std::min(static_cast<std::size_t>(st.st_size), pem_limit) + 1);
     std::array<char, 16 * 1024> buf{};
     for (;;) {
         const ssize_t n = ::read(fd, buf.data(), buf.size());
@@ -63,7 +84,7 @@ std::string read_pem_file(const std::filesystem::path& file, std::string_view wh
             throw fail(std::strerror(e));
         }
         if (n == 0) break;
-        if (out.size() + static_cast<std::size_t>(n) > limit) {
+        if (out.size() + static_cast<std::size_t>(n) > pem_limit) {
             ::close(fd);
             ::explicit_bzero(out.data(), out.size());
             throw fail("larger than 1 MiB");
@@ -77,17 +98,44 @@ std::string read_pem_file(const std::filesystem::path& file, std::string_view wh
 
 std::shared_ptr<ssl::context> make_client_tls(const std::optional<std::filesystem::path>& ca_file)
 {
-    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
-    common_policy(*ctx);
-    ctx->set_verify_mode(ssl::verify_peer);
+    if (ca_file) return make_client_tls_from(read_pem_file(*ca_file, "CA file"), *ca_file);
+    auto ctx = client_context();
     boost::system::error_code ec;
-    if (ca_file) {
-        ctx->load_verify_file(ca_file->string(), ec);
-        if (ec) throw std::runtime_error("cannot load CA file " + ca_file->string() + ": " + ec.message());
-    } else {
-        ctx->set_default_verify_paths(ec);
-        if (ec) throw std::runtime_error("cannot load the system trust store: " + ec.message());
+    ctx->set_default_verify_paths(ec);
+    if (ec) throw std::runtime_error("cannot load the system trust store: " + ec.message());
+    return ctx;
+}
+
+std::shared_ptr<ssl::context> make_client_tls_from(std::string_view ca_pem, const std::filesystem::path& file)
+{
+    const auto fail = [&](const std::string& why) {
+        return std::runtime_error("cannot load CA file " + file.string() + ": " + why);
+    };
+    if (ca_pem.size() > pem_limit) throw fail("larger than 1 MiB");
+    auto ctx = client_context();
+    // What OpenSSL's file loader does (X509_load_cert_crl_file), on the
+    // text already read.
+    ::ERR_clear_error();
+    const std::unique_ptr<BIO, decltype(&::BIO_free)> bio(
+        ::BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size())), &::BIO_free);
+    if (!bio) throw fail(openssl_reason());
+    const auto free_infos = [](STACK_OF(X509_INFO) * s) {
+        sk_X509_INFO_pop_free(s, ::X509_INFO_free);
+    };
+    const std::unique_ptr<STACK_OF(X509_INFO), decltype(free_infos)> infos(
+        ::PEM_X509_INFO_read_bio(bio.get(), nullptr, nullptr, nullptr), free_infos);
+    if (!infos) throw fail(openssl_reason());
+    X509_STORE* store = ::SSL_CTX_get_cert_store(ctx->native_handle());
+    int certificates = 0;
+    for (int i = 0; i < sk_X509_INFO_num(infos.get()); ++i) {
+        const X509_INFO* info = sk_X509_INFO_value(infos.get(), i);
+        if (info->x509) {
+            if (::X509_STORE_add_cert(store, info->x509) != 1) throw fail(openssl_reason());
+            ++certificates;
+        }
+        if (info->crl && ::X509_STORE_add_crl(store, info->crl) != 1) throw fail(openssl_reason());
     }
+    if (certificates == 0) throw fail("no certificate in it");
     return ctx;
 }
 

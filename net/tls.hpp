@@ -17,11 +17,21 @@
 
 namespace tether::net {
 
-/// Trusts the system store, or only `ca_file` (PEM) when given. Hostname
-/// verification and SNI are applied per connection by the client. Throws
-/// std::runtime_error naming the file when it cannot be loaded.
+/// Trusts the system store, or only `ca_file` (PEM, read as
+/// make_client_tls_from reads it) when given. Hostname verification and SNI
+/// are applied per connection by the client. Throws std::runtime_error
+/// naming the file when it cannot be loaded.
 std::shared_ptr<boost::asio::ssl::context> make_client_tls(
     const std::optional<std::filesystem::path>& ca_file);
+
+/// Trusts only the certificates in `ca_pem`, a CA bundle's text (at most
+/// 1 MiB, as read_pem_file reads it): made from what was read, so a file
+/// replaced meanwhile cannot be loaded instead. CRLs in it are kept in the
+/// store, as OpenSSL's file loader keeps them. Throws std::runtime_error
+/// ("cannot load CA file `file`: why") when a block is garbled or no
+/// certificate is in it: such a bundle would fail every handshake.
+std::shared_ptr<boost::asio::ssl::context> make_client_tls_from(std::string_view ca_pem,
+                                                                const std::filesystem::path& file);
 
 /// Server side: certificate chain and private key (PEM). Throws naming the file.
 std::shared_ptr<boost::asio::ssl::context> make_server_tls(const std::filesystem::path& cert_chain,

@@ -171,7 +171,6 @@ int agent_exec(invocation& inv)
             throw cli::usage_error(inv.args.origin("upstream") + ": host " + upstream->host +
                                    " is not in the node's allowedEgressHosts");
     }
-    auto tls = make_followed_client_tls(inv, upstream->tls());
     const auto upstream_timeout =
         inv.args.duration("upstream-timeout", cli::at_least(std::chrono::milliseconds(100)))
             .value_or(std::chrono::seconds(30));
@@ -254,6 +253,11 @@ int agent_exec(invocation& inv)
         extra_env.push_back("TETHER_CONFIG_URL=http://127.0.0.1:" + std::to_string(ep.port()) + "/v1/config");
     }
 
+    // With the core, its context when it has one: the same --ca-file,
+    // read once and followed once (by the core's ca-file task).
+    auto tls = core && core->tls() && upstream->tls() ? followed_client_tls{core->tls(), std::nullopt, {}}
+                                                      : make_followed_client_tls(inv, upstream->tls());
+
     // Opt-in: a listening socket the child connects to per stream, in a
     // directory only we can enter; its peers are checked like fd 3's senders.
     scratch_dir broker_dir;
@@ -288,11 +292,6 @@ int agent_exec(invocation& inv)
         ::close(theirs);
     }
 
-    if (core && core->tls() && tls.tls) {
-        // The same --ca-file, followed once: by the core's ca-file task.
-        tls.tls = core->tls();
-        tls.ca_file.reset();
-    }
     std::unique_ptr<auth::session_manager> session;
     std::unique_ptr<auth::credential_source> creds;
     if (file_secret) {

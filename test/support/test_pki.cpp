@@ -142,4 +142,37 @@ pki_files make_pki(const std::filesystem::path& dir, const std::string& leaf_nam
     return out;
 }
 
+std::filesystem::path make_crl(const std::filesystem::path& dir,
+                               const std::vector<std::filesystem::path>& revoked)
+{
+    auto ca_key = read_key(dir / "ca.key");
+    auto ca = read_cert(dir / "ca.pem");
+    const std::unique_ptr<X509_CRL, decltype(&X509_CRL_free)> crl(X509_CRL_new(), &X509_CRL_free);
+    const std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> now(X509_gmtime_adj(nullptr, -60),
+                                                                    &ASN1_TIME_free);
+    const std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> next(X509_gmtime_adj(nullptr, 24L * 3600),
+                                                                     &ASN1_TIME_free);
+    check(crl && now && next, "X509_CRL_new");
+    X509_CRL_set_version(crl.get(), 1);
+    X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(ca.get()));
+    X509_CRL_set1_lastUpdate(crl.get(), now.get());
+    X509_CRL_set1_nextUpdate(crl.get(), next.get());
+    for (const auto& file : revoked) {
+        auto leaf = read_cert(file);
+        X509_REVOKED* r = X509_REVOKED_new();
+        check(r != nullptr, "X509_REVOKED_new");
+        X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(leaf.get()));
+        X509_REVOKED_set_revocationDate(r, now.get());
+        X509_CRL_add0_revoked(crl.get(), r);
+    }
+    X509_CRL_sort(crl.get());
+    check(X509_CRL_sign(crl.get(), ca_key.get(), EVP_sha256()) > 0, "sign CRL");
+    const auto path = dir / "ca.crl.pem";
+    FILE* f = std::fopen(path.c_str(), "w");
+    check(f != nullptr, "fopen CRL");
+    PEM_write_X509_CRL(f, crl.get());
+    std::fclose(f);
+    return path;
+}
+
 }  // namespace tether::test

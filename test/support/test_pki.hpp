@@ -21,4 +21,9 @@ pki_files make_pki(const std::filesystem::path& dir, const std::string& leaf_nam
                    const std::vector<std::string>& dns_names, const std::vector<std::string>& ip_addresses,
                    bool expired = false);
 
+/// A CRL of the CA in `dir` (made by make_pki) that revokes `revoked`
+/// (leaf certificate files), written to `dir`/ca.crl.pem; its path.
+std::filesystem::path make_crl(const std::filesystem::path& dir,
+                               const std::vector<std::filesystem::path>& revoked);
+
 }  // namespace tether::test

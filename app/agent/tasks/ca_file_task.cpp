@@ -9,21 +9,16 @@
 
 namespace tether::app {
 
-std::string ca_file_digest(const std::filesystem::path& file)
-{
-    return digest_of({net::read_pem_file(file, "CA file")});
-}
-
 awaitable<void> follow_ca_file(std::filesystem::path file, std::string in_use, net::replaceable_tls& tls,
                                asio::any_io_executor blocking, const log::logger& log,
                                std::chrono::milliseconds every)
 {
     std::function<tls_reading(const std::string&)> read = [file](const std::string& current) {
+        // One read, for the digest and for the trust made from it.
+        const auto text = net::read_pem_file(file, "CA file");
         tls_reading r;
-        // The digest before the load: a file replaced between the two is
-        // loaded now and again at the next look, never missed.
-        r.digest = ca_file_digest(file);
-        if (r.digest != current) r.ctx = net::make_client_tls(file);
+        r.digest = digest_of({text});
+        if (r.digest != current) r.ctx = net::make_client_tls_from(text, file);
         return r;
     };
     const auto shown = std::filesystem::absolute(file).string();
@@ -38,16 +33,19 @@ awaitable<void> follow_ca_file(std::filesystem::path file, std::string in_use, n
 followed_client_tls make_followed_client_tls(const invocation& inv, bool needed)
 {
     followed_client_tls out;
-    if (auto ca = inv.args.value("ca-file"); ca && needed) {
-        // Read before the load (see follow_ca_file); a file that cannot be
-        // read is client_tls's to report.
-        out.ca_file = *ca;
-        try {
-            out.digest = ca_file_digest(*out.ca_file);
-        } catch (const std::runtime_error&) {
-        }
+    const auto ca = inv.args.value("ca-file");
+    if (!ca || !needed) {
+        out.tls = net::fixed_tls(client_tls(inv, needed));
+        return out;
     }
-    out.tls = net::fixed_tls(client_tls(inv, needed));
+    try {
+        const auto text = net::read_pem_file(*ca, "CA file");
+        out.tls = net::fixed_tls(net::make_client_tls_from(text, *ca));
+        out.digest = digest_of({text});
+    } catch (const std::runtime_error& e) {
+        throw cli::usage_error(e.what());
+    }
+    out.ca_file = *ca;
     return out;
 }
 

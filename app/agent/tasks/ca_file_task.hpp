@@ -17,12 +17,8 @@
 
 namespace tether::app {
 
-/// What follow_ca_file compares: a SHA-256 of the file's text. Throws
-/// std::runtime_error naming the file when it cannot be read.
-std::string ca_file_digest(const std::filesystem::path& file);
-
 /// Reads `file` every `every` on `blocking`. When it holds something other
-/// than `in_use` (a ca_file_digest) and loads, new connections trust what it
+/// than `in_use` (digest_of its text) and loads, new connections trust what it
 /// holds; connections already open keep theirs. A file that cannot be used
 /// (gone, empty, garbled) keeps the trust in use, logged once per reason.
 /// Runs until cancelled.
@@ -35,7 +31,7 @@ awaitable<void> follow_ca_file(std::filesystem::path file, std::string in_use, n
 struct followed_client_tls {
     std::shared_ptr<net::replaceable_tls> tls;     ///< null when no URL needs TLS
     std::optional<std::filesystem::path> ca_file;  ///< the --ca-file, when TLS is needed
-    std::string digest;                            ///< of the text loaded (ca_file_digest)
+    std::string digest;                            ///< digest_of the text loaded
 
     /// With a file to follow, the `ca-file` task on `sup`.
     void add_task(supervisor& sup, asio::any_io_executor blocking, const log::logger& log) const;
