@@ -112,6 +112,8 @@ std::shared_ptr<ssl::context> make_client_tls_from(std::string_view ca_pem, cons
         return std::runtime_error("cannot load CA file " + file.string() + ": " + why);
     };
     if (ca_pem.size() > pem_limit) throw fail("larger than 1 MiB");
+    // (An empty view may have no data at all, which a memory BIO refuses.)
+    if (ca_pem.empty()) throw fail("no certificate in it");
     auto ctx = client_context();
     // What OpenSSL's file loader does (X509_load_cert_crl_file), on the
     // text already read.

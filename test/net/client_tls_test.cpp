@@ -143,6 +143,8 @@ BOOST_AUTO_TEST_CASE(bundles_that_would_fail_every_handshake_are_refused_with_th
             BOOST_TEST(count_of(why, "\n") == 0u);
         }
     }
+    BOOST_TEST(refusal([&] { net::make_client_tls_from(std::string_view(), dir.path() / "none.pem"); }) ==
+               "cannot load CA file " + (dir.path() / "none.pem").string() + ": no certificate in it");
     const auto gone = dir.path() / "gone.pem";
     BOOST_TEST(refusal([&] { net::make_client_tls(gone); }) ==
                "cannot load CA file " + gone.string() + ": No such file or directory");
