@@ -116,7 +116,8 @@ std::shared_ptr<ssl::context> make_client_tls_from(std::string_view ca_pem, cons
     if (ca_pem.empty()) throw fail("no certificate in it");
     auto ctx = client_context();
     // What OpenSSL's file loader does (X509_load_cert_crl_file), on the
-    // text already read.
+    // text already read; like it, with an empty passphrase, so that an
+    // encrypted key put in the bundle by mistake never prompts a terminal.
     ::ERR_clear_error();
     const std::unique_ptr<BIO, decltype(&::BIO_free)> bio(
         ::BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size())), &::BIO_free);
@@ -125,7 +126,7 @@ std::shared_ptr<ssl::context> make_client_tls_from(std::string_view ca_pem, cons
         sk_X509_INFO_pop_free(s, ::X509_INFO_free);
     };
     const std::unique_ptr<STACK_OF(X509_INFO), decltype(free_infos)> infos(
-        ::PEM_X509_INFO_read_bio(bio.get(), nullptr, nullptr, nullptr), free_infos);
+        ::PEM_X509_INFO_read_bio(bio.get(), nullptr, nullptr, const_cast<char*>("")), free_infos);
     if (!infos) throw fail(openssl_reason());
     X509_STORE* store = ::SSL_CTX_get_cert_store(ctx->native_handle());
     int certificates = 0;

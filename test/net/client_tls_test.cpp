@@ -130,6 +130,13 @@ BOOST_AUTO_TEST_CASE(bundles_that_would_fail_every_handshake_are_refused_with_th
         {"key only", read_file(old_ca.key), "no certificate in it"},
         {"garbled block", "-----BEGIN CERTIFICATE-----\n" + body + "!!\n-----END CERTIFICATE-----\n", ""},
         {"good then cut short", ca + ca.substr(0, ca.size() / 2), ""},
+        // A passphrase is never asked for (on a terminal, that was a start
+        // that waits for a typed answer): the empty one is tried, and fails.
+        {"encrypted block",
+         "-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\n"
+         "DEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\n" +
+             ca.substr(ca.find('\n') + 1),
+         ""},
     };
     for (const auto& c : cases) {
         const auto file = dir.path() / "bundle.pem";
@@ -141,6 +148,7 @@ BOOST_AUTO_TEST_CASE(bundles_that_would_fail_every_handshake_are_refused_with_th
             BOOST_TEST(why.find(c.why) != std::string::npos);
             BOOST_TEST(why.find("MII") == std::string::npos, "no PEM text in the message");
             BOOST_TEST(count_of(why, "\n") == 0u);
+            BOOST_TEST(why.find("password") == std::string::npos);
         }
     }
     BOOST_TEST(refusal([&] { net::make_client_tls_from(std::string_view(), dir.path() / "none.pem"); }) ==
