@@ -20,6 +20,22 @@ namespace {
 
 }  // namespace
 
+int open_for_reading(const std::filesystem::path& file)
+{
+    // O_NONBLOCK only for the open: a FIFO's open waits for a writer
+    // without it, and a regular file ignores it.
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return -1;
+    const int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+        const int e = errno;
+        ::close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
 void write_all(int fd, std::string_view data, const std::filesystem::path& what)
 {
     while (!data.empty()) {

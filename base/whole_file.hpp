@@ -30,6 +30,13 @@ bool publish_whole_file(const std::filesystem::path& file,
                         const std::function<void(int fd, const std::filesystem::path& tmp)>& fill,
                         if_exists mode);
 
+/// open(file, O_RDONLY | O_CLOEXEC) that never waits for a writer: a named
+/// pipe given where a file belongs (a CA bundle, a token file) opens at once
+/// and, with nobody writing it, reads as empty, instead of holding the
+/// thread (at start: the process) until something opens it to write.
+/// Reads on the descriptor block as usual. -1 and errno as open() sets them.
+int open_for_reading(const std::filesystem::path& file);
+
 /// Writes all of `data` to `fd`, again after EINTR and short writes; throws
 /// std::system_error naming `what`.
 void write_all(int fd, std::string_view data, const std::filesystem::path& what);

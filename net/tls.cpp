@@ -1,5 +1,6 @@
 #include "net/tls.hpp"
 
+#include "base/whole_file.hpp"
 #include "net/errc.hpp"
 
 #include <boost/asio/ip/address.hpp>
@@ -11,7 +12,6 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
-#include <fcntl.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -65,7 +65,7 @@ std::string read_pem_file(const std::filesystem::path& file, std::string_view wh
     const auto fail = [&](const std::string& why) {
         return std::runtime_error("cannot load " + std::string(what) + " " + file.string() + ": " + why);
     };
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    const int fd = open_for_reading(file);
     if (fd < 0) throw fail(std::strerror(errno));
     // Room for it all at once: a buffer that grows leaves copies of a key
     // behind in freed memory.

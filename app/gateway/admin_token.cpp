@@ -3,7 +3,6 @@
 #include "base/random_bytes.hpp"
 #include "base/whole_file.hpp"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -52,7 +51,7 @@ secret load_admin_token(const std::filesystem::path& file, bool create, bool* cr
         }
         ::explicit_bzero(token.data(), token.size());
     }
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    const int fd = open_for_reading(file);
     if (fd < 0)
         throw std::runtime_error("cannot read admin token file " + file.string() + ": " +
                                  std::strerror(errno));

@@ -12,8 +12,14 @@
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -156,6 +162,21 @@ BOOST_AUTO_TEST_CASE(bundles_that_would_fail_every_handshake_are_refused_with_th
     const auto gone = dir.path() / "gone.pem";
     BOOST_TEST(refusal([&] { net::make_client_tls(gone); }) ==
                "cannot load CA file " + gone.string() + ": No such file or directory");
+}
+
+BOOST_AUTO_TEST_CASE(a_named_pipe_for_a_bundle_is_refused_without_waiting_for_a_writer)
+{
+    // Its open() waited for a writer: `tether run` hung at start, without a
+    // word, and the follower held the blocking pool's thread.
+    const auto fifo = dir.path() / "bundle.fifo";
+    BOOST_TEST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    auto made = std::async(std::launch::async, [&] { return refusal([&] { net::make_client_tls(fifo); }); });
+    if (made.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+        // A writer lets the waiting open() return, so the case can end.
+        ::close(::open(fifo.c_str(), O_WRONLY));
+        BOOST_FAIL("make_client_tls waited for a writer on a named pipe");
+    }
+    BOOST_TEST(made.get() == "cannot load CA file " + fifo.string() + ": no certificate in it");
 }
 
 BOOST_AUTO_TEST_CASE(crls_in_a_bundle_are_kept_and_a_bundle_of_crls_alone_is_refused)
