@@ -6,6 +6,7 @@
 #include "support/child_process.hpp"
 #include "support/small_disk.hpp"
 #include "support/text.hpp"
+#include "support/thrown.hpp"
 
 #include <boost/test/unit_test.hpp>
 
@@ -13,7 +14,6 @@
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -22,17 +22,6 @@ using namespace std::chrono_literals;
 using tether::gateway::sqlite_storage;
 
 namespace {
-
-/// What `write` threw; empty when it did not.
-std::string failure_of(const std::function<void()>& write)
-{
-    try {
-        write();
-    } catch (const std::runtime_error& e) {
-        return e.what();
-    }
-    return {};
-}
 
 /// Another process (python3's sqlite3, as an operator's shell would) holding
 /// the database's write lock for `seconds`, from when it prints "locked".
@@ -79,12 +68,13 @@ BOOST_AUTO_TEST_CASE(a_writer_elsewhere_holds_up_one_write_not_every_call)
     auto holder = lock_elsewhere(file, 8);
 
     std::string why;
-    const auto waited = time_of([&] { why = failure_of([&] { db.publish_config("acme", "{}", 2000); }); });
+    const auto waited =
+        time_of([&] { why = t::what_thrown([&] { db.publish_config("acme", "{}", 2000); }); });
     BOOST_TEST(t::contains(why, "database is locked"), why);
     BOOST_TEST(waited.count() >= 4000, waited.count() << " ms: the first write should wait for the lock");
     for (int i = 0; i < 3; ++i) {
-        const auto again =
-            time_of([&] { why = failure_of([&] { db.append_event("acme", "config-updated", "{}", 100); }); });
+        const auto again = time_of(
+            [&] { why = t::what_thrown([&] { db.append_event("acme", "config-updated", "{}", 100); }); });
         BOOST_TEST(t::contains(why, "database is locked"), why);
         BOOST_TEST(again.count() < 1000, again.count()
                                              << " ms for a write while the lock is known to be held");
@@ -118,8 +108,8 @@ BOOST_AUTO_TEST_CASE(a_full_disk_fails_writes_with_their_own_error_and_loses_not
 
     // Larger than anything the WAL has room for: each needs new pages.
     const std::string big = R"({"blob":")" + std::string(256 * 1024, 'x') + R"("})";
-    for (const auto& why : {failure_of([&] { db.publish_config("acme", big, 2000); }),
-                            failure_of([&] { db.append_event("acme", "config-updated", big, 100); })}) {
+    for (const auto& why : {t::what_thrown([&] { db.publish_config("acme", big, 2000); }),
+                            t::what_thrown([&] { db.append_event("acme", "config-updated", big, 100); })}) {
         BOOST_TEST(t::contains(why, "database or disk is full"), why);
         // SQLite rolls such a transaction back itself; rolling back again
         // used to fail and replace the cause with "no transaction is active".

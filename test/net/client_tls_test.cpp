@@ -4,6 +4,7 @@
 #include "net/tls.hpp"
 #include "support/child_process.hpp"
 #include "support/test_pki.hpp"
+#include "support/thrown.hpp"
 
 #include <boost/asio/ssl/context.hpp>
 #include <boost/test/unit_test.hpp>
@@ -18,15 +19,14 @@
 
 #include <chrono>
 #include <filesystem>
-#include <functional>
 #include <future>
 #include <memory>
-#include <stdexcept>
 #include <string>
 
 namespace net = tether::net;
 using tether::test::read_file;
 using tether::test::temp_dir;
+using tether::test::what_thrown;
 using tether::test::write_file;
 
 namespace {
@@ -46,17 +46,6 @@ int verify(boost::asio::ssl::context& ctx, const std::filesystem::path& leaf_fil
     if (flags != 0) X509_STORE_CTX_set_flags(vc.get(), flags);
     (void)X509_verify_cert(vc.get());
     return X509_STORE_CTX_get_error(vc.get());
-}
-
-/// What `make` throws; empty when it does not.
-std::string refusal(const std::function<void()>& make)
-{
-    try {
-        make();
-    } catch (const std::runtime_error& e) {
-        return e.what();
-    }
-    return {};
 }
 
 std::size_t count_of(const std::string& text, const std::string& what)
@@ -110,9 +99,9 @@ BOOST_AUTO_TEST_CASE(a_bundle_larger_than_1_mib_is_refused_and_never_read_whole)
     std::string text = ca;
     while (text.size() <= (std::size_t{1} << 20)) text += "# a comment line between the blocks\n";
     write_file(padded, text);
-    const auto from_file = refusal([&] { net::make_client_tls(padded); });
+    const auto from_file = what_thrown([&] { net::make_client_tls(padded); });
     BOOST_TEST(from_file == "cannot load CA file " + padded.string() + ": larger than 1 MiB");
-    const auto from_text = refusal([&] { net::make_client_tls_from(text, padded); });
+    const auto from_text = what_thrown([&] { net::make_client_tls_from(text, padded); });
     BOOST_TEST(from_text == "cannot load CA file " + padded.string() + ": larger than 1 MiB");
 
     // Just under the bound it is a bundle like any other.
@@ -147,7 +136,7 @@ BOOST_AUTO_TEST_CASE(bundles_that_would_fail_every_handshake_are_refused_with_th
     for (const auto& c : cases) {
         const auto file = dir.path() / "bundle.pem";
         write_file(file, c.text);
-        const auto why = refusal([&] { net::make_client_tls(file); });
+        const auto why = what_thrown([&] { net::make_client_tls(file); });
         BOOST_TEST_CONTEXT(c.name << ": " << why)
         {
             BOOST_TEST(why.rfind("cannot load CA file " + file.string() + ": ", 0) == 0u);
@@ -157,10 +146,10 @@ BOOST_AUTO_TEST_CASE(bundles_that_would_fail_every_handshake_are_refused_with_th
             BOOST_TEST(why.find("password") == std::string::npos);
         }
     }
-    BOOST_TEST(refusal([&] { net::make_client_tls_from(std::string_view(), dir.path() / "none.pem"); }) ==
+    BOOST_TEST(what_thrown([&] { net::make_client_tls_from(std::string_view(), dir.path() / "none.pem"); }) ==
                "cannot load CA file " + (dir.path() / "none.pem").string() + ": no certificate in it");
     const auto gone = dir.path() / "gone.pem";
-    BOOST_TEST(refusal([&] { net::make_client_tls(gone); }) ==
+    BOOST_TEST(what_thrown([&] { net::make_client_tls(gone); }) ==
                "cannot load CA file " + gone.string() + ": No such file or directory");
 }
 
@@ -170,7 +159,8 @@ BOOST_AUTO_TEST_CASE(a_named_pipe_for_a_bundle_is_refused_without_waiting_for_a_
     // word, and the follower held the blocking pool's thread.
     const auto fifo = dir.path() / "bundle.fifo";
     BOOST_TEST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
-    auto made = std::async(std::launch::async, [&] { return refusal([&] { net::make_client_tls(fifo); }); });
+    auto made =
+        std::async(std::launch::async, [&] { return what_thrown([&] { net::make_client_tls(fifo); }); });
     if (made.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
         // A writer lets the waiting open() return, so the case can end.
         ::close(::open(fifo.c_str(), O_WRONLY));
@@ -193,7 +183,7 @@ BOOST_AUTO_TEST_CASE(crls_in_a_bundle_are_kept_and_a_bundle_of_crls_alone_is_ref
 
     const auto crl_only = dir.path() / "crl-only.pem";
     write_file(crl_only, read_file(crl));
-    BOOST_TEST(refusal([&] { net::make_client_tls(crl_only); }) ==
+    BOOST_TEST(what_thrown([&] { net::make_client_tls(crl_only); }) ==
                "cannot load CA file " + crl_only.string() + ": no certificate in it");
 }
 
