@@ -48,6 +48,8 @@ public:
                 return "the credentials for the request were refused for good";
             case errc::unsafe_response:
                 return "the upstream's answer is unsafe to relay";
+            case errc::unwritable_message:
+                return "the message holds a field that cannot be written safely";
         }
         return "unknown tether.net error";
     }

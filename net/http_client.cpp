@@ -2,15 +2,15 @@
 
 #include "net/errc.hpp"
 #include "net/http_reader.hpp"
+#include "net/http_writer.hpp"
 #include "net/tls.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <openssl/ssl.h>
@@ -23,7 +23,6 @@
 namespace tether::net {
 
 namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
 using clock = std::chrono::steady_clock;
 
 namespace {
@@ -85,19 +84,23 @@ awaitable<error_code> read_until(connection& c, http::response_reader& reader, c
     co_return error_code{};
 }
 
-bhttp::request<bhttp::string_body> to_beast(const url& u, http::request& req, const std::string& user_agent)
+/// The request as sent: Host from the URL, a User-Agent unless the caller
+/// gave one, and the framing and Connection the client alone decides (a
+/// caller's own would frame the body twice). Nothing when a method, target
+/// or field cannot be written safely (CR, LF or NUL in it): the request is
+/// not sent at all, so no value can add a field or a second request.
+std::optional<std::string> wire_request(const url& u, http::request& req, const std::string& user_agent)
 {
-    bhttp::request<bhttp::string_body> r;
-    r.method_string(req.method);
-    r.target(req.target);
-    r.version(11);
-    for (const auto& f : req.headers) r.set(f.name, f.value);
-    r.set(bhttp::field::host, u.host_header());
-    if (r.find(bhttp::field::user_agent) == r.end()) r.set(bhttp::field::user_agent, user_agent);
-    r.body() = std::move(req.body);
-    r.keep_alive(true);
-    r.prepare_payload();
-    return r;
+    req.headers.erase_if([](const http::fields::field& f) {
+        return http::iequals(f.name, "Host") || http::iequals(f.name, "Content-Length") ||
+               http::iequals(f.name, "Transfer-Encoding") || http::iequals(f.name, "Connection");
+    });
+    req.headers.add("Host", u.host_header());
+    if (!req.headers.get("User-Agent")) req.headers.add("User-Agent", user_agent);
+    std::string out;
+    out.reserve(256 + req.body.size());
+    if (!http::append_request(out, req)) return std::nullopt;
+    return out;
 }
 
 /// Idle kept-alive connections by origin. Shared with open streams, which
@@ -233,12 +236,11 @@ struct http_client::impl {
     /// kept-alive connection the server had closed fails before any response
     /// byte; the request then goes once more on a fresh connection.
     awaitable<result<std::unique_ptr<connection>>> exchange(const url& u, const std::string& origin,
-                                                            bhttp::request<bhttp::string_body>& msg,
+                                                            const std::string& wire, bool head,
                                                             clock::time_point deadline,
                                                             http::response_reader& reader,
                                                             http::read_limits limits, bool header_only)
     {
-        const bool head = msg.method() == bhttp::verb::head;
         const auto buf = std::make_unique_for_overwrite<char[]>(read_chunk);
         for (int attempt = 0;; ++attempt) {
             auto conn = attempt == 0 ? idle->take(origin) : nullptr;
@@ -248,8 +250,8 @@ struct http_client::impl {
                 conn = std::move(*fresh);
             }
             conn->lowest().expires_at(deadline);
-            auto [wec, wn] =
-                co_await conn->visit([&](auto& st) { return bhttp::async_write(st, msg, nothrow); });
+            auto [wec, wn] = co_await conn->visit(
+                [&](auto& st) { return asio::async_write(st, asio::buffer(wire), nothrow); });
             if (wec) {
                 if (conn->reused && stale_connection(wec)) continue;
                 co_return normalize(wec);
@@ -298,10 +300,12 @@ awaitable<result<http::response>> http_client::request(url u, http::request req,
     auto& s = *impl_;
     const auto deadline = clock::now() + timeout;
     const std::string origin = u.origin();
-    auto msg = to_beast(u, req, s.opts.user_agent);
+    const auto wire = wire_request(u, req, s.opts.user_agent);
+    if (!wire) co_return errc::unwritable_message;
+    const bool head = req.method == "HEAD";
     const http::read_limits limits{s.opts.max_header_bytes, s.opts.max_body_bytes};
     http::response_reader reader(limits);
-    auto conn = co_await s.exchange(u, origin, msg, deadline, reader, limits, false);
+    auto conn = co_await s.exchange(u, origin, *wire, head, deadline, reader, limits, false);
     if (!conn) co_return conn.error();
     http::response out = reader.head();
     out.body = reader.take_body();
@@ -315,10 +319,12 @@ awaitable<result<std::unique_ptr<body_stream>>> http_client::open(url u, http::r
     auto& s = *impl_;
     const auto deadline = clock::now() + header_timeout;
     std::string origin = u.origin();
-    auto msg = to_beast(u, req, s.opts.user_agent);
+    const auto wire = wire_request(u, req, s.opts.user_agent);
+    if (!wire) co_return errc::unwritable_message;
+    const bool head = req.method == "HEAD";
     const http::read_limits limits{s.opts.max_header_bytes, std::nullopt};  // an event stream has no length
     http::response_reader reader(limits);
-    auto conn = co_await s.exchange(u, origin, msg, deadline, reader, limits, true);
+    auto conn = co_await s.exchange(u, origin, *wire, head, deadline, reader, limits, true);
     if (!conn) co_return conn.error();
     std::unique_ptr<body_stream> out =
         std::make_unique<stream_impl>(std::move(*conn), std::move(reader), s.idle, std::move(origin));

@@ -4,6 +4,7 @@
 #include "base/task_group.hpp"
 #include "net/errc.hpp"
 #include "net/http_reader.hpp"
+#include "net/http_writer.hpp"
 #include "net/tls.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -15,22 +16,23 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <sys/socket.h>
 
+#include <array>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <list>
 #include <map>
+#include <optional>
+#include <span>
 
 namespace tether::net {
 
 namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
 
 namespace {
 
@@ -93,8 +95,15 @@ public:
     awaitable<error_code> write(std::string_view bytes) override
     {
         if (bytes.empty()) co_return error_code{};
+        char size[20];
+        const auto end = std::to_chars(size, size + sizeof size - 2, bytes.size(), 16).ptr;
+        end[0] = '\r';
+        end[1] = '\n';
+        const std::array<asio::const_buffer, 3> chunk{
+            asio::buffer(size, static_cast<std::size_t>(end + 2 - size)), asio::buffer(bytes),
+            asio::buffer("\r\n", 2)};
         lowest(stream_).expires_after(timeout_);
-        auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk(asio::buffer(bytes)), nothrow);
+        auto [ec, n] = co_await asio::async_write(stream_, chunk, nothrow);
         if (ec == beast::error::timeout) ec = errc::timeout;
         co_return ec;
     }
@@ -215,53 +224,117 @@ private:
     std::shared_ptr<peer_watch> watch_;
 };
 
-/// The status line and header of a streamed response: their own frame, so
-/// the serializer and fields are freed while the body streams for hours.
-template <class Stream>
-awaitable<error_code> write_stream_head(Stream& stream, const http::response& head, bool reuse,
-                                        unsigned version, const server_options& opts)
+/// A status that never has a body (RFC 9110 6.4.1): no length is sent.
+bool bodiless(unsigned status) noexcept
 {
-    bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(head.status), version};
-    for (const auto& f : head.headers) res.set(f.name, f.value);
-    res.chunked(true);
-    res.keep_alive(reuse);
-    bhttp::response_serializer<bhttp::empty_body> sr{res};
+    return (status >= 100 && status < 200) || status == 204 || status == 304;
+}
+
+/// The status line and fields of `head`, framed by the server. A
+/// handler's own Content-Length counts only for HEAD (the length of the GET
+/// answer it stands for); its Transfer-Encoding and Connection never: one
+/// body framed two ways would read as two messages. Nothing when a field
+/// cannot be written safely (CR, LF or NUL in it): the head is not sent.
+std::optional<std::string> head_of(http::response& head, unsigned version, bool keep_alive, http::framing how,
+                                   std::size_t length, bool head_only)
+{
+    if (head_only && how == http::framing::length && head.body.empty()) {
+        if (const auto given = head.headers.get("Content-Length")) {
+            std::size_t n = 0;
+            const auto r = std::from_chars(given->data(), given->data() + given->size(), n);
+            if (r.ec == std::errc() && r.ptr == given->data() + given->size()) length = n;
+        }
+    }
+    head.headers.erase_if([](const http::fields::field& f) {
+        return http::iequals(f.name, "Content-Length") || http::iequals(f.name, "Transfer-Encoding") ||
+               http::iequals(f.name, "Connection");
+    });
+    if (bodiless(head.status)) how = http::framing::none;
+    std::string out;
+    out.reserve(256);
+    if (!http::append_response_head(out, head.status, head.headers, version, keep_alive, how, length))
+        return std::nullopt;
+    return out;
+}
+
+/// A handler's reply that cannot be written is its bug, not the peer's:
+/// said once a second at most, and answered 500 instead.
+void log_unwritable(const http::response& head, const log::logger& log)
+{
+    static log::throttle unwritable;
+    if (std::uint64_t left_out = 0; unwritable.allow(left_out))
+        log.error("http.reply_unwritable",
+                  {{"status", head.status},
+                   {"reason", "a field with CR, LF or NUL, a name that is not a token, or no 3-digit status"},
+                   {"suppressed", left_out}});
+}
+
+template <class Stream>
+awaitable<error_code> write_head_and_body(Stream& stream, const std::string& head, std::string_view body,
+                                          const server_options& opts)
+{
+    // A span, not a std::array of two: Asio's write loop hands a two-array
+    // on with its first buffer emptied once that is written, and Beast's
+    // ssl_stream (flat_stream) then writes the empty prefix, 0 bytes, which
+    // ends the loop early without an error: a TLS body over 16 KiB was never
+    // sent. Any other sequence drops the empty buffers first.
+    const asio::const_buffer parts[] = {asio::buffer(head), asio::buffer(body)};
+    const std::span<const asio::const_buffer> message(parts, body.empty() ? 1 : 2);
     lowest(stream).expires_after(opts.write_timeout);
-    auto [ec, n] = co_await bhttp::async_write_header(stream, sr, nothrow);
+    auto [ec, n] = co_await asio::async_write(stream, message, nothrow);
     co_return ec;
 }
 
 template <class Stream>
 awaitable<error_code> write_whole_reply(Stream& stream, reply& rep, bool keep_alive, unsigned version,
-                                        const server_options& opts, bool head_only)
+                                        const server_options& opts, bool head_only, const log::logger& log)
 {
-    bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(rep.head.status), version};
-    for (const auto& f : rep.head.headers) res.set(f.name, f.value);
-    res.body() = std::move(rep.head.body);
-    res.keep_alive(keep_alive && !rep.stream);
-    // HEAD: the header of the GET answer, Content-Length included, no body.
-    // A handler that relays a HEAD answer sets the length it was told.
-    if (!(head_only && res.body().empty() && rep.head.headers.get("Content-Length"))) res.prepare_payload();
-    if (head_only) res.body().clear();
-    lowest(stream).expires_after(opts.write_timeout);
-    auto [ec, n] = co_await bhttp::async_write(stream, res, nothrow);
-    co_return ec;
+    keep_alive = keep_alive && !rep.stream;
+    auto head =
+        head_of(rep.head, version, keep_alive, http::framing::length, rep.head.body.size(), head_only);
+    if (!head) {
+        log_unwritable(rep.head, log);
+        auto failed = refusal(opts, 500, "internal error");
+        head =
+            head_of(failed.head, version, false, http::framing::length, failed.head.body.size(), head_only);
+        if (!head) co_return errc::unwritable_message;
+        rep = std::move(failed);
+        keep_alive = false;
+    }
+    const std::string_view body = head_only || bodiless(rep.head.status) ? std::string_view() : rep.head.body;
+    if (auto ec = co_await write_head_and_body(stream, *head, body, opts)) co_return ec;
+    co_return keep_alive ? error_code() : error_code(asio::error::eof);
+}
+
+/// The status line and header of a streamed response: their own frame, so
+/// the head's text is freed while the body streams for hours.
+template <class Stream>
+awaitable<error_code> write_stream_head(Stream& stream, reply& rep, bool reuse, unsigned version,
+                                        const server_options& opts, const log::logger& log)
+{
+    if (auto head = head_of(rep.head, version, reuse, http::framing::chunked, 0, false))
+        co_return co_await write_head_and_body(stream, *head, std::string_view(), opts);
+    // Answered 500 by write_whole_reply, and the body is never started.
+    rep.stream = nullptr;
+    rep.head.body.clear();
+    if (auto ec = co_await write_whole_reply(stream, rep, false, version, opts, false, log)) co_return ec;
+    co_return errc::unwritable_message;
 }
 
 template <class Stream>
 awaitable<error_code> write_last_chunk(Stream& stream, const server_options& opts)
 {
     lowest(stream).expires_after(opts.write_timeout);
-    auto [ec, n] = co_await asio::async_write(stream, bhttp::make_chunk_last(), nothrow);
+    auto [ec, n] = co_await asio::async_write(stream, asio::buffer(http::last_chunk), nothrow);
     co_return ec;
 }
 
 /// Stays suspended while its body streams: locals kept to the writer.
 template <class Stream>
 awaitable<error_code> write_streamed_reply(Stream& stream, reply& rep, bool reuse, unsigned version,
-                                           const server_options& opts)
+                                           const server_options& opts, const log::logger& log)
 {
-    if (auto ec = co_await write_stream_head(stream, rep.head, reuse, version, opts)) co_return ec;
+    if (auto ec = co_await write_stream_head(stream, rep, reuse, version, opts, log)) co_return ec;
     rep.head = {};
     chunk_writer<Stream> w(stream, opts.write_timeout);
     if (!reuse) w.watch_peer();
@@ -319,7 +392,7 @@ awaitable<void> refuse_request(Stream& stream, const http::read_failure& failure
                                           {"suppressed", left_out}});
     if (opts.on_refused) opts.on_refused(failure.http_status());
     auto r = refusal_reply(failure, opts);
-    co_await write_whole_reply(stream, r, false, 11, opts, false);
+    co_await write_whole_reply(stream, r, false, 11, opts, false, log);
 }
 
 struct request_shape {
@@ -380,10 +453,10 @@ awaitable<void> serve_requests(Stream& stream, const handler& h, const peer_info
         if (rep.stream && !shape.head_only) {  // a HEAD gets the header only
             const bool reuse = shape.keep_alive && rep.reuse_after_stream;
             if (!reuse) drop_reader(reader);  // the connection ends with this body
-            ec = co_await write_streamed_reply(stream, rep, reuse, shape.version, opts);
+            ec = co_await write_streamed_reply(stream, rep, reuse, shape.version, opts, log);
         } else {
             ec = co_await write_whole_reply(stream, rep, shape.keep_alive, shape.version, opts,
-                                            shape.head_only);
+                                            shape.head_only, log);
         }
         if (ec || !shape.keep_alive) co_return;
     }

@@ -124,6 +124,124 @@ BOOST_AUTO_TEST_CASE(handler_exception_is_a_500_not_a_crash)
     BOOST_TEST(srv.logs().has("http.handler_failed"));
 }
 
+BOOST_AUTO_TEST_CASE(a_reply_field_that_would_split_the_answer_is_a_500_and_never_written)
+{
+    // A value a handler took from a request or the store, with a line break
+    // in it: written, it would add a field or start a second answer.
+    asio::io_context ioc;
+    loopback_server srv(ioc, [](http::request req, net::peer_info) -> awaitable<reply> {
+        reply r;
+        if (req.target != "/fine") r.head.headers.set("X-Name", "a\r\nSet-Cookie: stolen=1");
+        if (req.target == "/stream") {
+            r.stream = [](net::body_writer& w) -> awaitable<error_code> {
+                co_return co_await w.write("data");
+            };
+        } else {
+            r.head.body = "body";
+        }
+        co_return r;
+    });
+    run_for(ioc, [&]() -> awaitable<void> {
+        const auto ex_client = co_await asio::this_coro::executor;
+        http_client client(ex_client, nullptr);
+        for (const char* target : {"/whole", "/stream"}) {
+            http::request req;
+            req.target = target;
+            auto res = co_await client.request(srv.base(), req, 5s);
+            BOOST_TEST_REQUIRE(res.has_value(), target << ": " << res.error().message());
+            BOOST_TEST(res->status == 500u, target);
+            BOOST_TEST(!res->headers.get("Set-Cookie"), target << ": the value's line break was written");
+            BOOST_TEST(!res->headers.get("X-Name"), target);
+            BOOST_TEST(res->body.find("data") == std::string::npos, target << ": " << res->body);
+        }
+        http::request fine;
+        fine.target = "/fine";
+        auto ok = co_await client.request(srv.base(), fine, 5s);
+        BOOST_TEST_REQUIRE(ok.has_value(), ok.error().message());
+        BOOST_TEST(ok->body == "body");
+    }());
+    BOOST_TEST(srv.logs().has("http.reply_unwritable"));
+}
+
+BOOST_AUTO_TEST_CASE(the_server_frames_every_reply_whatever_the_handler_set)
+{
+    // A handler's own Content-Length, Transfer-Encoding or Connection would
+    // frame the body a second way: the peer could read two answers, or wait
+    // for bytes that never come. The server writes the framing alone.
+    asio::io_context ioc;
+    loopback_server srv(ioc, [](http::request req, net::peer_info peer) -> awaitable<reply> {
+        reply r;
+        r.head.headers.set("X-Peer-Port", std::to_string(peer.port));
+        r.head.headers.set("Content-Length", "99");
+        r.head.headers.set("Transfer-Encoding", "chunked");
+        r.head.headers.set("Connection", "close");
+        r.head.body = "hello";
+        if (req.target == "/none") r.head.status = 204;  // never a body, nor a length
+        co_return r;
+    });
+    run_for(ioc, [&]() -> awaitable<void> {
+        const auto ex_client = co_await asio::this_coro::executor;
+        http_client client(ex_client, nullptr);
+        http::request get;
+        auto first = co_await client.request(srv.base(), get, 5s);
+        BOOST_TEST_REQUIRE(first.has_value(), first.error().message());
+        BOOST_TEST(first->body == "hello");
+        BOOST_TEST(first->headers.get("Content-Length").value_or("") == "5");
+        BOOST_TEST(!first->headers.get("Transfer-Encoding"));
+        BOOST_TEST(!first->headers.get("Connection"));
+        http::request none;
+        none.target = "/none";
+        auto empty = co_await client.request(srv.base(), none, 5s);
+        BOOST_TEST_REQUIRE(empty.has_value(), empty.error().message());
+        BOOST_TEST(empty->status == 204u);
+        BOOST_TEST(empty->body.empty());
+        BOOST_TEST(!empty->headers.get("Content-Length"));
+        auto again = co_await client.request(srv.base(), get, 5s);
+        BOOST_TEST_REQUIRE(again.has_value(), again.error().message());
+        BOOST_TEST(again->body == "hello");
+        BOOST_TEST(*again->headers.get("X-Peer-Port") == *first->headers.get("X-Peer-Port"),
+                   "the connection should stay open for the next request");
+        BOOST_TEST(*empty->headers.get("X-Peer-Port") == *first->headers.get("X-Peer-Port"));
+    }());
+}
+
+BOOST_AUTO_TEST_CASE(a_request_field_that_would_split_the_request_is_never_sent)
+{
+    // A token or header taken from a file or a server's answer, with a line
+    // break in it: written, it would add a field or a second request.
+    asio::io_context ioc;
+    int seen = 0;
+    std::string hosts;
+    loopback_server srv(ioc, [&](http::request req, net::peer_info) -> awaitable<reply> {
+        ++seen;
+        hosts += std::string(req.headers.get("Host").value_or("none")) + ";";
+        reply r;
+        r.head.body = std::to_string(req.headers.count("Host")) + " " + std::to_string(req.body.size());
+        co_return r;
+    });
+    run_for(ioc, [&]() -> awaitable<void> {
+        const auto ex_client = co_await asio::this_coro::executor;
+        http_client client(ex_client, nullptr);
+        auto split = post("/x", "{}");
+        split.headers.set("Authorization", "Bearer t\r\nX-Admin: 1");
+        auto res = co_await client.request(srv.base(), split, 5s);
+        BOOST_TEST_REQUIRE(!res.has_value(), "the request was sent");
+        BOOST_TEST((res.error() == net::errc::unwritable_message), res.error().message());
+        auto opened = co_await client.open(srv.base(), split, 5s);
+        BOOST_TEST(!opened.has_value());
+        // The client frames and addresses every request itself.
+        auto own = post("/x", "{}");
+        own.headers.set("Content-Length", "99");
+        own.headers.set("Transfer-Encoding", "chunked");
+        own.headers.set("Host", "elsewhere.example");
+        auto ok = co_await client.request(srv.base(), own, 5s);
+        BOOST_TEST_REQUIRE(ok.has_value(), ok.error().message());
+        BOOST_TEST(ok->body == "1 2");
+    }());
+    BOOST_TEST(seen == 1, "requests the server saw: " << seen);
+    BOOST_TEST(hosts == "127.0.0.1:" + std::to_string(srv.port()) + ";");
+}
+
 BOOST_AUTO_TEST_CASE(client_deadline_covers_the_whole_response)
 {
     asio::io_context ioc;
@@ -527,6 +645,62 @@ BOOST_AUTO_TEST_CASE(tls_with_test_ca_and_hostname_checks)
         auto refused = co_await plain_only.request(srv.base("localhost"), post("/x", "hi"), 5s);
         BOOST_TEST_REQUIRE(!refused.has_value());
         BOOST_TEST((refused.error() == net::errc::url_refused));
+    }());
+}
+
+BOOST_AUTO_TEST_CASE(a_large_reply_arrives_whole_with_and_without_tls)
+{
+    // Larger than one TLS record or one write: the head and the body, or a
+    // chunk's size line and bytes, go out as several buffers, which a TLS
+    // stream takes a record at a time.
+    tether::test::temp_dir dir;
+    const auto pki = tether::test::make_pki(dir.path(), "localhost", {"localhost"}, {"127.0.0.1"});
+    std::string big(3U << 20U, 'x');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+    const auto handler = [&](http::request req, net::peer_info) -> awaitable<reply> {
+        reply r;
+        if (req.target == "/stream") {
+            r.reuse_after_stream = true;
+            r.stream = [&](net::body_writer& w) -> awaitable<error_code> {
+                if (auto ec = co_await w.write(std::string_view(big).substr(0, 100000))) co_return ec;
+                co_return co_await w.write(std::string_view(big).substr(100000, 20000));
+            };
+        } else {
+            r.head.body = big;
+        }
+        co_return r;
+    };
+    asio::io_context ioc;
+    loopback_server plain(ioc, handler);
+    loopback_server secure(ioc, handler, net::make_server_tls(pki.cert, pki.key));
+    run_for(ioc, [&]() -> awaitable<void> {
+        const auto ex = co_await asio::this_coro::executor;
+        net::client_options opts;
+        opts.max_body_bytes = 4U << 20U;
+        http_client client(ex, net::make_client_tls(pki.ca_cert), opts);
+        const std::vector<net::url> bases{plain.base(),
+                                          secure.base("localhost")};  // named: GCC 12 coroutines
+        for (const auto& base : bases) {
+            for (int round = 0; round < 2; ++round) {  // the second on the kept-alive connection
+                const http::request get;
+                auto res = co_await client.request(base, get, 20s);
+                BOOST_TEST_REQUIRE(res.has_value(), base.origin() << ": " << res.error().message());
+                BOOST_TEST(res->body.size() == big.size(), base.origin());
+                BOOST_TEST((res->body == big), base.origin());
+            }
+            http::request get_stream;
+            get_stream.target = "/stream";
+            auto s = co_await client.open(base, get_stream, 20s);
+            BOOST_TEST_REQUIRE(s.has_value(), base.origin() << ": " << s.error().message());
+            std::string all;
+            for (int reads = 0; reads < 1000 && !(*s)->done(); ++reads) {
+                auto piece = co_await (*s)->read_some(20s);
+                BOOST_TEST_REQUIRE(piece.has_value(), base.origin() << ": " << piece.error().message());
+                all += *piece;
+            }
+            BOOST_TEST(all.size() == 120000U, base.origin());
+            BOOST_TEST((all == big.substr(0, 120000)), base.origin());
+        }
     }());
 }
 
