@@ -3,6 +3,7 @@
 #include "auth/keys.hpp"
 #include "base/blocking_call.hpp"
 #include "net/http_client.hpp"
+#include "net/http_writer.hpp"
 #include "net/protojson.hpp"
 #include "net/rpc_client.hpp"
 
@@ -148,7 +149,9 @@ awaitable<session_result<secret>> session_manager::login()
     auto tok = pj::get_string(*done, "sessionToken");
     auto exp = pj::get_timestamp(*done, "expiresAt");
     auto srv = pj::get_timestamp(*done, "serverTime");
-    if (!tok || tok->empty() || !exp || !srv) {
+    // A token that cannot go in a header as it is would fail every call
+    // after this one: refused here, once, like a missing one.
+    if (!tok || !net::http::usable_bearer_token(*tok) || !exp || !srv) {
         auto out =
             transient({net::connect::code::internal, "CompleteAuth answered without a usable session"});
         co_return out;

@@ -59,6 +59,14 @@ bool writable_token(std::string_view s) noexcept
            std::all_of(s.begin(), s.end(), [](char c) { return tchar(static_cast<unsigned char>(c)); });
 }
 
+bool usable_bearer_token(std::string_view s) noexcept
+{
+    return !s.empty() && s.size() <= 4096 && std::all_of(s.begin(), s.end(), [](char ch) {
+        const auto c = static_cast<unsigned char>(ch);
+        return c > 0x20 && c < 0x7f;
+    });
+}
+
 bool writable_value(std::string_view s) noexcept
 {
     return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;

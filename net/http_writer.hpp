@@ -44,6 +44,11 @@ inline constexpr std::string_view last_chunk = "0\r\n\r\n";
 /// The reason phrase HTTP/1.1 servers usually send ("" for unknown codes).
 std::string_view reason_phrase(unsigned status) noexcept;
 
+/// A credential a server issued that can go after "Bearer " as it is: 1 to
+/// 4096 visible ASCII characters (no space, no control byte). A longer one
+/// would crowd the peer's header limit on every request.
+[[nodiscard]] bool usable_bearer_token(std::string_view s) noexcept;
+
 /// No status, method or field can be written with this in it.
 [[nodiscard]] bool writable_token(std::string_view s) noexcept;
 [[nodiscard]] bool writable_value(std::string_view s) noexcept;

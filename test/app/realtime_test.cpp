@@ -388,6 +388,19 @@ BOOST_AUTO_TEST_CASE(a_refused_stream_token_is_logged_as_what_it_is)
     BOOST_TEST(all.find("resource_exhausted") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(a_stream_token_that_cannot_go_in_a_header_is_never_sent)
+{
+    // Sent, it would add a field to the stream request: it is refused as no
+    // token, and the stream backs off as for any failed token.
+    scripted_rig rig;
+    rig.script.stream_token = "st\r\nX-Admin: 1";
+    rig.start_all();
+    BOOST_TEST_REQUIRE(poll_until(
+        rig.ioc, [&] { return rig.agent.logs.events("sse.reconnect").size() >= 2; }, 10s));
+    BOOST_TEST(rig.script.opens == 0, "stream requests the gateway saw: " << rig.script.opens);
+    BOOST_TEST(rig.agent.logs.all().find("without a usable token") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(a_killed_stream_reconnects_with_last_event_id_and_catches_up)
 {
     scripted_rig rig;

@@ -29,6 +29,7 @@ namespace {
 struct granting_gateway {
     std::string expires_at;
     std::string server_time = "2030-01-01T00:00:00Z";
+    std::string token{};  ///< empty: "sess-N"
     int logins = 0;
 
     awaitable<net::reply> operator()(net::http::request req, net::peer_info)
@@ -39,7 +40,7 @@ struct granting_gateway {
             co_return net::json_reply(json::serialize(o));
         }
         if (req.target.ends_with("/CompleteAuth")) {
-            const json::object o{{"sessionToken", "sess-" + std::to_string(logins)},
+            const json::object o{{"sessionToken", token.empty() ? "sess-" + std::to_string(logins) : token},
                                  {"expiresAt", expires_at},
                                  {"serverTime", server_time}};
             co_return net::json_reply(json::serialize(o));
@@ -109,6 +110,23 @@ BOOST_AUTO_TEST_CASE(an_absurd_lifetime_neither_overflows_nor_is_trusted_for_cen
     BOOST_TEST(r.session.valid());
     for (int i = 0; i < 5; ++i) BOOST_TEST_REQUIRE(r.token_ok());
     BOOST_TEST(r.script.logins == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_token_that_cannot_go_in_a_header_is_refused_once_not_sent)
+{
+    // Sent, such a token would add a field to every request, or fail each
+    // one at once: it counts as no session, like a missing token.
+    for (const std::string& bad : {std::string("t\r\nX-Admin: 1"), std::string("two words"),
+                                   std::string("nul\0", 4), std::string(5000, 'a')}) {
+        rig r("2030-01-01T01:00:00Z");
+        r.script.token = bad;
+        BOOST_TEST(!r.token_ok(), bad.size());
+        BOOST_TEST(!r.session.valid());
+        BOOST_TEST(r.script.logins == 1, bad.size());
+    }
+    rig r("2030-01-01T01:00:00Z");
+    r.script.token = std::string(4096, 'a');
+    BOOST_TEST(r.token_ok(), "the longest token a header takes here");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

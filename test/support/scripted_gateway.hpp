@@ -27,6 +27,7 @@ struct scripted_gateway {
     boost::json::object config;
     std::chrono::milliseconds fetch_delay{0};
     std::string token_code;      ///< CreateStreamToken error code, or "" for OK
+    std::string stream_token;    ///< what CreateStreamToken grants, or "" for "st-N"
     std::string heartbeat_code;  ///< Heartbeat error code, or "" for OK
     /// How long a heartbeat takes to answer; the time it is "stored" (as
     /// the real gateway stamps last_seen) is just before the answer.
@@ -91,8 +92,9 @@ struct scripted_gateway {
         if (req.target.ends_with("/CreateStreamToken")) {
             ++tokens;
             if (!token_code.empty()) co_return error(token_code);
-            boost::json::object o{{"token", "st-" + std::to_string(tokens)},
-                                  {"expiresAt", "2030-01-01T00:05:00Z"}};
+            boost::json::object o{
+                {"token", stream_token.empty() ? "st-" + std::to_string(tokens) : stream_token},
+                {"expiresAt", "2030-01-01T00:05:00Z"}};
             co_return net::json_reply(boost::json::serialize(o));
         }
         if (req.target == "/v1/events") {

@@ -5,6 +5,7 @@
 #include "app/agent/tasks/dispatch_task.hpp"
 #include "net/errc.hpp"
 #include "net/http_client.hpp"
+#include "net/http_writer.hpp"
 #include "net/protojson.hpp"
 #include "net/rpc_client.hpp"
 
@@ -93,6 +94,13 @@ awaitable<void> realtime_task::run()
             co_return failed;
         }
         const auto token = pj::value_or(pj::get_string(*r, "token"), "");
+        if (!net::http::usable_bearer_token(token)) {
+            log.warn(
+                "realtime.token_failed",
+                {{"code", "internal"}, {"message", "CreateStreamToken answered without a usable token"}});
+            result<net::http::fields> failed = make_error_code(net::errc::no_credentials);
+            co_return failed;
+        }
         net::http::fields headers;
         headers.set("Authorization", "Bearer " + token);
         result<net::http::fields> out = std::move(headers);
