@@ -24,7 +24,6 @@
 #include <array>
 #include <cerrno>
 #include <charconv>
-#include <cstdio>
 #include <list>
 #include <map>
 #include <optional>
@@ -51,11 +50,9 @@ reply refusal(const server_options& opts, unsigned status, std::string_view reas
 
 std::string encode_chunk(std::string_view bytes)
 {
-    char size[20];
-    const int n = std::snprintf(size, sizeof size, "%zx\r\n", bytes.size());
     std::string out;
-    out.reserve(static_cast<std::size_t>(n) + bytes.size() + 2);
-    out.append(size, static_cast<std::size_t>(n)).append(bytes).append("\r\n");
+    out.reserve(bytes.size() + 20);  // the size line and CR LF around the bytes
+    http::append_chunk(out, bytes);
     return out;
 }
 
@@ -95,13 +92,9 @@ public:
     awaitable<error_code> write(std::string_view bytes) override
     {
         if (bytes.empty()) co_return error_code{};
-        char size[20];
-        const auto end = std::to_chars(size, size + sizeof size - 2, bytes.size(), 16).ptr;
-        end[0] = '\r';
-        end[1] = '\n';
-        const std::array<asio::const_buffer, 3> chunk{
-            asio::buffer(size, static_cast<std::size_t>(end + 2 - size)), asio::buffer(bytes),
-            asio::buffer("\r\n", 2)};
+        const http::chunk_size_line size(bytes.size());
+        const std::array<asio::const_buffer, 3> chunk{asio::buffer(size.view()), asio::buffer(bytes),
+                                                      asio::buffer("\r\n", 2)};
         lowest(stream_).expires_after(timeout_);
         auto [ec, n] = co_await asio::async_write(stream_, chunk, nothrow);
         if (ec == beast::error::timeout) ec = errc::timeout;

@@ -207,11 +207,18 @@ bool append_response_head(std::string& out, unsigned status, const fields& heade
     return true;
 }
 
+chunk_size_line::chunk_size_line(std::size_t size) noexcept
+{
+    char* const end = std::to_chars(std::begin(text_), std::end(text_) - 2, size, 16).ptr;
+    end[0] = '\r';
+    end[1] = '\n';
+    length_ = static_cast<std::size_t>(end + 2 - text_);
+}
+
 void append_chunk(std::string& out, std::string_view bytes)
 {
     if (bytes.empty()) return;
-    append_number(out, bytes.size(), 16);
-    out.append("\r\n").append(bytes).append("\r\n");
+    out.append(chunk_size_line(bytes.size()).view()).append(bytes).append("\r\n");
 }
 
 }  // namespace tether::net::http

@@ -37,6 +37,17 @@ enum class framing {
 [[nodiscard]] bool append_response_head(std::string& out, unsigned status, const fields& headers,
                                         unsigned version, bool keep_alive, framing how, std::size_t length);
 
+/// The line that starts a chunk of `size` bytes ("1a\r\n"), for a writer
+/// that sends the bytes from where they are instead of copying them.
+struct chunk_size_line {
+    explicit chunk_size_line(std::size_t size) noexcept;
+    [[nodiscard]] std::string_view view() const noexcept { return {text_, length_}; }
+
+private:
+    char text_[20];  // 16 hex digits and CR LF
+    std::size_t length_;
+};
+
 /// One chunk of a chunked body; nothing for empty bytes (that is the end).
 void append_chunk(std::string& out, std::string_view bytes);
 inline constexpr std::string_view last_chunk = "0\r\n\r\n";
