@@ -91,11 +91,8 @@ awaitable<error_code> read_until(connection& c, http::response_reader& reader, c
 /// not sent at all, so no value can add a field or a second request.
 std::optional<std::string> wire_request(const url& u, http::request& req, const std::string& user_agent)
 {
-    req.headers.erase_if([](const http::fields::field& f) {
-        return http::iequals(f.name, "Host") || http::iequals(f.name, "Content-Length") ||
-               http::iequals(f.name, "Transfer-Encoding") || http::iequals(f.name, "Connection");
-    });
-    req.headers.add("Host", u.host_header());
+    http::drop_framing_fields(req.headers);
+    req.headers.set("Host", u.host_header());
     if (!req.headers.get("User-Agent")) req.headers.add("User-Agent", user_agent);
     std::string out;
     out.reserve(256 + req.body.size());

@@ -238,10 +238,7 @@ std::optional<std::string> head_of(http::response& head, unsigned version, bool 
             if (r.ec == std::errc() && r.ptr == given->data() + given->size()) length = n;
         }
     }
-    head.headers.erase_if([](const http::fields::field& f) {
-        return http::iequals(f.name, "Content-Length") || http::iequals(f.name, "Transfer-Encoding") ||
-               http::iequals(f.name, "Connection");
-    });
+    http::drop_framing_fields(head.headers);
     if (bodiless(head.status)) how = http::framing::none;
     std::string out;
     out.reserve(256);
@@ -307,11 +304,9 @@ awaitable<error_code> write_stream_head(Stream& stream, reply& rep, bool reuse, 
 {
     if (auto head = head_of(rep.head, version, reuse, http::framing::chunked, 0, false))
         co_return co_await write_head_and_body(stream, *head, std::string_view(), opts);
-    // Answered 500 by write_whole_reply, and the body is never started.
-    rep.stream = nullptr;
-    rep.head.body.clear();
-    if (auto ec = co_await write_whole_reply(stream, rep, false, version, opts, false, log)) co_return ec;
-    co_return errc::unwritable_message;
+    // write_whole_reply answers 500 instead and ends the connection (an
+    // error or eof): the body is never started.
+    co_return co_await write_whole_reply(stream, rep, false, version, opts, false, log);
 }
 
 template <class Stream>

@@ -67,6 +67,12 @@ bool usable_bearer_token(std::string_view s) noexcept
     });
 }
 
+void drop_framing_fields(fields& headers)
+{
+    headers.erase_if(
+        [](const fields::field& f) { return framing_field(f.name) || iequals(f.name, "Connection"); });
+}
+
 bool writable_value(std::string_view s) noexcept
 {
     return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;

@@ -60,6 +60,12 @@ std::string_view reason_phrase(unsigned status) noexcept;
 /// would crowd the peer's header limit on every request.
 [[nodiscard]] bool usable_bearer_token(std::string_view s) noexcept;
 
+/// Drops the fields the writer decides itself (Content-Length,
+/// Transfer-Encoding, Connection), for a caller whose fields come from
+/// elsewhere (a handler, a caller of the client): kept, the first two are
+/// refused and the last would be written twice.
+void drop_framing_fields(fields& headers);
+
 /// No status, method or field can be written with this in it.
 [[nodiscard]] bool writable_token(std::string_view s) noexcept;
 [[nodiscard]] bool writable_value(std::string_view s) noexcept;
