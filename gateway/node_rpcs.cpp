@@ -25,6 +25,17 @@ std::optional<std::string> node_name_problem(std::string_view name)
     return std::nullopt;
 }
 
+/// What a node reports of itself at enrollment and in heartbeats, bounded
+/// alike: stored per node and paged to operators up to 1 000 nodes at once.
+std::optional<rpc_error> capabilities_problem(const std::vector<std::string>& caps)
+{
+    if (caps.size() > 32) return fail(code::invalid_argument, "capabilities: at most 32");
+    for (const auto& cap : caps)
+        if (cap.empty() || cap.size() > 64 || node_name_problem(cap))
+            return fail(code::invalid_argument, "capabilities: each must be 1 to 64 printable bytes");
+    return std::nullopt;
+}
+
 rpc_error node_gone()
 {
     return fail(code::not_found, "this node was deleted or revoked; re-enroll it");
@@ -70,6 +81,7 @@ awaitable<rpc_result> service::enroll(const rpc_call& c)
         co_return fail(code::invalid_argument, "nodeName: must be 1 to 253 bytes");
     if (const auto why = node_name_problem(*name))
         co_return fail(code::invalid_argument, "nodeName: " + *why);
+    if (auto refused = capabilities_problem(*caps)) co_return std::move(*refused);
 
     node_record n;
     n.node_id = "node-" + random_token(12);
@@ -160,13 +172,10 @@ awaitable<rpc_result> service::heartbeat(const rpc_call& c)
     // Stored and shown to operators: short, printable, bounded.
     if (version->size() > 64 || node_name_problem(*version))
         co_return fail(code::invalid_argument, "agentVersion: must be at most 64 printable bytes");
-    if (caps->size() > 32) co_return fail(code::invalid_argument, "capabilities: at most 32");
+    if (auto refused = capabilities_problem(*caps)) co_return std::move(*refused);
     // Absent (an older agent, or a writer that omits empty lists): the
     // capabilities it enrolled with stay.
     const bool caps_sent = in.contains("capabilities");
-    for (const auto& cap : *caps)
-        if (cap.empty() || cap.size() > 64 || node_name_problem(cap))
-            co_return fail(code::invalid_argument, "capabilities: each must be 1 to 64 printable bytes");
     heartbeat_report report{*applied, *version, caps_sent ? std::optional(*caps) : std::nullopt};
     if (!sessions_.allow_heartbeat(s.node_id))
         co_return fail(code::resource_exhausted,

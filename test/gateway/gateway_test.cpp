@@ -7,6 +7,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <arpa/inet.h>
@@ -146,6 +147,46 @@ BOOST_AUTO_TEST_CASE(enroll_refuses_control_characters_and_unusable_keys)
                        {"nodeName", "fresh"},
                        {"publicKey", net::protojson::base64_encode(tether::auth::generate_key().public_raw)}})
                    .has_value());
+}
+
+BOOST_AUTO_TEST_CASE(enroll_bounds_capabilities_as_heartbeats_do)
+{
+    // Stored per node and paged to operators 1 000 nodes at a time: an
+    // enrollee holding a shared code must not store 64 KiB of them, nor
+    // terminal escapes.
+    gateway_fixture g;
+    auto made = g.admin_call("CreateEnrollmentCode", {{"orgId", "acme"}, {"maxUses", 2}});
+    BOOST_TEST_REQUIRE(made.has_value(), made.error().message);
+    const std::string code(made->at("code").as_string());
+    const auto enroll = [&](const json::array& caps) {
+        return g.node("Enroll",
+                      {{"enrollmentCode", code},
+                       {"nodeName", "n"},
+                       {"publicKey", net::protojson::base64_encode(tether::auth::generate_key().public_raw)},
+                       {"capabilities", caps}});
+    };
+    json::array too_many;
+    for (int i = 0; i < 33; ++i) too_many.emplace_back("c" + std::to_string(i));
+    const std::vector<json::array> refused{
+        too_many, {std::string(65, 'c')}, {""}, {"config", "evil\x1b[2J"}, {"two\nlines"}};
+    for (const auto& caps : refused) {
+        const auto r = enroll(caps);
+        const std::string said = r ? std::string("enrolled") : r.error().message;
+        BOOST_TEST((code_of(r) == code::invalid_argument), json::serialize(caps) << ": " << said);
+        BOOST_TEST(said.find("capabilities") != std::string::npos, said);
+    }
+    // Nothing refused took a use of the code: both are left.
+    json::array most;
+    for (int i = 0; i < 32; ++i) most.emplace_back(std::string(63, 'c') + static_cast<char>('A' + i));
+    const auto first = enroll(most);
+    BOOST_TEST_REQUIRE(first.has_value());
+    BOOST_TEST(enroll({"heartbeat"}).has_value());
+    const auto listed = g.admin_call("ListNodes", {{"orgId", "acme"}});
+    BOOST_TEST_REQUIRE(listed.has_value());
+    std::size_t stored = 0;
+    for (const auto& n : listed->at("nodes").as_array())
+        if (n.at("nodeId") == first->at("nodeId")) stored = n.at("capabilities").as_array().size();
+    BOOST_TEST(stored == 32U);
 }
 
 BOOST_AUTO_TEST_CASE(repeated_login_failures_are_counted_logged_and_throttled_per_address)
