@@ -30,11 +30,11 @@ using t::contains;
 namespace {
 
 const std::string big_trailer_value =
-    "POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " + std::string(65534, 'a') +
-    "\r\n\r\n";
+    "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " +
+    std::string(65534, 'a') + "\r\n\r\n";
 const std::string big_trailer_name =
-    "POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + std::string(65534, 'a') +
-    ": v\r\n\r\n";
+    "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" +
+    std::string(65534, 'a') + ": v\r\n\r\n";
 
 /// The gateway's admin token as its file holds it, without the line end.
 std::string admin_token(const t::gateway_process& gw)
@@ -58,14 +58,16 @@ void refuses_hostile_framing(int port, const std::string& ok_request, const std:
     }
     for (const std::string te : {"chunked, identity", "gzip", "xchunked"}) {
         // Taken as an empty body, the rest would be read as a second request.
-        const auto answer = t::raw_exchange(port, "POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: " + te +
-                                                      "\r\n\r\n0\r\n\r\n" + ok_request);
+        const auto answer =
+            t::raw_exchange(port, "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: " + te +
+                                      "\r\n\r\n0\r\n\r\n" + ok_request);
         BOOST_TEST(status_line(answer) == "HTTP/1.1 400 Bad Request", te);
         BOOST_TEST(t::count_responses(answer) == 1, te + ":\n" + answer);
     }
     BOOST_TEST(status_line(t::raw_exchange(port, "GET / HTTP/1.1\r\n\r\n")) == "HTTP/1.1 400 Bad Request");
-    BOOST_TEST(status_line(t::raw_exchange(port, "GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n 2\r\n\r\n")) ==
-               "HTTP/1.1 400 Bad Request");
+    BOOST_TEST(
+        status_line(t::raw_exchange(port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: 1\r\n 2\r\n\r\n")) ==
+        "HTTP/1.1 400 Bad Request");
     // Still serving.
     BOOST_TEST(status_line(t::raw_exchange(port, ok_request)) == ok_status);
 }
@@ -153,11 +155,12 @@ void connection_storm(int port, const std::string& stream_request, int rounds)
         (void)connect();                                            // nothing sent
         reset(t::connect_loopback(port));                           // gone at once
         (void)t::send_all(connect(), "GET /livez HTTP/1.1\r\nHo");  // half a head
-        (void)t::send_all(connect(), "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n0123456789");
+        (void)t::send_all(connect(),
+                          "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n0123456789");
         (void)t::send_all(connect(), big_trailer_value);  // refused with 431
         // Requests pipelined, none of the answers read.
         std::string many;
-        for (int i = 0; i < 8; ++i) many += "GET /livez HTTP/1.1\r\nHost: h\r\n\r\n";
+        for (int i = 0; i < 8; ++i) many += "GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
         (void)t::send_all(connect(), many);
         // A stream that starts, then its reader vanishes.
         const int stream = t::connect_loopback(port);
@@ -208,14 +211,14 @@ BOOST_AUTO_TEST_SUITE(hostile_input)
 BOOST_AUTO_TEST_CASE(the_gateway_refuses_hostile_framing_and_keeps_serving)
 {
     t::gateway_process gw;
-    refuses_hostile_framing(gw.port, "GET /nothing HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    refuses_hostile_framing(gw.port, "GET /nothing HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
                             "HTTP/1.1 404 Not Found");
     BOOST_TEST(!gw.proc->wait_for(100ms).has_value(), gw.proc->err_when_printed());
     BOOST_TEST(contains(gw.proc->err(), "http.request_refused"));
     // Counted for the operator.
     const auto token = admin_token(gw);
     const auto metrics = t::raw_exchange(gw.port,
-                                         "GET /metrics HTTP/1.1\r\nHost: h\r\nConnection: close\r\n"
+                                         "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                                          "Authorization: Bearer " +
                                              token + "\r\n\r\n");
     BOOST_TEST(contains(metrics, "tether_gateway_requests_refused_total{status=\"431\"} 2"), metrics);
@@ -227,15 +230,15 @@ BOOST_AUTO_TEST_CASE(a_trailer_never_authenticates)
     t::gateway_process gw;
     const auto token = admin_token(gw);
     const std::string body = "{}";
-    const auto answer =
-        t::raw_exchange(gw.port,
-                        "POST /tether.v1.AdminService/ListNodes HTTP/1.1\r\nHost: h\r\nConnection: close\r\n"
-                        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n" +
-                            body + "\r\n0\r\nAuthorization: Bearer " + token + "\r\n\r\n");
+    const auto answer = t::raw_exchange(
+        gw.port,
+        "POST /tether.v1.AdminService/ListNodes HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n" +
+            body + "\r\n0\r\nAuthorization: Bearer " + token + "\r\n\r\n");
     BOOST_TEST(status_line(answer) == "HTTP/1.1 401 Unauthorized", answer);
     // The same call with the header where it belongs works: the test is about the trailer.
     const auto ok = t::raw_exchange(gw.port,
-                                    "POST /tether.v1.AdminService/ListNodes HTTP/1.1\r\nHost: h\r\n"
+                                    "POST /tether.v1.AdminService/ListNodes HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                     "Connection: close\r\nContent-Type: application/json\r\n"
                                     "Authorization: Bearer " +
                                         token + "\r\nContent-Length: 2\r\n\r\n" + body);
@@ -247,8 +250,42 @@ BOOST_AUTO_TEST_CASE(the_agent_health_endpoint_refuses_hostile_framing_and_keeps
     t::gateway_process gw;
     t::temp_dir dir;
     auto [agent, port] = agent_with_health(gw, dir);
-    refuses_hostile_framing(port, "GET /livez HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    refuses_hostile_framing(port, "GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
                             "HTTP/1.1 200 OK");
+    BOOST_TEST(!agent->wait_for(100ms).has_value(), agent->err_when_printed());
+}
+
+BOOST_AUTO_TEST_CASE(the_agent_loopback_listener_answers_only_a_host_that_names_loopback)
+{
+    // DNS rebinding: a page at http://attacker.example:PORT whose name now
+    // resolves to 127.0.0.1 sends its own name as Host.
+    t::gateway_process gw;
+    t::temp_dir dir;
+    auto [agent, port] = agent_with_health(gw, dir);
+    const auto ask = [port = port](const std::string& target, const std::string& host_field) {
+        return status_line(t::raw_exchange(
+            port, "GET " + target + " HTTP/1.1\r\n" + host_field + "Connection: close\r\n\r\n"));
+    };
+    const std::string p = std::to_string(port);
+    const std::vector<std::string> refused{"attacker.example:" + p,
+                                           "attacker.example",
+                                           "127.0.0.1.attacker.example:" + p,
+                                           "localhost.attacker.example",
+                                           "[::1]x:" + p,
+                                           "[::1",
+                                           "",
+                                           "0x7f000001"};
+    for (const auto& host : refused) {
+        for (const char* target : {"/v1/config", "/v1/config/events", "/status", "/metrics"})
+            BOOST_TEST(ask(target, "Host: " + host + "\r\n") == "HTTP/1.1 403 Forbidden",
+                       host << " " << target);
+    }
+    const std::vector<std::string> served{"127.0.0.1:" + p, "127.0.0.1",  "127.1.2.3:" + p, "localhost:" + p,
+                                          "LocalHost",      "[::1]:" + p, "[::1]"};
+    for (const auto& host : served)
+        BOOST_TEST(ask("/livez", "Host: " + host + "\r\n") == "HTTP/1.1 200 OK", host);
+    // HTTP/1.0 may leave it out; a browser never does.
+    BOOST_TEST(status_line(t::raw_exchange(port, "GET /livez HTTP/1.0\r\n\r\n")) == "HTTP/1.0 200 OK");
     BOOST_TEST(!agent->wait_for(100ms).has_value(), agent->err_when_printed());
 }
 
@@ -356,12 +393,14 @@ BOOST_AUTO_TEST_CASE(a_stderr_nobody_reads_never_stops_the_agent)
     for (int i = 0; i < 100 && !ready; ++i) {
         std::this_thread::sleep_for(100ms);
         ready = contains(
-            t::raw_exchange(port, "GET /readyz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", 1000ms),
+            t::raw_exchange(port, "GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                            1000ms),
             "HTTP/1.1 200");
     }
     BOOST_TEST(ready, "/readyz never answered 200 with a blocked stderr");
-    BOOST_TEST(contains(t::raw_exchange(port, "GET /livez HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
-                        "HTTP/1.1 200"));
+    BOOST_TEST(
+        contains(t::raw_exchange(port, "GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+                 "HTTP/1.1 200"));
 
     // SIGTERM still drains and exits 0, with stderr still blocked.
     ::kill(pid, SIGTERM);
@@ -387,7 +426,7 @@ BOOST_AUTO_TEST_CASE(connections_that_end_any_way_leave_no_descriptor_behind)
     // socket: after a storm the process holds what it held before.
     t::gateway_process gw;
     const std::string admin_stream =
-        "GET /v1/admin/events HTTP/1.1\r\nHost: h\r\nAccept: text/event-stream\r\n"
+        "GET /v1/admin/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
         "Authorization: Bearer " +
         admin_token(gw) + "\r\n\r\n";
     // The agent has a gateway of its own: its heartbeats and stream, which
@@ -396,7 +435,7 @@ BOOST_AUTO_TEST_CASE(connections_that_end_any_way_leave_no_descriptor_behind)
     t::temp_dir dir;
     auto [agent, health] = agent_with_health(agents_gw, dir);
     const std::string watch =
-        "GET /v1/config/events HTTP/1.1\r\nHost: h\r\nAccept: text/event-stream\r\n\r\n";
+        "GET /v1/config/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n";
 
     // A TLS gateway meets the same bytes as garbage for its handshake.
     t::temp_dir pki_dir;
@@ -429,10 +468,11 @@ BOOST_AUTO_TEST_CASE(connections_that_end_any_way_leave_no_descriptor_behind)
                         .status == 0,
                 l.name);
         else
-            BOOST_TEST(contains(t::raw_exchange(
-                                    l.port, "GET /livez HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
-                                "HTTP/1.1 200"),
-                       l.name);
+            BOOST_TEST(
+                contains(t::raw_exchange(
+                             l.port, "GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+                         "HTTP/1.1 200"),
+                l.name);
     }
     BOOST_TEST(!gw.proc->wait_for(100ms).has_value(), gw.proc->err_when_printed());
     BOOST_TEST(!agent->wait_for(100ms).has_value(), agent->err_when_printed());

@@ -1,6 +1,7 @@
 #include "app/agent/tasks/health_task.hpp"
 
 #include "base/blocking_call.hpp"
+#include "net/host_port.hpp"
 
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
@@ -25,9 +26,45 @@ net::reply text(unsigned status, std::string body, std::string type = "text/plai
     return r;
 }
 
+/// The Host of a request on a loopback listener names a loopback address
+/// or `localhost`: a name a resolver cannot point elsewhere. A web page
+/// whose own DNS name was pointed at 127.0.0.1 after it loaded (DNS
+/// rebinding) would otherwise read this listener as its own origin: the
+/// node's config, its watch stream and its status. Absent is allowed
+/// (HTTP/1.0); every browser sends one.
+bool names_loopback(std::optional<std::string_view> host)
+{
+    if (!host) return true;
+    std::string_view h = *host;
+    if (h.starts_with('[')) {
+        const auto end = h.find(']');
+        if (end == std::string_view::npos) return false;
+        const auto rest = h.substr(end + 1);
+        if (!rest.empty() && rest.front() != ':') return false;
+        h = h.substr(0, end + 1);
+    } else if (const auto colon = h.rfind(':'); colon != std::string_view::npos) {
+        h = h.substr(0, colon);
+    }
+    return net::is_loopback_host(h);
+}
+
+net::handler loopback_hosts_only(net::handler inner)
+{
+    return [inner = std::move(inner)](net::http::request req, net::peer_info peer) -> awaitable<net::reply> {
+        if (!names_loopback(req.headers.get("Host")))
+            co_return text(403,
+                           "Host must be a loopback address or localhost (this listener is loopback only)\n");
+        auto r = co_await inner(std::move(req), std::move(peer));
+        co_return r;
+    };
+}
+
 }  // namespace
 
-health_task::health_task(deps d) : server_(d.ex, d.listen, health_handler(std::move(d.sources)), d.log) {}
+health_task::health_task(deps d)
+    : server_(d.ex, d.listen, loopback_hosts_only(health_handler(std::move(d.sources))), d.log)
+{
+}
 
 std::uint64_t resident_memory_bytes()
 {

@@ -26,7 +26,8 @@ struct health_sources {
 /// else is 404.
 net::handler health_handler(health_sources src);
 
-/// The health task: serves `health_handler` on a loopback address.
+/// The health task: serves `health_handler` on a loopback address, to
+/// requests whose Host names a loopback address or localhost (else 403).
 class health_task {
 public:
     struct deps {
