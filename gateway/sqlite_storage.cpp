@@ -577,6 +577,10 @@ void sqlite_storage::prune_credentials(std::int64_t now_ms)
 {
     statement s(db_, "DELETE FROM credentials WHERE expires_ms <= ?");
     s.bind(1, now_ms).step();
+    // An expired code enrolls nobody (enroll checks expires_ms), so it goes
+    // too; a used-up one stays until then, as a taken use may be given back.
+    statement codes(db_, "DELETE FROM enrollment_codes WHERE expires_ms <= ?");
+    codes.bind(1, now_ms).step();
 }
 
 void backup_database(const std::filesystem::path& db, const std::filesystem::path& out)

@@ -91,7 +91,7 @@ public:
     virtual void trim_credentials(credential_kind k, const std::string& node_id, std::size_t keep) = 0;
     /// Removes every credential of kind `k` the node holds.
     virtual void drop_credentials(credential_kind k, const std::string& node_id) = 0;
-    /// Removes every credential that expired by `now_ms`.
+    /// Removes every credential and enrollment code that expired by `now_ms`.
     virtual void prune_credentials(std::int64_t now_ms) = 0;
 
     /// How many node writes (`touch_node`) happened: heartbeat debounce is

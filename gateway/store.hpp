@@ -136,7 +136,7 @@ public:
                                                                         std::int64_t now_ms) = 0;
     virtual awaitable<std::optional<credential_record>> find_credential(credential_kind k, std::string hash,
                                                                         std::int64_t now_ms) = 0;
-    /// Removes every credential that expired by `now_ms`.
+    /// Removes every credential and enrollment code that expired by `now_ms`.
     virtual awaitable<void> prune_credentials(std::int64_t now_ms) = 0;
 
     // ---- Health ----------------------------------------------------------------

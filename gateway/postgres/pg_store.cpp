@@ -570,13 +570,19 @@ awaitable<void> pg_store::prune_credentials(std::int64_t now_ms)
     // In batches: one DELETE of a large backlog could outlast the
     // statement_timeout and be cancelled every round, never catching up.
     // A round takes at most prune_batches of them; the next goes on.
-    for (int batch = 0; batch < prune_batches; ++batch) {
-        params p{std::to_string(now_ms), std::to_string(prune_batch_rows)};
-        const auto r = co_await run(
-            "DELETE FROM credentials WHERE (kind, token_hash) IN (SELECT kind, token_hash FROM credentials "
-            "WHERE expires_ms <= $1::bigint LIMIT $2::int)",
-            std::move(p));
-        if (r.affected < prune_batch_rows) break;
+    // Expired enrollment codes enroll nobody and go the same way; a used-up
+    // one stays until it expires, as a taken use may be given back.
+    const std::vector<const char*> deletes{
+        "DELETE FROM credentials WHERE (kind, token_hash) IN (SELECT kind, token_hash FROM credentials "
+        "WHERE expires_ms <= $1::bigint LIMIT $2::int)",
+        "DELETE FROM enrollment_codes WHERE code_hash IN (SELECT code_hash FROM enrollment_codes "
+        "WHERE expires_ms <= $1::bigint LIMIT $2::int)"};
+    for (const char* sql : deletes) {
+        for (int batch = 0; batch < prune_batches; ++batch) {
+            params p{std::to_string(now_ms), std::to_string(prune_batch_rows)};
+            const auto r = co_await run(sql, std::move(p));
+            if (r.affected < prune_batch_rows) break;
+        }
     }
 }
 

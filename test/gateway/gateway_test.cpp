@@ -189,6 +189,48 @@ BOOST_AUTO_TEST_CASE(enroll_bounds_capabilities_as_heartbeats_do)
     BOOST_TEST(stored == 32U);
 }
 
+BOOST_AUTO_TEST_CASE(expired_enrollment_codes_are_pruned_with_the_credentials)
+{
+    // Codes made by automation, one per machine provisioned, must not pile
+    // up for ever; an expired one enrolls nobody, so it goes.
+    gateway_fixture g;
+    const auto make = [&](int ttl_seconds) {
+        auto r = g.admin_call("CreateEnrollmentCode", {{"orgId", "acme"}, {"ttlSeconds", ttl_seconds}});
+        BOOST_TEST_REQUIRE(r.has_value(), r.error().message);
+        return std::string(r->at("code").as_string());
+    };
+    const auto enroll = [&](const std::string& code) {
+        return g.node("Enroll", {{"enrollmentCode", code},
+                                 {"nodeName", "n"},
+                                 {"publicKey",
+                                  net::protojson::base64_encode(tether::auth::generate_key().public_raw)}});
+    };
+    const auto prune = [&] {
+        tether::test::run_for(g.ioc, g.store().prune_credentials(g.now.load()));
+    };
+    const auto before = g.count_rows("enrollment_codes");
+    const auto short_lived = make(60);
+    const auto used_up = make(3600);
+    const auto unused = make(3600);
+    BOOST_TEST_REQUIRE(enroll(used_up).has_value());
+    BOOST_TEST(g.count_rows("enrollment_codes") == before + 3);
+
+    prune();  // nothing has expired
+    BOOST_TEST(g.count_rows("enrollment_codes") == before + 3);
+    g.now += 61'000;
+    prune();
+    BOOST_TEST(g.count_rows("enrollment_codes") == before + 2, "the used-up code stays until it expires");
+    BOOST_TEST((code_of(enroll(short_lived)) == code::permission_denied));
+    BOOST_TEST((code_of(enroll(used_up)) == code::permission_denied));
+    g.now += 3'600'000 - 61'000 - 1;  // the last millisecond of the hour codes
+    prune();
+    BOOST_TEST(g.count_rows("enrollment_codes") == before + 2);
+    g.now += 1;
+    prune();
+    BOOST_TEST(g.count_rows("enrollment_codes") == before);
+    BOOST_TEST((code_of(enroll(unused)) == code::permission_denied));
+}
+
 BOOST_AUTO_TEST_CASE(repeated_login_failures_are_counted_logged_and_throttled_per_address)
 {
     gateway_fixture g;

@@ -10,6 +10,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -33,6 +34,8 @@ public:
     virtual void close() = 0;
     /// Everything the store keeps at rest, as bytes.
     virtual std::string stored_bytes(const std::filesystem::path& dir) = 0;
+    /// The rows `table` holds now, read beside the store.
+    virtual std::int64_t count_rows(const std::filesystem::path& dir, const std::string& table) = 0;
 };
 
 std::unique_ptr<fixture_backend> make_fixture_backend();

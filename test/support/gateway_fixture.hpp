@@ -102,6 +102,7 @@ public:
 
     /// Everything the store keeps at rest, as bytes: a secret must not be in it.
     std::string stored_bytes() { return backend_->stored_bytes(dir.path()); }
+    std::int64_t count_rows(const std::string& table) { return backend_->count_rows(dir.path(), table); }
 
     /// Events reach streams through the store's feed: on PostgreSQL that is
     /// the tail, which runs while the context does.

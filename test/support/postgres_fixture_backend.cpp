@@ -54,6 +54,13 @@ public:
 
     void close() override { store_.reset(); }
 
+    std::int64_t count_rows(const std::filesystem::path&, const std::string& table) override
+    {
+        const auto r = cluster_->psql(database_, "SELECT count(*) FROM " + table);
+        BOOST_TEST_REQUIRE(r.status == 0, r.err);
+        return std::stoll(r.out);
+    }
+
     std::string stored_bytes(const std::filesystem::path&) override { return cluster_->dump(database_); }
 
 private:

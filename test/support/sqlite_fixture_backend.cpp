@@ -2,6 +2,10 @@
 #include "gateway/sqlite_store.hpp"
 #include "support/fixture_backend.hpp"
 
+#include <boost/test/unit_test.hpp>
+
+#include <sqlite3.h>
+
 #include <fstream>
 #include <iterator>
 
@@ -33,6 +37,21 @@ public:
             all.append((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
         }
         return all;
+    }
+
+    std::int64_t count_rows(const std::filesystem::path& dir, const std::string& table) override
+    {
+        // A connection of its own: a WAL reader sees what the store committed.
+        sqlite3* db = nullptr;
+        const int opened = sqlite3_open_v2((dir / "tether.db").c_str(), &db, SQLITE_OPEN_READWRITE, nullptr);
+        std::unique_ptr<sqlite3, decltype(&sqlite3_close)> own(db, &sqlite3_close);
+        BOOST_TEST_REQUIRE(opened == SQLITE_OK, sqlite3_errstr(opened));
+        sqlite3_stmt* stmt = nullptr;
+        const std::string sql = "SELECT count(*) FROM " + table;
+        BOOST_TEST_REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK, sql);
+        std::unique_ptr<sqlite3_stmt, decltype(&sqlite3_finalize)> query(stmt, &sqlite3_finalize);
+        BOOST_TEST_REQUIRE(sqlite3_step(stmt) == SQLITE_ROW, sql);
+        return sqlite3_column_int64(stmt, 0);
     }
 
 private:
