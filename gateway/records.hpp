@@ -1,6 +1,7 @@
 // The records the gateway keeps, shared by both storage backends.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -69,6 +70,12 @@ struct config_record {
     std::int64_t updated_at = 0;  ///< configUpdatedAt: strictly increasing per org
     std::string document;         ///< JSON object text
 };
+
+/// Versions of an org's config the store keeps (the newest is the only one
+/// served; the others are there for an operator reading the database after
+/// a bad publish). A publish deletes what falls beyond them: a pipeline that
+/// publishes every minute must not grow the database for ever.
+inline constexpr std::size_t configs_kept_per_org = 10;
 
 /// Events only operators see: a node's heartbeat report changed. Node
 /// streams never carry them, live or replayed.

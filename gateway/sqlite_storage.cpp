@@ -421,6 +421,10 @@ std::int64_t sqlite_storage::publish_config(const std::string& org_id, const std
         const std::int64_t at = std::max(now_ms, previous + 1);
         statement s(db_, "INSERT INTO configs(org_id, updated_at, document) VALUES(?,?,?)");
         s.bind(1, org_id).bind(2, at).bind(3, document).step();
+        statement d(db_,
+                    "DELETE FROM configs WHERE org_id = ?1 AND updated_at < (SELECT updated_at FROM configs "
+                    "WHERE org_id = ?1 ORDER BY updated_at DESC LIMIT 1 OFFSET ?2)");
+        d.bind(1, org_id).bind(2, static_cast<std::int64_t>(configs_kept_per_org - 1)).step();
         exec("COMMIT");
         return at;
     } catch (...) {

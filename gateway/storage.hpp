@@ -56,7 +56,8 @@ public:
     virtual std::vector<std::string> node_orgs(std::size_t limit) = 0;
 
     /// Stores a new config version; returns its configUpdatedAt, greater than
-    /// every earlier one of the org (max(now_ms, previous + 1)).
+    /// every earlier one of the org (max(now_ms, previous + 1)). Keeps the
+    /// newest `configs_kept_per_org`.
     virtual std::int64_t publish_config(const std::string& org_id, const std::string& document,
                                         std::int64_t now_ms) = 0;
     virtual std::optional<config_record> latest_config(const std::string& org_id) = 0;

@@ -108,7 +108,7 @@ public:
     virtual awaitable<std::optional<config_record>> latest_config(std::string org_id) = 0;
     /// Stores a new version (configUpdatedAt = max(now, previous + 1)) and
     /// appends its `config-updated` event, atomically; the org's history
-    /// keeps the newest `keep` events.
+    /// keeps the newest `keep` events and `configs_kept_per_org` versions.
     virtual awaitable<std::int64_t> publish_config(std::string org_id, std::string document,
                                                    std::int64_t now_ms, std::size_t keep) = 0;
     /// Appends an event of the org's (in id order with every other), and

@@ -452,6 +452,11 @@ awaitable<std::int64_t> pg_store::publish_config(std::string org_id, std::string
         steps, org_id, "config-updated",
         "'{\"configUpdatedAt\":' || (SELECT MAX(updated_at) FROM configs WHERE org_id = $1) || '}'", {},
         keep);
+    params older{org_id, std::to_string(configs_kept_per_org - 1)};
+    steps.push_back(
+        {"DELETE FROM configs WHERE org_id = $1 AND updated_at < (SELECT updated_at FROM configs "
+         "WHERE org_id = $1 ORDER BY updated_at DESC OFFSET $2::int LIMIT 1)",
+         std::move(older)});
     const auto done = co_await run_transaction(std::move(steps));
     const std::int64_t at = integer(done[1], 0, 0);
     co_return at;

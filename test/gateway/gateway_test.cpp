@@ -676,6 +676,40 @@ BOOST_AUTO_TEST_CASE(get_rollout_counts_the_org_and_pages_the_nodes_behind)
     (void)other;
 }
 
+BOOST_AUTO_TEST_CASE(a_publish_keeps_the_newest_versions_of_its_org_only)
+{
+    // A pipeline publishing every minute must not grow the database for
+    // ever: only the newest version is ever served.
+    gateway_fixture g;
+    const auto publish = [&](const std::string& org, int n) {
+        auto r = g.admin_call(
+            "PublishConfig",
+            {{"orgId", org},
+             {"config", json::object{{"flags", json::object{{"f" + std::to_string(n), true}}}}}});
+        BOOST_TEST_REQUIRE(r.has_value(), r.error().message);
+        return std::stoll(std::string(r->at("configUpdatedAt").as_string()));
+    };
+    const auto kept = static_cast<std::int64_t>(tether::gateway::configs_kept_per_org);
+    const auto other = publish("other", 0);
+    std::int64_t last = 0;
+    for (int i = 1; i <= kept + 5; ++i) {
+        const auto at = publish("acme", i);
+        BOOST_TEST(at > last);
+        last = at;
+        BOOST_TEST(g.count_rows("configs") == 1 + std::min<std::int64_t>(i, kept), "after " << i);
+    }
+    const auto acme = g.admin_call("GetConfig", {{"orgId", "acme"}});
+    BOOST_TEST_REQUIRE(acme.has_value(), acme.error().message);
+    BOOST_TEST(acme->at("configUpdatedAt").as_string() == std::to_string(last));
+    BOOST_TEST(acme->at("config").at("flags").as_object().contains("f" + std::to_string(kept + 5)));
+    // The other org's only version is untouched, and a version after the
+    // cut still goes up.
+    const auto theirs = g.admin_call("GetConfig", {{"orgId", "other"}});
+    BOOST_TEST_REQUIRE(theirs.has_value(), theirs.error().message);
+    BOOST_TEST(theirs->at("configUpdatedAt").as_string() == std::to_string(other));
+    BOOST_TEST(publish("acme", 0) > last);
+}
+
 BOOST_AUTO_TEST_CASE(get_config_returns_the_document_operators_edit)
 {
     gateway_fixture g;
