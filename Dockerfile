@@ -3,7 +3,7 @@
 # tested here).
 #
 #   podman build --format docker -t tether .
-#   podman run -v tether-state:/var/lib/tether tether enroll --server URL --code CODE
+#   TETHER_CODE=CODE podman run -e TETHER_CODE -v tether-state:/var/lib/tether tether enroll --server URL
 #   podman run -v tether-state:/var/lib/tether tether                      # tether run
 #   podman run --entrypoint /usr/local/bin/tether-gateway -e TETHER_HEALTH_LISTEN=127.0.0.1:8443 \
 #     -v tether-gw:/var/lib/tether tether serve --data-dir /var/lib/tether/gateway

@@ -55,7 +55,13 @@ const std::vector<subcommand>& table()
           {{"server", "URL[,URL...]",
             "gateway base URL (https, or http to loopback); several: replicas without a load balancer, "
             "shuffled once, failed over in order"},
-           {"code", "CODE", "single-use enrollment code from the operator"},
+           {.name = "code",
+            .value_name = "CODE",
+            .help =
+                "enrollment code from the operator (better in TETHER_CODE or --code-file: a command line is "
+                "readable by every user of the machine)",
+            .secret = true},
+           {"code-file", "FILE", "file holding the enrollment code (- for stdin)"},
            {"name", "NAME", "node name shown to operators", "the host name"},
            state_dir,
            ca_file,

@@ -6,6 +6,8 @@
 #include "auth/keys.hpp"
 #include "auth/session.hpp"
 #include "auth/state_store.hpp"
+#include "base/secret.hpp"
+#include "base/whole_file.hpp"
 #include "net/http_client.hpp"
 #include "net/protojson.hpp"
 #include "net/rpc_client.hpp"
@@ -16,9 +18,11 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <system_error>
 
 namespace tether::app {
 
@@ -32,6 +36,60 @@ namespace pj = net::protojson;
 /// blocks larger than 4 KiB.
 constexpr std::size_t identity_room = 64 * 1024;
 
+/// The enrollment code: from --code-file (a file, or - for stdin; one
+/// line, at most 4 KiB) or --code (TETHER_CODE, or the command line, which
+/// every user of the machine can read until run_program blanks it: said in
+/// a warning).
+secret enrollment_code(const invocation& inv)
+{
+    const auto file = inv.args.value("code-file");
+    const auto given = inv.args.value("code");
+    if (file && given)
+        throw cli::usage_error(inv.args.origin("code") + " and " + inv.args.origin("code-file") +
+                               " both give the code; use one");
+    if (given) {
+        if (given->empty()) throw cli::usage_error(inv.args.origin("code") + " is empty");
+        if (inv.args.origin("code").starts_with("--"))
+            inv.log.warn("enroll.code_on_command_line",
+                         {{"hint",
+                           "a command line is readable by every user of this machine until the code "
+                           "is blanked; set TETHER_CODE or use --code-file FILE (- for stdin)"}});
+        return secret(*given);
+    }
+    if (!file || file->empty()) throw cli::usage_error("--code or --code-file is required (or TETHER_CODE)");
+    constexpr std::size_t cap = 4096;
+    std::string text;
+    if (*file == "-") {
+        text.resize(cap + 1);
+        std::cin.read(text.data(), static_cast<std::streamsize>(text.size()));
+        text.resize(static_cast<std::size_t>(std::cin.gcount()));
+    } else {
+        const int fd = open_for_reading(*file);
+        if (fd < 0)
+            throw cli::usage_error(inv.args.origin("code-file") + ": cannot read " + *file + ": " +
+                                   std::generic_category().message(errno));
+        text.resize(cap + 1);
+        std::size_t got = 0;
+        while (got < text.size()) {
+            const auto n = ::read(fd, text.data() + got, text.size() - got);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            got += static_cast<std::size_t>(n);
+        }
+        ::close(fd);
+        text.resize(got);
+    }
+    if (text.size() > cap)
+        throw cli::usage_error(inv.args.origin("code-file") + ": " + *file +
+                               " is larger than 4 KiB; an enrollment code is one short line");
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
+        text.pop_back();
+    if (text.empty()) throw cli::usage_error(inv.args.origin("code-file") + ": " + *file + " holds no code");
+    if (text.find_first_of("\r\n") != std::string::npos)
+        throw cli::usage_error(inv.args.origin("code-file") + ": " + *file + " holds more than one line");
+    return secret(std::move(text));
+}
+
 std::string host_name()
 {
     char buf[256] = {};
@@ -44,7 +102,6 @@ std::string host_name()
 int agent_enroll(invocation& inv)
 {
     const auto server_text = inv.args.value("server");
-    const auto code = inv.args.value("code");
     const bool skip = inv.args.enabled("skip-if-enrolled");
     if (skip && inv.args.enabled("force"))
         throw cli::usage_error("--skip-if-enrolled and --force contradict");
@@ -65,7 +122,7 @@ int agent_enroll(invocation& inv)
         }
     }
     if (!server_text || server_text->empty()) throw cli::usage_error("--server is required");
-    if (!code || code->empty()) throw cli::usage_error("--code is required");
+    const secret code = enrollment_code(inv);
     const auto server = parse_server_list(*server_text, inv.args.origin("server"), process_random());
     const auto tls = client_tls(inv, any_tls(server));
     const auto paths = resolve_state_dir(inv);
@@ -92,7 +149,7 @@ int agent_enroll(invocation& inv)
     net::http_client http(ioc.get_executor(), tls);
     net::rpc_client rpc(http, server);
     std::optional<net::rpc_result<json::object>> out;
-    const json::object req{{"enrollmentCode", *code},
+    const json::object req{{"enrollmentCode", std::string(code.reveal())},
                            {"nodeName", name},
                            {"publicKey", pj::base64_encode(key.public_raw)},
                            {"capabilities", json::array{"heartbeat", "config", "events"}}};

@@ -20,6 +20,10 @@ struct flag {
     std::string_view help;
     std::string_view fallback{};  ///< default, shown in --help
     bool repeatable = false;
+    /// A credential: given on the command line, its bytes in this
+    /// process's argv are overwritten once read (run_program), since every
+    /// user of the machine can read a command line (ps, /proc/PID/cmdline).
+    bool secret = false;
 };
 
 struct command {

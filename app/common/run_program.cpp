@@ -104,13 +104,46 @@ void raise_open_files_limit() noexcept
     (void)::setrlimit(RLIMIT_NOFILE, &r);
 }
 
+void secret_flag_names(std::span<const subcommand> cmds, std::vector<std::string>& out)
+{
+    for (const auto& c : cmds) {
+        for (const auto& f : c.spec.flags)
+            if (f.secret) out.push_back("--" + std::string(f.name));
+        secret_flag_names(c.children, out);
+    }
+}
+
 }  // namespace
+
+void blank_secret_arguments(std::span<const subcommand> cmds, int argc, char** argv)
+{
+    std::vector<std::string> names;
+    secret_flag_names(cmds, names);
+    const auto blank = [](char* p) {
+        for (; *p != '\0'; ++p) *p = 'x';
+    };
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view a = argv[i];
+        if (a == "--") break;  // a child's command line (exec -- CMD) is its own
+        for (const auto& n : names) {
+            if (a == n && i + 1 < argc) {
+                blank(argv[++i]);
+                break;
+            }
+            if (a.size() > n.size() && a.starts_with(n) && a[n.size()] == '=') {
+                blank(argv[i] + n.size() + 1);
+                break;
+            }
+        }
+    }
+}
 
 int run_program(const program_spec& program, int argc, char** argv, const cli::env_lookup& env)
 {
     raise_open_files_limit();
     const std::string name(program.name);
     std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
+    blank_secret_arguments(program.commands, argc, argv);
     const auto specs = specs_of(program.commands);
     try {
         // Common flags may stand before the command name: `tether --log-level debug run`.

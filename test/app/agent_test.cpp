@@ -11,6 +11,11 @@
 #include <boost/json/parse.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <csignal>
 #include <fstream>
@@ -141,6 +146,89 @@ BOOST_AUTO_TEST_CASE(gateway_down_then_back_the_agent_keeps_running)
     const auto stopped = agent->wait_for(2s);
     BOOST_TEST_REQUIRE(stopped.has_value());
     BOOST_TEST(*stopped == 0);
+}
+
+BOOST_AUTO_TEST_CASE(the_enrollment_code_never_stays_on_the_command_line)
+{
+    // Every user of the machine reads a command line (ps, /proc/PID/cmdline):
+    // a code given there is blanked once read, and a warning names the ways
+    // that keep it off it. A gateway that never answers holds the enroll
+    // open long enough to look.
+    const int silent = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    BOOST_TEST_REQUIRE(silent >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    BOOST_TEST_REQUIRE(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    BOOST_TEST_REQUIRE(::listen(silent, 8) == 0);
+    BOOST_TEST_REQUIRE(::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    const std::string server = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+    temp_dir dir;
+    const std::string code = "Zq8-the-code-itself-Zq8";
+    const std::vector<std::vector<std::string>> forms{{"--code", code}, {"--code=" + code}};
+    for (const auto& form : forms) {
+        std::vector<std::string> args{
+            "enroll", "--server", server, "--state-dir", (dir.path() / "s").string(), "--log-format", "json"};
+        args.insert(args.begin() + 1, form.begin(), form.end());
+        child_process enroll_run(binary("tether"), args);
+        BOOST_TEST_REQUIRE(
+            enroll_run.wait_output(
+                [](const std::string& e) { return contains(e, "enroll.code_on_command_line"); }, 10s),
+            enroll_run.err_when_printed());
+        const auto cmdline =
+            tether::test::read_file("/proc/" + std::to_string(enroll_run.pid()) + "/cmdline");
+        BOOST_TEST(!contains(cmdline, code), form.front());
+        BOOST_TEST(contains(cmdline, std::string(code.size(), 'x')), form.front());
+        BOOST_TEST(contains(cmdline, "--state-dir"), "nothing else was touched");
+        BOOST_TEST(!contains(enroll_run.err(), code), enroll_run.err_when_printed());
+    }
+    ::close(silent);
+
+    // The ways that keep it off: a file (or stdin), and TETHER_CODE.
+    gateway_process gw;
+    const auto enroll_with = [&](const std::string& where, std::vector<std::string> extra,
+                                 child_process::options o) {
+        std::vector<std::string> args{
+            "enroll",       "--server", gw.url, "--state-dir", (dir.path() / where).string(),
+            "--log-format", "json"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        return tether::test::run(binary("tether"), args, std::move(o));
+    };
+    const auto file = dir.path() / "code.txt";
+    std::ofstream(file) << gw.code("acme") << "\n";
+    const auto from_file = enroll_with("file", {"--code-file", file.string()}, {});
+    BOOST_TEST(from_file.status == 0, from_file.err);
+    BOOST_TEST(!contains(from_file.err, "code_on_command_line"), from_file.err);
+    child_process::options piped;
+    piped.stdin_data = gw.code("acme");
+    const auto from_stdin = enroll_with("stdin", {"--code-file", "-"}, piped);
+    BOOST_TEST(from_stdin.status == 0, from_stdin.err);
+    child_process::options env;
+    env.env_extra = {"TETHER_CODE=" + gw.code("acme")};
+    const auto from_env = enroll_with("env", {}, env);
+    BOOST_TEST(from_env.status == 0, from_env.err);
+    BOOST_TEST(!contains(from_env.err, "code_on_command_line"), from_env.err);
+
+    // Refused before anything is sent: both at once, an empty or a
+    // two-line file, none at all.
+    const auto both = enroll_with("both", {"--code-file", file.string()}, env);
+    BOOST_TEST(both.status == 2);
+    BOOST_TEST(contains(both.err, "use one"), both.err);
+    std::ofstream(dir.path() / "empty.txt") << "\n";
+    const auto empty = enroll_with("empty", {"--code-file", (dir.path() / "empty.txt").string()}, {});
+    BOOST_TEST(empty.status == 2);
+    BOOST_TEST(contains(empty.err, "holds no code"), empty.err);
+    std::ofstream(dir.path() / "two.txt") << "a\nb\n";
+    const auto two = enroll_with("two", {"--code-file", (dir.path() / "two.txt").string()}, {});
+    BOOST_TEST(two.status == 2);
+    BOOST_TEST(contains(two.err, "more than one line"), two.err);
+    const auto none = enroll_with("none", {}, {});
+    BOOST_TEST(none.status == 2);
+    BOOST_TEST(contains(none.err, "--code-file"), none.err);
+    for (const char* where : {"both", "empty", "two", "none"})
+        BOOST_TEST(!std::filesystem::exists(dir.path() / where),
+                   where << ": a refused enroll creates nothing");
 }
 
 BOOST_AUTO_TEST_CASE(enroll_guards)

@@ -158,4 +158,25 @@ BOOST_AUTO_TEST_CASE(durations_print_in_the_largest_whole_unit)
     BOOST_TEST(format_duration(720h) == "720h");
 }
 
+BOOST_AUTO_TEST_CASE(a_secret_flag_is_blanked_in_argv_up_to_a_double_dash)
+{
+    // Nested as `admin` nests its commands: a child's secret flags count.
+    tether::app::subcommand child{
+        {"inner", "nested", {{.name = "token", .value_name = "T", .help = "a secret", .secret = true}}, {}},
+        {}};
+    const std::vector<tether::app::subcommand> cmds{
+        {{"outer", "top", {{.name = "code", .value_name = "C", .help = "a secret", .secret = true}}, {}},
+         {},
+         {child}}};
+    std::vector<std::string> text{"tether", "outer",   "--code", "abc", "--code=defg", "--token",
+                                  "hi",     "--codex", "open",   "--",  "--code",      "child"};
+    std::vector<char*> argv;
+    for (auto& t : text) argv.push_back(t.data());
+    tether::app::blank_secret_arguments(cmds, static_cast<int>(argv.size()), argv.data());
+    const std::vector<std::string> seen(argv.begin(), argv.end());
+    const std::vector<std::string> want{"tether", "outer",   "--code", "xxx", "--code=xxxx", "--token",
+                                        "xx",     "--codex", "open",   "--",  "--code",      "child"};
+    BOOST_TEST(seen == want, boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

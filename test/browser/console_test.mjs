@@ -76,7 +76,7 @@ async function main() {
   for (const name of ['alpha', 'bravo', 'charlie']) {
     const code = execFileSync(path.join(bin, 'tether-gateway'), [...admin, 'create-enrollment-code', '--org', 'acme']).toString().trim();
     const state = path.join(work, name);
-    execFileSync(path.join(bin, 'tether'), ['enroll', '--server', url, '--code', code, '--state-dir', state, '--name', name]);
+    execFileSync(path.join(bin, 'tether'), ['enroll', '--server', url, '--state-dir', state, '--name', name], { env: { ...process.env, TETHER_CODE: code } });
     const id = JSON.parse(fs.readFileSync(path.join(state, 'state.json'), 'utf8')).nodeId;
     agents.push({ name, id, proc: start('tether', ['run', '--state-dir', state, '--heartbeat-interval', '5s', '--log-format', 'json']) });
   }
@@ -184,7 +184,7 @@ async function main() {
   // up at the console's next count (every 10 s) without a reload.
   const spare = execFileSync(path.join(bin, 'tether-gateway'), [...admin, 'create-enrollment-code', '--org', 'acme', '--uses', '22']).toString().trim();
   for (let i = 0; i < 22; i++) {
-    execFileSync(path.join(bin, 'tether'), ['enroll', '--server', url, '--code', spare, '--state-dir', path.join(work, `spare${i}`), '--name', `spare-${String(i).padStart(2, '0')}`], { stdio: 'ignore' });
+    execFileSync(path.join(bin, 'tether'), ['enroll', '--server', url, '--state-dir', path.join(work, `spare${i}`), '--name', `spare-${String(i).padStart(2, '0')}`], { stdio: 'ignore', env: { ...process.env, TETHER_CODE: spare } });
   }
   await waitText('#node-count', '25 of 25', 15000);
   check((await text('.pager span')) === 'page 1 of 2' && (await page.$$('#nodes tbody tr')).length === 20, 'the table shows 20 of 25 nodes on page 1 of 2');

@@ -158,9 +158,15 @@ inline std::string enroll(const gateway_process& gw, const std::filesystem::path
                           const std::string& org = "acme", const std::string& name = "t1",
                           const std::string& server = {})
 {
-    const auto r = run(binary("tether"), {"enroll", "--server", server.empty() ? gw.url : server, "--code",
-                                          gw.code(org), "--state-dir", state.string(), "--name", name});
+    // The code as a fleet should pass it: never on a command line.
+    child_process::options o;
+    o.env_extra = {"TETHER_CODE=" + gw.code(org)};
+    const auto r = run(binary("tether"),
+                       {"enroll", "--server", server.empty() ? gw.url : server, "--state-dir", state.string(),
+                        "--name", name, "--log-format", "json"},
+                       o);
     BOOST_TEST_REQUIRE(r.status == 0, r.err);
+    BOOST_TEST(!contains(r.err, "code_on_command_line"), r.err);
     const auto s = boost::json::parse(read_file(state / "state.json"));
     return std::string(s.at("nodeId").as_string());
 }
