@@ -50,8 +50,7 @@ awaitable<net::reply> service::open_stream(const net::http::request& req, const 
             // The web console's EventSource brings its cookie instead; the
             // stream lives no longer than that session.
             auto console = co_await console_authorized(req, false);
-            if (!console)
-                co_return net::connect::error_reply(code::unauthenticated, "missing or wrong admin token");
+            if (!console) co_return admin_refused(peer, "/v1/admin/events");
             grant.expires_ms = console->expires_ms;
             start.console_session = std::move(console->session_hash);
         }

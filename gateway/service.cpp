@@ -218,7 +218,7 @@ awaitable<net::reply> service::dispatch(const net::http::request& req, const net
         auto r = co_await console(req, peer, path);
         co_return r;
     }
-    if (path == "/metrics" && req.method == "GET") co_return metrics(req);
+    if (path == "/metrics" && req.method == "GET") co_return metrics(req, peer);
     if (path == "/livez" && req.method == "GET") co_return net::json_reply("{\"status\":\"ok\"}");
     if (path == "/readyz" && req.method == "GET") {
         auto r = co_await ready();
@@ -306,12 +306,11 @@ void service::count_refusal(unsigned status) noexcept
     }
 }
 
-net::reply service::metrics(const net::http::request& req) const
+net::reply service::metrics(const net::http::request& req, const net::peer_info& peer)
 {
     // The operator's scraper brings the admin token: the counters say where
     // an attack comes from and how it goes.
-    if (!is_admin(req))
-        return net::connect::error_reply(code::unauthenticated, "missing or wrong admin token");
+    if (!is_admin(req)) return admin_refused(peer, "/metrics");
     std::string out;
     const auto family = [&out](std::string_view name, std::string_view type, std::string_view help) {
         out.append("# HELP ").append(name).append(" ").append(help).append("\n");
@@ -327,6 +326,9 @@ net::reply service::metrics(const net::http::request& req) const
     family("tether_gateway_auth_throttled_total", "counter",
            "login or enrollment calls refused unheard after repeated failures from the address");
     sample("tether_gateway_auth_throttled_total", counters_.auth_throttled.load());
+    family("tether_gateway_admin_auth_failures_total", "counter",
+           "admin calls, admin streams and /metrics refused for a missing or wrong admin token");
+    sample("tether_gateway_admin_auth_failures_total", counters_.admin_auth_failures.load());
     family("tether_gateway_requests_refused_total", "counter",
            "requests refused before any handler, by status");
     sample("tether_gateway_requests_refused_total", counters_.refused_400.load(), "{status=\"400\"}");
@@ -446,6 +448,17 @@ void service::auth_failed(const std::string& ip, std::string_view method, const 
                                           {"suppressed", left_out}});
 }
 
+net::reply service::admin_refused(const net::peer_info& peer, std::string_view what)
+{
+    ++counters_.admin_auth_failures;
+    if (std::uint64_t left_out = 0; auth_log_.allow(left_out))
+        log_.warn("gateway.auth_failed", {{"peer", peer.address},
+                                          {"method", what},
+                                          {"code", net::connect::to_string(code::unauthenticated)},
+                                          {"suppressed", left_out}});
+    return net::connect::error_reply(code::unauthenticated, "missing or wrong admin token");
+}
+
 awaitable<net::reply> service::unary(const net::http::request& req, const net::peer_info& peer,
                                      std::string_view service_name, std::string_view method)
 {
@@ -499,8 +512,7 @@ awaitable<net::reply> service::unary(const net::http::request& req, const net::p
                 if (!is_admin(req)) {
                     const auto console_ok = co_await console_authorized(req, true);
                     if (!console_ok)
-                        co_return net::connect::error_reply(code::unauthenticated,
-                                                            "missing or wrong admin token");
+                        co_return admin_refused(peer, std::string(service_name) + "/" + std::string(method));
                 }
                 break;
             case rpc_guard::login:

@@ -29,9 +29,10 @@ struct gateway_counters {
     std::atomic<std::uint64_t> enroll_failures{0};
     std::atomic<std::uint64_t> login_failures{0};  ///< BeginAuth and CompleteAuth refused
     std::atomic<std::uint64_t> auth_throttled{0};  ///< refused unheard: too many failures from the address
-    std::atomic<std::uint64_t> refused_400{0};     ///< malformed HTTP
-    std::atomic<std::uint64_t> refused_429{0};     ///< body over the limit
-    std::atomic<std::uint64_t> refused_431{0};     ///< header (or trailers) over the limit
+    std::atomic<std::uint64_t> admin_auth_failures{0};  ///< admin calls, streams, /metrics without the token
+    std::atomic<std::uint64_t> refused_400{0};          ///< malformed HTTP
+    std::atomic<std::uint64_t> refused_429{0};          ///< body over the limit
+    std::atomic<std::uint64_t> refused_431{0};          ///< header (or trailers) over the limit
     std::atomic<std::uint64_t> connections_refused{0};  ///< over the per-address connection limit
     std::atomic<std::uint64_t> storage_errors{0};       ///< storage calls that threw (answered unavailable)
     std::atomic<std::uint64_t> events_fanned_out{0};    ///< committed events handed to the hub
@@ -144,7 +145,7 @@ private:
 
     awaitable<net::reply> unary(const net::http::request& req, const net::peer_info& peer,
                                 std::string_view service_name, std::string_view method);
-    net::reply metrics(const net::http::request& req) const;
+    net::reply metrics(const net::http::request& req, const net::peer_info& peer);
     /// 200 while serving and the store answers within a second; 503 otherwise.
     awaitable<net::reply> ready();
     /// A trivial round trip to the store; false (counted, logged) when it throws.
@@ -154,6 +155,11 @@ private:
     /// Per-address failure accounting for the login and enrollment calls.
     bool auth_throttled(const std::string& ip);
     void auth_failed(const std::string& ip, std::string_view method, const rpc_error& e);
+    /// What needed the admin token came without it (or with a wrong or a
+    /// replaced one): counted and logged like a failed login, not
+    /// throttled, as nodes behind the same address must still log in (and
+    /// the token cannot be guessed). The refusal to send.
+    net::reply admin_refused(const net::peer_info& peer, std::string_view what);
 
     // NodeService (node_rpcs.cpp)
     awaitable<rpc_result> enroll(const rpc_call& c);

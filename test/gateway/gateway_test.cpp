@@ -853,6 +853,31 @@ BOOST_AUTO_TEST_CASE(admin_requests_need_the_admin_token_and_valid_input)
     const auto n = g.enroll("acme");
     auto as_node = g.call("tether.v1.AdminService", "ListNodes", {}, g.session(n));
     BOOST_TEST((code_of(as_node) == code::unauthenticated));
+
+    // Each refusal is counted and logged (someone probing, or a script
+    // with a replaced token), the admin stream's and /metrics' too...
+    const auto get = [&](const std::string& target, const std::string& bearer) {
+        net::http::request req;
+        req.target = target;
+        if (!bearer.empty()) req.headers.set("Authorization", "Bearer " + bearer);
+        auto r = tether::test::run_for(g.ioc, g.http().request(g.server().base(), req, 5s));
+        BOOST_TEST_REQUIRE(r.has_value());
+        return r->status;
+    };
+    BOOST_TEST(get("/v1/admin/events", "wrong") == 401u);
+    BOOST_TEST(get("/metrics", "") == 401u);
+    BOOST_TEST(g.service().counters().admin_auth_failures.load() == 4u);
+    // (At most a line a second: the first refusal's is there.)
+    const auto logged = g.logs.events("gateway.auth_failed");
+    BOOST_TEST_REQUIRE(!logged.empty(), g.logs.all());
+    BOOST_TEST(logged.front().at("method").as_string() == "tether.v1.AdminService/CreateEnrollmentCode");
+    BOOST_TEST(logged.front().at("peer").as_string() == "127.0.0.1");
+    // ... but not throttled: nodes behind the same address still log in.
+    for (int i = 0; i < 30; ++i) (void)g.call("tether.v1.AdminService", "ListNodes", {}, secret{"wrong"});
+    BOOST_TEST(g.service().counters().admin_auth_failures.load() == 34u);
+    BOOST_TEST(g.login(n).has_value());
+    BOOST_TEST(g.service().counters().auth_throttled.load() == 0u);
+    BOOST_TEST(get("/metrics", std::string(g.admin.reveal())) == 200u);
 }
 
 BOOST_AUTO_TEST_CASE(http_level_errors_follow_connect)
