@@ -2,6 +2,7 @@
 
 #include "base/random_bytes.hpp"
 #include "base/whole_file.hpp"
+#include "net/http_writer.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,6 +31,9 @@ bool private_enough(const struct stat& st)
         if (groups[i] == st.st_gid) return true;
     return false;
 }
+
+/// 16 characters of base64 carry 96 bits; the gateway makes 43.
+constexpr std::size_t min_admin_token_size = 16;
 
 }  // namespace
 
@@ -70,6 +74,15 @@ secret load_admin_token(const std::filesystem::path& file, bool create, bool* cr
     buf.resize(static_cast<std::size_t>(n));
     while (!buf.empty() && (buf.back() == '\n' || buf.back() == '\r' || buf.back() == ' ')) buf.pop_back();
     if (buf.empty()) throw std::runtime_error("admin token file " + file.string() + " is empty");
+    // A token guessed by trying is no token: wrong ones are counted but
+    // never throttled (operators and nodes may share an address).
+    if (buf.size() < min_admin_token_size || !net::http::usable_bearer_token(buf)) {
+        ::explicit_bzero(buf.data(), buf.size());
+        throw std::runtime_error("admin token file " + file.string() + " must hold one token of " +
+                                 std::to_string(min_admin_token_size) +
+                                 " to 4096 visible ASCII characters, no spaces (say, head -c 32 /dev/urandom "
+                                 "| base64)");
+    }
     secret out(std::move(buf));
     return out;
 }

@@ -120,7 +120,7 @@ BOOST_AUTO_TEST_CASE(a_ca_file_that_cannot_be_used_is_refused_even_for_plain_htt
     const auto junk = dir.path() / "junk.pem";
     tether::test::write_file(junk, "not a certificate\n");
     const auto token = dir.path() / "admin.token";
-    tether::test::write_private_file(token, "unused\n");
+    tether::test::write_private_file(token, "unused-but-long-enough\n");
     const auto admin = tether::test::run(binary("tether-gateway"),
                                          {"admin", "--server", "http://127.0.0.1:1", "--admin-token-file",
                                           token.string(), "--ca-file", junk.string(), "nodes"});

@@ -725,6 +725,40 @@ BOOST_AUTO_TEST_CASE(a_backup_taken_while_serving_starts_a_gateway_with_the_same
 
 // A Kubernetes Secret mounted with an fsGroup is 0440, group the pod's: the
 // admin token may be read by a group the gateway is in, by no one else.
+BOOST_AUTO_TEST_CASE(an_admin_token_guessable_or_unusable_in_a_header_is_refused)
+{
+    // Wrong admin tokens are counted, never throttled: one an attacker could
+    // guess by trying must not start a gateway, nor reach the admin CLI.
+    t::temp_dir dir;
+    const std::vector<std::string> bad{"short-token", std::string(15, 'a'), "has a space 0123456789",
+                                       "tab\there0123456789", "caf\xc3\xa9-0123456789ab"};
+    int i = 0;
+    for (const auto& token : bad) {
+        const auto f = dir.path() / ("t" + std::to_string(i++));
+        t::write_private_file(f, token + "\n");
+        const auto refused = t::run(t::binary("tether-gateway"),
+                                    {"serve", "--listen", "127.0.0.1:0", "--data-dir",
+                                     (dir.path() / "d").string(), "--admin-token-file", f.string()});
+        BOOST_TEST(refused.status != 0, token);
+        BOOST_TEST(contains(refused.err, "16 to 4096 visible ASCII characters"), refused.err);
+        BOOST_TEST(!contains(refused.err, token), "the token in an error: " << refused.err);
+        const auto cli = t::run(t::binary("tether-gateway"), {"admin", "--server", "http://127.0.0.1:1",
+                                                              "--admin-token-file", f.string(), "nodes"});
+        BOOST_TEST(cli.status != 0, token);
+        BOOST_TEST(contains(cli.err, "16 to 4096 visible ASCII characters"), cli.err);
+    }
+    const auto f = dir.path() / "ok";
+    t::write_private_file(f, std::string(16, 'a') + "\n");
+    t::child_process ok(t::binary("tether-gateway"),
+                        {"serve", "--listen", "127.0.0.1:0", "--data-dir", (dir.path() / "d").string(),
+                         "--admin-token-file", f.string(), "--log-format", "json"});
+    BOOST_TEST_REQUIRE(
+        ok.wait_output([](const std::string& e) { return contains(e, "gateway.listening"); }, 20s),
+        ok.err_when_printed());
+    ok.signal(SIGTERM);
+    BOOST_TEST(ok.wait_for(10s).value_or(-1) == 0);
+}
+
 BOOST_AUTO_TEST_CASE(admin_token_file_readable_by_our_group_only)
 {
     t::temp_dir dir;
