@@ -5,10 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 #include <system_error>
 
 namespace tether::app {
@@ -27,15 +27,26 @@ secret read_credential_file(const std::string& path, const std::string& origin)
                                "); a credential file must be private: chmod 600 " + path);
     }
     if (st.st_uid != ::geteuid()) throw cli::usage_error(origin + ": " + path + " belongs to another user");
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string text = ss.str();
+    // It goes in a request header: one far larger is a wrong file (a log,
+    // a bundle), not a credential, and is not read whole first.
+    constexpr std::size_t cap = 16 * 1024;
+    std::ifstream in(path, std::ios::binary);
+    std::string text(cap + 1, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    if (text.size() > cap)
+        throw cli::usage_error(origin + ": " + path +
+                               " is larger than 16 KiB; a credential goes in a header");
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
         text.pop_back();
     if (text.empty()) throw cli::usage_error(origin + ": " + path + " is empty");
     if (text.find_first_of("\r\n") != std::string::npos)
         throw cli::usage_error(origin + ": " + path + " holds more than one line");
+    if (std::any_of(text.begin(), text.end(), [](char c) {
+            const auto u = static_cast<unsigned char>(c);
+            return (u < 0x20 && c != '\t') || u == 0x7f;
+        }))
+        throw cli::usage_error(origin + ": " + path + " holds a control character; a header cannot carry it");
     return secret(std::move(text));
 }
 

@@ -687,6 +687,16 @@ BOOST_AUTO_TEST_CASE(a_credential_file_others_can_read_is_refused)
                                                            (r.dir.path() / "state").string(), "--", "true"});
     BOOST_TEST(r.run(no_file) == 2);
     BOOST_TEST(contains(no_file.err(), "--credential-file"));
+    // A wrong file is not read whole, and nothing a header cannot carry
+    // reaches one.
+    const std::vector<std::pair<std::string, std::string>> unusable{
+        {std::string(20 * 1024, 'k'), "larger than 16 KiB"}, {"key\x01with-a-control", "control character"}};
+    for (const auto& [content, why] : unusable) {
+        tether::test::write_private_file(r.cred_file, content + "\n");
+        auto refused = r.exec({"dump"});
+        BOOST_TEST(r.run(*refused) == 2, why);
+        BOOST_TEST(contains(refused->err(), why), refused->err_when_printed());
+    }
 }
 
 BOOST_AUTO_TEST_CASE(orphans_the_child_leaves_behind_are_reaped)
