@@ -36,6 +36,26 @@ int open_for_reading(const std::filesystem::path& file)
     return fd;
 }
 
+std::string read_up_to(int fd, std::size_t limit)
+{
+    std::string out(limit, '\0');
+    std::size_t got = 0;
+    while (got < out.size()) {
+        const auto n = ::read(fd, out.data() + got, out.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += static_cast<std::size_t>(n);
+    }
+    out.resize(got);
+    return out;
+}
+
+void trim_line_end(std::string& text) noexcept
+{
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
+        text.pop_back();
+}
+
 void write_all(int fd, std::string_view data, const std::filesystem::path& what)
 {
     while (!data.empty()) {

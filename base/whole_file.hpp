@@ -37,6 +37,15 @@ bool publish_whole_file(const std::filesystem::path& file,
 /// Reads on the descriptor block as usual. -1 and errno as open() sets them.
 int open_for_reading(const std::filesystem::path& file);
 
+/// Reads `fd` until `limit` bytes or its end, again after EINTR and short
+/// reads; a read error ends it like the end (what came before is kept). To
+/// tell a file larger than N, ask for N + 1.
+std::string read_up_to(int fd, std::size_t limit);
+
+/// `text` without its trailing line ends and spaces: a one-line file as an
+/// editor or `echo` leaves it.
+void trim_line_end(std::string& text) noexcept;
+
 /// Writes all of `data` to `fd`, again after EINTR and short writes; throws
 /// std::system_error naming `what`.
 void write_all(int fd, std::string_view data, const std::filesystem::path& what);

@@ -1,6 +1,7 @@
 #include "app/agent/credentials.hpp"
 
 #include "app/common/cli.hpp"
+#include "base/whole_file.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,7 +9,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <fstream>
 #include <system_error>
 
 namespace tether::app {
@@ -30,15 +30,16 @@ secret read_credential_file(const std::string& path, const std::string& origin)
     // It goes in a request header: one far larger is a wrong file (a log,
     // a bundle), not a credential, and is not read whole first.
     constexpr std::size_t cap = 16 * 1024;
-    std::ifstream in(path, std::ios::binary);
-    std::string text(cap + 1, '\0');
-    in.read(text.data(), static_cast<std::streamsize>(text.size()));
-    text.resize(static_cast<std::size_t>(in.gcount()));
+    const int fd = open_for_reading(path);
+    if (fd < 0)
+        throw cli::usage_error(origin + ": cannot read " + path + ": " +
+                               std::generic_category().message(errno));
+    std::string text = read_up_to(fd, cap + 1);
+    ::close(fd);
     if (text.size() > cap)
         throw cli::usage_error(origin + ": " + path +
                                " is larger than 16 KiB; a credential goes in a header");
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
-        text.pop_back();
+    trim_line_end(text);
     if (text.empty()) throw cli::usage_error(origin + ": " + path + " is empty");
     if (text.find_first_of("\r\n") != std::string::npos)
         throw cli::usage_error(origin + ": " + path + " holds more than one line");

@@ -60,30 +60,19 @@ secret enrollment_code(const invocation& inv)
     constexpr std::size_t cap = 4096;
     std::string text;
     if (*file == "-") {
-        text.resize(cap + 1);
-        std::cin.read(text.data(), static_cast<std::streamsize>(text.size()));
-        text.resize(static_cast<std::size_t>(std::cin.gcount()));
+        text = read_up_to(STDIN_FILENO, cap + 1);
     } else {
         const int fd = open_for_reading(*file);
         if (fd < 0)
             throw cli::usage_error(inv.args.origin("code-file") + ": cannot read " + *file + ": " +
                                    std::generic_category().message(errno));
-        text.resize(cap + 1);
-        std::size_t got = 0;
-        while (got < text.size()) {
-            const auto n = ::read(fd, text.data() + got, text.size() - got);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) break;
-            got += static_cast<std::size_t>(n);
-        }
+        text = read_up_to(fd, cap + 1);
         ::close(fd);
-        text.resize(got);
     }
     if (text.size() > cap)
         throw cli::usage_error(inv.args.origin("code-file") + ": " + *file +
                                " is larger than 4 KiB; an enrollment code is one short line");
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
-        text.pop_back();
+    trim_line_end(text);
     if (text.empty()) throw cli::usage_error(inv.args.origin("code-file") + ": " + *file + " holds no code");
     if (text.find_first_of("\r\n") != std::string::npos)
         throw cli::usage_error(inv.args.origin("code-file") + ": " + *file + " holds more than one line");

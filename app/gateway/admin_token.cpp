@@ -67,12 +67,9 @@ secret load_admin_token(const std::filesystem::path& file, bool create, bool* cr
             " is accessible by others, or by a group the gateway is not in; chmod 600 it "
             "(0640 with the gateway's own group, as a Kubernetes fsGroup gives)");
     }
-    std::string buf(4096, '\0');
-    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    std::string buf = read_up_to(fd, 4096);
     ::close(fd);
-    if (n <= 0) throw std::runtime_error("admin token file " + file.string() + " is empty");
-    buf.resize(static_cast<std::size_t>(n));
-    while (!buf.empty() && (buf.back() == '\n' || buf.back() == '\r' || buf.back() == ' ')) buf.pop_back();
+    trim_line_end(buf);
     if (buf.empty()) throw std::runtime_error("admin token file " + file.string() + " is empty");
     // A token guessed by trying is no token: wrong ones are counted but
     // never throttled (operators and nodes may share an address).
