@@ -35,17 +35,10 @@ net::reply text(unsigned status, std::string body, std::string type = "text/plai
 bool names_loopback(std::optional<std::string_view> host)
 {
     if (!host) return true;
-    std::string_view h = *host;
-    if (h.starts_with('[')) {
-        const auto end = h.find(']');
-        if (end == std::string_view::npos) return false;
-        const auto rest = h.substr(end + 1);
-        if (!rest.empty() && rest.front() != ':') return false;
-        h = h.substr(0, end + 1);
-    } else if (const auto colon = h.rfind(':'); colon != std::string_view::npos) {
-        h = h.substr(0, colon);
-    }
-    return net::is_loopback_host(h);
+    // The port is optional in a Host; parse_host_port wants one.
+    auto parsed = net::parse_host_port(*host);
+    if (!parsed) parsed = net::parse_host_port(std::string(*host) + ":0");
+    return parsed && net::is_loopback_host(parsed->host);
 }
 
 net::handler loopback_hosts_only(net::handler inner)
