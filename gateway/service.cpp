@@ -441,21 +441,21 @@ void service::auth_failed(const std::string& ip, std::string_view method, const 
         if (f.count == 0 || window_over(f.window_start, now, opts_.auth_failure_window_ms)) f = {now, 0};
         ++f.count;
     }
+    log_auth_failure(ip, method, e.code);
+}
+
+void service::log_auth_failure(std::string_view ip, std::string_view what, code c)
+{
     if (std::uint64_t left_out = 0; auth_log_.allow(left_out))
-        log_.warn("gateway.auth_failed", {{"peer", ip},
-                                          {"method", method},
-                                          {"code", net::connect::to_string(e.code)},
-                                          {"suppressed", left_out}});
+        log_.warn(
+            "gateway.auth_failed",
+            {{"peer", ip}, {"method", what}, {"code", net::connect::to_string(c)}, {"suppressed", left_out}});
 }
 
 net::reply service::admin_refused(const net::peer_info& peer, std::string_view what)
 {
     ++counters_.admin_auth_failures;
-    if (std::uint64_t left_out = 0; auth_log_.allow(left_out))
-        log_.warn("gateway.auth_failed", {{"peer", peer.address},
-                                          {"method", what},
-                                          {"code", net::connect::to_string(code::unauthenticated)},
-                                          {"suppressed", left_out}});
+    log_auth_failure(peer.address, what, code::unauthenticated);
     return net::connect::error_reply(code::unauthenticated, "missing or wrong admin token");
 }
 

@@ -160,6 +160,8 @@ private:
     /// throttled, as nodes behind the same address must still log in (and
     /// the token cannot be guessed). The refusal to send.
     net::reply admin_refused(const net::peer_info& peer, std::string_view what);
+    /// The one `gateway.auth_failed` line of both, at most one a second.
+    void log_auth_failure(std::string_view ip, std::string_view what, net::connect::code c);
 
     // NodeService (node_rpcs.cpp)
     awaitable<rpc_result> enroll(const rpc_call& c);
