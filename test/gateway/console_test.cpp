@@ -29,9 +29,8 @@ answer send(gateway_fixture& g, std::string method, std::string target, std::str
     req.target = std::move(target);
     req.body = std::move(body);
     for (const auto& [k, v] : headers) req.headers.set(k, v);
-    auto r = tether::test::run_for(g.ioc, g.http().request(g.server().base(), std::move(req), 5s));
-    BOOST_TEST_REQUIRE(r.has_value(), r.error().message());
-    return {r->status, r->headers, r->body};
+    auto r = g.fetch(std::move(req));
+    return {r.status, std::move(r.headers), std::move(r.body)};
 }
 
 struct console_login {

@@ -254,38 +254,24 @@ BOOST_AUTO_TEST_CASE(repeated_login_failures_are_counted_logged_and_throttled_pe
     BOOST_TEST(g.login(n).has_value());
 
     // The counters, for the operator's scraper (admin token only).
-    net::http::request req;
-    req.target = "/metrics";
-    auto anon = tether::test::run_for(g.ioc, g.http().request(g.server().base(), req, 5s));
-    BOOST_TEST_REQUIRE(anon.has_value());
-    BOOST_TEST(anon->status == 401u);
-    req.headers.set("Authorization", "Bearer " + std::string(g.admin.reveal()));
-    auto scraped = tether::test::run_for(g.ioc, g.http().request(g.server().base(), req, 5s));
-    BOOST_TEST_REQUIRE(scraped.has_value());
-    BOOST_TEST(scraped->status == 200u);
-    BOOST_TEST(scraped->body.find("tether_gateway_login_failures_total " + std::to_string(limit)) !=
+    BOOST_TEST(g.get("/metrics").status == 401u);
+    const auto scraped = g.get("/metrics", g.admin);
+    BOOST_TEST(scraped.status == 200u);
+    BOOST_TEST(scraped.body.find("tether_gateway_login_failures_total " + std::to_string(limit)) !=
                    std::string::npos,
-               scraped->body);
+               scraped.body);
 }
 
 BOOST_AUTO_TEST_CASE(health_readiness_and_rpc_metrics)
 {
     gateway_fixture g;
-    const auto get = [&](const std::string& target, bool admin) {
-        net::http::request req;
-        req.target = target;
-        if (admin) req.headers.set("Authorization", "Bearer " + std::string(g.admin.reveal()));
-        auto r = tether::test::run_for(g.ioc, g.http().request(g.server().base(), req, 5s));
-        BOOST_TEST_REQUIRE(r.has_value());
-        return *r;
-    };
-    BOOST_TEST(get("/livez", false).status == 200u);
-    BOOST_TEST(get("/readyz", false).status == 200u);  // the store answers
+    BOOST_TEST(g.get("/livez").status == 200u);
+    BOOST_TEST(g.get("/readyz").status == 200u);  // the store answers
     const auto n = g.enroll("acme");
     const auto s = g.session(n);
     BOOST_TEST(g.node("Heartbeat", {}, s).has_value());
     BOOST_TEST((code_of(g.node("Heartbeat", {{"uptimeSeconds", "x"}}, s)) == code::invalid_argument));
-    const auto m = get("/metrics", true);
+    const auto m = g.get("/metrics", g.admin);
     BOOST_TEST(
         m.body.find("tether_gateway_rpcs_total{method=\"Heartbeat\",code=\"ok\"} 1") != std::string::npos,
         m.body);
@@ -304,13 +290,13 @@ BOOST_AUTO_TEST_CASE(health_readiness_and_rpc_metrics)
     BOOST_TEST((code_of(g.node("Heartbeat", {}, s)) == code::unavailable));
     BOOST_TEST((code_of(g.login(n)) == code::unavailable));
     BOOST_TEST((std::chrono::steady_clock::now() - started < 2s));
-    BOOST_TEST(get("/readyz", false).status == 503u);
-    BOOST_TEST(get("/livez", false).status == 200u);
+    BOOST_TEST(g.get("/readyz").status == 503u);
+    BOOST_TEST(g.get("/livez").status == 200u);
     BOOST_TEST(g.service().counters().storage_errors.load() >= 3u);
     BOOST_TEST(g.logs.has("gateway.storage_failed"));
     g.set_storage_down(false);
     BOOST_TEST(g.node("Heartbeat", {}, s).has_value());
-    BOOST_TEST(get("/readyz", false).status == 200u);
+    BOOST_TEST(g.get("/readyz").status == 200u);
 
     // A stop (the supervisor cancels every task on SIGTERM) fails readiness
     // at once, while the listener still answers.
@@ -321,12 +307,12 @@ BOOST_AUTO_TEST_CASE(health_readiness_and_rpc_metrics)
         g.ioc, g.service().readiness(),
         boost::asio::bind_cancellation_slot(stop.slot(), [&](std::exception_ptr) { ended = true; }));
     g.ioc.poll();
-    BOOST_TEST(get("/readyz", false).status == 200u);
+    BOOST_TEST(g.get("/readyz").status == 200u);
     stop.emit(asio::cancellation_type::terminal);
     BOOST_TEST_REQUIRE(tether::test::poll_until(
         g.ioc, [&] { return ended; }, 5s));
-    BOOST_TEST(get("/readyz", false).status == 503u);
-    BOOST_TEST(get("/livez", false).status == 200u);
+    BOOST_TEST(g.get("/readyz").status == 503u);
+    BOOST_TEST(g.get("/livez").status == 200u);
 }
 
 BOOST_AUTO_TEST_CASE(sessions_per_node_are_capped_oldest_first)
@@ -856,16 +842,8 @@ BOOST_AUTO_TEST_CASE(admin_requests_need_the_admin_token_and_valid_input)
 
     // Each refusal is counted and logged (someone probing, or a script
     // with a replaced token), the admin stream's and /metrics' too...
-    const auto get = [&](const std::string& target, const std::string& bearer) {
-        net::http::request req;
-        req.target = target;
-        if (!bearer.empty()) req.headers.set("Authorization", "Bearer " + bearer);
-        auto r = tether::test::run_for(g.ioc, g.http().request(g.server().base(), req, 5s));
-        BOOST_TEST_REQUIRE(r.has_value());
-        return r->status;
-    };
-    BOOST_TEST(get("/v1/admin/events", "wrong") == 401u);
-    BOOST_TEST(get("/metrics", "") == 401u);
+    BOOST_TEST(g.get("/v1/admin/events", secret{"wrong"}).status == 401u);
+    BOOST_TEST(g.get("/metrics").status == 401u);
     BOOST_TEST(g.service().counters().admin_auth_failures.load() == 4u);
     // (At most a line a second: the first refusal's is there.)
     const auto logged = g.logs.events("gateway.auth_failed");
@@ -877,7 +855,7 @@ BOOST_AUTO_TEST_CASE(admin_requests_need_the_admin_token_and_valid_input)
     BOOST_TEST(g.service().counters().admin_auth_failures.load() == 34u);
     BOOST_TEST(g.login(n).has_value());
     BOOST_TEST(g.service().counters().auth_throttled.load() == 0u);
-    BOOST_TEST(get("/metrics", std::string(g.admin.reveal())) == 200u);
+    BOOST_TEST(g.get("/metrics", g.admin).status == 200u);
 }
 
 BOOST_AUTO_TEST_CASE(http_level_errors_follow_connect)
@@ -889,9 +867,7 @@ BOOST_AUTO_TEST_CASE(http_level_errors_follow_connect)
         req.target = std::move(target);
         if (!content_type.empty()) req.headers.set("Content-Type", content_type);
         req.body = std::move(body);
-        auto r = tether::test::run_for(g.ioc, g.http().request(g.server().base(), req, 5s));
-        BOOST_TEST_REQUIRE(r.has_value());
-        return *r;
+        return g.fetch(std::move(req));
     };
     const auto unknown = raw("POST", "/tether.v1.NodeService/Nope", "application/json", "{}");
     BOOST_TEST(unknown.status == 404u);
@@ -918,9 +894,7 @@ BOOST_AUTO_TEST_CASE(connect_headers_are_answered_as_the_protocol_says)
         req.headers.set("Content-Type", "application/json");
         req.headers.set(name, value);
         req.body = "{}";
-        auto r = tether::test::run_for(g.ioc, g.http().request(g.server().base(), req, 5s));
-        BOOST_TEST_REQUIRE(r.has_value());
-        return *r;
+        return g.fetch(std::move(req));
     };
     const auto gz = call("Content-Encoding", "gzip");
     BOOST_TEST((net::connect::decode_error(gz.status, gz.body).c == code::unimplemented));

@@ -50,11 +50,7 @@ BOOST_AUTO_TEST_CASE(a_real_database_outage_fails_fast_keeps_streams_and_recover
     const tether::test::own_cluster on(own);
     gateway_fixture g;
     const auto ready = [&] {
-        net::http::request req;
-        req.target = "/readyz";
-        auto r = tether::test::run_for(g.ioc, g.http().request(g.server().base(), req, 5s));
-        BOOST_TEST_REQUIRE(r.has_value());
-        return r->status;
+        return g.get("/readyz").status;
     };
     const auto n = g.enroll("acme");
     const auto s = g.session(n);
@@ -163,11 +159,7 @@ BOOST_AUTO_TEST_CASE(a_full_database_disk_refuses_writes_keeps_what_committed_an
     auto cfg = g.node("GetRuntimeConfig", {}, s);
     BOOST_TEST_REQUIRE(cfg.has_value(), cfg.error().message);
     BOOST_TEST(std::string(cfg->at("configUpdatedAt").as_string()) == std::to_string(last));
-    net::http::request ready;
-    ready.target = "/readyz";
-    auto r = tether::test::run_for(g.ioc, g.http().request(g.server().base(), ready, 5s));
-    BOOST_TEST_REQUIRE(r.has_value());
-    BOOST_TEST(r->status == 200u);
+    BOOST_TEST(g.get("/readyz").status == 200u);
 
     // Room again: the same gateway, connections and session write at once.
     std::filesystem::remove(disk.at / "filler");

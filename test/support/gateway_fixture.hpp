@@ -108,6 +108,23 @@ public:
     /// the tail, which runs while the context does.
     void settle() { pump_for(ioc, std::chrono::milliseconds(100)); }
 
+    /// One HTTP exchange with the gateway (5 s at most); one that fails
+    /// fails the test.
+    net::http::response fetch(net::http::request req)
+    {
+        auto r = run_for(ioc, http().request(server().base(), std::move(req), std::chrono::seconds(5)));
+        BOOST_TEST_REQUIRE(r.has_value(), r.error().message());
+        return std::move(*r);
+    }
+    /// GET `target`, with `bearer` as the Authorization when it is not empty.
+    net::http::response get(std::string target, const secret& bearer = {})
+    {
+        net::http::request req;
+        req.target = std::move(target);
+        if (!bearer.empty()) req.headers.set("Authorization", "Bearer " + std::string(bearer.reveal()));
+        return fetch(std::move(req));
+    }
+
     net::rpc_result<boost::json::object> call(std::string service, std::string method,
                                               boost::json::object req, secret bearer = {})
     {
