@@ -7,6 +7,7 @@
 #include "auth/session.hpp"
 #include "auth/state_store.hpp"
 #include "base/secret.hpp"
+#include "base/utf8.hpp"
 #include "base/whole_file.hpp"
 #include "net/http_client.hpp"
 #include "net/protojson.hpp"
@@ -23,6 +24,7 @@
 #include <iostream>
 #include <optional>
 #include <system_error>
+#include <tuple>
 
 namespace tether::app {
 
@@ -169,8 +171,17 @@ int agent_enroll(invocation& inv)
     st.org_id = pj::value_or(pj::get_string(**out, "orgId"), "");
     st.api_key = secret(pj::value_or(pj::get_string(**out, "apiKey"), ""));
     st.node_name = name;
-    if (st.node_id.empty() || st.api_key.empty())
-        throw fatal_exit(exit_status::failure, "Enroll answered without an identity");
+    // Kept for ever and sent in every login (nodeId also in the signed
+    // message, where a line end would be ambiguous), shown by `tether
+    // status`: what a broken gateway answers must not become the identity.
+    for (const auto& [field, value, most] : {std::tuple{"nodeId", std::string_view(st.node_id), 256},
+                                             std::tuple{"orgId", std::string_view(st.org_id), 256},
+                                             std::tuple{"apiKey", st.api_key.reveal(), 4096}})
+        if (value.empty() || value.size() > static_cast<std::size_t>(most) || has_control_characters(value))
+            throw fatal_exit(exit_status::failure,
+                             std::string("Enroll answered an identity this agent cannot use (") + field +
+                                 ": 1-" + std::to_string(most) +
+                                 " bytes without control characters); nothing was saved");
     room->release();
     try {
         // Key first: a state.json that names a key which is not on disk

@@ -4,6 +4,7 @@
 #include "app/common/exit_status.hpp"
 #include "app/common/one_shot.hpp"
 #include "auth/state_store.hpp"
+#include "base/utf8.hpp"
 #include "net/http_client.hpp"
 #include "net/protojson.hpp"
 #include "settings/config_store.hpp"
@@ -59,6 +60,24 @@ std::optional<boost::json::object> live_status(const std::string& addr)
     return out;
 }
 
+/// The counters `tether status` shows from a live agent, when the answer
+/// has them: whatever listens on that address may be another program or
+/// another version, and its answer must not end the command.
+struct live_counters {
+    std::int64_t sent = 0, failed = 0;
+    bool realtime = false;
+};
+
+std::optional<live_counters> counters_of(const boost::json::object& o)
+{
+    const auto* sent = o.if_contains("heartbeatsSent");
+    const auto* failed = o.if_contains("heartbeatsFailed");
+    const auto* realtime = o.if_contains("realtimeConnected");
+    if (!sent || !sent->is_int64() || !failed || !failed->is_int64() || !realtime || !realtime->is_bool())
+        return std::nullopt;
+    return live_counters{sent->get_int64(), failed->get_int64(), realtime->get_bool()};
+}
+
 }  // namespace
 
 int agent_show_status(invocation& inv)
@@ -85,10 +104,12 @@ int agent_show_status(invocation& inv)
             net::protojson::sys_time{std::chrono::milliseconds(st.session_expires_ms)});
     if (pid > 0) out["agentPid"] = pid;
     std::optional<boost::json::object> live;
+    std::optional<live_counters> counters;
     if (auto addr = inv.args.value("health-listen")) {
         live = live_status(*addr);
-        out["health"] = live ? "reachable" : "unreachable";
-        if (live)
+        if (live) counters = counters_of(*live);
+        out["health"] = !live ? "unreachable" : counters ? "reachable" : "not a tether agent";
+        if (counters)
             for (const char* k : {"heartbeatsSent", "heartbeatsFailed", "lastHeartbeatOkMs",
                                   "realtimeConnected", "configRejections", "streamConnects"})
                 if (const auto* v = live->if_contains(k)) out[k] = *v;
@@ -97,20 +118,19 @@ int agent_show_status(invocation& inv)
         std::cout << boost::json::serialize(out) << "\n";
         return 0;
     }
-    std::cout << "node:      " << st.node_id << " (" << st.node_name << ")\n"
-              << "org:       " << st.org_id << "\n"
-              << "server:    " << st.server_url << "\n"
+    std::cout << "node:      " << terminal_safe(st.node_id) << " (" << terminal_safe(st.node_name) << ")\n"
+              << "org:       " << terminal_safe(st.org_id) << "\n"
+              << "server:    " << terminal_safe(st.server_url) << "\n"
               << "session:   " << (session_valid ? "valid until " : "none or expired")
               << (session_valid ? std::string(out["sessionExpiresAt"].as_string()) : std::string()) << "\n"
               << "config:    "
               << (config_at ? "configUpdatedAt " + std::to_string(config_at) : std::string("none applied"))
               << "\n"
-              << (live ? "heartbeats: " +
-                             std::to_string(live->at("heartbeatsSent").to_number<std::int64_t>()) + " ok, " +
-                             std::to_string(live->at("heartbeatsFailed").to_number<std::int64_t>()) +
-                             " failed; realtime " +
-                             (live->at("realtimeConnected").as_bool() ? "connected" : "not connected") + "\n"
-                       : std::string())
+              << (counters ? "heartbeats: " + std::to_string(counters->sent) + " ok, " +
+                                 std::to_string(counters->failed) + " failed; realtime " +
+                                 (counters->realtime ? "connected" : "not connected") + "\n"
+                  : live ? std::string("health:    answered, but not as a tether agent\n")
+                         : std::string())
               << "agent:     "
               << (pid > 0   ? "running, PID " + std::to_string(pid)
                   : pid < 0 ? std::string("running")

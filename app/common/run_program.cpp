@@ -2,6 +2,7 @@
 
 #include "app/common/exit_status.hpp"
 #include "base/log.hpp"
+#include "base/utf8.hpp"
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -37,10 +38,11 @@ namespace {
 
 /// One write(2) for the whole line (log::stderr_sink): the log's writer
 /// thread shares stderr, and a line written in pieces could get one of its
-/// lines inside.
+/// lines inside. Made terminal-safe: a message may quote what a server
+/// answered (a Connect error's text, a field) or what a file held.
 void say_error(std::string_view name, std::string_view what)
 {
-    log::stderr_sink()(std::string(name) + ": " + std::string(what));
+    log::stderr_sink()(std::string(name) + ": " + terminal_safe(what));
 }
 
 const subcommand* find(std::span<const subcommand> cmds, std::string_view name)

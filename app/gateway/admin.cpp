@@ -18,6 +18,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -98,6 +99,29 @@ std::string read_config_input(const std::string& where)
     return text;
 }
 
+/// A value a script reads from stdout. It comes from whatever answers at
+/// --server: a broken gateway or a proxy's page must neither put terminal
+/// escapes there nor end the CLI in the JSON library's words, and a code
+/// shown made safe would be a wrong code, so it is refused whole.
+std::string printable_answer(const json::object& res, std::string_view method, std::string_view key)
+{
+    const auto* v = res.if_contains(key);
+    std::string text;
+    if (v && v->is_string())
+        text = v->get_string();
+    else if (v && (v->is_int64() || v->is_uint64()))
+        text = json::serialize(*v);
+    const bool printable =
+        !text.empty() && text.size() <= 4096 && std::all_of(text.begin(), text.end(), [](char ch) {
+            const auto c = static_cast<unsigned char>(ch);
+            return c > 0x20 && c < 0x7f;
+        });
+    if (!printable)
+        throw fatal_exit(exit_status::failure, std::string(method) + ": the answer has no usable " +
+                                                   std::string(key) + " (1-4096 visible ASCII characters)");
+    return text;
+}
+
 std::string required(const invocation& inv, std::string_view flag)
 {
     auto v = inv.args.value(flag);
@@ -120,7 +144,7 @@ int admin_create_enrollment_code(invocation& inv)
     }
     if (auto uses = inv.args.count("uses", 1, 100'000)) req["maxUses"] = static_cast<std::int64_t>(*uses);
     const auto res = call(inv, "CreateEnrollmentCode", req);
-    std::cout << res.at("code").as_string().c_str() << "\n";
+    std::cout << printable_answer(res, "CreateEnrollmentCode", "code") << "\n";
     return 0;
 }
 
@@ -135,8 +159,7 @@ int admin_publish_config(invocation& inv)
         throw cli::usage_error(pos[0] + ": not a JSON object" +
                                (ec ? " (" + ec.message() + ")" : std::string()));
     const auto res = call(inv, "PublishConfig", {{"orgId", org}, {"config", doc}});
-    const auto& at = res.at("configUpdatedAt");
-    std::cout << (at.is_string() ? std::string(at.get_string()) : json::serialize(at)) << "\n";
+    std::cout << printable_answer(res, "PublishConfig", "configUpdatedAt") << "\n";
     return 0;
 }
 
@@ -340,7 +363,7 @@ int admin_revoke(invocation& inv)
     const auto& pos = inv.args.positionals();
     if (pos.size() != 1) throw cli::usage_error("revoke takes one NODE_ID");
     call(inv, "RevokeNode", {{"nodeId", pos[0]}});
-    log::stderr_sink()("revoked " + pos[0]);  // one write: the log shares stderr
+    log::stderr_sink()("revoked " + terminal_safe(pos[0]));  // one write: the log shares stderr
     return 0;
 }
 

@@ -1,10 +1,12 @@
 // The binaries as an operator meets them: real processes, real signals.
 #include "support/child_process.hpp"
+#include "support/raw_http.hpp"
 #include "support/text.hpp"
 
 #include <boost/test/unit_test.hpp>
 
 #include <csignal>
+#include <filesystem>
 
 using namespace std::chrono_literals;
 using tether::test::binary;
@@ -178,6 +180,107 @@ BOOST_AUTO_TEST_CASE(publish_config_refuses_input_that_cannot_be_a_config_before
     const auto sent = publish("-", small);
     BOOST_TEST(sent.status == 1, sent.err);
     BOOST_TEST(contains(sent.err, "unavailable"), sent.err);
+}
+
+BOOST_AUTO_TEST_CASE(what_a_broken_server_answers_is_refused_by_name_and_never_printed_raw)
+{
+    // A broken gateway, a proxy's page or another program on the port:
+    // the admin CLI printed a code with terminal escapes as it came and ended
+    // in Boost.JSON's words without one, `tether status` ended in "out of
+    // range" on a /status that was not an agent's, and enroll kept any
+    // identity it was given.
+    using tether::test::canned_http_server;
+    temp_dir dir;
+    const auto token = dir.path() / "admin.token";
+    tether::test::write_private_file(token, "unused-but-long-enough\n");
+    const auto admin = [&](const canned_http_server& gw, std::vector<std::string> args,
+                           child_process::options in = {}) {
+        args.insert(args.begin(), {"admin", "--server", gw.url(), "--admin-token-file", token.string()});
+        return tether::test::run(binary("tether-gateway"), args, std::move(in), 20s);
+    };
+    const std::vector<std::string> code_answers{R"({"code":"\u001b]0;owned\u0007abc"})", R"({})",
+                                                R"({"code":7.5})", R"({"code":"two words"})"};
+    for (const auto& body : code_answers) {
+        canned_http_server gw(canned_http_server::json_answer(body));
+        const auto r = admin(gw, {"create-enrollment-code", "--org", "acme"});
+        BOOST_TEST(r.status == 1, body);
+        BOOST_TEST(contains(r.err, "CreateEnrollmentCode: the answer has no usable code"), r.err);
+        BOOST_TEST(r.out.empty(), r.out);
+        BOOST_TEST(gw.requests() == 1, body);
+    }
+    {
+        canned_http_server gw(canned_http_server::json_answer(R"({"code":"Abc-123_x"})"));
+        const auto r = admin(gw, {"create-enrollment-code", "--org", "acme"});
+        BOOST_TEST(r.status == 0, r.err);
+        BOOST_TEST(r.out == "Abc-123_x\n");
+    }
+    child_process::options config;
+    config.stdin_data = R"({"flags":{"a":true}})";
+    for (const std::string body : {R"({"configUpdatedAt":{"a":1}})", R"({"configUpdatedAt":"1\r\n2"})"}) {
+        canned_http_server gw(canned_http_server::json_answer(body));
+        const auto r = admin(gw, {"publish-config", "--org", "acme", "-"}, config);
+        BOOST_TEST(r.status == 1, body);
+        BOOST_TEST(contains(r.err, "PublishConfig: the answer has no usable configUpdatedAt"), r.err);
+        BOOST_TEST(r.out.empty(), r.out);
+    }
+    for (const std::string body : {R"({"configUpdatedAt":"17"})", R"({"configUpdatedAt":17})"}) {
+        canned_http_server gw(canned_http_server::json_answer(body));
+        const auto r = admin(gw, {"publish-config", "--org", "acme", "-"}, config);
+        BOOST_TEST(r.status == 0, r.err);
+        BOOST_TEST(r.out == "17\n");
+    }
+    {
+        // A refusal's text is the server's too.
+        canned_http_server gw(canned_http_server::json_answer(
+            R"({"code":"invalid_argument","message":"\u001b[2Jwiped"})", 400));
+        const auto r = admin(gw, {"revoke", "node-1"});
+        BOOST_TEST(r.status == 2, r.err);
+        BOOST_TEST(contains(r.err, "\\x1b[2Jwiped"), r.err);
+        BOOST_TEST(!contains(r.err, "\x1b"), r.err);
+    }
+
+    // Enroll: an identity that cannot be kept is refused before anything
+    // is written.
+    const std::vector<std::string> identities{
+        R"({"nodeId":"n\nx","orgId":"acme","apiKey":"k"})", R"({"nodeId":"n","orgId":"","apiKey":"k"})",
+        R"({"nodeId":"n","orgId":"acme","apiKey":")" + std::string(5000, 'k') + R"("})",
+        R"({"nodeId":")" + std::string(300, 'n') + R"(","orgId":"acme","apiKey":"k"})"};
+    const std::vector<std::string> fields{"nodeId: 1-256", "orgId: 1-256", "apiKey: 1-4096", "nodeId: 1-256"};
+    for (std::size_t i = 0; i < identities.size(); ++i) {
+        canned_http_server gw(canned_http_server::json_answer(identities[i]));
+        const auto state = dir.path() / ("state" + std::to_string(i));
+        child_process::options code;
+        code.env_extra = {"TETHER_CODE=the-code"};
+        const auto r = tether::test::run(
+            binary("tether"),
+            {"enroll", "--server", gw.url(), "--state-dir", state.string(), "--log-format", "json"}, code,
+            20s);
+        BOOST_TEST(r.status == 1, r.err);
+        BOOST_TEST(contains(r.err, "Enroll answered an identity this agent cannot use (" + fields[i]), r.err);
+        BOOST_TEST(!std::filesystem::exists(state / "state.json"), identities[i]);
+    }
+
+    // status --health-listen: something else on the port is named, not a crash.
+    const auto state = dir.path() / "enrolled";
+    std::filesystem::create_directories(state);
+    std::filesystem::permissions(state, std::filesystem::perms::owner_all);
+    tether::test::write_private_file(
+        state / "state.json",
+        R"({"serverUrl":"http://127.0.0.1:1","nodeId":"node-\u001b[31mx","orgId":"acme","apiKey":"k"})");
+    for (const std::string body : {R"({})", R"({"heartbeatsSent":"many","heartbeatsFailed":0})"}) {
+        canned_http_server other(canned_http_server::json_answer(body));
+        const auto addr = other.url().substr(std::string("http://").size());
+        const auto text = tether::test::run(
+            binary("tether"), {"status", "--state-dir", state.string(), "--health-listen", addr});
+        BOOST_TEST(text.status == 0, text.err);
+        BOOST_TEST(contains(text.out, "answered, but not as a tether agent"), text.out);
+        BOOST_TEST(contains(text.out, "node-\\x1b[31mx"), text.out);
+        const auto as_json = tether::test::run(
+            binary("tether"), {"status", "--state-dir", state.string(), "--health-listen", addr, "--json"});
+        BOOST_TEST(as_json.status == 0, as_json.err);
+        BOOST_TEST(contains(as_json.out, R"("health":"not a tether agent")"), as_json.out);
+        BOOST_TEST(!contains(as_json.out, "heartbeatsSent"), as_json.out);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(run_without_state_names_the_file_and_the_enroll_command)

@@ -8,8 +8,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <string>
+#include <thread>
 
 namespace tether::test {
 
@@ -77,5 +80,88 @@ inline int count_responses(const std::string& text)
         if (at == 0 || text[at - 1] == '\n') ++n;
     return n;
 }
+
+/// A server on 127.0.0.1 that answers every request with `answer`, a whole
+/// HTTP response, then closes: what a broken gateway, a proxy's page or
+/// another program on the port says to a client under test. It runs on a
+/// thread of its own, so a child process can be waited for beside it.
+class canned_http_server {
+public:
+    explicit canned_http_server(std::string answer) : answer_(std::move(answer))
+    {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+            ::listen(fd_, 16) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+            std::abort();
+        port_ = ntohs(a.sin_port);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~canned_http_server()
+    {
+        stop_ = true;
+        thread_.join();
+        ::close(fd_);
+    }
+    canned_http_server(const canned_http_server&) = delete;
+    canned_http_server& operator=(const canned_http_server&) = delete;
+
+    [[nodiscard]] std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+    [[nodiscard]] int requests() const { return requests_; }
+
+    /// `body` as a 200 application/json response.
+    static std::string json_answer(const std::string& body, int status = 200)
+    {
+        return "HTTP/1.1 " + std::to_string(status) +
+               " X\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+               "\r\nConnection: close\r\n\r\n" + body;
+    }
+
+private:
+    void serve()
+    {
+        while (!stop_) {
+            pollfd p{fd_, POLLIN, 0};
+            if (::poll(&p, 1, 50) != 1) continue;
+            const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+            if (c < 0) continue;
+            // The whole request first: closing with unread bytes would
+            // reset the connection before the client reads the answer.
+            std::string in;
+            char buf[4096];
+            std::size_t want = std::string::npos;
+            while (want == std::string::npos || in.size() < want) {
+                pollfd r{c, POLLIN, 0};
+                if (::poll(&r, 1, 2000) != 1) break;
+                const ssize_t n = ::recv(c, buf, sizeof buf, 0);
+                if (n <= 0) break;
+                in.append(buf, static_cast<std::size_t>(n));
+                if (const auto end = in.find("\r\n\r\n");
+                    want == std::string::npos && end != std::string::npos) {
+                    std::size_t length = 0;
+                    for (const char* name : {"Content-Length: ", "content-length: "})
+                        if (const auto at = in.find(name); at != std::string::npos && at < end)
+                            length = std::strtoul(in.c_str() + at + 16, nullptr, 10);
+                    want = end + 4 + length;
+                }
+            }
+            ++requests_;
+            (void)send_all(c, answer_);
+            ::shutdown(c, SHUT_WR);
+            (void)read_until_close(c, std::chrono::milliseconds(200));
+            ::close(c);
+        }
+    }
+
+    std::string answer_;
+    int fd_ = -1;
+    std::uint16_t port_ = 0;
+    std::atomic<bool> stop_{false};
+    std::atomic<int> requests_{0};
+    std::thread thread_;
+};
 
 }  // namespace tether::test
