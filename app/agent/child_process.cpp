@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <string_view>
 #include <system_error>
@@ -16,7 +17,8 @@ extern char** environ;
 
 namespace tether::app {
 
-std::vector<std::string> child_environment(const std::string& sentinel, const std::vector<std::string>& extra)
+std::vector<std::string> child_environment(const std::string& sentinel, const std::vector<std::string>& extra,
+                                           const std::vector<std::string>& withheld)
 {
     std::vector<std::string> env;
     for (char** e = environ; e && *e; ++e) {
@@ -25,6 +27,11 @@ std::vector<std::string> child_environment(const std::string& sentinel, const st
             kv.starts_with("TETHER_API_BASE=") || kv.starts_with("TETHER_SENTINEL=") ||
             kv.starts_with("TETHER_CONFIG_FILE=") || kv.starts_with("TETHER_CONFIG_URL="))
             continue;
+        // A container's one environment often serves `tether enroll
+        // --skip-if-enrolled && tether exec -- CMD`: an enrollment code
+        // (shared by a fleet, valid for days) must not reach the workload.
+        const auto name = kv.substr(0, kv.find('='));
+        if (std::find(withheld.begin(), withheld.end(), name) != withheld.end()) continue;
         env.emplace_back(kv);
     }
     env.push_back("TETHER_CRED_FD=3");

@@ -12,12 +12,13 @@
 
 namespace tether::app {
 
-/// Our environment minus anything that names a credential source, plus the
+/// Our environment minus anything that names a credential source and the
+/// `withheld` variables (NAME: secrets given to us, TETHER_CODE), plus the
 /// broker's three variables (TETHER_CRED_FD, TETHER_API_BASE, TETHER_SENTINEL)
 /// and `extra` ("NAME=value": TETHER_CONFIG_FILE, TETHER_CONFIG_URL), which
 /// replace any of the same name we were given.
-std::vector<std::string> child_environment(const std::string& sentinel,
-                                           const std::vector<std::string>& extra = {});
+std::vector<std::string> child_environment(const std::string& sentinel, const std::vector<std::string>& extra,
+                                           const std::vector<std::string>& withheld);
 
 /// posix_spawn with `channel` as fd 3 and nothing else above 2, an empty
 /// signal mask and default dispositions. Throws fatal_exit 127 (not found)

@@ -150,6 +150,15 @@ std::span<const subcommand> agent_commands()
     return table();
 }
 
+std::vector<std::string> secret_variables()
+{
+    std::vector<std::string> out;
+    for (const auto& c : table())
+        for (const auto& f : c.spec.flags)
+            if (f.secret) out.push_back(cli::env_name(f.name));
+    return out;
+}
+
 auth::state_paths resolve_state_dir(const invocation& inv)
 {
     if (auto v = inv.args.value("state-dir")) {

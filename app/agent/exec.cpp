@@ -277,7 +277,7 @@ int agent_exec(invocation& inv)
         extra_env.push_back("TETHER_BROKER_SOCKET=" + socket_path);
     }
 
-    const auto env = child_environment(sentinel, extra_env);
+    const auto env = child_environment(sentinel, extra_env, secret_variables());
     const auto start_child = [&] {
         const pid_t pid = spawn_child(argv, env, theirs);
         inv.log.info("exec.started",

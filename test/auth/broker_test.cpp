@@ -158,7 +158,7 @@ struct rig {
     }
 
     std::unique_ptr<child_process> exec(std::vector<std::string> child_args,
-                                        std::vector<std::string> flags = {})
+                                        std::vector<std::string> flags = {}, child_process::options opts = {})
     {
         std::vector<std::string> args{"exec",
                                       "--upstream",
@@ -177,7 +177,7 @@ struct rig {
         args.emplace_back("--");
         args.emplace_back(TETHER_BROKER_CHILD);
         args.insert(args.end(), child_args.begin(), child_args.end());
-        return std::make_unique<child_process>(tether::test::binary("tether"), args);
+        return std::make_unique<child_process>(tether::test::binary("tether"), args, std::move(opts));
     }
 
     /// Runs to completion; returns the exit status.
@@ -367,9 +367,15 @@ BOOST_AUTO_TEST_CASE(an_oversized_trailer_is_refused_and_the_broker_keeps_servin
 BOOST_AUTO_TEST_CASE(the_child_sees_fd_3_the_base_and_the_sentinel_only)
 {
     rig r;
-    auto p = r.exec({"dump"});
+    // One environment for `tether enroll --skip-if-enrolled && tether exec`
+    // is common in containers: the enrollment code in it stays ours.
+    child_process::options env;
+    env.env_extra = {"TETHER_CODE=fleet-code-Zq8", "TETHER_NAME=passed-on"};
+    auto p = r.exec({"dump"}, {}, env);
     BOOST_TEST_REQUIRE(r.run(*p) == 0);
     const auto out = p->out();
+    BOOST_TEST(!contains(out, "fleet-code-Zq8"), out);
+    BOOST_TEST(contains(out, "TETHER_NAME=passed-on\n"), out);
     BOOST_TEST(contains(out, "TETHER_CRED_FD=3\n"));
     BOOST_TEST(contains(out, "TETHER_API_BASE=http://tether-broker.invalid\n"));
     BOOST_TEST(contains(out, "TETHER_SENTINEL=tether-sentinel-"));
