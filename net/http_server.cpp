@@ -5,6 +5,7 @@
 #include "net/errc.hpp"
 #include "net/http_reader.hpp"
 #include "net/http_writer.hpp"
+#include "net/proxy_header_read.hpp"
 #include "net/tls.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -26,6 +27,7 @@
 #include <charconv>
 #include <list>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <span>
 
@@ -506,14 +508,70 @@ struct http_server::impl {
         co_await stream.async_shutdown(nothrow);
     }
 
+    /// Behind a balancer: the client's address is known only once its
+    /// header is read, on the connection's strand.
+    awaitable<void> proxied_session(asio::ip::tcp::socket socket, peer_info balancer)
+    {
+        auto header = co_await read_proxy_header(socket, opts.header_timeout);
+        if (header.what == proxy_header::status::invalid) {
+            if (std::uint64_t left_out = 0; proxy_refusals.allow(left_out))
+                log.warn("http.proxy_header_refused",
+                         {{"peer", balancer.address}, {"reason", header.reason}, {"suppressed", left_out}});
+            if (opts.on_refused) opts.on_refused(400);
+            co_return;
+        }
+        if (header.address.empty()) {
+            co_await session(std::move(socket), std::move(balancer));
+            co_return;
+        }
+        peer_info client{header.address, header.port};
+        if (!take_slot(client.address)) co_return;
+        struct slot {
+            impl& s;
+            std::string address;
+            ~slot() { s.give_slot(address); }
+        } held{*this, client.address};
+        co_await session(std::move(socket), std::move(client));
+    }
+
+    /// One more connection from `address`, or false (counted and logged)
+    /// when it has its limit.
+    bool take_slot(const std::string& address)
+    {
+        {
+            const std::lock_guard lock(per_ip_mutex);
+            if (opts.max_connections_per_ip == 0 || per_ip[address] < opts.max_connections_per_ip) {
+                ++per_ip[address];
+                return true;
+            }
+        }
+        if (std::uint64_t left_out = 0; per_ip_refusals.allow(left_out))
+            log.warn("http.connection_refused", {{"peer", address},
+                                                 {"reason", "too many connections from this address"},
+                                                 {"limit", opts.max_connections_per_ip},
+                                                 {"suppressed", left_out}});
+        if (opts.on_refused) opts.on_refused(0);
+        return false;
+    }
+
+    void give_slot(const std::string& address)
+    {
+        const std::lock_guard lock(per_ip_mutex);
+        if (auto n = per_ip.find(address); n != per_ip.end() && --n->second == 0) per_ip.erase(n);
+    }
+
     asio::ip::tcp::acceptor acceptor;
     handler h;
     const log::logger& log;
     server_options opts;
     std::shared_ptr<replaceable_tls> tls;
-    std::map<std::string, std::size_t> per_ip;  // open connections by address, run()'s executor only
+    // Open connections by address: taken by the accept loop, or behind a
+    // balancer by a connection's strand, and given back by either.
+    std::mutex per_ip_mutex;
+    std::map<std::string, std::size_t> per_ip;
     log::throttle accept_failures;
     log::throttle per_ip_refusals;
+    log::throttle proxy_refusals;
 };
 
 http_server::http_server(const asio::any_io_executor& ex, const asio::ip::tcp::endpoint& ep, handler h,
@@ -566,26 +624,21 @@ awaitable<void> http_server::run()
         const auto remote = socket.remote_endpoint(pec);
         if (pec) continue;
         std::string address = remote.address().to_string();
-        if (s.opts.max_connections_per_ip > 0 && s.per_ip[address] >= s.opts.max_connections_per_ip) {
-            if (std::uint64_t left_out = 0; s.per_ip_refusals.allow(left_out))
-                s.log.warn("http.connection_refused", {{"peer", address},
-                                                       {"reason", "too many connections from this address"},
-                                                       {"limit", s.opts.max_connections_per_ip},
-                                                       {"suppressed", left_out}});
-            if (s.opts.on_refused) s.opts.on_refused(0);
+        const bool proxied = s.opts.proxy_from && s.opts.proxy_from(remote.address());
+        if (!proxied && !s.take_slot(address)) {
             socket.close(pec);
             continue;
         }
-        ++s.per_ip[address];
         socket.set_option(asio::ip::tcp::no_delay(true), pec);
         if (s.opts.send_buffer_bytes > 0)
             socket.set_option(asio::socket_base::send_buffer_size(s.opts.send_buffer_bytes), pec);
         peer_info peer{address, remote.port()};
         asio::ip::tcp::socket sock(std::move(socket));
-        connections.spawn(conn_strand, s.session(std::move(sock), std::move(peer)),
-                          [&s, address](const std::exception_ptr& e) {
-                              if (auto n = s.per_ip.find(address); n != s.per_ip.end() && --n->second == 0)
-                                  s.per_ip.erase(n);
+        connections.spawn(conn_strand,
+                          proxied ? s.proxied_session(std::move(sock), std::move(peer))
+                                  : s.session(std::move(sock), std::move(peer)),
+                          [&s, address, proxied](const std::exception_ptr& e) {
+                              if (!proxied) s.give_slot(address);
                               if (e) s.log.debug("http.session_ended", {{"error", describe(e)}});
                           });
     }

@@ -55,6 +55,12 @@ struct server_options {
     /// or whose handler threw (500). Unset: plain text. The server knows
     /// HTTP only; a server of an RPC protocol renders its own error bodies.
     std::function<reply(unsigned status, std::string_view reason)> refusal;
+    /// Connections from the addresses this accepts (a load balancer's) may
+    /// begin with a PROXY protocol header, version 1 or 2: the client it
+    /// names is then the peer (the handler's peer_info, the per-address
+    /// limit, logs); the balancer's own connections (none, or LOCAL: its
+    /// health checks) are exempt from that limit. Unset: no header is read.
+    std::function<bool(const asio::ip::address&)> proxy_from;
 };
 
 struct peer_info {

@@ -17,6 +17,7 @@
 #include "net/host_port.hpp"
 #include "net/http_server.hpp"
 #include "net/tls.hpp"
+#include "settings/runtime_config.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -29,6 +30,42 @@
 namespace tether::app {
 
 namespace {
+
+/// --proxy-protocol-from: the balancers' networks. An IPv4 balancer reached
+/// through a dual-stack listener shows as ::ffff:a.b.c.d, matched as IPv4.
+std::function<bool(const asio::ip::address&)> proxy_sources(const invocation& inv, const std::string& text)
+{
+    std::vector<settings::ip_range> ranges;
+    std::string_view rest(text);
+    while (!rest.empty() || ranges.empty()) {
+        const auto comma = rest.find(',');
+        const auto item = rest.substr(0, comma);
+        auto r = settings::ip_range::parse(item, inv.args.origin("proxy-protocol-from"));
+        if (!r) throw cli::usage_error(r.error().message() + " ('" + std::string(item) + "')");
+        ranges.push_back(*r);
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
+        if (rest.empty())
+            throw cli::usage_error(inv.args.origin("proxy-protocol-from") + " ends with a comma");
+    }
+    return [ranges = std::move(ranges)](const asio::ip::address& peer) {
+        auto a = peer;
+        if (a.is_v6() && a.to_v6().is_v4_mapped())
+            a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+        settings::ip_range one;
+        one.v6 = a.is_v6();
+        if (one.v6) {
+            const auto b = a.to_v6().to_bytes();
+            std::copy(b.begin(), b.end(), one.bytes.begin());
+        } else {
+            const auto b = a.to_v4().to_bytes();
+            std::copy(b.begin(), b.end(), one.bytes.begin());
+        }
+        one.prefix = one.v6 ? 128 : 32;
+        return std::any_of(ranges.begin(), ranges.end(),
+                           [&](const settings::ip_range& r) { return r.contains(one); });
+    };
+}
 
 /// --database (TETHER_DATABASE): a postgres:// or postgresql:// URI or a
 /// libpq "key=value" string selects PostgreSQL; absent, the embedded file.
@@ -137,6 +174,7 @@ int gateway_serve(invocation& inv)
     server_opts.connection_strands = opts.threads;
     if (auto v = inv.args.count("max-connections-per-ip", 1, 10'000'000))
         server_opts.max_connections_per_ip = *v;
+    if (auto v = inv.args.value("proxy-protocol-from")) server_opts.proxy_from = proxy_sources(inv, *v);
 
     // Every flag is checked, and every file it names read, before anything
     // is created.

@@ -84,10 +84,13 @@ struct drill {
     drill()
     {
         const auto token = dir.path() / "admin.token";
-        // Behind a load balancer every client has the balancer's address:
-        // the per-address limits must allow the whole fleet (docs/operations.md).
+        // HAProxy names each client in a PROXY header; but here every agent
+        // is a client on 127.0.0.1, so the per-address limits must allow
+        // the whole fleet.
         const std::vector<std::string> flags{"--database",
                                              pg.conninfo(),
+                                             "--proxy-protocol-from",
+                                             "127.0.0.1",
                                              "--stream-limit-per-ip",
                                              "10000",
                                              "--max-connections-per-ip",
@@ -188,6 +191,32 @@ BOOST_AUTO_TEST_CASE(three_replicas_on_postgres_behind_haproxy)
     // from here on every login (session.refreshed) would be a new one.
     const auto logins_at_start = d.logins();
     std::cout << "replicas: 3 replicas, " << fleet_size << " agents through HAProxy, all streaming\n";
+
+    // 0. Each replica knows the client behind HAProxy (send-proxy-v2): a
+    //    failed login from 127.0.0.2 is logged with that address, where
+    //    HAProxy itself connects from 127.0.0.1.
+    {
+        const std::string body = R"({"nodeId":"node-nobody","apiKey":"wrong"})";
+        const auto answer = t::raw_exchange(d.lb_port,
+                                            "POST /tether.v1.NodeService/BeginAuth HTTP/1.1\r\nHost: x\r\n"
+                                            "Content-Type: application/json\r\nConnection: close\r\n"
+                                            "Content-Length: " +
+                                                std::to_string(body.size()) + "\r\n\r\n" + body,
+                                            3000ms, "127.0.0.2");
+        BOOST_TEST(answer.starts_with("HTTP/1.1 403"), answer);
+        const bool named = wait_until(
+            [&] {
+                return std::any_of(d.replicas.begin(), d.replicas.end(), [](const auto& r) {
+                    for (const auto& line : lines_with(r->proc->err(), "gateway.auth_failed"))
+                        if (contains(line, R"("peer":"127.0.0.2")")) return true;
+                    return false;
+                });
+            },
+            5s);
+        std::cout << "replicas 0: a failed login through HAProxy from 127.0.0.2 is logged with "
+                  << (named ? "127.0.0.2" : "another address") << "\n";
+        BOOST_TEST(named);
+    }
 
     // 1. A publish through any replica is applied by every agent within 2 s.
     {

@@ -8,6 +8,8 @@
 #include "support/test_pki.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
@@ -397,6 +399,170 @@ BOOST_AUTO_TEST_CASE(connections_per_address_are_limited)
         BOOST_TEST(res.has_value());
     }());
     BOOST_TEST(srv.logs().has("http.connection_refused"));
+}
+
+namespace {
+
+/// Who the server took the peer for.
+awaitable<reply> who(http::request, net::peer_info peer)
+{
+    reply r;
+    r.head.body = peer.address + " " + std::to_string(peer.port);
+    co_return r;
+}
+
+const std::string v1_client_a = "PROXY TCP4 198.51.100.7 10.0.0.1 4242 443\r\n";
+const std::string v1_client_b = "PROXY TCP4 198.51.100.8 10.0.0.1 4243 443\r\n";
+/// Version 2: 198.51.100.9:777 -> 10.0.0.1:443.
+const std::string v2_client_c =
+    std::string("\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c\xC6\x33\x64\x09\x0A\x00\x00\x01\x03\x09\x01\xBB", 28);
+/// Version 2 LOCAL: a balancer's health check.
+const std::string v2_local = std::string("\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00", 16);
+const std::string get_close = "GET /who HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+/// Writes `pieces` on a new connection, `gap` apart, and returns what the
+/// server answers until it closes.
+awaitable<std::string> exchange_in_pieces(std::uint16_t port, std::vector<std::string> pieces,
+                                          std::chrono::milliseconds gap)
+{
+    const auto ex = co_await asio::this_coro::executor;
+    asio::ip::tcp::socket s(ex);
+    auto [cec] = co_await s.async_connect({asio::ip::make_address("127.0.0.1"), port}, tether::nothrow);
+    if (cec) co_return "connect failed";
+    for (const auto& piece : pieces) {
+        if (gap.count() > 0) co_await sleep_for(gap);
+        auto [wec, written] = co_await asio::async_write(s, asio::buffer(piece), tether::nothrow);
+        if (wec || written != piece.size()) break;
+    }
+    std::string answer;
+    // Until the server closes (eof) or resets: what came before is the answer.
+    [[maybe_unused]] auto [rec, n] =
+        co_await asio::async_read(s, asio::dynamic_buffer(answer), tether::nothrow);
+    co_return answer;
+}
+
+awaitable<std::string> exchange(std::uint16_t port, std::string bytes)
+{
+    std::vector<std::string> one;
+    one.push_back(std::move(bytes));
+    co_return co_await exchange_in_pieces(port, std::move(one), 0ms);
+}
+
+std::string body_of(const std::string& answer)
+{
+    const auto at = answer.find("\r\n\r\n");
+    return at == std::string::npos ? "<no answer: " + answer + ">" : answer.substr(at + 4);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_balancer_s_proxy_header_names_the_client)
+{
+    // Behind a balancer every connection came from its address: one limit
+    // for the whole fleet, and logs that named no client.
+    asio::io_context ioc;
+    net::server_options so;
+    so.proxy_from = [](const asio::ip::address& a) {
+        return a.is_loopback();
+    };
+    so.max_connections_per_ip = 2;
+    so.header_timeout = 1s;
+    loopback_server srv(ioc, who, nullptr, so);
+    net::server_options direct_only = so;
+    direct_only.proxy_from = [](const asio::ip::address&) {
+        return false;
+    };
+    loopback_server elsewhere(ioc, who, nullptr, direct_only);
+    run_for(ioc, [&]() -> awaitable<void> {
+        const auto ex = co_await asio::this_coro::executor;
+        std::string a = co_await exchange(srv.port(), v1_client_a + get_close);
+        BOOST_TEST(body_of(a) == "198.51.100.7 4242");
+        a = co_await exchange(srv.port(), v2_client_c + get_close);
+        BOOST_TEST(body_of(a) == "198.51.100.9 777");
+        // A header in pieces, and the request after it in a write of its own.
+        const std::vector<std::string> pieces{v1_client_a.substr(0, 9), v1_client_a.substr(9, 20),
+                                              v1_client_a.substr(29), get_close};
+        a = co_await exchange_in_pieces(srv.port(), pieces, 30ms);
+        BOOST_TEST(body_of(a) == "198.51.100.7 4242");
+        // None (the balancer's own request) and LOCAL (its health check).
+        a = co_await exchange(srv.port(), get_close);
+        BOOST_TEST(body_of(a).starts_with("127.0.0.1 "), a);
+        a = co_await exchange(srv.port(), v2_local + get_close);
+        BOOST_TEST(body_of(a).starts_with("127.0.0.1 "), a);
+
+        // A broken header, or one never finished: closed unanswered.
+        const std::vector<std::string> broken{"PROXY TCP4 198.51.100.7 10.0.0.1 4242\r\n" + get_close,
+                                              "PROXY TCP4 198.51.100.7 10.0.0.1 4242 443\n" + get_close,
+                                              std::string(v2_client_c).replace(12, 1, "\x22") + get_close};
+        for (const auto& b : broken) {
+            a = co_await exchange(srv.port(), b);
+            BOOST_TEST(a == "", b);
+        }
+        const auto started = std::chrono::steady_clock::now();
+        a = co_await exchange(srv.port(), "PROXY TCP4 198.51");
+        const auto waited = std::chrono::steady_clock::now() - started;
+        BOOST_TEST(a == "");
+        BOOST_TEST((waited >= 900ms && waited < 5s), "the header timeout bounds the wait");
+
+        // The per-address limit counts clients, and the balancer not at all.
+        std::vector<asio::ip::tcp::socket> held;
+        const std::vector<std::string> openers{v1_client_a, v1_client_a, std::string(), std::string(),
+                                               std::string()};
+        for (const auto& header : openers) {
+            asio::ip::tcp::socket s(ex);
+            auto [cec] =
+                co_await s.async_connect({asio::ip::make_address("127.0.0.1"), srv.port()}, tether::nothrow);
+            BOOST_TEST_REQUIRE(!cec);
+            if (!header.empty()) co_await asio::async_write(s, asio::buffer(header), tether::nothrow);
+            held.push_back(std::move(s));
+        }
+        co_await sleep_for(100ms);
+        a = co_await exchange(srv.port(), v1_client_a + get_close);
+        BOOST_TEST(a == "", "a third from 198.51.100.7");
+        a = co_await exchange(srv.port(), v1_client_b + get_close);
+        BOOST_TEST(body_of(a) == "198.51.100.8 4243");
+        a = co_await exchange(srv.port(), get_close);
+        BOOST_TEST(body_of(a).starts_with("127.0.0.1 "),
+                   "the balancer's own, with three of its connections open");
+        held.clear();
+        co_await sleep_for(100ms);
+        a = co_await exchange(srv.port(), v1_client_a + get_close);
+        BOOST_TEST(body_of(a) == "198.51.100.7 4242", "its slots were given back");
+
+        // From an address not trusted, a header is only a bad request.
+        a = co_await exchange(elsewhere.port(), v1_client_a + get_close);
+        BOOST_TEST(a.starts_with("HTTP/1.1 400"), a);
+    }());
+    BOOST_TEST(srv.logs().has("http.proxy_header_refused"));
+    BOOST_TEST(srv.logs().has("http.connection_refused"));
+}
+
+BOOST_AUTO_TEST_CASE(a_proxy_header_precedes_the_tls_handshake)
+{
+    // A balancer passing TLS through (HAProxy in TCP mode, send-proxy-v2)
+    // writes the header in the clear, then the client's handshake follows.
+    tether::test::temp_dir dir;
+    const auto pki = tether::test::make_pki(dir.path(), "localhost", {"localhost"}, {"127.0.0.1"});
+    asio::io_context ioc;
+    net::server_options so;
+    so.proxy_from = [](const asio::ip::address& a) {
+        return a.is_loopback();
+    };
+    loopback_server srv(ioc, who, net::make_server_tls(pki.cert, pki.key), so);
+    const auto client_tls = net::make_client_tls(pki.ca_cert);
+    std::string answer;
+    run_for(ioc, [&]() -> awaitable<void> {
+        const auto ex = co_await asio::this_coro::executor;
+        asio::ip::tcp::socket s(ex);
+        co_await s.async_connect({asio::ip::make_address("127.0.0.1"), srv.port()}, tether::use_awaitable);
+        co_await asio::async_write(s, asio::buffer(v2_client_c), tether::use_awaitable);
+        asio::ssl::stream<asio::ip::tcp::socket&> tls(s, *client_tls);
+        co_await tls.async_handshake(asio::ssl::stream_base::client, tether::use_awaitable);
+        co_await asio::async_write(tls, asio::buffer(get_close), tether::use_awaitable);
+        [[maybe_unused]] auto [ec, n] =
+            co_await asio::async_read(tls, asio::dynamic_buffer(answer), tether::nothrow);
+    }());
+    BOOST_TEST(body_of(answer) == "198.51.100.9 777");
 }
 
 BOOST_AUTO_TEST_CASE(out_of_descriptors_the_server_logs_once_a_second_and_recovers)

@@ -16,11 +16,22 @@
 
 namespace tether::test {
 
-/// A connected TCP socket to 127.0.0.1:port; -1 on failure.
-inline int connect_loopback(int port)
+/// A connected TCP socket to 127.0.0.1:port, from `source` (another
+/// loopback address, 127.0.0.2: a second client on one machine); -1 on
+/// failure.
+inline int connect_loopback(int port, const char* source = nullptr)
 {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
+    if (source != nullptr) {
+        sockaddr_in from{};
+        from.sin_family = AF_INET;
+        if (::inet_pton(AF_INET, source, &from.sin_addr) != 1 ||
+            ::bind(fd, reinterpret_cast<const sockaddr*>(&from), sizeof from) != 0) {
+            ::close(fd);
+            return -1;
+        }
+    }
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<std::uint16_t>(port));
@@ -62,9 +73,10 @@ inline std::string read_until_close(int fd, std::chrono::milliseconds quiet)
 /// the server closes (or is quiet for `quiet`). A send the server cut short
 /// (it refused early and closed) still returns what it answered.
 inline std::string raw_exchange(int port, const std::string& bytes,
-                                std::chrono::milliseconds quiet = std::chrono::milliseconds(3000))
+                                std::chrono::milliseconds quiet = std::chrono::milliseconds(3000),
+                                const char* source = nullptr)
 {
-    const int fd = connect_loopback(port);
+    const int fd = connect_loopback(port, source);
     if (fd < 0) return "connect failed";
     (void)send_all(fd, bytes);
     auto out = read_until_close(fd, quiet);
