@@ -132,8 +132,9 @@ public:
 
     enum class refusal { none, per_ip, global };
 
-    /// Admits a stream or says which limit refuses it. `strand`: the
-    /// connection's, where the stream's coroutine runs.
+    /// Admits a stream or says which limit refuses it. `ip`: what the
+    /// per-address limit counts (net::address_group of the peer). `strand`:
+    /// the connection's, where the stream's coroutine runs.
     std::shared_ptr<subscription> subscribe(const std::string& org_id, const std::string& node_id,
                                             const std::string& ip, const asio::any_io_executor& strand,
                                             refusal* why);

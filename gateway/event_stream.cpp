@@ -2,6 +2,7 @@
 // /v1/admin/events (an operator, with the admin token).
 #include "gateway/service.hpp"
 #include "net/errc.hpp"
+#include "net/host_port.hpp"
 
 #include <boost/asio/this_coro.hpp>
 
@@ -76,7 +77,7 @@ awaitable<net::reply> service::open_stream(const net::http::request& req, const 
 
     const auto ex = co_await asio::this_coro::executor;
     event_hub::refusal why = event_hub::refusal::none;
-    start.sub = hub_.subscribe(grant.org_id, grant.node_id, peer.address, ex, &why);
+    start.sub = hub_.subscribe(grant.org_id, grant.node_id, net::address_group(peer.address), ex, &why);
     if (!start.sub) {
         if (why == event_hub::refusal::per_ip)
             co_return net::connect::error_reply(code::resource_exhausted,

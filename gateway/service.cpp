@@ -1,6 +1,7 @@
 #include "gateway/service.hpp"
 
 #include "auth/keys.hpp"
+#include "net/host_port.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -412,7 +413,7 @@ bool service::auth_throttled(const std::string& ip)
 {
     const auto now = sessions_.now_ms();
     const std::lock_guard lock(failures_m_);
-    const auto it = failures_.find(ip);
+    const auto it = failures_.find(net::address_group(ip));
     if (it == failures_.end()) return false;
     if (window_over(it->second.window_start, now, opts_.auth_failure_window_ms)) {
         failures_.erase(it);
@@ -437,7 +438,7 @@ void service::auth_failed(const std::string& ip, std::string_view method, const 
             });
             if (failures_.size() >= 100'000) failures_.clear();
         }
-        auto& f = failures_[ip];
+        auto& f = failures_[net::address_group(ip)];
         if (f.count == 0 || window_over(f.window_start, now, opts_.auth_failure_window_ms)) f = {now, 0};
         ++f.count;
     }

@@ -152,7 +152,8 @@ private:
     awaitable<bool> store_answers();
     [[nodiscard]] bool is_admin(const net::http::request& req) const;
     void storage_failed(const std::exception& e);
-    /// Per-address failure accounting for the login and enrollment calls.
+    /// Per-address failure accounting for the login and enrollment calls
+    /// (an IPv6 address counts with its /64: net::address_group).
     bool auth_throttled(const std::string& ip);
     void auth_failed(const std::string& ip, std::string_view method, const rpc_error& e);
     /// What needed the admin token came without it (or with a wrong or a
@@ -252,7 +253,7 @@ private:
         std::size_t count = 0;
     };
     std::mutex failures_m_;
-    std::map<std::string, failures> failures_;  // by address, bounded
+    std::map<std::string, failures> failures_;  // by net::address_group, bounded
     log::throttle auth_log_;
     log::throttle storage_log_;
 };

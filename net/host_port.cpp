@@ -76,4 +76,19 @@ bool is_loopback_host(std::string_view host) noexcept
     return false;
 }
 
+std::string address_group(std::string_view address)
+{
+    const std::string text(address);
+    in6_addr v6{};
+    if (::inet_pton(AF_INET6, text.c_str(), &v6) != 1) return text;
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+        ::inet_ntop(AF_INET, &v6.s6_addr[12], buf, sizeof buf);
+        return buf;
+    }
+    std::fill(std::begin(v6.s6_addr) + 8, std::end(v6.s6_addr), std::uint8_t{0});
+    ::inet_ntop(AF_INET6, &v6, buf, sizeof buf);
+    return std::string(buf) + "/64";
+}
+
 }  // namespace tether::net

@@ -28,4 +28,10 @@ bool is_host_name(std::string_view host) noexcept;
 /// loopback, because DNS could point it anywhere.
 bool is_loopback_host(std::string_view host) noexcept;
 
+/// What the per-address limits count as one client: an IPv4 address (also
+/// written ::ffff:a.b.c.d) as itself, an IPv6 address as its /64
+/// ("2001:db8:1:2::/64"), which one subscriber holds whole: counted by
+/// address, one host could take 2^64 budgets. Anything else unchanged.
+std::string address_group(std::string_view address);
+
 }  // namespace tether::net

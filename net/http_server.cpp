@@ -3,6 +3,7 @@
 #include "base/exceptions.hpp"
 #include "base/task_group.hpp"
 #include "net/errc.hpp"
+#include "net/host_port.hpp"
 #include "net/http_reader.hpp"
 #include "net/http_writer.hpp"
 #include "net/proxy_header_read.hpp"
@@ -534,14 +535,15 @@ struct http_server::impl {
         co_await session(std::move(socket), std::move(client));
     }
 
-    /// One more connection from `address`, or false (counted and logged)
-    /// when it has its limit.
+    /// One more connection from `address` (its group: an IPv6 /64), or
+    /// false (counted and logged) when that has its limit.
     bool take_slot(const std::string& address)
     {
         {
             const std::lock_guard lock(per_ip_mutex);
-            if (opts.max_connections_per_ip == 0 || per_ip[address] < opts.max_connections_per_ip) {
-                ++per_ip[address];
+            auto& open = per_ip[address_group(address)];
+            if (opts.max_connections_per_ip == 0 || open < opts.max_connections_per_ip) {
+                ++open;
                 return true;
             }
         }
@@ -557,7 +559,8 @@ struct http_server::impl {
     void give_slot(const std::string& address)
     {
         const std::lock_guard lock(per_ip_mutex);
-        if (auto n = per_ip.find(address); n != per_ip.end() && --n->second == 0) per_ip.erase(n);
+        if (auto n = per_ip.find(address_group(address)); n != per_ip.end() && --n->second == 0)
+            per_ip.erase(n);
     }
 
     asio::ip::tcp::acceptor acceptor;

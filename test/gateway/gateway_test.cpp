@@ -2,6 +2,7 @@
 // storage effects, and the event streams, over real HTTP on loopback.
 #include "net/http_reader.hpp"
 #include "support/gateway_fixture.hpp"
+#include "support/raw_http.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -12,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,6 +22,7 @@
 #include <fstream>
 #include <iterator>
 #include <set>
+#include <thread>
 
 using namespace std::chrono_literals;
 using tether::secret;
@@ -229,6 +232,46 @@ BOOST_AUTO_TEST_CASE(expired_enrollment_codes_are_pruned_with_the_credentials)
     prune();
     BOOST_TEST(g.count_rows("enrollment_codes") == before);
     BOOST_TEST((code_of(enroll(unused)) == code::permission_denied));
+}
+
+BOOST_AUTO_TEST_CASE(login_failures_from_one_ipv6_64_are_throttled_together)
+{
+    // Counted by address, a host with a /64 (what one IPv6 subscriber gets)
+    // had 2^64 budgets of failed logins. The clients come in PROXY headers.
+    net::server_options so;
+    so.proxy_from = [](const boost::asio::ip::address& a) {
+        return a.is_loopback();
+    };
+    gateway_fixture g({}, so);
+    const auto n = g.enroll("acme");
+    const std::string body = R"({"nodeId":")" + n.node_id + R"(","apiKey":"wrong"})";
+    const auto begin_auth_from = [&](const std::string& client) {
+        const std::string request =
+            "PROXY TCP6 " + client +
+            " 2001:db8::ffff 1000 443\r\n"
+            "POST /tether.v1.NodeService/BeginAuth HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+            std::to_string(body.size()) + "\r\n\r\n" + body;
+        std::string answer;
+        std::atomic<bool> done{false};
+        std::thread client_thread([&] {
+            answer = tether::test::raw_exchange(g.server().port(), request, 5000ms);
+            done = true;
+        });
+        tether::test::poll_until(
+            g.ioc, [&] { return done.load(); }, 10s);
+        client_thread.join();
+        return answer.substr(0, answer.find("\r\n"));
+    };
+    const auto limit = tether::gateway::gateway_options{}.auth_failures_per_window;
+    for (std::size_t i = 0; i < limit; ++i) {
+        const auto status = begin_auth_from("2001:db8:7:7::" + std::to_string(i + 1));
+        BOOST_TEST(status.starts_with("HTTP/1.1 403"), status);
+    }
+    const auto same_64 = begin_auth_from("2001:db8:7:7:ffff:ffff:ffff:1");
+    BOOST_TEST(same_64.starts_with("HTTP/1.1 429"), same_64);
+    const auto next_64 = begin_auth_from("2001:db8:7:8::1");
+    BOOST_TEST(next_64.starts_with("HTTP/1.1 403"), next_64);
 }
 
 BOOST_AUTO_TEST_CASE(repeated_login_failures_are_counted_logged_and_throttled_per_address)
@@ -1065,6 +1108,50 @@ BOOST_AUTO_TEST_CASE(connection_limits_answer_429_and_503)
     auto [d, s4] = g.open_stream(g.admin, {}, true);
     BOOST_TEST(d == 200u);
     BOOST_TEST(g.service().hub().connections() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(event_streams_from_one_ipv6_64_share_one_limit)
+{
+    tether::gateway::gateway_options o;
+    o.hub.per_ip = 2;
+    net::server_options so;
+    so.proxy_from = [](const boost::asio::ip::address& a) {
+        return a.is_loopback();
+    };
+    gateway_fixture g(o, so);
+    const auto n = g.enroll("acme");
+    const auto s = g.session(n);
+    std::vector<int> open;
+    // A stream through a PROXY header naming `client`: its status line.
+    const auto stream_from = [&](const std::string& client) {
+        const int fd = tether::test::connect_loopback(g.server().port());
+        BOOST_TEST_REQUIRE(fd >= 0);
+        open.push_back(fd);
+        const auto token = g.stream_token(s);
+        BOOST_TEST_REQUIRE(tether::test::send_all(
+            fd, "PROXY TCP6 " + client +
+                    " 2001:db8::ffff 1000 443\r\nGET /v1/events HTTP/1.1\r\nHost: x\r\n" +
+                    "Authorization: Bearer " + std::string(token.reveal()) + "\r\n\r\n"));
+        std::string got;
+        tether::test::poll_until(
+            g.ioc,
+            [&] {
+                pollfd p{fd, POLLIN, 0};
+                if (::poll(&p, 1, 0) != 1) return false;
+                char buf[512];
+                const auto r = ::recv(fd, buf, sizeof buf, 0);
+                if (r <= 0) return true;
+                got.append(buf, static_cast<std::size_t>(r));
+                return got.find("\r\n") != std::string::npos;
+            },
+            5s);
+        return got.substr(0, got.find("\r\n"));
+    };
+    BOOST_TEST(stream_from("2001:db8:9:9::1") == "HTTP/1.1 200 OK");
+    BOOST_TEST(stream_from("2001:db8:9:9:ffff::2") == "HTTP/1.1 200 OK");
+    BOOST_TEST(stream_from("2001:db8:9:9::3").starts_with("HTTP/1.1 429"));
+    BOOST_TEST(stream_from("2001:db8:9:a::1") == "HTTP/1.1 200 OK", "the next /64 is another client");
+    for (const int fd : open) ::close(fd);
 }
 
 BOOST_AUTO_TEST_CASE(a_closed_stream_frees_its_slot_at_once)

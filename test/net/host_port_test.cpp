@@ -2,6 +2,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+using tether::net::address_group;
 using tether::net::is_loopback_host;
 using tether::net::parse_host_port;
 
@@ -44,6 +45,20 @@ BOOST_AUTO_TEST_CASE(loopback_rule)
     for (const char* no : {"128.0.0.1", "10.0.0.1", "0.0.0.0", "::", "example.com", "localhost.example.com",
                            "127.0.0.1.nip.io", "::ffff:10.0.0.1", ""})
         BOOST_TEST(!is_loopback_host(no), no);
+}
+
+BOOST_AUTO_TEST_CASE(an_ipv6_client_counts_with_its_64)
+{
+    // One subscriber holds a whole /64: counted by address, one host could
+    // take 2^64 budgets of connections, streams and failed logins.
+    BOOST_TEST(address_group("2001:db8:1:2::1") == "2001:db8:1:2::/64");
+    BOOST_TEST(address_group("2001:DB8:1:2:ffff:ffff:ffff:ffff") == "2001:db8:1:2::/64");
+    BOOST_TEST(address_group("2001:db8:1:3::1") == "2001:db8:1:3::/64");
+    BOOST_TEST(address_group("::1") == "::/64");
+    BOOST_TEST(address_group("fe80::1%eth0") == "fe80::1%eth0", "not an address inet_pton takes: as given");
+    BOOST_TEST(address_group("198.51.100.7") == "198.51.100.7");
+    BOOST_TEST(address_group("::ffff:198.51.100.7") == "198.51.100.7", "the IPv4 client it is");
+    BOOST_TEST(address_group("local") == "local");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -537,6 +537,43 @@ BOOST_AUTO_TEST_CASE(a_balancer_s_proxy_header_names_the_client)
     BOOST_TEST(srv.logs().has("http.connection_refused"));
 }
 
+BOOST_AUTO_TEST_CASE(connections_from_one_ipv6_64_count_as_one_client)
+{
+    // The clients come in PROXY headers: this machine has no IPv6 /64s of
+    // its own to connect from.
+    asio::io_context ioc;
+    net::server_options so;
+    so.proxy_from = [](const asio::ip::address& a) {
+        return a.is_loopback();
+    };
+    so.max_connections_per_ip = 2;
+    loopback_server srv(ioc, who, nullptr, so);
+    const auto from = [](const std::string& client) {
+        return "PROXY TCP6 " + client + " 2001:db8::ffff 1000 443\r\n";
+    };
+    run_for(ioc, [&]() -> awaitable<void> {
+        const auto ex = co_await asio::this_coro::executor;
+        std::vector<asio::ip::tcp::socket> held;
+        const std::vector<std::string> same_64{"2001:db8:1:2::1", "2001:db8:1:2:aaaa::9"};
+        for (const auto& client : same_64) {
+            asio::ip::tcp::socket s(ex);
+            auto [cec] =
+                co_await s.async_connect({asio::ip::make_address("127.0.0.1"), srv.port()}, tether::nothrow);
+            BOOST_TEST_REQUIRE(!cec);
+            co_await asio::async_write(s, asio::buffer(from(client)), tether::nothrow);
+            held.push_back(std::move(s));
+        }
+        co_await sleep_for(100ms);
+        auto a = co_await exchange(srv.port(), from("2001:db8:1:2:ffff:ffff:ffff:3") + get_close);
+        BOOST_TEST(a == "", "a third from 2001:db8:1:2::/64");
+        a = co_await exchange(srv.port(), from("2001:db8:1:3::1") + get_close);
+        BOOST_TEST(body_of(a) == "2001:db8:1:3::1 1000", "the next /64 is another client");
+        a = co_await exchange(srv.port(), from("::ffff:198.51.100.7") + get_close);
+        BOOST_TEST(body_of(a) == "::ffff:198.51.100.7 1000");
+    }());
+    BOOST_TEST(srv.logs().has("http.connection_refused"));
+}
+
 BOOST_AUTO_TEST_CASE(a_proxy_header_precedes_the_tls_handshake)
 {
     // A balancer passing TLS through (HAProxy in TCP mode, send-proxy-v2)
