@@ -17,6 +17,18 @@ proxy_header::parsed refused(std::string_view why)
     return p;
 }
 
+/// Nothing at all arrived: a balancer's connect-only health check, or its
+/// own idle connection. Not a broken header: the server serves it as any
+/// other connection (and sees its end, or applies its own timeouts).
+proxy_header::parsed nothing_yet(asio::ip::tcp::socket& socket)
+{
+    error_code ec;
+    socket.non_blocking(false, ec);
+    proxy_header::parsed p;
+    p.what = proxy_header::status::absent;
+    return p;
+}
+
 }  // namespace
 
 awaitable<proxy_header::parsed> read_proxy_header(asio::ip::tcp::socket& socket,
@@ -35,7 +47,7 @@ awaitable<proxy_header::parsed> read_proxy_header(asio::ip::tcp::socket& socket,
         t.expires_at(deadline);
         if (seen == 0) {
             auto woke = co_await (socket.async_wait(asio::socket_base::wait_read, nothrow) || t.async_wait());
-            if (woke.index() == 1) co_return refused("no PROXY header within the header timeout");
+            if (woke.index() == 1) co_return nothing_yet(socket);
         } else {
             // Part of a header is queued, so the socket stays readable:
             // pause instead of spinning until the rest arrives.
@@ -46,7 +58,10 @@ awaitable<proxy_header::parsed> read_proxy_header(asio::ip::tcp::socket& socket,
         }
         const auto n = socket.receive(asio::buffer(buf), asio::socket_base::message_peek, ec);
         if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
-        if (ec || n == 0) co_return refused("the connection ended before its PROXY header");
+        if (ec || n == 0) {
+            if (seen == 0) co_return nothing_yet(socket);
+            co_return refused("the connection ended inside its PROXY header");
+        }
         auto p = proxy_header::parse(std::string_view(buf.data(), n));
         if (p.what == proxy_header::status::need_more) {
             if (n == buf.size()) co_return refused("a PROXY header longer than 1024 bytes");

@@ -12,10 +12,11 @@
 
 namespace tether::net {
 
-/// `absent` when the connection begins with anything but a header;
-/// `invalid` also for one not complete within `limit` and for a connection
-/// closed first. Never blocks the thread: it peeks, then takes exactly the
-/// header's bytes.
+/// `absent` when the connection begins with anything but a header, and
+/// when nothing arrives within `limit` or before the connection ends (a
+/// balancer's connect-only health check); `invalid` for a broken header and
+/// for one begun but not complete within `limit`. Never blocks the thread:
+/// it peeks, then takes exactly the header's bytes.
 awaitable<proxy_header::parsed> read_proxy_header(asio::ip::tcp::socket& socket,
                                                   std::chrono::milliseconds limit);
 

@@ -489,6 +489,16 @@ BOOST_AUTO_TEST_CASE(a_balancer_s_proxy_header_names_the_client)
         BOOST_TEST(body_of(a).starts_with("127.0.0.1 "), a);
         a = co_await exchange(srv.port(), v2_local + get_close);
         BOOST_TEST(body_of(a).starts_with("127.0.0.1 "), a);
+        // A connect-only health check (HAProxy's plain `check` in TCP mode)
+        // sends nothing at all: not a broken header, nothing to log.
+        for (int i = 0; i < 3; ++i) {
+            asio::ip::tcp::socket probe(ex);
+            auto [pec] = co_await probe.async_connect({asio::ip::make_address("127.0.0.1"), srv.port()},
+                                                      tether::nothrow);
+            BOOST_TEST_REQUIRE(!pec);
+        }
+        co_await sleep_for(100ms);
+        BOOST_TEST(!srv.logs().has("http.proxy_header_refused"));
 
         // A broken header, or one never finished: closed unanswered.
         const std::vector<std::string> broken{"PROXY TCP4 198.51.100.7 10.0.0.1 4242\r\n" + get_close,
