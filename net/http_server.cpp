@@ -526,25 +526,28 @@ struct http_server::impl {
             co_return;
         }
         peer_info client{header.address, header.port};
-        if (!take_slot(client.address)) co_return;
+        auto group = take_slot(client.address);
+        if (!group) co_return;
         struct slot {
             impl& s;
-            std::string address;
-            ~slot() { s.give_slot(address); }
-        } held{*this, client.address};
+            std::string group;
+            ~slot() { s.give_slot(group); }
+        } held{*this, std::move(*group)};
         co_await session(std::move(socket), std::move(client));
     }
 
-    /// One more connection from `address` (its group: an IPv6 /64), or
-    /// false (counted and logged) when that has its limit.
-    bool take_slot(const std::string& address)
+    /// One more connection from `address`: the key it is counted under
+    /// (its group, an IPv6 /64), for give_slot; nullopt (counted and
+    /// logged) when that group has its limit.
+    std::optional<std::string> take_slot(const std::string& address)
     {
+        auto group = address_group(address);
         {
             const std::lock_guard lock(per_ip_mutex);
-            auto& open = per_ip[address_group(address)];
+            auto& open = per_ip[group];
             if (opts.max_connections_per_ip == 0 || open < opts.max_connections_per_ip) {
                 ++open;
-                return true;
+                return group;
             }
         }
         if (std::uint64_t left_out = 0; per_ip_refusals.allow(left_out))
@@ -553,14 +556,13 @@ struct http_server::impl {
                                                  {"limit", opts.max_connections_per_ip},
                                                  {"suppressed", left_out}});
         if (opts.on_refused) opts.on_refused(0);
-        return false;
+        return std::nullopt;
     }
 
-    void give_slot(const std::string& address)
+    void give_slot(const std::string& group)
     {
         const std::lock_guard lock(per_ip_mutex);
-        if (auto n = per_ip.find(address_group(address)); n != per_ip.end() && --n->second == 0)
-            per_ip.erase(n);
+        if (auto n = per_ip.find(group); n != per_ip.end() && --n->second == 0) per_ip.erase(n);
     }
 
     asio::ip::tcp::acceptor acceptor;
@@ -627,10 +629,15 @@ awaitable<void> http_server::run()
         const auto remote = socket.remote_endpoint(pec);
         if (pec) continue;
         std::string address = remote.address().to_string();
+        // Behind a balancer the slot is the client's, taken once its header is read.
         const bool proxied = s.opts.proxy_from && s.opts.proxy_from(remote.address());
-        if (!proxied && !s.take_slot(address)) {
-            socket.close(pec);
-            continue;
+        std::optional<std::string> group;
+        if (!proxied) {
+            group = s.take_slot(address);
+            if (!group) {
+                socket.close(pec);
+                continue;
+            }
         }
         socket.set_option(asio::ip::tcp::no_delay(true), pec);
         if (s.opts.send_buffer_bytes > 0)
@@ -640,8 +647,8 @@ awaitable<void> http_server::run()
         connections.spawn(conn_strand,
                           proxied ? s.proxied_session(std::move(sock), std::move(peer))
                                   : s.session(std::move(sock), std::move(peer)),
-                          [&s, address, proxied](const std::exception_ptr& e) {
-                              if (!proxied) s.give_slot(address);
+                          [&s, group = std::move(group)](const std::exception_ptr& e) {
+                              if (group) s.give_slot(*group);
                               if (e) s.log.debug("http.session_ended", {{"error", describe(e)}});
                           });
     }
