@@ -7,6 +7,7 @@
 #include "base/log.hpp"
 #include "base/utf8.hpp"
 #include "net/http_client.hpp"
+#include "net/http_writer.hpp"
 #include "net/protojson.hpp"
 #include "net/rpc_client.hpp"
 #include "net/sse_client.hpp"
@@ -18,7 +19,6 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -111,12 +111,8 @@ std::string printable_answer(const json::object& res, std::string_view method, s
         text = v->get_string();
     else if (v && (v->is_int64() || v->is_uint64()))
         text = json::serialize(*v);
-    const bool printable =
-        !text.empty() && text.size() <= 4096 && std::all_of(text.begin(), text.end(), [](char ch) {
-            const auto c = static_cast<unsigned char>(ch);
-            return c > 0x20 && c < 0x7f;
-        });
-    if (!printable)
+    // The rule a bearer token follows: 1-4096 visible ASCII characters.
+    if (!net::http::usable_bearer_token(text))
         throw fatal_exit(exit_status::failure, std::string(method) + ": the answer has no usable " +
                                                    std::string(key) + " (1-4096 visible ASCII characters)");
     return text;

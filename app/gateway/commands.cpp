@@ -40,9 +40,8 @@ const std::vector<subcommand>& table()
            {"max-connections-per-ip", "N", "open connections allowed per client address (streams included)",
             "256"},
            {"proxy-protocol-from", "CIDR[,CIDR...]",
-            "load balancers whose connections may begin with a PROXY protocol header (v1 or v2): the client "
-            "it "
-            "names is the address the per-address limits and logs use"},
+            "load balancers whose connections may begin with a PROXY protocol header (v1 or v2): the "
+            "client it names is the address the per-address limits and logs use"},
            {"drain-timeout", "DURATION", "how long connections may take to close on SIGINT/SIGTERM", "10s"},
            {"console-secure-cookie", "",
             "mark the web console's cookie Secure without --tls-cert (TLS ends at a balancer in front)"}}},
