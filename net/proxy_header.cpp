@@ -67,8 +67,7 @@ parsed parse_v1(std::string_view bytes)
         // A bare LF or NUL never belongs in the line: no need to wait for more.
         if (bytes.find_first_of(std::string_view("\n\0", 2)) != std::string_view::npos)
             return invalid("a version 1 header with a stray line feed or NUL");
-        parsed p;
-        return p;
+        return {};  // need_more
     }
     const std::size_t length = end + 2;
     if (length > v1_max) return invalid("a version 1 header longer than 107 bytes");
@@ -107,8 +106,7 @@ parsed parse_v1(std::string_view bytes)
 parsed parse_v2(std::string_view bytes)
 {
     if (bytes.size() < 16) {
-        parsed p;
-        return p;
+        return {};  // need_more
     }
     const auto byte = [&](std::size_t i) {
         return static_cast<unsigned char>(bytes[i]);
@@ -120,8 +118,7 @@ parsed parse_v2(std::string_view bytes)
     const std::size_t length = 16 + block;
     if (length > max_length) return invalid("a version 2 header longer than 1024 bytes");
     if (bytes.size() < length) {
-        parsed p;
-        return p;
+        return {};  // need_more
     }
     parsed p = complete(length);
     if (command == 0) return p;  // LOCAL: the balancer's own connection

@@ -454,6 +454,28 @@ std::string body_of(const std::string& answer)
     return at == std::string::npos ? "<no answer: " + answer + ">" : answer.substr(at + 4);
 }
 
+/// Options of a server behind a balancer on loopback: every connection from
+/// it may begin with a PROXY header naming the client.
+net::server_options behind_a_balancer(std::size_t connections_per_client = 0)
+{
+    net::server_options so;
+    so.proxy_from = [](const asio::ip::address& a) {
+        return a.is_loopback();
+    };
+    so.max_connections_per_ip = connections_per_client;
+    return so;
+}
+
+/// A connection left open after `header` (empty: the balancer's own).
+awaitable<asio::ip::tcp::socket> open_after(std::uint16_t port, std::string header)
+{
+    asio::ip::tcp::socket s(co_await asio::this_coro::executor);
+    auto [cec] = co_await s.async_connect({asio::ip::make_address("127.0.0.1"), port}, tether::nothrow);
+    BOOST_TEST_REQUIRE(!cec);
+    if (!header.empty()) co_await asio::async_write(s, asio::buffer(header), tether::nothrow);
+    co_return s;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(a_balancer_s_proxy_header_names_the_client)
@@ -461,11 +483,7 @@ BOOST_AUTO_TEST_CASE(a_balancer_s_proxy_header_names_the_client)
     // Behind a balancer every connection came from its address: one limit
     // for the whole fleet, and logs that named no client.
     asio::io_context ioc;
-    net::server_options so;
-    so.proxy_from = [](const asio::ip::address& a) {
-        return a.is_loopback();
-    };
-    so.max_connections_per_ip = 2;
+    auto so = behind_a_balancer(2);
     so.header_timeout = 1s;
     loopback_server srv(ioc, who, nullptr, so);
     net::server_options direct_only = so;
@@ -518,14 +536,7 @@ BOOST_AUTO_TEST_CASE(a_balancer_s_proxy_header_names_the_client)
         std::vector<asio::ip::tcp::socket> held;
         const std::vector<std::string> openers{v1_client_a, v1_client_a, std::string(), std::string(),
                                                std::string()};
-        for (const auto& header : openers) {
-            asio::ip::tcp::socket s(ex);
-            auto [cec] =
-                co_await s.async_connect({asio::ip::make_address("127.0.0.1"), srv.port()}, tether::nothrow);
-            BOOST_TEST_REQUIRE(!cec);
-            if (!header.empty()) co_await asio::async_write(s, asio::buffer(header), tether::nothrow);
-            held.push_back(std::move(s));
-        }
+        for (const auto& header : openers) held.push_back(co_await open_after(srv.port(), header));
         co_await sleep_for(100ms);
         a = co_await exchange(srv.port(), v1_client_a + get_close);
         BOOST_TEST(a == "", "a third from 198.51.100.7");
@@ -552,27 +563,14 @@ BOOST_AUTO_TEST_CASE(connections_from_one_ipv6_64_count_as_one_client)
     // The clients come in PROXY headers: this machine has no IPv6 /64s of
     // its own to connect from.
     asio::io_context ioc;
-    net::server_options so;
-    so.proxy_from = [](const asio::ip::address& a) {
-        return a.is_loopback();
-    };
-    so.max_connections_per_ip = 2;
-    loopback_server srv(ioc, who, nullptr, so);
+    loopback_server srv(ioc, who, nullptr, behind_a_balancer(2));
     const auto from = [](const std::string& client) {
         return "PROXY TCP6 " + client + " 2001:db8::ffff 1000 443\r\n";
     };
     run_for(ioc, [&]() -> awaitable<void> {
-        const auto ex = co_await asio::this_coro::executor;
         std::vector<asio::ip::tcp::socket> held;
         const std::vector<std::string> same_64{"2001:db8:1:2::1", "2001:db8:1:2:aaaa::9"};
-        for (const auto& client : same_64) {
-            asio::ip::tcp::socket s(ex);
-            auto [cec] =
-                co_await s.async_connect({asio::ip::make_address("127.0.0.1"), srv.port()}, tether::nothrow);
-            BOOST_TEST_REQUIRE(!cec);
-            co_await asio::async_write(s, asio::buffer(from(client)), tether::nothrow);
-            held.push_back(std::move(s));
-        }
+        for (const auto& client : same_64) held.push_back(co_await open_after(srv.port(), from(client)));
         co_await sleep_for(100ms);
         auto a = co_await exchange(srv.port(), from("2001:db8:1:2:ffff:ffff:ffff:3") + get_close);
         BOOST_TEST(a == "", "a third from 2001:db8:1:2::/64");
@@ -591,11 +589,7 @@ BOOST_AUTO_TEST_CASE(a_proxy_header_precedes_the_tls_handshake)
     tether::test::temp_dir dir;
     const auto pki = tether::test::make_pki(dir.path(), "localhost", {"localhost"}, {"127.0.0.1"});
     asio::io_context ioc;
-    net::server_options so;
-    so.proxy_from = [](const asio::ip::address& a) {
-        return a.is_loopback();
-    };
-    loopback_server srv(ioc, who, net::make_server_tls(pki.cert, pki.key), so);
+    loopback_server srv(ioc, who, net::make_server_tls(pki.cert, pki.key), behind_a_balancer());
     const auto client_tls = net::make_client_tls(pki.ca_cert);
     std::string answer;
     run_for(ioc, [&]() -> awaitable<void> {
