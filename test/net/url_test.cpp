@@ -108,6 +108,25 @@ BOOST_AUTO_TEST_CASE(a_host_name_that_decodes_to_other_characters_is_refused)
     BOOST_TEST(must("http://local%68ost:1/").origin() == "http://localhost:1");
 }
 
+BOOST_AUTO_TEST_CASE(an_encoded_name_that_reads_back_as_an_address_is_refused)
+{
+    // Found by fuzz_url: "%341.0.0.127." decodes to the name "41.0.0.127.",
+    // and its origin() text reads back as the IPv4 address 41.0.0.127
+    // followed by a path. Written out, such a name is refused already.
+    for (const char* no : {"https://%341.0.0.127.:602/@a", "https://%31.2.3.4x/", "https://1.2.3.4x/",
+                           "https://41.0.0.127./"}) {
+        const auto r = parse_url(no);
+        BOOST_TEST_REQUIRE(!r.has_value(), no);
+        BOOST_TEST(has(r.error(), "malformed host"), r.error());
+    }
+    const auto base = must("https://a.example.com/v1/events");
+    const auto location = tether::net::resolve_location(base, "//%341.0.0.127.:602/@a");
+    BOOST_TEST_REQUIRE(!location);
+    BOOST_TEST(has(location.error(), "malformed host"), location.error());
+    // A name of digits that is no address reads back as itself.
+    BOOST_TEST(must("https://%31.2.3/").origin() == "https://1.2.3:443");
+}
+
 BOOST_AUTO_TEST_CASE(userinfo_is_redacted_without_a_double_slash_too)
 {
     using tether::net::redact_url;
