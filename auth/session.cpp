@@ -41,9 +41,8 @@ std::string session_manager::reenroll_hint(const std::string& detail)
 {
     return "the gateway refused this node's identity permanently (" + detail +
            "). Likely causes: the node was revoked or deleted by an operator, the gateway's database was "
-           "reset, "
-           "or state.json belongs to another gateway. Re-enroll: tether enroll --server URL --code CODE "
-           "--force";
+           "reset, or state.json belongs to another gateway. Re-enroll: tether enroll --server URL "
+           "--code-file FILE --force";
 }
 
 session_manager::session_manager(asio::any_io_executor ex, asio::any_io_executor blocking,

@@ -32,7 +32,7 @@ int agent_run(invocation& inv)
         throw fatal_exit(
             exit_status::usage,
             "no enrolled identity: " + paths.state_file().string() +
-                " does not exist. Enroll this node first: tether enroll --server URL --code CODE" +
+                " does not exist. Enroll this node first: tether enroll --server URL --code-file FILE" +
                 (inv.args.has("state-dir") ? " --state-dir " + paths.dir.string() : ""));
     }
     auth::node_state st;

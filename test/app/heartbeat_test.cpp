@@ -48,6 +48,8 @@ BOOST_AUTO_TEST_CASE(not_found_is_permanent_exit_3)
     } catch (const tether::app::fatal_exit& e) {
         exit = e.status;
         BOOST_TEST(std::string(e.what()).find("Re-enroll") != std::string::npos, e.what());
+        // Its enroll command keeps the code off the command line.
+        BOOST_TEST(std::string(e.what()).find("--code-file FILE --force") != std::string::npos, e.what());
     }
     BOOST_TEST_REQUIRE(exit.has_value());
     BOOST_TEST(static_cast<int>(*exit) == 3);

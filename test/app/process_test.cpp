@@ -291,6 +291,9 @@ BOOST_AUTO_TEST_CASE(run_without_state_names_the_file_and_the_enroll_command)
     BOOST_TEST(r.status == 2);
     BOOST_TEST(contains(r.err, (state / "state.json").string()), r.err);
     BOOST_TEST(contains(r.err, "tether enroll"), r.err);
+    // The enroll command it suggests keeps the code off the command line.
+    BOOST_TEST(contains(r.err, "--code-file FILE"), r.err);
+    BOOST_TEST(!contains(r.err, "--code CODE"), r.err);
     BOOST_TEST(!std::filesystem::exists(state), "nothing is created when there is no state");
 
     // The same through the environment.
