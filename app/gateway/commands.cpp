@@ -18,9 +18,12 @@ const std::vector<subcommand>& table()
           "Run the control plane: node and admin RPCs, event streams.",
           {{"listen", "HOST:PORT", "address to listen on (plain HTTP only on loopback)", "127.0.0.1:8443"},
            {"data-dir", "DIR", "where the embedded database and admin token live", "./tether-data"},
-           {"database", "URL",
-            "PostgreSQL (postgres://... or a libpq connection string) shared by replicas; absent: the "
-            "embedded SQLite file in --data-dir"},
+           {.name = "database",
+            .value_name = "URL",
+            .help = "PostgreSQL (postgres://... or a libpq connection string) shared by replicas; absent: "
+                    "the embedded SQLite file in --data-dir (better in TETHER_DATABASE, the password in a "
+                    "passfile: a command line is readable by every user of the machine)",
+            .secret = true},
            {"db-pool-size", "N", "PostgreSQL connections per replica (plus one for LISTEN)", "4"},
            {"db-timeout", "DURATION",
             "PostgreSQL connect, pool-wait and statement timeout (the server's statement_timeout on pooled "
@@ -48,7 +51,10 @@ const std::vector<subcommand>& table()
          gateway_serve},
         {{"migrate",
           "Apply the PostgreSQL schema migrations and exit (serve applies them too).",
-          {{"database", "URL", "PostgreSQL URI or libpq connection string"},
+          {{.name = "database",
+            .value_name = "URL",
+            .help = "PostgreSQL URI or libpq connection string (better in TETHER_DATABASE)",
+            .secret = true},
            {"db-timeout", "DURATION", "connect timeout", "5s"}}},
          gateway_migrate},
         {{"backup",

@@ -73,8 +73,15 @@ std::optional<std::string> postgres_conninfo(const invocation& inv)
 {
     auto v = inv.args.value("database");
     if (!v || v->empty()) return std::nullopt;
-    if (v->starts_with("postgres://") || v->starts_with("postgresql://") || v->find('=') != std::string::npos)
+    if (v->starts_with("postgres://") || v->starts_with("postgresql://") ||
+        v->find('=') != std::string::npos) {
+        if (inv.args.origin("database").starts_with("--"))
+            inv.log.warn("gateway.database_on_command_line",
+                         {{"hint",
+                           "a command line is readable by every user of this machine until it is blanked; "
+                           "set TETHER_DATABASE and keep the password in a passfile (PGPASSFILE)"}});
         return v;
+    }
     // The value is not echoed: it may hold a password.
     throw cli::usage_error(
         "--database: expected a postgres:// or postgresql:// URI or a libpq connection string "

@@ -5,6 +5,7 @@
 #include "net/protojson.hpp"
 #include "support/child_process.hpp"
 #include "support/fleet.hpp"
+#include "support/raw_http.hpp"
 #include "support/small_disk.hpp"
 #include "support/text.hpp"
 
@@ -154,16 +155,8 @@ BOOST_AUTO_TEST_CASE(the_enrollment_code_never_stays_on_the_command_line)
     // a code given there is blanked once read, and a warning names the ways
     // that keep it off it. A gateway that never answers holds the enroll
     // open long enough to look.
-    const int silent = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    BOOST_TEST_REQUIRE(silent >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    BOOST_TEST_REQUIRE(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    BOOST_TEST_REQUIRE(::listen(silent, 8) == 0);
-    BOOST_TEST_REQUIRE(::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    const std::string server = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+    const tether::test::silent_listener silent;
+    const std::string server = "http://127.0.0.1:" + std::to_string(silent.port());
     temp_dir dir;
     const std::string code = "Zq8-the-code-itself-Zq8";
     const std::vector<std::vector<std::string>> forms{{"--code", code}, {"--code=" + code}};
@@ -183,7 +176,6 @@ BOOST_AUTO_TEST_CASE(the_enrollment_code_never_stays_on_the_command_line)
         BOOST_TEST(contains(cmdline, "--state-dir"), "nothing else was touched");
         BOOST_TEST(!contains(enroll_run.err(), code), enroll_run.err_when_printed());
     }
-    ::close(silent);
 
     // The ways that keep it off: a file (or stdin), and TETHER_CODE.
     gateway_process gw;

@@ -283,6 +283,48 @@ BOOST_AUTO_TEST_CASE(what_a_broken_server_answers_is_refused_by_name_and_never_p
     }
 }
 
+BOOST_AUTO_TEST_CASE(a_database_url_never_stays_on_the_command_line)
+{
+    // A connection string may carry a password, and every user of the
+    // machine reads a command line (ps, /proc/PID/cmdline): given there, it
+    // is blanked once read and a warning names the way that keeps it off. A
+    // PostgreSQL that never answers holds the start open long enough to look.
+    const tether::test::silent_listener silent;
+    const std::string password = "Zq8-the-password-Zq8";
+    const std::string url =
+        "postgresql://tether:" + password + "@127.0.0.1:" + std::to_string(silent.port()) + "/tether";
+    temp_dir dir;
+    const std::vector<std::vector<std::string>> forms{
+        {"serve", "--listen", "127.0.0.1:0", "--data-dir", dir.path().string(), "--database", url},
+        {"serve", "--listen", "127.0.0.1:0", "--data-dir", dir.path().string(), "--database=" + url},
+        {"migrate", "--database", url}};
+    for (auto args : forms) {
+        const auto what = args.front() + " " + args[args.size() - 2];
+        args.insert(args.end(), {"--db-timeout", "30s", "--log-format", "json"});
+        child_process gateway(binary("tether-gateway"), args);
+        BOOST_TEST_REQUIRE(
+            gateway.wait_output(
+                [](const std::string& e) { return contains(e, "gateway.database_on_command_line"); }, 10s),
+            gateway.err_when_printed());
+        const auto cmdline = tether::test::read_file("/proc/" + std::to_string(gateway.pid()) + "/cmdline");
+        BOOST_TEST(!contains(cmdline, password), what);
+        BOOST_TEST(!contains(cmdline, "127.0.0.1:" + std::to_string(silent.port())), what);
+        BOOST_TEST(contains(cmdline, "--db-timeout"), "nothing else was touched: " << what);
+        BOOST_TEST(!contains(gateway.err(), password), gateway.err_when_printed());
+    }
+
+    // Through TETHER_DATABASE there is nothing to blank and nothing to warn of.
+    child_process::options env_only;
+    env_only.env_extra = {"TETHER_DATABASE=" + url};
+    child_process quiet(binary("tether-gateway"), {"migrate", "--db-timeout", "1s", "--log-format", "json"},
+                        env_only);
+    const auto status = quiet.wait_for(20s);
+    BOOST_TEST_REQUIRE(status.has_value(), quiet.err_when_printed());
+    BOOST_TEST(*status != 0, quiet.err_when_printed());
+    BOOST_TEST(!contains(quiet.err(), "database_on_command_line"), quiet.err_when_printed());
+    BOOST_TEST(!contains(quiet.err(), password), quiet.err_when_printed());
+}
+
 BOOST_AUTO_TEST_CASE(run_without_state_names_the_file_and_the_enroll_command)
 {
     temp_dir dir;

@@ -93,6 +93,34 @@ inline int count_responses(const std::string& text)
     return n;
 }
 
+/// A socket listening on 127.0.0.1 that never accepts: the kernel completes
+/// connections to it and nothing ever answers, which holds a client under
+/// test in its connect or first read for as long as it is willing to wait.
+class silent_listener {
+public:
+    silent_listener()
+    {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 8) != 0 ||
+            ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+            std::abort();
+        port_ = ntohs(a.sin_port);
+    }
+    ~silent_listener() { ::close(fd_); }
+    silent_listener(const silent_listener&) = delete;
+    silent_listener& operator=(const silent_listener&) = delete;
+
+    [[nodiscard]] std::uint16_t port() const { return port_; }
+
+private:
+    int fd_ = -1;
+    std::uint16_t port_ = 0;
+};
+
 /// A server on 127.0.0.1 that answers every request with `answer`, a whole
 /// HTTP response, then closes: what a broken gateway, a proxy's page or
 /// another program on the port says to a client under test. It runs on a
