@@ -6,6 +6,7 @@
 #include "net/http_client.hpp"
 #include "net/http_reader.hpp"
 #include "net/http_writer.hpp"
+#include "net/plain_http_endpoints.hpp"
 #include "net/tls.hpp"
 #include "net/tls_records.hpp"
 
@@ -217,10 +218,15 @@ struct stream_proxy::impl {
         }
         asio::ip::tcp::resolver resolver(ex);
         st.resolving = &resolver;
-        auto [rec, endpoints] = co_await resolver.async_resolve(u.host, std::to_string(u.port), nothrow);
+        auto [rec, resolved] = co_await resolver.async_resolve(u.host, std::to_string(u.port), nothrow);
         st.resolving = nullptr;
         if (rec) {
             const auto failed = st.failure(rec);
+            co_return failed;
+        }
+        const auto endpoints = net::permitted_endpoints(u, resolved);
+        if (endpoints.empty()) {
+            const auto failed = st.failure(net::errc::not_loopback);
             co_return failed;
         }
 

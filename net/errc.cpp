@@ -50,6 +50,9 @@ public:
                 return "the upstream's answer is unsafe to relay";
             case errc::unwritable_message:
                 return "the message holds a field that cannot be written safely";
+            case errc::not_loopback:
+                return "plain http is allowed only to loopback, and the host name resolved to no loopback "
+                       "address (check /etc/hosts, or use https)";
         }
         return "unknown tether.net error";
     }

@@ -28,6 +28,7 @@ enum class errc {
     credentials_refused,  ///< the credentials for a request were refused for good: do not retry
     unsafe_response,      ///< an upstream answer that must not reach the child (it echoed the secret)
     unwritable_message,   ///< a request or reply would hold CR, LF or NUL where it cannot (not sent)
+    not_loopback,         ///< a plain-http host name resolved to no loopback address (not connected)
 };
 
 const boost::system::error_category& net_category() noexcept;

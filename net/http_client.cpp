@@ -3,6 +3,7 @@
 #include "net/errc.hpp"
 #include "net/http_reader.hpp"
 #include "net/http_writer.hpp"
+#include "net/plain_http_endpoints.hpp"
 #include "net/tls.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -199,8 +200,10 @@ struct http_client::impl {
         auto resolved =
             co_await (resolver.async_resolve(u.host, std::to_string(u.port), nothrow) || limit.async_wait());
         if (resolved.index() == 1) co_return errc::timeout;
-        auto [rec, endpoints] = std::get<0>(std::move(resolved));
+        auto [rec, resolved_endpoints] = std::get<0>(std::move(resolved));
         if (rec) co_return rec;
+        const auto endpoints = permitted_endpoints(u, resolved_endpoints);
+        if (endpoints.empty()) co_return errc::not_loopback;
 
         auto c = std::make_unique<connection>();
         beast::tcp_stream tcp(ex);

@@ -1,12 +1,14 @@
 #include "net/connect_reply.hpp"
 #include "net/errc.hpp"
 #include "net/http_client.hpp"
+#include "net/plain_http_endpoints.hpp"
 #include "net/tls.hpp"
 #include "support/child_process.hpp"
 #include "support/loopback_server.hpp"
 #include "support/run_for.hpp"
 #include "support/test_pki.hpp"
 
+#include <boost/algorithm/string/join.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/ssl/stream.hpp>
@@ -852,6 +854,46 @@ BOOST_AUTO_TEST_CASE(tls_with_test_ca_and_hostname_checks)
         auto refused = co_await plain_only.request(srv.base("localhost"), post("/x", "hi"), 5s);
         BOOST_TEST_REQUIRE(!refused.has_value());
         BOOST_TEST((refused.error() == net::errc::url_refused));
+    }());
+}
+
+BOOST_AUTO_TEST_CASE(plain_http_goes_only_to_loopback_addresses)
+{
+    // parse_url allows plain http only to a loopback host, but a name is
+    // resolved after that: "localhost." is in no /etc/hosts, and DNS may
+    // answer anything. Of what a name resolves to, http keeps only loopback.
+    using tcp = asio::ip::tcp;
+    const auto entry = [](const char* address) {
+        return tcp::resolver::results_type::value_type(tcp::endpoint(asio::ip::make_address(address), 80),
+                                                       "localhost.", "80");
+    };
+    const std::vector<tcp::resolver::results_type::value_type> answer{
+        entry("10.1.2.3"), entry("127.0.0.1"),        entry("2001:db8::1"),
+        entry("::1"),      entry("::ffff:127.0.0.2"), entry("::ffff:10.0.0.1")};
+    const auto plain = net::parse_url("http://localhost.:80/");
+    const auto secure = net::parse_url("https://gw.example.com/");
+    BOOST_TEST_REQUIRE(plain.has_value());
+    BOOST_TEST_REQUIRE(secure.has_value());
+    std::vector<std::string> kept;
+    for (const auto& ep : net::permitted_endpoints(*plain, answer)) kept.push_back(ep.address().to_string());
+    const std::vector<std::string> loopback{"127.0.0.1", "::1", "::ffff:127.0.0.2"};
+    BOOST_TEST(kept == loopback, boost::algorithm::join(kept, " "));
+    BOOST_TEST(net::permitted_endpoints(*secure, answer).size() == answer.size());
+
+    // And the client does not connect when nothing is left: a url made by
+    // hand stands for a name whose DNS answer is off loopback.
+    asio::io_context ioc;
+    run_for(ioc, [&]() -> awaitable<void> {
+        const auto ex_client = co_await asio::this_coro::executor;
+        http_client client(ex_client, nullptr);
+        net::url off;
+        off.scheme = "http";
+        off.host = "192.0.2.1";  // TEST-NET-1: nobody's
+        off.port = 80;
+        auto refused = co_await client.request(off, post("/x", "a session token"), 5s);
+        BOOST_TEST_REQUIRE(!refused.has_value());
+        BOOST_TEST((refused.error() == net::errc::not_loopback), refused.error().message());
+        BOOST_TEST(refused.error().message().find("loopback") != std::string::npos);
     }());
 }
 
