@@ -1,6 +1,7 @@
 // Where a connection may go among the addresses its host name resolved to.
 #pragma once
 
+#include "net/host_port.hpp"
 #include "net/url.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -18,14 +19,11 @@ template <class Resolved>
 std::vector<boost::asio::ip::tcp::endpoint> permitted_endpoints(const url& u, const Resolved& resolved)
 {
     std::vector<boost::asio::ip::tcp::endpoint> out;
-    for (const auto& entry : resolved) {
-        const auto a = entry.endpoint().address();
-        const bool loopback =
-            a.is_loopback() ||
-            (a.is_v6() && a.to_v6().is_v4_mapped() &&
-             boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, a.to_v6()).is_loopback());
-        if (u.tls() || loopback) out.push_back(entry.endpoint());
-    }
+    // The URL policy's own rule (127/8, ::1, their v4-mapped forms), so the
+    // name and the address are judged alike.
+    for (const auto& entry : resolved)
+        if (u.tls() || is_loopback_host(entry.endpoint().address().to_string()))
+            out.push_back(entry.endpoint());
     return out;
 }
 
