@@ -79,26 +79,53 @@ bool has_control_characters(std::string_view s) noexcept
     return false;
 }
 
-std::string terminal_safe(std::string_view s)
+namespace {
+
+void append_hex(std::string& out, unsigned char c)
 {
     static constexpr char digits[] = "0123456789abcdef";
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 0xF]);
+}
+
+/// `s` with each control character, and each backslash when `backslash`,
+/// replaced by what `escape` appends for its bytes.
+template <class Escape>
+std::string escape_controls(std::string_view s, bool backslash, Escape escape)
+{
     std::string out;
     out.reserve(s.size());
     for (std::size_t i = 0; i < s.size(); ++i) {
-        const std::size_t n = s[i] == '\\' ? 1 : control_at(s, i);
+        const std::size_t n = backslash && s[i] == '\\' ? 1 : control_at(s, i);
         if (n == 0) {
             out.push_back(s[i]);
             continue;
         }
-        for (std::size_t k = 0; k < n; ++k) {
-            const auto c = static_cast<unsigned char>(s[i + k]);
-            out += "\\x";
-            out.push_back(digits[c >> 4]);
-            out.push_back(digits[c & 0xF]);
-        }
+        escape(out, s.substr(i, n));
         i += n - 1;
     }
     return out;
+}
+
+}  // namespace
+
+std::string terminal_safe(std::string_view s)
+{
+    return escape_controls(s, true, [](std::string& out, std::string_view bytes) {
+        for (const char b : bytes) {
+            out += "\\x";
+            append_hex(out, static_cast<unsigned char>(b));
+        }
+    });
+}
+
+std::string terminal_safe_json(std::string_view serialized)
+{
+    // C0 and DEL are their byte; a C1 is U+0080..U+009F, its second byte.
+    return escape_controls(serialized, false, [](std::string& out, std::string_view bytes) {
+        out += "\\u00";
+        append_hex(out, static_cast<unsigned char>(bytes.back()));
+    });
 }
 
 }  // namespace tether

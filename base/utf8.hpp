@@ -20,4 +20,9 @@ bool has_control_characters(std::string_view s) noexcept;
 /// \xNN (a C1 as its two bytes), everything else as it is.
 std::string terminal_safe(std::string_view s);
 
+/// Serialized JSON (whose strings hold no raw C0: serializers escape it)
+/// with every control character written as a \u escape: the same value,
+/// and nothing in it that drives a terminal when printed.
+std::string terminal_safe_json(std::string_view serialized);
+
 }  // namespace tether

@@ -173,7 +173,7 @@ int admin_nodes(invocation& inv)
         page = next && next->is_string() ? std::string(next->get_string()) : std::string();
     } while (!page.empty());
     if (inv.args.enabled("json")) {
-        std::cout << json::serialize(all) << "\n";
+        std::cout << terminal_safe_json(json::serialize(all)) << "\n";
         return 0;
     }
     std::cout << "NODE ID                ORG               NAME                 LAST SEEN                "
@@ -250,7 +250,7 @@ int admin_rollout(invocation& inv)
     if (!wait) {
         const auto r = call(inv, "GetRollout", request);
         if (as_json)
-            std::cout << json::serialize(r) << "\n";
+            std::cout << terminal_safe_json(json::serialize(r)) << "\n";
         else
             print_rollout(org, r, true);
         return 0;
@@ -337,7 +337,7 @@ int admin_rollout(invocation& inv)
         throw fatal_exit(st, std::string(net::connect::to_string(failed->c)) + ": " + failed->message);
     }
     if (as_json) {
-        std::cout << json::serialize(last) << "\n";
+        std::cout << terminal_safe_json(json::serialize(last)) << "\n";
     } else {
         print_rollout(org, last, status != 0);
         if (status == 0 && count_of(last, "online") == 0)

@@ -1,4 +1,5 @@
 // The binaries as an operator meets them: real processes, real signals.
+#include "base/utf8.hpp"
 #include "support/child_process.hpp"
 #include "support/raw_http.hpp"
 #include "support/text.hpp"
@@ -228,6 +229,19 @@ BOOST_AUTO_TEST_CASE(what_a_broken_server_answers_is_refused_by_name_and_never_p
         const auto r = admin(gw, {"publish-config", "--org", "acme", "-"}, config);
         BOOST_TEST(r.status == 0, r.err);
         BOOST_TEST(r.out == "17\n");
+    }
+    {
+        // JSON for a script is still printed to a terminal now and then:
+        // what the serializer leaves raw (DEL, C1) is escaped, the value kept.
+        canned_http_server gw(canned_http_server::json_answer(
+            R"({"nodes":[{"nodeId":"n1","nodeName":"a\u009b[2Jb\u007f"}],"configUpdatedAt":"5"})"));
+        for (const auto& cmd : {std::vector<std::string>{"nodes", "--json"},
+                                std::vector<std::string>{"rollout", "--org", "acme", "--json"}}) {
+            const auto r = admin(gw, cmd);
+            BOOST_TEST(r.status == 0, r.err);
+            BOOST_TEST(!tether::has_control_characters(r.out.substr(0, r.out.size() - 1)), r.out);
+            BOOST_TEST(contains(r.out, "\\u009b["), r.out);
+        }
     }
     {
         // A refusal's text is the server's too.
