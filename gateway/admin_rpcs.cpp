@@ -70,11 +70,28 @@ awaitable<rpc_result> service::publish_config(const rpc_call& c)
     // a fleet that silently keeps its old config.
     if (auto checked = settings::decode_config(*cfg, 1); !checked)
         co_return fail(code::invalid_argument, "config." + checked.error().message());
+    // Present (0 included: "the org has none yet"), it makes the publish a
+    // compare-and-set on the version the operator edited.
+    std::optional<std::int64_t> if_latest;
+    if (const auto* v = in.if_contains("ifConfigUpdatedAt"); v && !v->is_null()) {
+        const auto n = pj::get_int64(in, "ifConfigUpdatedAt");
+        if (!n) co_return detail::invalid(n.error());
+        if (*n < 0) co_return fail(code::invalid_argument, "ifConfigUpdatedAt: must not be negative");
+        if_latest = *n;
+    }
     const std::string doc = json::serialize(*cfg), o = *org;
     const auto now = sessions_.now_ms();
-    const auto at = co_await db_.publish_config(o, doc, now, opts_.history);
-    log_.info("gateway.config_published", {{"org", o}, {"configUpdatedAt", at}, {"bytes", doc.size()}});
-    json::object out{{"configUpdatedAt", std::to_string(at)}};
+    const auto done = co_await db_.publish_config(o, doc, now, if_latest, opts_.history);
+    if (!done.stored) {
+        log_.info("gateway.config_publish_conflict",
+                  {{"org", o}, {"ifConfigUpdatedAt", *if_latest}, {"configUpdatedAt", done.updated_at}});
+        co_return fail(code::aborted, "the org's latest config is " + std::to_string(done.updated_at) +
+                                          ", not " + std::to_string(*if_latest) +
+                                          ": it was published meanwhile; read it again and redo the change");
+    }
+    log_.info("gateway.config_published",
+              {{"org", o}, {"configUpdatedAt", done.updated_at}, {"bytes", doc.size()}});
+    json::object out{{"configUpdatedAt", std::to_string(done.updated_at)}};
     co_return out;
 }
 

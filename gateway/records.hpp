@@ -71,6 +71,15 @@ struct config_record {
     std::string document;         ///< JSON object text
 };
 
+/// What a publish did. With a condition (the org's latest must still be the
+/// version the caller read), a publish that finds another stores nothing:
+/// two operators editing one org must not silently undo each other.
+struct publish_outcome {
+    bool stored = true;
+    /// Stored: the new version. Not stored: the org's latest (0: none).
+    std::int64_t updated_at = 0;
+};
+
 /// Versions of an org's config the store keeps (the newest is the only one
 /// served; the others are there for an operator reading the database after
 /// a bad publish). A publish deletes what falls beyond them: a pipeline that

@@ -407,8 +407,8 @@ std::vector<std::string> sqlite_storage::node_orgs(std::size_t limit)
     return out;
 }
 
-std::int64_t sqlite_storage::publish_config(const std::string& org_id, const std::string& document,
-                                            std::int64_t now_ms)
+publish_outcome sqlite_storage::publish_config(const std::string& org_id, const std::string& document,
+                                               std::int64_t now_ms, std::optional<std::int64_t> if_latest)
 {
     exec("BEGIN IMMEDIATE");
     try {
@@ -418,6 +418,10 @@ std::int64_t sqlite_storage::publish_config(const std::string& org_id, const std
             s.bind(1, org_id);
             if (s.step()) previous = s.integer(0);
         }
+        if (if_latest && *if_latest != previous) {
+            exec("COMMIT");  // it only read
+            return {false, previous};
+        }
         const std::int64_t at = std::max(now_ms, previous + 1);
         statement s(db_, "INSERT INTO configs(org_id, updated_at, document) VALUES(?,?,?)");
         s.bind(1, org_id).bind(2, at).bind(3, document).step();
@@ -426,7 +430,7 @@ std::int64_t sqlite_storage::publish_config(const std::string& org_id, const std
                     "WHERE org_id = ?1 ORDER BY updated_at DESC LIMIT 1 OFFSET ?2)");
         d.bind(1, org_id).bind(2, static_cast<std::int64_t>(configs_kept_per_org - 1)).step();
         exec("COMMIT");
-        return at;
+        return {true, at};
     } catch (...) {
         roll_back();
         throw;

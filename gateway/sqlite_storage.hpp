@@ -35,8 +35,8 @@ public:
     rollout_counts rollout(const std::string& org_id, std::int64_t latest_at, online_span online,
                            const std::string& after_id, std::size_t limit) override;
     std::vector<std::string> node_orgs(std::size_t limit) override;
-    std::int64_t publish_config(const std::string& org_id, const std::string& document,
-                                std::int64_t now_ms) override;
+    publish_outcome publish_config(const std::string& org_id, const std::string& document,
+                                   std::int64_t now_ms, std::optional<std::int64_t> if_latest) override;
     std::optional<config_record> latest_config(const std::string& org_id) override;
     std::int64_t append_event(const std::string& org_id, const std::string& type, const std::string& data,
                               std::size_t keep) override;

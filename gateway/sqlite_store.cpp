@@ -191,14 +191,17 @@ awaitable<std::optional<event_record>> sqlite_store::revoke_node(std::string nod
     co_return out;
 }
 
-awaitable<std::int64_t> sqlite_store::publish_config(std::string org_id, std::string document,
-                                                     std::int64_t now_ms, std::size_t keep)
+awaitable<publish_outcome> sqlite_store::publish_config(std::string org_id, std::string document,
+                                                        std::int64_t now_ms,
+                                                        std::optional<std::int64_t> if_latest,
+                                                        std::size_t keep)
 {
-    std::function<std::int64_t(storage&)> step = [&](storage& st) {
-        const auto at = st.publish_config(org_id, document, now_ms);
-        const boost::json::object data{{"configUpdatedAt", at}};
+    std::function<publish_outcome(storage&)> step = [&](storage& st) {
+        const auto done = st.publish_config(org_id, document, now_ms, if_latest);
+        if (!done.stored) return done;
+        const boost::json::object data{{"configUpdatedAt", done.updated_at}};
         append(org_id, "config-updated", boost::json::serialize(data), keep);
-        return at;
+        return done;
     };
     const auto out = co_await on_thread(std::move(step));
     co_return out;

@@ -55,11 +55,12 @@ public:
                                    const std::string& after_id, std::size_t limit) = 0;
     virtual std::vector<std::string> node_orgs(std::size_t limit) = 0;
 
-    /// Stores a new config version; returns its configUpdatedAt, greater than
-    /// every earlier one of the org (max(now_ms, previous + 1)). Keeps the
-    /// newest `configs_kept_per_org`.
-    virtual std::int64_t publish_config(const std::string& org_id, const std::string& document,
-                                        std::int64_t now_ms) = 0;
+    /// Stores a new config version, with a configUpdatedAt greater than every
+    /// earlier one of the org (max(now_ms, previous + 1)), unless `if_latest`
+    /// is given and the org's latest is another (0: none). Keeps the newest
+    /// `configs_kept_per_org`.
+    virtual publish_outcome publish_config(const std::string& org_id, const std::string& document,
+                                           std::int64_t now_ms, std::optional<std::int64_t> if_latest) = 0;
     virtual std::optional<config_record> latest_config(const std::string& org_id) = 0;
 
     /// Appends to the org's history, keeping the newest `keep` events.

@@ -107,10 +107,14 @@ public:
     /// The org's newest config, if it has one.
     virtual awaitable<std::optional<config_record>> latest_config(std::string org_id) = 0;
     /// Stores a new version (configUpdatedAt = max(now, previous + 1)) and
-    /// appends its `config-updated` event, atomically; the org's history
-    /// keeps the newest `keep` events and `configs_kept_per_org` versions.
-    virtual awaitable<std::int64_t> publish_config(std::string org_id, std::string document,
-                                                   std::int64_t now_ms, std::size_t keep) = 0;
+    /// appends its `config-updated` event, atomically, unless `if_latest`
+    /// is given and the org's latest is another (0: none): then nothing
+    /// changes. The org's history keeps the newest `keep` events and
+    /// `configs_kept_per_org` versions.
+    virtual awaitable<publish_outcome> publish_config(std::string org_id, std::string document,
+                                                      std::int64_t now_ms,
+                                                      std::optional<std::int64_t> if_latest,
+                                                      std::size_t keep) = 0;
     /// Appends an event of the org's (in id order with every other), and
     /// keeps the newest `keep`; the sink gets it like any other.
     virtual awaitable<std::int64_t> append_event(std::string org_id, std::string type, std::string data,

@@ -159,10 +159,11 @@ awaitable<pg_result<std::vector<pg_rows>>> pg_pool::transaction(std::vector<stat
     std::vector<std::optional<std::string>> none;
     std::vector<pg_rows> rows;
     std::optional<pg_error> failed;
+    bool stopped = false;
     auto begun = co_await s.conn->query("BEGIN", none, answer_within());
     if (!begun) failed = begun.error();
     for (auto& st : statements) {
-        if (failed) break;
+        if (failed || stopped) break;
         // Each statement is bounded by the server; the whole by the call's
         // deadline, checked between them.
         if (clock::now() >= deadline) {
@@ -170,15 +171,18 @@ awaitable<pg_result<std::vector<pg_rows>>> pg_pool::transaction(std::vector<stat
             break;
         }
         auto r = co_await s.conn->query(std::move(st.sql), std::move(st.params), answer_within());
-        if (!r)
+        if (!r) {
             failed = r.error();
-        else
+        } else {
+            stopped = st.rest_only_if_rows && r->rows.empty();
             rows.push_back(std::move(*r));
+        }
     }
-    if (!failed) {
+    if (!failed && !stopped) {
         auto committed = co_await s.conn->query("COMMIT", none, answer_within());
         if (!committed) failed = committed.error();
     } else if (s.conn->connected()) {
+        // A failure, or a condition that did not hold.
         auto rolled = co_await s.conn->query("ROLLBACK", none, answer_within());
         (void)rolled;
     }

@@ -51,9 +51,13 @@ public:
     struct statement {
         std::string sql;
         std::vector<std::optional<std::string>> params;
+        /// A condition: when this statement returns no row, the rest are
+        /// not run and the transaction is rolled back.
+        bool rest_only_if_rows = false;
     };
     /// The statements in one transaction on one connection (BEGIN ...
-    /// COMMIT; ROLLBACK on the first failure); each statement's rows.
+    /// COMMIT; ROLLBACK on the first failure); each statement's rows, fewer
+    /// than the statements when a condition stopped it.
     awaitable<pg_result<std::vector<pg_rows>>> transaction(std::vector<statement> statements);
 
     [[nodiscard]] std::size_t in_use() const noexcept { return in_use_; }

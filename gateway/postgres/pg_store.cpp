@@ -434,13 +434,23 @@ awaitable<std::optional<event_record>> pg_store::revoke_node(std::string node_id
     co_return out;
 }
 
-awaitable<std::int64_t> pg_store::publish_config(std::string org_id, std::string document,
-                                                 std::int64_t now_ms, std::size_t keep)
+awaitable<publish_outcome> pg_store::publish_config(std::string org_id, std::string document,
+                                                    std::int64_t now_ms,
+                                                    std::optional<std::int64_t> if_latest, std::size_t keep)
 {
     // Under the publish lock, so versions and event ids both commit in order.
     std::vector<pg_pool::statement> steps;
     params lock{std::to_string(publish_lock_key)};
     steps.push_back({"SELECT pg_advisory_xact_lock($1::bigint)", std::move(lock)});
+    if (if_latest) {
+        // One row (an aggregate without GROUP BY) when the latest is still
+        // the one expected, none otherwise.
+        params expected{org_id, std::to_string(*if_latest)};
+        steps.push_back(
+            {"SELECT 1 FROM configs WHERE org_id = $1 HAVING COALESCE(MAX(updated_at), 0) = $2::bigint",
+             std::move(expected), true});
+    }
+    const std::size_t insert_step = steps.size();
     params cfg{org_id, std::to_string(now_ms), std::move(document)};
     steps.push_back(
         {"INSERT INTO configs(org_id, updated_at, document) "
@@ -458,8 +468,15 @@ awaitable<std::int64_t> pg_store::publish_config(std::string org_id, std::string
          "WHERE org_id = $1 ORDER BY updated_at DESC OFFSET $2::int LIMIT 1)",
          std::move(older)});
     const auto done = co_await run_transaction(std::move(steps));
-    const std::int64_t at = integer(done[1], 0, 0);
-    co_return at;
+    publish_outcome out;
+    if (done.size() <= insert_step) {
+        // Read after the refusal, for the message: another may land between.
+        const auto latest = co_await latest_config(std::move(org_id));
+        out = {false, latest ? latest->updated_at : 0};
+        co_return out;
+    }
+    out = {true, integer(done[insert_step], 0, 0)};
+    co_return out;
 }
 
 awaitable<event_history> pg_store::replay(std::string org_id, std::optional<std::int64_t> after_id,

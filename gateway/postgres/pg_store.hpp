@@ -59,8 +59,9 @@ public:
     awaitable<std::optional<event_record>> revoke_node(std::string node_id, std::size_t keep) override;
     awaitable<std::int64_t> append_event(std::string org_id, std::string type, std::string data,
                                          std::size_t keep) override;
-    awaitable<std::int64_t> publish_config(std::string org_id, std::string document, std::int64_t now_ms,
-                                           std::size_t keep) override;
+    awaitable<publish_outcome> publish_config(std::string org_id, std::string document, std::int64_t now_ms,
+                                              std::optional<std::int64_t> if_latest,
+                                              std::size_t keep) override;
     awaitable<event_history> replay(std::string org_id, std::optional<std::int64_t> after_id,
                                     std::size_t limit) override;
     awaitable<void> put_credential(credential_kind k, std::string hash, credential_record r,

@@ -3,6 +3,7 @@
 #include "net/http_reader.hpp"
 #include "support/gateway_fixture.hpp"
 #include "support/raw_http.hpp"
+#include "support/text.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -31,6 +32,7 @@ namespace json = boost::json;
 namespace net = tether::net;
 using code = net::connect::code;
 using tether::test::code_of;
+namespace t = tether::test;
 
 BOOST_AUTO_TEST_SUITE(gateway_rpc_suite)
 
@@ -753,6 +755,54 @@ BOOST_AUTO_TEST_CASE(get_config_returns_the_document_operators_edit)
     BOOST_TEST(got->at("configUpdatedAt").as_string() == std::to_string(at));
     BOOST_TEST((got->at("config").as_object() == doc));
     BOOST_TEST((code_of(g.admin_call("GetConfig", {})) == code::invalid_argument));
+}
+
+BOOST_AUTO_TEST_CASE(a_publish_that_names_the_version_it_edited_never_undoes_another)
+{
+    // Two operators edit one org's config (the console, or get-config and
+    // publish-config): the second to publish must not silently throw the
+    // first one's change away.
+    gateway_fixture g;
+    const auto publish_if = [&](const json::value& expected, const json::object& doc) {
+        return g.admin_call("PublishConfig",
+                            {{"orgId", "acme"}, {"config", doc}, {"ifConfigUpdatedAt", expected}});
+    };
+    const json::object first_doc{{"flags", {{"a", true}}}};
+    auto first = publish_if("0", first_doc);  // "the org has none yet"
+    BOOST_TEST_REQUIRE(first.has_value(), first.error().message);
+    const std::string at1(first->at("configUpdatedAt").as_string());
+    const auto configs = g.count_rows("configs");
+    const auto events = g.count_rows("events");
+
+    // Still editing what it read before the first publish: refused, and
+    // nothing is stored or announced.
+    auto stale = publish_if("0", json::object{{"flags", {{"b", true}}}});
+    BOOST_TEST_REQUIRE(!stale.has_value());
+    BOOST_TEST((stale.error().c == code::aborted), stale.error().message);
+    BOOST_TEST(t::contains(stale.error().message, "latest config is " + at1 + ", not 0"),
+               stale.error().message);
+    BOOST_TEST(g.count_rows("configs") == configs);
+    BOOST_TEST(g.count_rows("events") == events);
+    auto kept = g.admin_call("GetConfig", {{"orgId", "acme"}});
+    BOOST_TEST_REQUIRE(kept.has_value(), kept.error().message);
+    BOOST_TEST(kept->at("configUpdatedAt").as_string() == at1);
+    BOOST_TEST((kept->at("config").as_object() == first_doc));
+
+    // Edited from the latest (the version as a number or a string): stored.
+    auto second = publish_if(std::stoll(at1), json::object{{"flags", {{"a", true}, {"b", true}}}});
+    BOOST_TEST_REQUIRE(second.has_value(), second.error().message);
+    const std::string at2(second->at("configUpdatedAt").as_string());
+    BOOST_TEST(std::stoll(at2) > std::stoll(at1));
+    auto behind = publish_if(json::value(at1), json::object{});
+    BOOST_TEST((code_of(behind) == code::aborted));
+    BOOST_TEST(g.count_rows("configs") == configs + 1);
+
+    for (const json::value& bad : {json::value("-1"), json::value("x"), json::value(-5), json::value(true)})
+        BOOST_TEST((code_of(publish_if(bad, json::object{})) == code::invalid_argument),
+                   json::serialize(bad));
+    // Without the field a publish is what it always was.
+    const auto third = g.publish("acme", json::object{});
+    BOOST_TEST(third > std::stoll(at2));
 }
 
 BOOST_AUTO_TEST_CASE(node_status_events_reach_operators_and_never_nodes)

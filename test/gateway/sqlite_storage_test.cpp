@@ -64,12 +64,12 @@ BOOST_AUTO_TEST_CASE(a_writer_elsewhere_holds_up_one_write_not_every_call)
     t::temp_dir dir;
     const auto file = dir.path() / "tether.db";
     sqlite_storage db(file);
-    const auto first = db.publish_config("acme", R"({"flags":{"a":true}})", 1000);
+    const auto first = db.publish_config("acme", R"({"flags":{"a":true}})", 1000, std::nullopt).updated_at;
     auto holder = lock_elsewhere(file, 8);
 
     std::string why;
     const auto waited =
-        time_of([&] { why = t::what_thrown([&] { db.publish_config("acme", "{}", 2000); }); });
+        time_of([&] { why = t::what_thrown([&] { db.publish_config("acme", "{}", 2000, std::nullopt); }); });
     BOOST_TEST(t::contains(why, "database is locked"), why);
     BOOST_TEST(waited.count() >= 4000, waited.count() << " ms: the first write should wait for the lock");
     for (int i = 0; i < 3; ++i) {
@@ -85,11 +85,12 @@ BOOST_AUTO_TEST_CASE(a_writer_elsewhere_holds_up_one_write_not_every_call)
     // The lock goes: the next write goes through, and a later lock held
     // briefly is waited out in full again.
     BOOST_TEST(holder->wait_for(15s).value_or(-1) == 0, holder->err_when_printed());
-    const auto second = db.publish_config("acme", "{}", 3000);
+    const auto second = db.publish_config("acme", "{}", 3000, std::nullopt).updated_at;
     BOOST_TEST(second > first);
     auto brief = lock_elsewhere(file, 1.5);
     std::int64_t third = 0;
-    const auto outwaited = time_of([&] { third = db.publish_config("acme", "{}", 4000); });
+    const auto outwaited =
+        time_of([&] { third = db.publish_config("acme", "{}", 4000, std::nullopt).updated_at; });
     BOOST_TEST(third > second);
     BOOST_TEST(outwaited.count() >= 1000, outwaited.count()
                                               << " ms: the write should have waited for the lock");
@@ -102,13 +103,13 @@ BOOST_AUTO_TEST_CASE(a_full_disk_fails_writes_with_their_own_error_and_loses_not
     t::temp_dir dir;
     const t::small_disk disk(dir.path() / "disk", "1m");
     sqlite_storage db(disk.at / "tether.db");
-    const auto first = db.publish_config("acme", R"({"flags":{"a":true}})", 1000);
+    const auto first = db.publish_config("acme", R"({"flags":{"a":true}})", 1000, std::nullopt).updated_at;
     const auto event = db.append_event("acme", "config-updated", "{}", 100);
     BOOST_TEST_REQUIRE(t::fill_up(disk.at / "filler") == ENOSPC);
 
     // Larger than anything the WAL has room for: each needs new pages.
     const std::string big = R"({"blob":")" + std::string(256 * 1024, 'x') + R"("})";
-    for (const auto& why : {t::what_thrown([&] { db.publish_config("acme", big, 2000); }),
+    for (const auto& why : {t::what_thrown([&] { db.publish_config("acme", big, 2000, std::nullopt); }),
                             t::what_thrown([&] { db.append_event("acme", "config-updated", big, 100); })}) {
         BOOST_TEST(t::contains(why, "database or disk is full"), why);
         // SQLite rolls such a transaction back itself; rolling back again
@@ -120,7 +121,7 @@ BOOST_AUTO_TEST_CASE(a_full_disk_fails_writes_with_their_own_error_and_loses_not
     BOOST_TEST(db.events_after("acme", 0).front().id == event);
 
     std::filesystem::remove(disk.at / "filler");
-    const auto next = db.publish_config("acme", big, 3000);
+    const auto next = db.publish_config("acme", big, 3000, std::nullopt).updated_at;
     BOOST_TEST(next > first);
     BOOST_TEST(db.latest_config("acme")->document == big);
     BOOST_TEST(db.append_event("acme", "config-updated", "{}", 100) > event);

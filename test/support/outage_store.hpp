@@ -84,10 +84,11 @@ public:
         auto r = co_await up().revoke_node(std::move(id), keep);
         co_return r;
     }
-    awaitable<std::int64_t> publish_config(std::string org, std::string doc, std::int64_t now,
-                                           std::size_t keep) override
+    awaitable<gateway::publish_outcome> publish_config(std::string org, std::string doc, std::int64_t now,
+                                                       std::optional<std::int64_t> if_latest,
+                                                       std::size_t keep) override
     {
-        const auto r = co_await up().publish_config(std::move(org), std::move(doc), now, keep);
+        const auto r = co_await up().publish_config(std::move(org), std::move(doc), now, if_latest, keep);
         co_return r;
     }
     awaitable<gateway::event_history> replay(std::string org, std::optional<std::int64_t> after,
