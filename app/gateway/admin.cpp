@@ -20,6 +20,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -154,8 +155,40 @@ int admin_publish_config(invocation& inv)
     if (ec || !doc.is_object())
         throw cli::usage_error(pos[0] + ": not a JSON object" +
                                (ec ? " (" + ec.message() + ")" : std::string()));
-    const auto res = call(inv, "PublishConfig", {{"orgId", org}, {"config", doc}});
+    json::object req{{"orgId", org}, {"config", doc}};
+    // The version the edit started from: a publish in between refuses this
+    // one instead of being undone by it.
+    if (const auto v = inv.args.value("if-updated-at")) {
+        std::int64_t n = -1;
+        const auto [end, bad] = std::from_chars(v->data(), v->data() + v->size(), n);
+        if (v->empty() || bad != std::errc{} || end != v->data() + v->size() || n < 0)
+            throw cli::usage_error(inv.args.origin("if-updated-at") + ": '" + terminal_safe(*v) +
+                                   "' is not a configUpdatedAt (0 for an org without a config)");
+        req["ifConfigUpdatedAt"] = std::to_string(n);
+    }
+    const auto res = call(inv, "PublishConfig", req);
     std::cout << printable_answer(res, "PublishConfig", "configUpdatedAt") << "\n";
+    return 0;
+}
+
+int admin_get_config(invocation& inv)
+{
+    const std::string org = required(inv, "org");
+    const auto res = call(inv, "GetConfig", {{"orgId", org}});
+    const auto at = printable_answer(res, "GetConfig", "configUpdatedAt");
+    const auto* doc = res.if_contains("config");
+    if (!doc || !doc->is_object())
+        throw fatal_exit(exit_status::failure, "GetConfig: the answer has no config object");
+    if (inv.args.enabled("json")) {
+        std::cout << terminal_safe_json(json::serialize(res)) << "\n";
+        return 0;
+    }
+    // The document alone on stdout, so that an edited copy of it is what
+    // publish-config reads; the version it is goes to stderr.
+    std::cout << terminal_safe_json(json::serialize(*doc)) << "\n" << std::flush;
+    log::stderr_sink()("org " + terminal_safe(org) + ": configUpdatedAt " + at +
+                       (at == "0" ? " (none published yet)" : "") +
+                       "; publish an edit of it with --if-updated-at " + at);
     return 0;
 }
 

@@ -294,6 +294,15 @@ function configPage() {
   const area = el('textarea', { id: 'config-editor', spellcheck: 'false', 'aria-label': 'config document', 'aria-describedby': 'config-status' });
   const status = el('div', { id: 'config-status', 'aria-live': 'polite' });
   const version = el('code', { id: 'config-version', text: '…' });
+  // The version the editor's text was loaded from: a publish names it, so
+  // one made meanwhile (another operator, a pipeline) is not undone by this.
+  let loaded = null;
+  const load = () => rpc('GetConfig', { orgId: org }).then((r) => {
+    area.value = JSON.stringify(r.config || {}, null, 2);
+    area.classList.remove('invalid');
+    version.textContent = r.configUpdatedAt;
+    loaded = r.configUpdatedAt;
+  });
   const publish = el('button', { type: 'button', class: 'primary', id: 'publish', text: 'Publish',
     onclick: async () => {
       area.classList.remove('invalid');
@@ -307,13 +316,24 @@ function configPage() {
         status.replaceChildren(el('div', { class: 'error', id: 'config-error', text: 'The document must be a JSON object.' }));
         return;
       }
+      if (loaded === null) return;  // still loading
       publish.disabled = true;
       try {
-        const r = await rpc('PublishConfig', { orgId: org, config: doc });
+        const r = await rpc('PublishConfig', { orgId: org, config: doc, ifConfigUpdatedAt: loaded });
         version.textContent = r.configUpdatedAt;
+        loaded = r.configUpdatedAt;
         status.replaceChildren(el('p', { class: 'notice', id: 'config-published', text: `Published version ${r.configUpdatedAt}.` }));
         scheduleRefresh(0);
       } catch (e) {
+        if (e.code === 'aborted') {
+          // The edit stays in the box until the operator chooses to load
+          // what was published instead.
+          const reload = el('button', { type: 'button', id: 'config-reload', text: 'Load the latest (discards this edit)',
+            onclick: () => load().then(() => status.replaceChildren()).catch((x) => status.replaceChildren(el('div', { class: 'error', text: x.message }))) });
+          status.replaceChildren(el('div', { class: 'error', id: 'config-conflict' },
+            el('p', { text: `Not published: ${e.message}.` }), reload));
+          return;
+        }
         const field = fieldOf(e.message);
         const box = el('div', { class: 'error', id: 'config-error', 'data-field': field || '' });
         if (field) box.append('At ', el('code', { id: 'config-error-field', text: field }), `: ${e.message.slice(field.length + 9)}`);
@@ -323,10 +343,7 @@ function configPage() {
         markField(area, field);
       } finally { publish.disabled = false; }
     } });
-  rpc('GetConfig', { orgId: org }).then((r) => {
-    area.value = JSON.stringify(r.config || {}, null, 2);
-    version.textContent = r.configUpdatedAt;
-  }).catch((e) => status.replaceChildren(el('div', { class: 'error', text: e.message })));
+  load().catch((e) => status.replaceChildren(el('div', { class: 'error', text: e.message })));
   return [
     el('h1', { text: `Config: ${org}` }),
     el('p', { class: 'muted' }, 'Current version ', version, '. Nodes reject an invalid document whole; the gateway checks it first.'),

@@ -234,9 +234,12 @@ BOOST_AUTO_TEST_CASE(what_a_broken_server_answers_is_refused_by_name_and_never_p
         // JSON for a script is still printed to a terminal now and then:
         // what the serializer leaves raw (DEL, C1) is escaped, the value kept.
         canned_http_server gw(canned_http_server::json_answer(
-            R"({"nodes":[{"nodeId":"n1","nodeName":"a\u009b[2Jb\u007f"}],"configUpdatedAt":"5"})"));
+            R"({"nodes":[{"nodeId":"n1","nodeName":"a\u009b[2Jb\u007f"}],"configUpdatedAt":"5",)"
+            R"("config":{"k":"\u009b[31m"}})"));
         for (const auto& cmd : {std::vector<std::string>{"nodes", "--json"},
-                                std::vector<std::string>{"rollout", "--org", "acme", "--json"}}) {
+                                std::vector<std::string>{"rollout", "--org", "acme", "--json"},
+                                std::vector<std::string>{"get-config", "--org", "acme"},
+                                std::vector<std::string>{"get-config", "--org", "acme", "--json"}}) {
             const auto r = admin(gw, cmd);
             BOOST_TEST(r.status == 0, r.err);
             BOOST_TEST(!tether::has_control_characters(r.out.substr(0, r.out.size() - 1)), r.out);

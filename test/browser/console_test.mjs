@@ -168,6 +168,32 @@ async function main() {
   check(refusedPublish === '400 /tether.v1.AdminService/PublishConfig', `the refused publish was the only failed request (${refusedPublish})`);
   await shot('config-invalid-1280');
 
+  // Someone publishes while the editor holds an edit of the version it
+  // loaded: the console's publish is refused rather than undoing theirs,
+  // and the edit stays until the operator asks for the latest.
+  const gatewayCli = (args, input) => execFileSync(path.join(bin, 'tether-gateway'), [...admin, ...args], { input }).toString().trim();
+  const mine = JSON.stringify({ flags: { console: true, mine: true }, heartbeatIntervalSeconds: 5 }, null, 2);
+  await page.$eval('#config-editor', (e, v) => { e.value = v; }, mine);
+  const theirs = gatewayCli(['publish-config', '--org', 'acme', '-'], JSON.stringify({ flags: { console: true, theirs: true }, heartbeatIntervalSeconds: 5 }));
+  await page.click('#publish');
+  await page.waitForSelector('#config-conflict');
+  const conflictText = await text('#config-conflict');
+  check(conflictText.includes(`latest config is ${theirs}, not ${published}`), `the console says what was published meanwhile (${conflictText})`);
+  check(await page.$eval('#config-editor', (e) => e.value) === mine, 'the edit stays in the editor');
+  const kept = JSON.parse(gatewayCli(['get-config', '--org', 'acme']));
+  check(kept.flags.theirs === true && !('mine' in kept.flags), `their change is the org's config still (${JSON.stringify(kept)})`);
+  const conflicted = failedRequests.splice(0).join();
+  check(conflicted === '409 /tether.v1.AdminService/PublishConfig', `the refused publish was the only failed request (${conflicted})`);
+  await shot('config-conflict-1280');
+  await page.click('#config-reload');
+  await waitText('#config-version', theirs);
+  check((await page.$eval('#config-editor', (e) => JSON.parse(e.value))).flags.theirs === true, 'loading the latest shows their change');
+  await page.$eval('#config-editor', (e) => { const d = JSON.parse(e.value); d.flags.mine = true; e.value = JSON.stringify(d, null, 2); });
+  await page.click('#publish');
+  await page.waitForSelector('#config-published');
+  const merged = JSON.parse(gatewayCli(['get-config', '--org', 'acme']));
+  check(merged.flags.theirs === true && merged.flags.mine === true, `an edit of the latest is published with both changes (${JSON.stringify(merged)})`);
+
   // Nodes page: three rows, search and sort.
   await page.click('a[data-nav=nodes]');
   await page.waitForSelector('#nodes tbody tr');
