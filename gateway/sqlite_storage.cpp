@@ -203,8 +203,34 @@ void sqlite_storage::exec(const char* sql)
     }
 }
 
+void sqlite_storage::begin()
+{
+    if (depth_ == 0) exec("BEGIN IMMEDIATE");
+    ++depth_;
+}
+
+void sqlite_storage::commit()
+{
+    // A COMMIT that throws leaves depth_ as it was, for the caller's roll_back().
+    if (depth_ == 1) exec("COMMIT");
+    --depth_;
+}
+
+void sqlite_storage::atomically(const std::function<void()>& work)
+{
+    begin();
+    try {
+        work();
+        commit();
+    } catch (...) {
+        roll_back();
+        throw;
+    }
+}
+
 void sqlite_storage::roll_back() noexcept
 {
+    if (depth_ > 0 && --depth_ > 0) return;
     // SQLite may have rolled back already (it can on SQLITE_FULL, IOERR,
     // BUSY and NOMEM). A second ROLLBACK then fails, and its "no transaction
     // is active" would replace the error that says what went wrong.
@@ -225,13 +251,13 @@ void sqlite_storage::migrate()
                                  std::to_string(schema_version()) +
                                  "); refusing to run an older gateway on it");
     for (auto v = version; v < schema_version(); ++v) {
-        exec("BEGIN IMMEDIATE");
+        begin();
         try {
             exec(migrations[v]);
             exec("DELETE FROM schema_version");
             statement s(db_, "INSERT INTO schema_version(version) VALUES(?)");
             s.bind(1, v + 1).step();
-            exec("COMMIT");
+            commit();
         } catch (...) {
             roll_back();
             throw;
@@ -410,7 +436,7 @@ std::vector<std::string> sqlite_storage::node_orgs(std::size_t limit)
 publish_outcome sqlite_storage::publish_config(const std::string& org_id, const std::string& document,
                                                std::int64_t now_ms, std::optional<std::int64_t> if_latest)
 {
-    exec("BEGIN IMMEDIATE");
+    begin();
     try {
         std::int64_t previous = 0;
         {
@@ -419,7 +445,7 @@ publish_outcome sqlite_storage::publish_config(const std::string& org_id, const 
             if (s.step()) previous = s.integer(0);
         }
         if (if_latest && *if_latest != previous) {
-            exec("COMMIT");  // it only read
+            commit();  // it only read
             return {false, previous};
         }
         const std::int64_t at = std::max(now_ms, previous + 1);
@@ -429,7 +455,7 @@ publish_outcome sqlite_storage::publish_config(const std::string& org_id, const 
                     "DELETE FROM configs WHERE org_id = ?1 AND updated_at < (SELECT updated_at FROM configs "
                     "WHERE org_id = ?1 ORDER BY updated_at DESC LIMIT 1 OFFSET ?2)");
         d.bind(1, org_id).bind(2, static_cast<std::int64_t>(configs_kept_per_org - 1)).step();
-        exec("COMMIT");
+        commit();
         return {true, at};
     } catch (...) {
         roll_back();
@@ -449,7 +475,7 @@ std::optional<config_record> sqlite_storage::latest_config(const std::string& or
 std::int64_t sqlite_storage::append_event(const std::string& org_id, const std::string& type,
                                           const std::string& data, std::size_t keep)
 {
-    exec("BEGIN IMMEDIATE");
+    begin();
     try {
         std::int64_t id = 0;
         {
@@ -474,7 +500,7 @@ std::int64_t sqlite_storage::append_event(const std::string& org_id, const std::
                         "ON CONFLICT(org_id) DO UPDATE SET pruned_upto = MAX(pruned_upto, ?2)");
             h.bind(1, org_id).bind(2, cut).step();
         }
-        exec("COMMIT");
+        commit();
         return id;
     } catch (...) {
         roll_back();

@@ -18,6 +18,7 @@ public:
     explicit sqlite_storage(const std::filesystem::path& path);
     ~sqlite_storage() override;
 
+    void atomically(const std::function<void()>& work) override;
     void add_enrollment_code(const std::string& code_hash, const std::string& org_id, std::int64_t expires_ms,
                              std::int64_t uses) override;
     std::optional<std::string> consume_enrollment_code(const std::string& code_hash,
@@ -63,8 +64,13 @@ private:
     static credential_record credential_at(const statement& s);
     static node_record node_at(const statement& s);
     void exec(const char* sql);
+    /// Transactions nest: only the outermost begins and ends one, so that a
+    /// call keeping its own transaction joins the atomically() around it.
+    void begin();
+    void commit();
     /// Ends the open transaction, if SQLite has not; for error paths, so
-    /// it throws nothing and leaves the error in flight as it was.
+    /// it throws nothing and leaves the error in flight as it was. Nested,
+    /// it leaves the end to the outermost, which the error reaches.
     void roll_back() noexcept;
     void migrate();
     /// SQLite's busy handler: whether to wait on for a lock held elsewhere.
@@ -72,6 +78,7 @@ private:
     static int on_commit(void* self) noexcept;
 
     sqlite3* db_ = nullptr;
+    int depth_ = 0;  ///< begin()s not yet ended
     /// Set when a wait for a lock held elsewhere ran out; cleared by our
     /// next commit, which proves the lock is ours to take again.
     bool locked_elsewhere_ = false;

@@ -28,10 +28,15 @@ event_record sqlite_store::append(const std::string& org, const std::string& typ
                                   std::size_t keep)
 {
     event_record e{db_.append_event(org, type, data, keep), org, type, data};
+    feed(e);
+    return e;
+}
+
+void sqlite_store::feed(const event_record& e)
+{
     // Still on the storage thread: the sink sees ids in commit order.
     fed_ = e.id;
     if (sink_) sink_({e});
-    return e;
 }
 
 awaitable<void> sqlite_store::add_enrollment_code(std::string code_hash, std::string org_id,
@@ -48,18 +53,22 @@ awaitable<store::enrollment> sqlite_store::enroll(std::string code_hash, node_re
 {
     std::function<enrollment(storage&)> step = [&](storage& st) {
         enrollment out;
-        const auto org = st.consume_enrollment_code(code_hash, now_ms);
-        if (!org) return out;
-        out.org_id = *org;
-        if (st.public_key_taken(n.public_key)) {
-            // The code stays usable: the node only needs a key of its own.
-            st.release_enrollment_code(code_hash);
-            out.outcome = enroll_outcome::key_taken;
-            return out;
-        }
-        n.org_id = *org;
-        st.insert_node(n);
-        out.outcome = enroll_outcome::enrolled;
+        // One transaction: a node that could not be stored must not have
+        // spent a use of the code (a single-use code would be gone).
+        st.atomically([&] {
+            const auto org = st.consume_enrollment_code(code_hash, now_ms);
+            if (!org) return;
+            out.org_id = *org;
+            if (st.public_key_taken(n.public_key)) {
+                // The code stays usable: the node only needs a key of its own.
+                st.release_enrollment_code(code_hash);
+                out.outcome = enroll_outcome::key_taken;
+                return;
+            }
+            n.org_id = *org;
+            st.insert_node(n);
+            out.outcome = enroll_outcome::enrolled;
+        });
         return out;
     };
     auto out = co_await on_thread(std::move(step));
@@ -180,12 +189,20 @@ awaitable<std::optional<event_record>> sqlite_store::revoke_node(std::string nod
 {
     std::function<std::optional<event_record>(storage&)> step =
         [&](storage& st) -> std::optional<event_record> {
-        const auto n = st.find_node(node_id);
-        if (!n || !st.revoke_node(node_id)) return std::nullopt;
-        st.drop_credentials(credential_kind::stream_token, node_id);
-        st.drop_credentials(credential_kind::challenge, node_id);
-        const boost::json::object data{{"nodeId", node_id}};
-        return append(n->org_id, "node-revoked", boost::json::serialize(data), keep);
+        std::optional<event_record> out;
+        // A revocation and its event commit together: a node revoked with
+        // no event would run on until its next heartbeat.
+        st.atomically([&] {
+            const auto n = st.find_node(node_id);
+            if (!n || !st.revoke_node(node_id)) return;
+            st.drop_credentials(credential_kind::stream_token, node_id);
+            st.drop_credentials(credential_kind::challenge, node_id);
+            const auto data = boost::json::serialize(boost::json::object{{"nodeId", node_id}});
+            out = event_record{st.append_event(n->org_id, "node-revoked", data, keep), n->org_id,
+                               "node-revoked", data};
+        });
+        if (out) feed(*out);
+        return out;
     };
     auto out = co_await on_thread(std::move(step));
     co_return out;
@@ -197,10 +214,20 @@ awaitable<publish_outcome> sqlite_store::publish_config(std::string org_id, std:
                                                         std::size_t keep)
 {
     std::function<publish_outcome(storage&)> step = [&](storage& st) {
-        const auto done = st.publish_config(org_id, document, now_ms, if_latest);
-        if (!done.stored) return done;
-        const boost::json::object data{{"configUpdatedAt", done.updated_at}};
-        append(org_id, "config-updated", boost::json::serialize(data), keep);
+        publish_outcome done;
+        std::optional<event_record> announced;
+        // The version and its event commit together: a version stored with
+        // no event reaches no stream, and the publish answered as failed
+        // would be stored all the same.
+        st.atomically([&] {
+            done = st.publish_config(org_id, document, now_ms, if_latest);
+            if (!done.stored) return;
+            const auto data =
+                boost::json::serialize(boost::json::object{{"configUpdatedAt", done.updated_at}});
+            announced = event_record{st.append_event(org_id, "config-updated", data, keep), org_id,
+                                     "config-updated", data};
+        });
+        if (announced) feed(*announced);
         return done;
     };
     const auto out = co_await on_thread(std::move(step));

@@ -65,6 +65,8 @@ private:
     /// On the storage thread: appends and hands the event to the sink.
     event_record append(const std::string& org, const std::string& type, const std::string& data,
                         std::size_t keep);
+    /// On the storage thread, once the event is committed: to the sink.
+    void feed(const event_record& e);
 
     storage& db_;
     asio::any_io_executor thread_;

@@ -1,11 +1,13 @@
 // The embedded backend's synchronous calls, one statement (or one SQLite
-// transaction) each. The gateway never calls them directly: sqlite_store
-// runs them on its storage thread behind the awaitable `store`.
+// transaction) each, joined into one by atomically() where a call of the
+// store writes more than once. The gateway never calls them directly:
+// sqlite_store runs them on its storage thread behind the awaitable `store`.
 #pragma once
 
 #include "gateway/records.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +25,11 @@ public:
     using credential_record = gateway::credential_record;
 
     virtual ~storage() = default;
+
+    /// Runs `work` as one transaction: what it writes commits together, or
+    /// nothing does when it throws. A call inside that keeps a transaction
+    /// of its own joins this one.
+    virtual void atomically(const std::function<void()>& work) = 0;
 
     virtual void add_enrollment_code(const std::string& code_hash, const std::string& org_id,
                                      std::int64_t expires_ms, std::int64_t uses) = 0;

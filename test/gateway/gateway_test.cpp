@@ -805,6 +805,52 @@ BOOST_AUTO_TEST_CASE(a_publish_that_names_the_version_it_edited_never_undoes_ano
     BOOST_TEST(third > std::stoll(at2));
 }
 
+BOOST_AUTO_TEST_CASE(a_write_that_fails_halfway_leaves_nothing_behind)
+{
+    // On SQLite an enrollment spent its code, a publish stored its version
+    // and a revocation marked its node in one transaction each, and their
+    // second write (the node, the event) in another: when that one failed
+    // the call answered unavailable with the first kept. A single-use code
+    // was gone for the node told to retry; a config no stream was told of
+    // was served to heartbeats; a node was revoked with no event.
+    gateway_fixture g;
+    const auto a = g.enroll("acme", "a");
+    const auto before = g.publish("acme", json::object{{"flags", {{"a", true}}}});
+
+    const auto code = g.new_code("acme");
+    const auto key = tether::auth::generate_key();
+    const auto enroll = [&] {
+        return g.node("Enroll", {{"enrollmentCode", code},
+                                 {"nodeName", "b"},
+                                 {"publicKey", net::protojson::base64_encode(key.public_raw)}});
+    };
+    g.refuse_inserts("nodes", true);
+    BOOST_TEST((code_of(enroll()) == code::unavailable));
+    g.refuse_inserts("nodes", false);
+    const auto b = enroll();
+    BOOST_TEST(b.has_value(), "the single-use code is still good: " << b.error().message);
+
+    const auto configs = g.count_rows("configs");
+    const auto events = g.count_rows("events");
+    g.refuse_inserts("events", true);
+    const auto failed = g.admin_call("PublishConfig", {{"orgId", "acme"}, {"config", json::object{}}});
+    BOOST_TEST((code_of(failed) == code::unavailable));
+    const auto revoke = g.admin_call("RevokeNode", {{"nodeId", a.node_id}});
+    BOOST_TEST((code_of(revoke) == code::unavailable));
+    g.refuse_inserts("events", false);
+    BOOST_TEST(g.count_rows("configs") == configs);
+    BOOST_TEST(g.count_rows("events") == events);
+    const auto served = g.admin_call("GetConfig", {{"orgId", "acme"}});
+    BOOST_TEST_REQUIRE(served.has_value(), served.error().message);
+    BOOST_TEST(served->at("configUpdatedAt").as_string() == std::to_string(before));
+    BOOST_TEST(g.login(a).has_value(), "a revocation that failed revoked nothing");
+
+    // Retried once the fault is gone, each goes through whole.
+    BOOST_TEST(g.publish("acme", json::object{}) > before);
+    BOOST_TEST(g.admin_call("RevokeNode", {{"nodeId", a.node_id}}).has_value());
+    BOOST_TEST(g.count_rows("events") == events + 2);
+}
+
 BOOST_AUTO_TEST_CASE(node_status_events_reach_operators_and_never_nodes)
 {
     gateway_fixture g;

@@ -36,6 +36,10 @@ public:
     virtual std::string stored_bytes(const std::filesystem::path& dir) = 0;
     /// The rows `table` holds now, read beside the store.
     virtual std::int64_t count_rows(const std::filesystem::path& dir, const std::string& table) = 0;
+    /// From now on (until called with false) every row inserted into
+    /// `table` fails, as a write fails on a fault: a trigger, set beside
+    /// the store.
+    virtual void refuse_inserts(const std::filesystem::path& dir, const std::string& table, bool refuse) = 0;
 };
 
 std::unique_ptr<fixture_backend> make_fixture_backend();

@@ -103,6 +103,10 @@ public:
     /// Everything the store keeps at rest, as bytes: a secret must not be in it.
     std::string stored_bytes() { return backend_->stored_bytes(dir.path()); }
     std::int64_t count_rows(const std::string& table) { return backend_->count_rows(dir.path(), table); }
+    void refuse_inserts(const std::string& table, bool refuse)
+    {
+        backend_->refuse_inserts(dir.path(), table, refuse);
+    }
 
     /// Events reach streams through the store's feed: on PostgreSQL that is
     /// the tail, which runs while the context does.

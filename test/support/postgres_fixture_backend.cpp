@@ -54,6 +54,19 @@ public:
 
     void close() override { store_.reset(); }
 
+    void refuse_inserts(const std::filesystem::path&, const std::string& table, bool refuse) override
+    {
+        const std::string trigger = "tether_test_refuse_" + table;
+        const auto r = cluster_->psql(
+            database_,
+            refuse ? "CREATE OR REPLACE FUNCTION tether_test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$; CREATE TRIGGER " +
+                         trigger + " BEFORE INSERT ON " + table +
+                         " FOR EACH ROW EXECUTE FUNCTION tether_test_refuse()"
+                   : "DROP TRIGGER " + trigger + " ON " + table);
+        BOOST_TEST_REQUIRE(r.status == 0, r.err);
+    }
+
     std::int64_t count_rows(const std::filesystem::path&, const std::string& table) override
     {
         const auto r = cluster_->psql(database_, "SELECT count(*) FROM " + table);

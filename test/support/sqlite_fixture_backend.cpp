@@ -39,6 +39,21 @@ public:
         return all;
     }
 
+    void refuse_inserts(const std::filesystem::path& dir, const std::string& table, bool refuse) override
+    {
+        sqlite3* db = nullptr;
+        const int opened = sqlite3_open_v2((dir / "tether.db").c_str(), &db, SQLITE_OPEN_READWRITE, nullptr);
+        std::unique_ptr<sqlite3, decltype(&sqlite3_close)> own(db, &sqlite3_close);
+        BOOST_TEST_REQUIRE(opened == SQLITE_OK, sqlite3_errstr(opened));
+        sqlite3_busy_timeout(db, 5000);
+        const std::string trigger = "tether_test_refuse_" + table;
+        const std::string sql = refuse ? "CREATE TRIGGER " + trigger + " BEFORE INSERT ON " + table +
+                                             " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+                                       : "DROP TRIGGER " + trigger;
+        BOOST_TEST_REQUIRE(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK,
+                           sqlite3_errmsg(db));
+    }
+
     std::int64_t count_rows(const std::filesystem::path& dir, const std::string& table) override
     {
         // A connection of its own: a WAL reader sees what the store committed.
