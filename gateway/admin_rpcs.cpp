@@ -59,6 +59,37 @@ awaitable<rpc_result> service::create_enrollment_code(const rpc_call& c)
     co_return out;
 }
 
+awaitable<rpc_result> service::revoke_enrollment_code(const rpc_call& c)
+{
+    // A code that leaked (a DaemonSet's Secret may hold one good for
+    // 100 000 nodes and 30 days) must be stoppable before it expires: by
+    // the code itself, or every code of its org when which one is unknown.
+    const json::object& in = c.in;
+    auto given = pj::get_string(in, "code");
+    if (!given) co_return detail::invalid(given.error());
+    const bool by_code = !given->empty();
+    const bool by_org = in.if_contains("orgId") && !in.at("orgId").is_null();
+    if (by_code == by_org)
+        co_return fail(code::invalid_argument, "give code or orgId (every code of the org), one of them");
+    std::string hash, org;
+    if (by_code) {
+        if (given->size() > 4096) co_return fail(code::invalid_argument, "code: at most 4096 bytes");
+        hash = auth::sha256_hex(*given);
+    } else {
+        auto o = get_org_id(in);
+        if (!o) co_return detail::invalid(o.error());
+        org = *o;
+    }
+    const auto removed = co_await db_.remove_enrollment_codes(hash, org);
+    if (by_code && removed == 0)
+        co_return fail(code::not_found,
+                       "no such enrollment code (an expired one is deleted within a minute)");
+    log_.info("gateway.enrollment_codes_revoked",
+              {{"by", by_code ? "code" : "org"}, {"org", org}, {"revoked", removed}});
+    json::object out{{"revoked", removed}};
+    co_return out;
+}
+
 awaitable<rpc_result> service::publish_config(const rpc_call& c)
 {
     const json::object& in = c.in;

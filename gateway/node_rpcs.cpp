@@ -95,7 +95,7 @@ awaitable<rpc_result> service::enroll(const rpc_call& c)
     const auto now = sessions_.now_ms();
     const auto result = co_await db_.enroll(code_hash, n, now);
     if (result.outcome == store::enroll_outcome::code_refused)
-        co_return fail(code::permission_denied, "enrollment code unknown, expired or already used");
+        co_return fail(code::permission_denied, "enrollment code unknown, expired, revoked or already used");
     if (result.outcome == store::enroll_outcome::key_taken)
         co_return fail(code::already_exists,
                        "publicKey: another node is enrolled with this key; generate a new one");

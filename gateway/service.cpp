@@ -69,6 +69,7 @@ const service::route service::routes_[] = {
     {node_service, "GetRuntimeConfig", rpc_guard::session, &service::get_runtime_config},
     {node_service, "CreateStreamToken", rpc_guard::session, &service::create_stream_token},
     {admin_service, "CreateEnrollmentCode", rpc_guard::admin, &service::create_enrollment_code},
+    {admin_service, "RevokeEnrollmentCode", rpc_guard::admin, &service::revoke_enrollment_code},
     {admin_service, "PublishConfig", rpc_guard::admin, &service::publish_config},
     {admin_service, "ListNodes", rpc_guard::admin, &service::list_nodes},
     {admin_service, "RevokeNode", rpc_guard::admin, &service::revoke_node},

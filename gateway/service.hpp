@@ -174,6 +174,7 @@ private:
 
     // AdminService (admin_rpcs.cpp)
     awaitable<rpc_result> create_enrollment_code(const rpc_call& c);
+    awaitable<rpc_result> revoke_enrollment_code(const rpc_call& c);
     awaitable<rpc_result> publish_config(const rpc_call& c);
     awaitable<rpc_result> list_nodes(const rpc_call& c);
     awaitable<rpc_result> revoke_node(const rpc_call& c);

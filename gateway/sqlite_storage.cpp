@@ -273,6 +273,13 @@ void sqlite_storage::add_enrollment_code(const std::string& code_hash, const std
     s.bind(1, code_hash).bind(2, org_id).bind(3, expires_ms).bind(4, uses).step();
 }
 
+std::int64_t sqlite_storage::remove_enrollment_codes(const std::string& code_hash, const std::string& org_id)
+{
+    statement s(db_, "DELETE FROM enrollment_codes WHERE code_hash = ?1 OR (?1 = '' AND org_id = ?2)");
+    s.bind(1, code_hash).bind(2, org_id).step();
+    return sqlite3_changes(db_);
+}
+
 std::optional<std::string> sqlite_storage::consume_enrollment_code(const std::string& code_hash,
                                                                    std::int64_t now_ms)
 {

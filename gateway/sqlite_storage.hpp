@@ -21,6 +21,7 @@ public:
     void atomically(const std::function<void()>& work) override;
     void add_enrollment_code(const std::string& code_hash, const std::string& org_id, std::int64_t expires_ms,
                              std::int64_t uses) override;
+    std::int64_t remove_enrollment_codes(const std::string& code_hash, const std::string& org_id) override;
     std::optional<std::string> consume_enrollment_code(const std::string& code_hash,
                                                        std::int64_t now_ms) override;
     void insert_node(const node_record& n) override;

@@ -49,6 +49,15 @@ awaitable<void> sqlite_store::add_enrollment_code(std::string code_hash, std::st
     co_await on_thread(std::move(step));
 }
 
+awaitable<std::int64_t> sqlite_store::remove_enrollment_codes(std::string code_hash, std::string org_id)
+{
+    std::function<std::int64_t(storage&)> step = [&](storage& st) {
+        return st.remove_enrollment_codes(code_hash, org_id);
+    };
+    const auto out = co_await on_thread(std::move(step));
+    co_return out;
+}
+
 awaitable<store::enrollment> sqlite_store::enroll(std::string code_hash, node_record n, std::int64_t now_ms)
 {
     std::function<enrollment(storage&)> step = [&](storage& st) {

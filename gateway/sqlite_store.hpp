@@ -21,6 +21,7 @@ public:
 
     awaitable<void> add_enrollment_code(std::string code_hash, std::string org_id, std::int64_t expires_ms,
                                         std::int64_t uses) override;
+    awaitable<std::int64_t> remove_enrollment_codes(std::string code_hash, std::string org_id) override;
     awaitable<enrollment> enroll(std::string code_hash, node_record n, std::int64_t now_ms) override;
     awaitable<std::optional<login_record>> find_login(std::string node_id) override;
     awaitable<std::optional<node_record>> find_node(std::string node_id) override;

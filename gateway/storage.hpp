@@ -33,6 +33,8 @@ public:
 
     virtual void add_enrollment_code(const std::string& code_hash, const std::string& org_id,
                                      std::int64_t expires_ms, std::int64_t uses) = 0;
+    /// See store::remove_enrollment_codes.
+    virtual std::int64_t remove_enrollment_codes(const std::string& code_hash, const std::string& org_id) = 0;
     /// Takes one of the code's uses and returns its org, atomically; nullopt
     /// when the code is unknown, expired or used up.
     virtual std::optional<std::string> consume_enrollment_code(const std::string& code_hash,

@@ -60,6 +60,9 @@ public:
     /// asked for a code a whole DaemonSet shares) until `expires_ms`.
     virtual awaitable<void> add_enrollment_code(std::string code_hash, std::string org_id,
                                                 std::int64_t expires_ms, std::int64_t uses) = 0;
+    /// Deletes the code with this hash, or (`code_hash` empty) every code of
+    /// `org_id`, used up and expired ones included; how many it deleted.
+    virtual awaitable<std::int64_t> remove_enrollment_codes(std::string code_hash, std::string org_id) = 0;
     enum class enroll_outcome { enrolled, code_refused, key_taken };
     struct enrollment {
         enroll_outcome outcome = enroll_outcome::code_refused;

@@ -1,6 +1,7 @@
 // `tether enroll`: registers the node and proves the identity works.
 #include "app/agent/commands.hpp"
 #include "app/common/client_flags.hpp"
+#include "app/common/code_file.hpp"
 #include "app/common/exit_status.hpp"
 #include "app/common/one_shot.hpp"
 #include "auth/keys.hpp"
@@ -59,26 +60,7 @@ secret enrollment_code(const invocation& inv)
         return secret(*given);
     }
     if (!file || file->empty()) throw cli::usage_error("--code or --code-file is required (or TETHER_CODE)");
-    constexpr std::size_t cap = 4096;
-    std::string text;
-    if (*file == "-") {
-        text = read_up_to(STDIN_FILENO, cap + 1);
-    } else {
-        const int fd = open_for_reading(*file);
-        if (fd < 0)
-            throw cli::usage_error(inv.args.origin("code-file") + ": cannot read " + *file + ": " +
-                                   std::generic_category().message(errno));
-        text = read_up_to(fd, cap + 1);
-        ::close(fd);
-    }
-    if (text.size() > cap)
-        throw cli::usage_error(inv.args.origin("code-file") + ": " + *file +
-                               " is larger than 4 KiB; an enrollment code is one short line");
-    trim_line_end(text);
-    if (text.empty()) throw cli::usage_error(inv.args.origin("code-file") + ": " + *file + " holds no code");
-    if (text.find_first_of("\r\n") != std::string::npos)
-        throw cli::usage_error(inv.args.origin("code-file") + ": " + *file + " holds more than one line");
-    return secret(std::move(text));
+    return read_code_file(inv, "code-file");
 }
 
 std::string host_name()

@@ -1,5 +1,6 @@
 // `tether-gateway admin ...`: operator commands over AdminService.
 #include "app/common/client_flags.hpp"
+#include "app/common/code_file.hpp"
 #include "app/common/exit_status.hpp"
 #include "app/common/one_shot.hpp"
 #include "app/gateway/admin_token.hpp"
@@ -142,6 +143,29 @@ int admin_create_enrollment_code(invocation& inv)
     if (auto uses = inv.args.count("uses", 1, 100'000)) req["maxUses"] = static_cast<std::int64_t>(*uses);
     const auto res = call(inv, "CreateEnrollmentCode", req);
     std::cout << printable_answer(res, "CreateEnrollmentCode", "code") << "\n";
+    return 0;
+}
+
+int admin_revoke_enrollment_code(invocation& inv)
+{
+    const bool by_file = inv.args.value("code-file").has_value();
+    const bool by_org = inv.args.value("all-codes-of").has_value();
+    if (by_file == by_org)
+        throw cli::usage_error("give --code-file FILE (- for stdin), or --all-codes-of ORG; one of them");
+    json::object req;
+    if (by_file)
+        req["code"] = std::string(read_code_file(inv, "code-file").reveal());
+    else
+        req["orgId"] = required(inv, "all-codes-of");
+    const auto res = call(inv, "RevokeEnrollmentCode", req);
+    const auto* n = res.if_contains("revoked");
+    const auto count = n && n->is_int64()    ? n->get_int64()
+                       : n && n->is_uint64() ? static_cast<std::int64_t>(n->get_uint64())
+                                             : -1;
+    // One write: the log shares stderr.
+    log::stderr_sink()(count < 0 ? std::string("revoked")
+                                 : "revoked " + std::to_string(count) + " enrollment code" +
+                                       (count == 1 ? "" : "s"));
     return 0;
 }
 

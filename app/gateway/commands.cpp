@@ -74,6 +74,13 @@ const std::vector<subcommand>& table()
                 {"uses", "N",
                  "how many nodes it enrolls (a DaemonSet's nodes share one code), at most 100000", "1"}}},
               admin_create_enrollment_code},
+             {{"revoke-enrollment-code",
+               "Revoke an enrollment code before it expires (nodes it enrolled stay: revoke them one by "
+               "one).",
+               {{"code-file", "FILE", "file holding the code, - for stdin (never the command line)"},
+                {"all-codes-of", "ORG",
+                 "revoke every code of this organisation, when which one leaked is unknown"}}},
+              admin_revoke_enrollment_code},
              {{"publish-config",
                "Publish an org's runtime config from FILE (or - for stdin); prints configUpdatedAt.",
                {{"org", "ORG", "organisation"},

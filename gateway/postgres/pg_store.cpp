@@ -208,6 +208,14 @@ awaitable<void> pg_store::add_enrollment_code(std::string code_hash, std::string
         std::move(p));
 }
 
+awaitable<std::int64_t> pg_store::remove_enrollment_codes(std::string code_hash, std::string org_id)
+{
+    params p{std::move(code_hash), std::move(org_id)};
+    const auto r = co_await run(
+        "DELETE FROM enrollment_codes WHERE code_hash = $1 OR ($1 = '' AND org_id = $2)", std::move(p));
+    co_return r.affected;
+}
+
 awaitable<store::enrollment> pg_store::enroll(std::string code_hash, node_record n, std::int64_t now_ms)
 {
     // One statement decides, so two replicas enrolling with one code (or

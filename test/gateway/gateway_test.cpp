@@ -851,6 +851,54 @@ BOOST_AUTO_TEST_CASE(a_write_that_fails_halfway_leaves_nothing_behind)
     BOOST_TEST(g.count_rows("events") == events + 2);
 }
 
+BOOST_AUTO_TEST_CASE(a_leaked_enrollment_code_is_revoked_before_it_expires)
+{
+    // A DaemonSet's Secret may hold a code good for 100 000 nodes and 30
+    // days: once it leaks, waiting for it to expire is not an answer.
+    gateway_fixture g;
+    const auto code_for = [&](const std::string& org, int uses) {
+        auto r = g.admin_call("CreateEnrollmentCode", {{"orgId", org}, {"maxUses", uses}});
+        BOOST_TEST_REQUIRE(r.has_value(), r.error().message);
+        return std::string(r->at("code").as_string());
+    };
+    const auto enroll = [&](const std::string& code) {
+        const auto key = tether::auth::generate_key();
+        return g.node("Enroll", {{"enrollmentCode", code},
+                                 {"nodeName", "n"},
+                                 {"publicKey", net::protojson::base64_encode(key.public_raw)}});
+    };
+    const auto leaked = code_for("acme", 100), other_acme = code_for("acme", 1),
+               theirs = code_for("other", 1);
+    const auto first = enroll(leaked);
+    BOOST_TEST_REQUIRE(first.has_value(), first.error().message);
+
+    auto r = g.admin_call("RevokeEnrollmentCode", {{"code", leaked}});
+    BOOST_TEST_REQUIRE(r.has_value(), r.error().message);
+    BOOST_TEST(r->at("revoked").as_int64() == 1);
+    const auto refused = enroll(leaked);
+    BOOST_TEST((code_of(refused) == code::permission_denied));
+    BOOST_TEST(t::contains(refused.error().message, "revoked"), refused.error().message);
+    BOOST_TEST((code_of(g.admin_call("RevokeEnrollmentCode", {{"code", leaked}})) == code::not_found));
+    // The node it enrolled stays: revoking it is a separate act.
+    const auto rollout = g.admin_call("GetRollout", {{"orgId", "acme"}});
+    BOOST_TEST_REQUIRE(rollout.has_value(), rollout.error().message);
+    BOOST_TEST(rollout->at("offline").as_int64() == 1);
+    BOOST_TEST(rollout->at("revoked").as_int64() == 0);
+
+    // Every code of one org, when which one leaked is unknown.
+    r = g.admin_call("RevokeEnrollmentCode", {{"orgId", "acme"}});
+    BOOST_TEST_REQUIRE(r.has_value(), r.error().message);
+    BOOST_TEST(r->at("revoked").as_int64() == 1);
+    BOOST_TEST((code_of(enroll(other_acme)) == code::permission_denied));
+    BOOST_TEST(enroll(theirs).has_value(), "another org's code is untouched");
+    BOOST_TEST(g.count_rows("enrollment_codes") == 1, "only the used-up code of the other org is left");
+
+    for (const auto& bad : {json::object{}, json::object{{"code", leaked}, {"orgId", "acme"}},
+                            json::object{{"orgId", "a/b"}}, json::object{{"code", std::string(5000, 'x')}}})
+        BOOST_TEST((code_of(g.admin_call("RevokeEnrollmentCode", bad)) == code::invalid_argument),
+                   json::serialize(bad));
+}
+
 BOOST_AUTO_TEST_CASE(node_status_events_reach_operators_and_never_nodes)
 {
     gateway_fixture g;

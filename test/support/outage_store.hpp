@@ -23,6 +23,11 @@ public:
     {
         co_await up().add_enrollment_code(std::move(h), std::move(org), exp, uses);
     }
+    awaitable<std::int64_t> remove_enrollment_codes(std::string h, std::string org) override
+    {
+        const auto r = co_await up().remove_enrollment_codes(std::move(h), std::move(org));
+        co_return r;
+    }
     awaitable<enrollment> enroll(std::string h, gateway::node_record n, std::int64_t now) override
     {
         auto r = co_await up().enroll(std::move(h), std::move(n), now);

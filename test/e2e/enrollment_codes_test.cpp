@@ -1,0 +1,71 @@
+// `tether-gateway admin revoke-enrollment-code` against a real gateway and
+// a real `tether enroll`: a code that leaked stops enrolling at once, and
+// the code never goes on a command line on the way.
+#include "support/child_process.hpp"
+#include "support/fleet.hpp"
+#include "support/text.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <filesystem>
+
+namespace t = tether::test;
+using t::contains;
+
+BOOST_AUTO_TEST_SUITE(enrollment_codes)
+
+BOOST_AUTO_TEST_CASE(a_leaked_code_is_revoked_from_a_file_or_stdin_and_enrolls_no_one_after)
+{
+    t::gateway_process gw;
+    t::temp_dir dir;
+    const auto tool = t::binary("tether-gateway");
+    const auto enroll_with = [&](const std::string& code, const std::string& name) {
+        t::child_process::options o;
+        o.env_extra = {"TETHER_CODE=" + code};
+        return t::run(
+            t::binary("tether"),
+            {"enroll", "--server", gw.url, "--state-dir", (dir.path() / name).string(), "--name", name}, o);
+    };
+    const auto shared = t::run(tool, gw.admin({"create-enrollment-code", "--org", "acme", "--uses", "50"}));
+    BOOST_TEST_REQUIRE(shared.status == 0, shared.err);
+    const std::string leaked = shared.out.substr(0, shared.out.find('\n'));
+    BOOST_TEST_REQUIRE(enroll_with(leaked, "before").status == 0);
+
+    // From stdin: the code is in no argv, ours or the CLI's.
+    t::child_process::options in;
+    in.stdin_data = leaked + "\n";
+    auto r = t::run(tool, gw.admin({"revoke-enrollment-code", "--code-file", "-"}), in);
+    BOOST_TEST(r.status == 0, r.err);
+    BOOST_TEST(contains(r.err, "revoked 1 enrollment code"), r.err);
+    auto after = enroll_with(leaked, "after");
+    BOOST_TEST(after.status == 2, after.err);
+    BOOST_TEST(contains(after.err, "revoked"), after.err);
+    BOOST_TEST(!std::filesystem::exists(dir.path() / "after" / "state.json"));
+    // Once more, from a file: nothing left to revoke, said as such.
+    const auto file = dir.path() / "code.txt";
+    t::write_private_file(file, leaked + "\n");
+    r = t::run(tool, gw.admin({"revoke-enrollment-code", "--code-file", file.string()}));
+    BOOST_TEST(r.status == 2, r.err);
+    BOOST_TEST(contains(r.err, "no such enrollment code"), r.err);
+
+    // Every code of an org, when which one leaked is unknown.
+    const auto one = gw.code("acme"), two = gw.code("acme"), theirs = gw.code("other");
+    r = t::run(tool, gw.admin({"revoke-enrollment-code", "--all-codes-of", "acme"}));
+    BOOST_TEST(r.status == 0, r.err);
+    BOOST_TEST(contains(r.err, "revoked 2 enrollment codes"), r.err);
+    BOOST_TEST(enroll_with(one, "one").status == 2);
+    BOOST_TEST(enroll_with(two, "two").status == 2);
+    BOOST_TEST(enroll_with(theirs, "theirs").status == 0, "another org's code still enrolls");
+
+    // Bad input names what is wrong, before anything is sent.
+    for (const auto& args : {std::vector<std::string>{"revoke-enrollment-code"},
+                             std::vector<std::string>{"revoke-enrollment-code", "--code-file", file.string(),
+                                                      "--all-codes-of", "acme"},
+                             std::vector<std::string>{"revoke-enrollment-code", "--code-file",
+                                                      (dir.path() / "missing").string()}}) {
+        r = t::run(tool, gw.admin(args));
+        BOOST_TEST(r.status == 2, r.err);
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
