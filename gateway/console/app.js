@@ -316,7 +316,11 @@ function configPage() {
         status.replaceChildren(el('div', { class: 'error', id: 'config-error', text: 'The document must be a JSON object.' }));
         return;
       }
-      if (loaded === null) return;  // still loading
+      if (loaded === null) {
+        // Without the version it edits, a publish could undo another's.
+        status.replaceChildren(el('div', { class: 'error', id: 'config-error', text: 'The current config has not loaded: reload the page before publishing.' }));
+        return;
+      }
       publish.disabled = true;
       try {
         const r = await rpc('PublishConfig', { orgId: org, config: doc, ifConfigUpdatedAt: loaded });
