@@ -265,6 +265,29 @@ awaitable<rpc_result> service::get_online_history(const rpc_call& c)
     co_return out;
 }
 
+awaitable<rpc_result> service::forget_nodes(const rpc_call& c)
+{
+    // A fleet that autoscales enrolls new nodes every day; the ones gone
+    // for good stayed for ever, counted offline in every rollout and page.
+    const json::object& in = c.in;
+    auto org = get_org_id(in);
+    if (!org) co_return detail::invalid(org.error());
+    auto offline_for = pj::get_int64(in, "offlineForSeconds");
+    if (!offline_for) co_return detail::invalid(offline_for.error());
+    // A node away for less than an hour may be restarting: never forgotten.
+    constexpr std::int64_t floor_s = 3600, cap_s = 10LL * 366 * 24 * 3600;
+    if (*offline_for < floor_s || *offline_for > cap_s)
+        co_return fail(code::invalid_argument, "offlineForSeconds: must be from 3600 (an hour) to " +
+                                                   std::to_string(cap_s) + " (ten years)");
+    const std::string o = *org;
+    const auto before = sessions_.now_ms() - *offline_for * 1000;
+    const auto gone = co_await db_.forget_nodes(o, before);
+    log_.info("gateway.nodes_forgotten",
+              {{"org", o}, {"offlineForSeconds", *offline_for}, {"forgotten", gone}});
+    json::object out{{"forgotten", gone}};
+    co_return out;
+}
+
 awaitable<rpc_result> service::revoke_node(const rpc_call& c)
 {
     const json::object& in = c.in;

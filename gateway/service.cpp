@@ -73,6 +73,7 @@ const service::route service::routes_[] = {
     {admin_service, "PublishConfig", rpc_guard::admin, &service::publish_config},
     {admin_service, "ListNodes", rpc_guard::admin, &service::list_nodes},
     {admin_service, "RevokeNode", rpc_guard::admin, &service::revoke_node},
+    {admin_service, "ForgetNodes", rpc_guard::admin, &service::forget_nodes},
     {admin_service, "GetRollout", rpc_guard::admin, &service::get_rollout},
     {admin_service, "GetConfig", rpc_guard::admin, &service::get_config},
     {admin_service, "GetOnlineHistory", rpc_guard::admin, &service::get_online_history},

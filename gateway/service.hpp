@@ -178,6 +178,7 @@ private:
     awaitable<rpc_result> publish_config(const rpc_call& c);
     awaitable<rpc_result> list_nodes(const rpc_call& c);
     awaitable<rpc_result> revoke_node(const rpc_call& c);
+    awaitable<rpc_result> forget_nodes(const rpc_call& c);
     awaitable<rpc_result> get_rollout(const rpc_call& c);
     awaitable<rpc_result> get_config(const rpc_call& c);
     awaitable<rpc_result> get_online_history(const rpc_call& c);

@@ -377,6 +377,28 @@ void sqlite_storage::record_report(const std::string& node_id, std::int64_t now_
     ++node_writes_;
 }
 
+std::int64_t sqlite_storage::forget_nodes(const std::string& org_id, std::int64_t seen_before_ms)
+{
+    begin();
+    try {
+        {
+            statement s(
+                db_,
+                "DELETE FROM credentials WHERE node_id IN (SELECT node_id FROM nodes WHERE org_id = ?1 "
+                "AND MAX(last_seen_ms, created_ms) < ?2)");
+            s.bind(1, org_id).bind(2, seen_before_ms).step();
+        }
+        statement s(db_, "DELETE FROM nodes WHERE org_id = ?1 AND MAX(last_seen_ms, created_ms) < ?2");
+        s.bind(1, org_id).bind(2, seen_before_ms).step();
+        const std::int64_t gone = sqlite3_changes(db_);
+        commit();
+        return gone;
+    } catch (...) {
+        roll_back();
+        throw;
+    }
+}
+
 bool sqlite_storage::revoke_node(const std::string& node_id)
 {
     statement s(db_, "UPDATE nodes SET revoked = 1 WHERE node_id = ?");

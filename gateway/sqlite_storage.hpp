@@ -32,6 +32,7 @@ public:
     void touch_node(const std::string& node_id, std::int64_t last_seen_ms) override;
     void record_report(const std::string& node_id, std::int64_t now_ms, const heartbeat_report& r) override;
     bool revoke_node(const std::string& node_id) override;
+    std::int64_t forget_nodes(const std::string& org_id, std::int64_t seen_before_ms) override;
     std::vector<node_record> list_nodes(const std::string& org_id, const std::string& after_id,
                                         std::size_t limit) override;
     rollout_counts rollout(const std::string& org_id, std::int64_t latest_at, online_span online,

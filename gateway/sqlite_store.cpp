@@ -217,6 +217,15 @@ awaitable<std::optional<event_record>> sqlite_store::revoke_node(std::string nod
     co_return out;
 }
 
+awaitable<std::int64_t> sqlite_store::forget_nodes(std::string org_id, std::int64_t seen_before_ms)
+{
+    std::function<std::int64_t(storage&)> step = [&](storage& st) {
+        return st.forget_nodes(org_id, seen_before_ms);
+    };
+    const auto out = co_await on_thread(std::move(step));
+    co_return out;
+}
+
 awaitable<publish_outcome> sqlite_store::publish_config(std::string org_id, std::string document,
                                                         std::int64_t now_ms,
                                                         std::optional<std::int64_t> if_latest,

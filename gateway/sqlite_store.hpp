@@ -36,6 +36,7 @@ public:
                                       std::string after_id, std::size_t limit) override;
     awaitable<std::vector<std::string>> node_orgs(std::size_t limit) override;
     awaitable<std::optional<event_record>> revoke_node(std::string node_id, std::size_t keep) override;
+    awaitable<std::int64_t> forget_nodes(std::string org_id, std::int64_t seen_before_ms) override;
     awaitable<std::int64_t> append_event(std::string org_id, std::string type, std::string data,
                                          std::size_t keep) override;
     awaitable<publish_outcome> publish_config(std::string org_id, std::string document, std::int64_t now_ms,

@@ -56,6 +56,8 @@ public:
                                const heartbeat_report& r) = 0;
     /// False when there is no such node.
     virtual bool revoke_node(const std::string& node_id) = 0;
+    /// See store::forget_nodes.
+    virtual std::int64_t forget_nodes(const std::string& org_id, std::int64_t seen_before_ms) = 0;
     /// Nodes ordered by id, after `after_id` (exclusive), at most `limit`.
     virtual std::vector<node_record> list_nodes(const std::string& org_id, const std::string& after_id,
                                                 std::size_t limit) = 0;

@@ -105,6 +105,10 @@ public:
     /// sessions stay, so their calls get not_found) and appends the
     /// `node-revoked` event, atomically; nullopt when there is no such node.
     virtual awaitable<std::optional<event_record>> revoke_node(std::string node_id, std::size_t keep) = 0;
+    /// Deletes the org's nodes last seen (or, never seen, enrolled) before
+    /// `seen_before_ms`, revoked ones included, with their credentials,
+    /// atomically; how many. A node that comes back gets not_found.
+    virtual awaitable<std::int64_t> forget_nodes(std::string org_id, std::int64_t seen_before_ms) = 0;
 
     // ---- Configs and events --------------------------------------------------
     /// The org's newest config, if it has one.

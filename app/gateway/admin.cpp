@@ -120,6 +120,17 @@ std::string printable_answer(const json::object& res, std::string_view method, s
     return text;
 }
 
+/// A count the answer must hold, whatever sent it.
+std::int64_t count_answer(const json::object& res, std::string_view method, std::string_view key)
+{
+    const auto* v = res.if_contains(key);
+    if (v && v->is_int64() && v->get_int64() >= 0) return v->get_int64();
+    if (v && v->is_uint64() && v->get_uint64() <= 1'000'000'000'000)
+        return static_cast<std::int64_t>(v->get_uint64());
+    throw fatal_exit(exit_status::failure,
+                     std::string(method) + ": the answer has no usable " + std::string(key) + " count");
+}
+
 std::string required(const invocation& inv, std::string_view flag)
 {
     auto v = inv.args.value(flag);
@@ -157,15 +168,10 @@ int admin_revoke_enrollment_code(invocation& inv)
         req["code"] = std::string(read_code_file(inv, "code-file").reveal());
     else
         req["orgId"] = required(inv, "all-codes-of");
-    const auto res = call(inv, "RevokeEnrollmentCode", req);
-    const auto* n = res.if_contains("revoked");
-    const auto count = n && n->is_int64()    ? n->get_int64()
-                       : n && n->is_uint64() ? static_cast<std::int64_t>(n->get_uint64())
-                                             : -1;
+    const auto count =
+        count_answer(call(inv, "RevokeEnrollmentCode", req), "RevokeEnrollmentCode", "revoked");
     // One write: the log shares stderr.
-    log::stderr_sink()(count < 0 ? std::string("revoked")
-                                 : "revoked " + std::to_string(count) + " enrollment code" +
-                                       (count == 1 ? "" : "s"));
+    log::stderr_sink()("revoked " + std::to_string(count) + " enrollment code" + (count == 1 ? "" : "s"));
     return 0;
 }
 
@@ -409,6 +415,22 @@ int admin_rollout(invocation& inv)
                            " online node(s) behind");
     }
     return status;
+}
+
+int admin_forget_nodes(invocation& inv)
+{
+    const std::string org = required(inv, "org");
+    const auto offline_for = inv.args.duration("offline-for", cli::at_least(std::chrono::hours(1)));
+    if (!offline_for) throw cli::usage_error("--offline-for is required (at least 1h)");
+    if (offline_for->count() % 1000 != 0)
+        throw cli::usage_error(inv.args.origin("offline-for") + ": '" + *inv.args.value("offline-for") +
+                               "' is not whole seconds");
+    const auto res =
+        call(inv, "ForgetNodes", {{"orgId", org}, {"offlineForSeconds", offline_for->count() / 1000}});
+    const auto count = count_answer(res, "ForgetNodes", "forgotten");
+    log::stderr_sink()("forgot " + std::to_string(count) + " node" + (count == 1 ? "" : "s") + " of " +
+                       terminal_safe(org) + " offline for " + *inv.args.value("offline-for") + " or more");
+    return 0;
 }
 
 int admin_revoke(invocation& inv)

@@ -95,6 +95,12 @@ const std::vector<subcommand>& table()
               admin_get_config},
              {{"nodes", "List nodes.", {{"org", "ORG", "only this organisation"}, json}}, admin_nodes},
              {{"revoke", "Revoke a node; its agent exits with status 3.", {}, "NODE_ID"}, admin_revoke},
+             {{"forget-nodes",
+               "Delete an org's nodes gone for good (offline at least --offline-for, revoked or not); one "
+               "that comes back is refused like a revoked one and must enroll again.",
+               {{"org", "ORG", "organisation"},
+                {"offline-for", "DURATION", "last heard of at least this long ago, 1h to 720h (30 days)"}}},
+              admin_forget_nodes},
              {{"rollout",
                "Print how far an org's latest config has rolled out; with --wait, exit 0 once every online "
                "node applied it, 1 at the timeout (naming the nodes behind).",

@@ -13,6 +13,7 @@ int gateway_backup(invocation& inv);
 int admin_create_enrollment_code(invocation& inv);
 int admin_publish_config(invocation& inv);
 int admin_revoke_enrollment_code(invocation& inv);
+int admin_forget_nodes(invocation& inv);
 int admin_get_config(invocation& inv);
 int admin_nodes(invocation& inv);
 int admin_revoke(invocation& inv);

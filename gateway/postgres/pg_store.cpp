@@ -442,6 +442,20 @@ awaitable<std::optional<event_record>> pg_store::revoke_node(std::string node_id
     co_return out;
 }
 
+awaitable<std::int64_t> pg_store::forget_nodes(std::string org_id, std::int64_t seen_before_ms)
+{
+    // One statement: every data-modifying part of it runs, or none.
+    params p{std::move(org_id), std::to_string(seen_before_ms)};
+    const auto r = co_await run(
+        "WITH gone AS (DELETE FROM nodes WHERE org_id = $1 AND GREATEST(last_seen_ms, created_ms) < "
+        "$2::bigint "
+        "RETURNING node_id), "
+        "creds AS (DELETE FROM credentials WHERE node_id IN (SELECT node_id FROM gone)) "
+        "SELECT count(*) FROM gone",
+        std::move(p));
+    co_return integer(r, 0, 0);
+}
+
 awaitable<publish_outcome> pg_store::publish_config(std::string org_id, std::string document,
                                                     std::int64_t now_ms,
                                                     std::optional<std::int64_t> if_latest, std::size_t keep)

@@ -1,6 +1,6 @@
-// `tether-gateway admin revoke-enrollment-code` against a real gateway and
-// a real `tether enroll`: a code that leaked stops enrolling at once, and
-// the code never goes on a command line on the way.
+// `tether-gateway admin` commands against a real gateway: revoking a code
+// that leaked (with a real `tether enroll` refused after, and the code on no
+// command line on the way), and forgetting nodes gone for good.
 #include "support/child_process.hpp"
 #include "support/fleet.hpp"
 #include "support/text.hpp"
@@ -12,7 +12,7 @@
 namespace t = tether::test;
 using t::contains;
 
-BOOST_AUTO_TEST_SUITE(enrollment_codes)
+BOOST_AUTO_TEST_SUITE(admin_cli)
 
 BOOST_AUTO_TEST_CASE(a_leaked_code_is_revoked_from_a_file_or_stdin_and_enrolls_no_one_after)
 {
@@ -65,6 +65,31 @@ BOOST_AUTO_TEST_CASE(a_leaked_code_is_revoked_from_a_file_or_stdin_and_enrolls_n
                                                       (dir.path() / "missing").string()}}) {
         r = t::run(tool, gw.admin(args));
         BOOST_TEST(r.status == 2, r.err);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(forget_nodes_takes_an_org_and_at_least_an_hour_of_silence)
+{
+    // What it deletes, and when, is gateway_rpc_suite's (a clock the test
+    // moves); here the command as an operator types it.
+    t::gateway_process gw;
+    t::temp_dir dir;
+    const auto tool = t::binary("tether-gateway");
+    t::enroll(gw, dir.path() / "state", "acme", "n1");
+    auto r = t::run(tool, gw.admin({"forget-nodes", "--org", "acme", "--offline-for", "1h"}));
+    BOOST_TEST(r.status == 0, r.err);
+    BOOST_TEST(contains(r.err, "forgot 0 nodes of acme offline for 1h or more"), r.err);
+    r = t::run(tool, gw.admin({"nodes", "--org", "acme", "--json"}));
+    BOOST_TEST(contains(r.out, "\"nodeName\":\"n1\""), r.out);
+    const std::vector<std::vector<std::string>> bad{
+        {"forget-nodes", "--org", "acme", "--offline-for", "30m"},
+        {"forget-nodes", "--org", "acme", "--offline-for", "3600500ms"},
+        {"forget-nodes", "--org", "acme"},
+        {"forget-nodes", "--offline-for", "2h"},
+        {"forget-nodes", "--org", "a/b", "--offline-for", "2h"}};
+    for (const auto& args : bad) {
+        r = t::run(tool, gw.admin(args));
+        BOOST_TEST(r.status == 2, args.back() << ": " << r.err);
     }
 }
 

@@ -899,6 +899,48 @@ BOOST_AUTO_TEST_CASE(a_leaked_enrollment_code_is_revoked_before_it_expires)
                    json::serialize(bad));
 }
 
+BOOST_AUTO_TEST_CASE(nodes_gone_for_good_are_forgotten_and_refused_if_they_come_back)
+{
+    // An autoscaling fleet enrolls new nodes every day: the ones gone for
+    // good stayed for ever, counted offline in every rollout.
+    gateway_fixture g;
+    const auto gone = g.enroll("acme", "gone");
+    const auto here = g.enroll("acme", "here");
+    const auto theirs = g.enroll("other", "theirs");
+    const auto gone_session = g.session(gone), here_session = g.session(here);
+    const json::object beat{{"agentVersion", "1.0.0"}, {"uptimeSeconds", "5"}};
+    BOOST_TEST_REQUIRE(g.node("Heartbeat", beat, gone_session).has_value());
+    g.now += 3'600'000;
+    const auto never_seen = g.enroll("acme", "never seen");  // enrolled an hour later, never heard of
+    g.now += 3'600'000;
+    BOOST_TEST_REQUIRE(g.node("Heartbeat", beat, here_session).has_value());
+    const auto forget = [&](std::int64_t seconds) {
+        return g.admin_call("ForgetNodes", {{"orgId", "acme"}, {"offlineForSeconds", seconds}});
+    };
+
+    // Two hours without a word: gone is forgotten; never-seen (enrolled an
+    // hour ago) and here stay, and so does the other org's node.
+    auto r = forget(7'000);
+    BOOST_TEST_REQUIRE(r.has_value(), r.error().message);
+    BOOST_TEST(r->at("forgotten").as_int64() == 1);
+    BOOST_TEST(g.count_rows("nodes") == 3);
+    BOOST_TEST((code_of(g.node("Heartbeat", beat, gone_session)) == code::unauthenticated));
+    BOOST_TEST((code_of(g.login(gone)) == code::permission_denied));
+    BOOST_TEST(g.node("Heartbeat", beat, here_session).has_value());
+    BOOST_TEST(g.login(theirs).has_value());
+    g.now += 1'000;
+    r = forget(3'600);
+    BOOST_TEST_REQUIRE(r.has_value(), r.error().message);
+    BOOST_TEST(r->at("forgotten").as_int64() == 1, "the node enrolled an hour ago and never heard of");
+    BOOST_TEST((code_of(g.login(never_seen)) == code::permission_denied));
+    BOOST_TEST(g.login(here).has_value());
+
+    for (const std::int64_t bad : {std::int64_t{0}, std::int64_t{3'599}, std::int64_t{400'000'000}})
+        BOOST_TEST((code_of(forget(bad)) == code::invalid_argument), bad);
+    BOOST_TEST(
+        (code_of(g.admin_call("ForgetNodes", {{"offlineForSeconds", 7'200}})) == code::invalid_argument));
+}
+
 BOOST_AUTO_TEST_CASE(node_status_events_reach_operators_and_never_nodes)
 {
     gateway_fixture g;

@@ -84,6 +84,11 @@ public:
         auto r = co_await up().append_event(std::move(org), std::move(type), std::move(data), keep);
         co_return r;
     }
+    awaitable<std::int64_t> forget_nodes(std::string org, std::int64_t before) override
+    {
+        const auto r = co_await up().forget_nodes(std::move(org), before);
+        co_return r;
+    }
     awaitable<std::optional<gateway::event_record>> revoke_node(std::string id, std::size_t keep) override
     {
         auto r = co_await up().revoke_node(std::move(id), keep);
