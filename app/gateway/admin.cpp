@@ -120,6 +120,14 @@ std::string printable_answer(const json::object& res, std::string_view method, s
     return text;
 }
 
+std::int64_t count_of(const json::object& o, const char* key)
+{
+    const auto* x = o.if_contains(key);
+    return x && x->is_int64()    ? x->get_int64()
+           : x && x->is_uint64() ? static_cast<std::int64_t>(x->get_uint64())
+                                 : 0;
+}
+
 /// A count the answer must hold, whatever sent it.
 std::int64_t count_answer(const json::object& res, std::string_view method, std::string_view key)
 {
@@ -197,7 +205,17 @@ int admin_publish_config(invocation& inv)
         req["ifConfigUpdatedAt"] = std::to_string(n);
     }
     const auto res = call(inv, "PublishConfig", req);
-    std::cout << printable_answer(res, "PublishConfig", "configUpdatedAt") << "\n";
+    std::cout << printable_answer(res, "PublishConfig", "configUpdatedAt") << "\n" << std::flush;
+    // Orgs exist by their nodes: a config may precede them, but an org
+    // misspelt here would take it silently. Best effort: a gateway that
+    // cannot say is not an error of the publish.
+    try {
+        const auto r = call(inv, "GetRollout", {{"orgId", org}, {"pageSize", 1}});
+        if (count_of(r, "online") + count_of(r, "offline") + count_of(r, "revoked") == 0)
+            log::stderr_sink()("note: org " + terminal_safe(org) +
+                               " has no enrolled node yet; the config waits for its first (a misspelt org?)");
+    } catch (const std::exception&) {
+    }
     return 0;
 }
 
@@ -269,14 +287,6 @@ std::string text_of(const json::object& o, const char* key)
     if (x->is_string()) return terminal_safe(x->get_string());
     if (x->is_int64() || x->is_uint64()) return json::serialize(*x);
     return "-";
-}
-
-std::int64_t count_of(const json::object& o, const char* key)
-{
-    const auto* x = o.if_contains(key);
-    return x && x->is_int64()    ? x->get_int64()
-           : x && x->is_uint64() ? static_cast<std::int64_t>(x->get_uint64())
-                                 : 0;
 }
 
 void print_rollout(const std::string& org, const json::object& r, bool with_behind)

@@ -81,6 +81,16 @@ BOOST_AUTO_TEST_CASE(forget_nodes_takes_an_org_and_at_least_an_hour_of_silence)
     BOOST_TEST(contains(r.err, "forgot 0 nodes of acme offline for 1h or more"), r.err);
     r = t::run(tool, gw.admin({"nodes", "--org", "acme", "--json"}));
     BOOST_TEST(contains(r.out, "\"nodeName\":\"n1\""), r.out);
+    // An org with a node gets its config without a note; a misspelt one
+    // is named.
+    t::child_process::options doc;
+    doc.stdin_data = "{}";
+    r = t::run(tool, gw.admin({"publish-config", "--org", "acme", "-"}), doc);
+    BOOST_TEST(r.status == 0, r.err);
+    BOOST_TEST(!contains(r.err, "note:"), r.err);
+    r = t::run(tool, gw.admin({"publish-config", "--org", "acmee", "-"}), doc);
+    BOOST_TEST(r.status == 0, r.err);
+    BOOST_TEST(contains(r.err, "note: org acmee has no enrolled node yet"), r.err);
     const std::vector<std::vector<std::string>> bad{
         {"forget-nodes", "--org", "acme", "--offline-for", "30m"},
         {"forget-nodes", "--org", "acme", "--offline-for", "3600500ms"},

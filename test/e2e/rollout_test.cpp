@@ -141,6 +141,8 @@ BOOST_AUTO_TEST_CASE(get_config_and_publish_if_updated_at_never_undo_another_pub
     auto first = publish({"--if-updated-at", "0"}, first_doc);
     BOOST_TEST_REQUIRE(first.status == 0, first.err);
     const std::string at1 = first.out.substr(0, first.out.find('\n'));
+    // No node has enrolled in acme: said, since a misspelt org looks alike.
+    BOOST_TEST(contains(first.err, "note: org acme has no enrolled node yet"), first.err);
     auto stale = publish({"--if-updated-at", "0"}, R"({"flags":{"b":true}})");
     BOOST_TEST(stale.status == 1, stale.err);
     BOOST_TEST(contains(stale.err, "aborted: the org's latest config is " + at1 + ", not 0"), stale.err);
